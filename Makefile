@@ -1,0 +1,48 @@
+# `make run` and `make test` build everything they need from nothing: a fresh clone is enough.
+PYTHON ?= python3.11
+VENV := .venv
+SAM_VENV := .venv-sam
+APP_STAMP := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+BIN := $(VENV)/bin
+SAMPLES := adapters/local/sample_data
+
+.PHONY: run test lint typecheck unit integration e2e bench lint-infra model clean
+
+$(APP_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[aws,agent,serve,train,dev]"
+	@touch $@
+
+# SAM CLI pins watchdog 4 while strands-agents needs watchdog 6: it gets a venv of its own.
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet "aws-sam-cli>=1.120,<2"
+	@touch $@
+
+run: $(APP_STAMP)
+	$(BIN)/ticket-router route $(SAMPLES)/tickets.jsonl --now 2026-11-24T12:00:00Z --output .ticket-router/decisions.jsonl
+
+lint: $(APP_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(APP_STAMP)
+	$(BIN)/mypy
+
+test: $(APP_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(APP_STAMP)
+	$(BIN)/python -m bench.run_all
+
+# Retrain the bundled telecom classifier from adapters/classifier/data/telecom_training.jsonl.
+model: $(APP_STAMP)
+	$(BIN)/python -m adapters.classifier.default_model_builder
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .ticket-router .pytest_cache .mypy_cache .ruff_cache

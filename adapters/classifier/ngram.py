@@ -1,0 +1,222 @@
+"""Linear classifier over hashed word and character n-grams, with numpy-only inference.
+
+Training (scikit-learn, see `training.py`) writes a small artifact; this module reads it and
+classifies with a handful of numpy operations, so a Lambda needs neither scikit-learn nor torch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from domain.errors import ClassifierUnavailable
+from domain.models import CategoryScore, IssueClassification
+
+ARTIFACT_FORMAT = 1
+WEIGHTS_FILE = "model.npz"
+METADATA_FILE = "metadata.json"
+DEFAULT_MODEL_DIR = Path(__file__).with_name("default_model")
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_DIGIT = re.compile(r"\d")
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturizerConfig:
+    n_features: int = 1 << 20
+    char_min: int = 2
+    char_max: int = 5
+    word_bigrams: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_features": self.n_features,
+            "char_min": self.char_min,
+            "char_max": self.char_max,
+            "word_bigrams": self.word_bigrams,
+        }
+
+
+def normalise_text(text: str) -> str:
+    # Digits are folded so that "SVC004" and "SVC117" share features; accents are folded so that
+    # typed-without-accents text matches.
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return _DIGIT.sub("0", folded)
+
+
+def _hash(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8"))
+
+
+@lru_cache(maxsize=262_144)
+def _word_feature_hashes(word: str, char_min: int, char_max: int) -> tuple[int, ...]:
+    # Per-word features never change, and ticket vocabularies repeat: caching them makes
+    # featurisation several times faster on a warm process.
+    padded = f" {word} "
+    hashes = [_hash("w|" + word)]
+    for n in range(char_min, char_max + 1):
+        hashes.extend(_hash("c|" + padded[i : i + n]) for i in range(len(padded) - n + 1))
+    return tuple(hashes)
+
+
+def feature_hashes(text: str, config: FeaturizerConfig) -> tuple[list[int], list[str]]:
+    """Raw hashed features of a text, and its tokens (for explaining the decision)."""
+    tokens = _TOKEN.findall(normalise_text(text))
+    hashes: list[int] = []
+    for token in tokens:
+        hashes.extend(_word_feature_hashes(token, config.char_min, config.char_max))
+    if config.word_bigrams:
+        hashes.extend(_hash(f"b|{a} {b}") for a, b in itertools.pairwise(tokens))
+    return hashes, tokens
+
+
+def term_frequencies(hashes: list[int], n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unique feature ids and sub-linear term frequencies (1 + log count)."""
+    if not hashes:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    ids = np.asarray(hashes, dtype=np.int64) % n_features
+    unique, counts = np.unique(ids, return_counts=True)
+    return unique, (1.0 + np.log(counts)).astype(np.float32)
+
+
+class NgramClassifier:
+    """IssueClassifier backed by a trained n-gram artifact."""
+
+    def __init__(
+        self,
+        *,
+        labels: list[str],
+        config: FeaturizerConfig,
+        feature_ids: np.ndarray,
+        idf: np.ndarray,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        temperature: float = 1.0,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.labels = list(labels)
+        self.config = config
+        self.feature_ids = feature_ids.astype(np.int64)
+        self.idf = idf.astype(np.float32)
+        self.weights = weights.astype(np.float32)
+        self.bias = bias.astype(np.float32)
+        self.temperature = float(temperature)
+        self.metadata = metadata or {}
+
+    # --- persistence ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> NgramClassifier:
+        directory = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        try:
+            metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
+            with np.load(directory / WEIGHTS_FILE) as arrays:
+                data = {name: arrays[name] for name in arrays.files}
+        except FileNotFoundError as exc:
+            raise ClassifierUnavailable(f"no classifier model in {directory}: {exc.filename} is missing") from exc
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            raise ClassifierUnavailable(f"classifier model in {directory} is unreadable: {exc}") from exc
+        if metadata.get("backend") != "ngram" or metadata.get("format") != ARTIFACT_FORMAT:
+            raise ClassifierUnavailable(
+                f"{directory} holds a {metadata.get('backend')!r} model of format {metadata.get('format')!r}, "
+                f"not an n-gram model of format {ARTIFACT_FORMAT}"
+            )
+        return cls(
+            labels=metadata["labels"],
+            config=FeaturizerConfig(**metadata["featurizer"]),
+            feature_ids=data["feature_ids"],
+            idf=data["idf"],
+            weights=data["weights"],
+            bias=data["bias"],
+            temperature=float(metadata.get("temperature", 1.0)),
+            metadata=metadata,
+        )
+
+    def save(self, model_dir: str | Path, metadata: dict[str, Any]) -> None:
+        directory = Path(model_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            directory / WEIGHTS_FILE,
+            feature_ids=self.feature_ids,
+            idf=self.idf,
+            weights=self.weights.astype(np.float16),
+            bias=self.bias,
+        )
+        full = {
+            **metadata,
+            "format": ARTIFACT_FORMAT,
+            "backend": "ngram",
+            "labels": self.labels,
+            "featurizer": self.config.to_dict(),
+            "temperature": self.temperature,
+        }
+        (directory / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    # --- inference --------------------------------------------------------------------------
+
+    def vectorise(self, text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Rows into the weight matrix and their tf-idf values (L2-normalised), plus tokens."""
+        hashes, tokens = feature_hashes(text, self.config)
+        ids, tf = term_frequencies(hashes, self.config.n_features)
+        positions = np.searchsorted(self.feature_ids, ids)
+        positions = np.minimum(positions, len(self.feature_ids) - 1)
+        known = self.feature_ids[positions] == ids
+        rows = positions[known]
+        values = tf[known] * self.idf[rows]
+        norm = float(np.sqrt(np.dot(values, values)))
+        if norm > 0:
+            values = values / norm
+        return rows, values, tokens
+
+    def probabilities(self, text: str) -> np.ndarray:
+        rows, values, _ = self.vectorise(text)
+        return self._softmax(values @ self.weights[rows] + self.bias)
+
+    def _softmax(self, logits: np.ndarray) -> np.ndarray:
+        scaled = logits / self.temperature
+        scaled = scaled - scaled.max()
+        exp = np.exp(scaled)
+        return np.asarray(exp / exp.sum())
+
+    def classify(self, text: str) -> IssueClassification:
+        rows, values, tokens = self.vectorise(text)
+        probs = self._softmax(values @ self.weights[rows] + self.bias)
+        order = np.argsort(-probs)
+        best = int(order[0])
+        return IssueClassification(
+            primary_category=self.labels[best],
+            confidence=round(float(probs[best]), 4),
+            alternatives=tuple(
+                CategoryScore(category=self.labels[int(i)], score=round(float(probs[i]), 4)) for i in order[1:]
+            ),
+            keywords=self._keywords(tokens, best),
+        )
+
+    def _keywords(self, tokens: list[str], label_index: int, limit: int = 5) -> tuple[str, ...]:
+        """The words whose own features push hardest towards the chosen label."""
+        scored: dict[str, float] = {}
+        n = self.config.n_features
+        for token in dict.fromkeys(tokens):
+            if len(token) < 3 or token.isdigit():
+                continue
+            fid = _hash("w|" + token) % n
+            pos = int(np.searchsorted(self.feature_ids, fid))
+            if pos < len(self.feature_ids) and self.feature_ids[pos] == fid:
+                scored[token] = float(self.weights[pos, label_index])
+        best = sorted((kv for kv in scored.items() if kv[1] > 0), key=lambda kv: kv[1], reverse=True)
+        return tuple(word for word, _ in best[:limit])
+
+
+def softmax_entropy(probs: np.ndarray) -> float:
+    return float(-sum(p * math.log(p) for p in probs if p > 0))

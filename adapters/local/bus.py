@@ -1,0 +1,75 @@
+"""In-process event bus: the embedded mode's EventBridge.
+
+Synchronous by default so a CLI run is deterministic; `start_worker` moves delivery to a
+background thread so an HTTP submit returns before routing finishes, as with EventBridge.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from domain.models import TicketReceived
+
+logger = logging.getLogger(__name__)
+Subscriber = Callable[[TicketReceived], None]
+_STOP = object()
+
+
+class InProcessEventBus:
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._queue: queue.Queue[object] | None = None
+        self._worker: threading.Thread | None = None
+        self.failed: list[tuple[TicketReceived, str]] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish_ticket_received(self, event: TicketReceived) -> None:
+        if self._queue is not None:
+            self._queue.put(event)
+        else:
+            self._deliver(event)
+
+    def _deliver(self, event: TicketReceived) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception as exc:  # a failing subscriber must not take the bus down
+                # Kept, like EventBridge's DLQ, so that nothing accepted is silently lost.
+                self.failed.append((event, f"{type(exc).__name__}: {exc}"))
+                logger.exception("subscriber failed for ticket %s", event.ticket_id)
+
+    def start_worker(self) -> None:
+        if self._worker is not None:
+            return
+        self._queue = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="event-bus", daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                assert isinstance(item, TicketReceived)
+                self._deliver(item)
+            finally:
+                self._queue.task_done()
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every published event has been delivered."""
+        if self._queue is not None:
+            self._queue.join()
+
+    def stop(self) -> None:
+        if self._queue is not None and self._worker is not None:
+            self._queue.put(_STOP)
+            self._worker.join(timeout=10)
+            self._worker = None
+            self._queue = None

@@ -1,0 +1,72 @@
+"""Customer directory and service status read from JSON files: the embedded mode's stand-ins for
+the customer DB and the status API, with the same fields as their HTTP twins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from domain.errors import ConfigurationError
+from domain.models import CustomerProfile, ServiceStatus
+
+SAMPLE_DATA_DIR = Path(__file__).with_name("sample_data")
+DEFAULT_CUSTOMERS_FILE = SAMPLE_DATA_DIR / "customers.json"
+DEFAULT_SERVICES_FILE = SAMPLE_DATA_DIR / "services.json"
+
+_PROFILES = TypeAdapter(list[CustomerProfile])
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{what} file not found: {path}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{what} file {path} is not valid JSON: {exc}") from exc
+
+
+def _describe(exc: ValidationError, what: str, path: Path) -> ConfigurationError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return ConfigurationError(f"{what} file {path}: {where}: {first['msg']}")
+
+
+class JsonCustomerDirectory:
+    """CustomerDirectory over a JSON array of profiles (or an object with a `customers` array)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else DEFAULT_CUSTOMERS_FILE
+        document = _read_json(self.path, "customers")
+        if isinstance(document, dict):
+            document = document.get("customers", [])
+        try:
+            profiles = _PROFILES.validate_python(document)
+        except ValidationError as exc:
+            raise _describe(exc, "customers", self.path) from exc
+        self._profiles = {p.customer_id: p for p in profiles}
+
+    def get_profile(self, customer_id: str) -> CustomerProfile:
+        return self._profiles.get(customer_id) or CustomerProfile.unknown(customer_id)
+
+
+class JsonServiceStatusProvider:
+    """ServiceStatusProvider over a JSON snapshot shaped like the status API's batch answer."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else DEFAULT_SERVICES_FILE
+        document = _read_json(self.path, "services")
+        try:
+            self._status = ServiceStatus.model_validate(document)
+        except ValidationError as exc:
+            raise _describe(exc, "services", self.path) from exc
+
+    def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
+        # The real API answers for the services asked about; mirror that so evidence matches.
+        wanted = set(service_ids)
+        return self._status.model_copy(
+            update={"outages": tuple(o for o in self._status.outages if o.service_id in wanted)}
+        )

@@ -1,0 +1,155 @@
+"""SQLite decision store for the embedded mode: the local twin of the DynamoDB decisions table."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from domain.errors import DuplicateDecision, RepositoryUnavailable
+from domain.models import Feedback, RoutingDecision, SyncStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    ticket_id     TEXT    NOT NULL,
+    timestamp     INTEGER NOT NULL,
+    customer_id   TEXT    NOT NULL,
+    assigned_team TEXT    NOT NULL,
+    sync_status   TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    body          TEXT    NOT NULL,
+    PRIMARY KEY (ticket_id, timestamp)
+);
+CREATE INDEX IF NOT EXISTS decisions_by_customer ON decisions (customer_id, timestamp DESC);
+CREATE INDEX IF NOT EXISTS decisions_by_team ON decisions (assigned_team, timestamp DESC);
+CREATE INDEX IF NOT EXISTS decisions_by_sync_status ON decisions (sync_status, timestamp DESC);
+CREATE TABLE IF NOT EXISTS feedback (
+    ticket_id   TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+"""
+
+
+class SqliteDecisionRepository:
+    """DecisionRepository, TicketHistory and FeedbackStore over one SQLite file (WAL mode).
+
+    One connection guarded by a lock: SQLite serialises writers anyway, and the embedded server
+    calls in from several threads.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
+            # the last transactions, an acceptable trade for a local tool.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(f"cannot open decision store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- DecisionRepository -----------------------------------------------------------------
+
+    def save(self, decision: RoutingDecision) -> None:
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        decision.ticket_id,
+                        decision.timestamp,
+                        decision.customer_id,
+                        decision.assigned_team,
+                        decision.sync_status.value,
+                        decision.created_at.isoformat(),
+                        decision.model_dump_json(),
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateDecision(decision.ticket_id) from exc
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
+
+    def get(self, ticket_id: str) -> RoutingDecision | None:
+        rows = self._query(
+            "SELECT body FROM decisions WHERE ticket_id = ? ORDER BY timestamp DESC LIMIT 1", (ticket_id,)
+        )
+        return RoutingDecision.model_validate_json(rows[0][0]) if rows else None
+
+    def update_sync_status(
+        self,
+        ticket_id: str,
+        timestamp: int,
+        status: SyncStatus,
+        *,
+        error: str | None = None,
+        synced_at: datetime | None = None,
+    ) -> None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM decisions WHERE ticket_id = ? AND timestamp = ?", (ticket_id, timestamp)
+            ).fetchone()
+            if row is None:
+                return
+            current = RoutingDecision.model_validate_json(row[0])
+            # A success is final: a late failure report (e.g. a retried stream record) must not undo it.
+            if current.sync_status is SyncStatus.SUCCESS and status is not SyncStatus.SUCCESS:
+                return
+            updated = current.model_copy(update={"sync_status": status, "sync_error": error, "synced_at": synced_at})
+            self._db.execute(
+                "UPDATE decisions SET sync_status = ?, body = ? WHERE ticket_id = ? AND timestamp = ?",
+                (status.value, updated.model_dump_json(), ticket_id, timestamp),
+            )
+
+    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
+        rows = self._query(
+            "SELECT body FROM decisions WHERE sync_status = ? ORDER BY timestamp DESC LIMIT ?", (status.value, limit)
+        )
+        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+
+    def all(self) -> list[RoutingDecision]:
+        rows = self._query("SELECT body FROM decisions ORDER BY created_at", ())
+        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM decisions", ())[0][0])
+
+    # --- TicketHistory ----------------------------------------------------------------------
+
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]:
+        rows = self._query(
+            "SELECT body FROM decisions WHERE customer_id = ? ORDER BY timestamp DESC LIMIT ?", (customer_id, limit)
+        )
+        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+
+    # --- FeedbackStore ----------------------------------------------------------------------
+
+    def record(self, feedback: Feedback) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO feedback VALUES (?, ?, ?)",
+                (feedback.ticket_id, feedback.recorded_at.isoformat(), feedback.model_dump_json()),
+            )
+
+    def feedback(self) -> list[Feedback]:
+        rows = self._query("SELECT body FROM feedback ORDER BY recorded_at", ())
+        return [Feedback.model_validate_json(body) for (body,) in rows]
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return list(self._db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc

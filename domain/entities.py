@@ -1,0 +1,151 @@
+"""Entity extraction from ticket text: telecom identifiers, phone numbers and money.
+
+Regular expressions rather than a NER model: these entities have fixed shapes, and the domain must
+stay free of heavy dependencies. Phone numbers are normalised to E.164 for the default region.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from domain.models import ExtractedEntities, Money
+
+_ACCOUNT = re.compile(r"\bACC[-_ ]?(\d{3,12})\b", re.IGNORECASE)
+_SERVICE = re.compile(r"\bSVC[-_]?(\d{2,8})\b", re.IGNORECASE)
+# Upper-case prefix, dash, digits: NET-500, ERR-1042, DSL-651. Account and service ids share the
+# shape, so they are excluded by prefix.
+_ERROR_CODE = re.compile(r"\b([A-Z][A-Z0-9]{1,7})-(\d{2,6})\b")
+_NOT_ERROR_PREFIXES = frozenset({"ACC", "SVC", "EV", "TKT", "TICKET", "CUST", "INC", "CASE", "REQ"})
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+
+# A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
+# area code between them. Digit count and region rules then decide whether it is a number.
+_PHONE = re.compile(r"(?<![\w.$€£,/-])(?:\+|00)?\(?\d[\d().\s-]{6,18}\d(?![\w%€£$]|[.,]\d)")
+
+# Dates and times are the commonest phone look-alikes in tickets.
+_DATE_OR_TIME = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?Z?)?|\b\d{1,2}:\d{2}(?::\d{2})?\b"
+)
+
+_CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
+_CURRENCY_CODES = "USD|EUR|GBP|CAD|AUD|CHF|INR|SEK|NOK|DKK|PLN|ZAR|NZD|JPY"
+_CURRENCY_WORDS = {"dollars": "USD", "dollar": "USD", "euros": "EUR", "euro": "EUR", "pounds": "GBP"}
+_NUMBER = r"\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+_MONEY = re.compile(
+    rf"(?P<sym>[$€£])\s?(?P<n1>{_NUMBER})"
+    rf"|\b(?P<code1>{_CURRENCY_CODES})\s?(?P<n2>{_NUMBER})\b"
+    rf"|(?<![\w.,])(?P<n3>{_NUMBER})\s?(?:(?P<code2>{_CURRENCY_CODES})\b|(?P<sym2>[€£$])|(?P<word>dollars?|euros?|pounds)\b)",
+    re.IGNORECASE,
+)
+
+# Country calling code and national trunk prefix for the regions we normalise national numbers of.
+_REGIONS: dict[str, tuple[str, str | None]] = {
+    "US": ("1", None),
+    "CA": ("1", None),
+    "GB": ("44", "0"),
+    "DE": ("49", "0"),
+    "FR": ("33", "0"),
+    "IE": ("353", "0"),
+    "AU": ("61", "0"),
+}
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def normalise_phone(raw: str, default_region: str = "US") -> str | None:
+    """E.164 for a phone number as people write it, or None when it is not a plausible number."""
+    stripped = raw.strip()
+    digits = re.sub(r"\D", "", stripped)
+    if stripped.startswith("+"):
+        return f"+{digits}" if 8 <= len(digits) <= 15 else None
+    if stripped.startswith("00"):
+        rest = digits[2:]
+        return f"+{rest}" if 8 <= len(rest) <= 15 else None
+    country_code, trunk = _REGIONS.get(default_region.upper(), _REGIONS["US"])
+    if country_code == "1":
+        if len(digits) == 11 and digits.startswith("1"):
+            digits = digits[1:]
+        if len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789":
+            return f"+1{digits}"
+        # A UK-style national number quoted to a North American desk: still worth keeping.
+        if len(digits) in (10, 11) and digits.startswith("0"):
+            return f"+44{digits[1:]}"
+        return None
+    if trunk and digits.startswith(trunk) and 9 <= len(digits) <= 12:
+        return f"+{country_code}{digits[len(trunk) :]}"
+    return None
+
+
+def _parse_amount(text: str) -> Decimal | None:
+    compact = text.replace(" ", "")
+    last_comma, last_dot = compact.rfind(","), compact.rfind(".")
+    decimal_sep = None
+    if max(last_comma, last_dot) >= 0:
+        last = max(last_comma, last_dot)
+        # Two or fewer digits after the last separator: it is the decimal one (49,99 or 49.99).
+        if len(compact) - last - 1 <= 2:
+            decimal_sep = compact[last]
+    if decimal_sep:
+        whole, frac = compact.rsplit(decimal_sep, 1)
+        normalised = re.sub(r"[.,]", "", whole) + "." + frac
+    else:
+        normalised = re.sub(r"[.,]", "", compact)
+    try:
+        return Decimal(normalised)
+    except InvalidOperation:
+        return None
+
+
+def _extract_money(text: str) -> list[Money]:
+    found: list[Money] = []
+    for match in _MONEY.finditer(text):
+        groups = match.groupdict()
+        number = groups["n1"] or groups["n2"] or groups["n3"]
+        if groups["sym"]:
+            currency = _CURRENCY_SYMBOLS[groups["sym"]]
+        elif groups["code1"] or groups["code2"]:
+            currency = (groups["code1"] or groups["code2"]).upper()
+        elif groups["sym2"]:
+            currency = _CURRENCY_SYMBOLS[groups["sym2"]]
+        else:
+            currency = _CURRENCY_WORDS[groups["word"].lower()]
+        amount = _parse_amount(number.strip())
+        if amount is not None:
+            found.append(Money(amount=amount, currency=currency))
+    return list(dict.fromkeys(found))
+
+
+def _extract_phones(text: str, default_region: str) -> list[str]:
+    phones: list[str] = []
+    for match in _PHONE.finditer(text):
+        candidate = match.group(0).strip()
+        # Dates, times and version numbers have phone-like shapes; require enough digits.
+        if sum(ch.isdigit() for ch in candidate) < 9:
+            continue
+        normalised = normalise_phone(candidate, default_region)
+        if normalised:
+            phones.append(normalised)
+    return phones
+
+
+def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities:
+    accounts = [f"ACC-{m.group(1)}" for m in _ACCOUNT.finditer(text)]
+    services = [f"SVC{m.group(1)}" for m in _SERVICE.finditer(text)]
+    error_codes = [
+        f"{m.group(1)}-{m.group(2)}" for m in _ERROR_CODE.finditer(text) if m.group(1) not in _NOT_ERROR_PREFIXES
+    ]
+    # Strip identifiers before looking for phones and money so their digits are not reused.
+    scrubbed = _EMAIL.sub(" ", text)
+    for pattern in (_ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
+        scrubbed = pattern.sub(" ", scrubbed)
+    return ExtractedEntities(
+        account_numbers=_unique(accounts),
+        service_ids=_unique(services),
+        error_codes=_unique(error_codes),
+        phone_numbers=_unique(_extract_phones(scrubbed, default_region)),
+        monetary_amounts=tuple(_extract_money(scrubbed)),
+        emails=_unique([m.group(0) for m in _EMAIL.finditer(text)]),
+    )

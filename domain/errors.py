@@ -1,0 +1,43 @@
+"""Domain exceptions: adapters translate infrastructure failures into these."""
+
+from __future__ import annotations
+
+
+class TicketRouterError(Exception):
+    """Base of every error this application raises on purpose."""
+
+
+class ConfigurationError(TicketRouterError):
+    """Settings or configuration files are missing or invalid."""
+
+
+class DuplicateDecision(TicketRouterError):
+    """A decision for this ticket is already stored; the redelivery is a no-op."""
+
+
+class RepositoryUnavailable(TicketRouterError):
+    """The decision store is throttled or down; the caller should retry later."""
+
+
+class PublishFailed(TicketRouterError):
+    """The event bus did not accept an event."""
+
+
+class EvidenceUnavailable(TicketRouterError):
+    """A source of routing evidence (customer DB, service status, history) could not be reached."""
+
+
+class ClassifierUnavailable(TicketRouterError):
+    """The classifier model is missing or unreadable."""
+
+
+class SyncRejected(TicketRouterError):
+    """The ticketing system refused the update for good (a 4xx other than 429): retrying won't help."""
+
+
+class SyncUnavailable(TicketRouterError):
+    """The ticketing system could not be updated after every retry; the update may be replayed."""
+
+
+class ModelUnavailable(TicketRouterError):
+    """The reasoning model failed: throttled, erroring, timed out, or answered something unusable."""

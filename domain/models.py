@@ -1,0 +1,279 @@
+"""Domain models: what a ticket is, what we know about it, and the decision we take.
+
+Everything here is plain data validated by pydantic; no I/O happens in this package.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+MAX_SUBJECT_CHARS = 500
+MAX_DESCRIPTION_CHARS = 20_000
+DECISION_RETENTION_DAYS = 90
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Tickets arrive from many systems; a naive timestamp is read as UTC so that age is never
+    # computed across mixed offsets.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/+-]+$"),
+]
+
+
+class AccountType(StrEnum):
+    ENTERPRISE = "Enterprise"
+    BUSINESS = "Business"
+    CONSUMER = "Consumer"
+
+
+class PriorityLevel(StrEnum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+class SyncStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class OutageStatus(StrEnum):
+    ACTIVE = "active"
+    RESOLVED = "resolved"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Ticket(_Frozen):
+    """A support ticket as the customer's ticketing system hands it to us."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    ticket_id: Identifier
+    customer_id: Identifier
+    subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    timestamp: UtcDatetime
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
+
+    @property
+    def text(self) -> str:
+        return f"{self.subject}\n{self.description}" if self.subject else self.description
+
+
+class CustomerProfile(_Frozen):
+    customer_id: str
+    is_vip: bool = False
+    account_type: AccountType = AccountType.CONSUMER
+    lifetime_value: float = Field(default=0.0, ge=0)
+    account_standing: str = "good"
+    service_plan: str = ""
+    services: tuple[str, ...] = ()
+
+    @classmethod
+    def unknown(cls, customer_id: str) -> CustomerProfile:
+        """An unknown customer is treated as a non-VIP consumer: the safe, unprivileged default."""
+        return cls(customer_id=customer_id)
+
+
+class Outage(_Frozen):
+    outage_id: str
+    service_id: str
+    title: str = ""
+    status: OutageStatus = OutageStatus.ACTIVE
+    started_at: UtcDatetime | None = None
+    region: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _normalise_status(cls, value: Any) -> Any:
+        # Status pages speak many dialects; anything not explicitly over is treated as active.
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return (
+                OutageStatus.RESOLVED
+                if lowered in {"resolved", "closed", "completed", "ended"}
+                else OutageStatus.ACTIVE
+            )
+        return value
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is OutageStatus.ACTIVE
+
+
+class ServiceStatus(_Frozen):
+    outages: tuple[Outage, ...] = ()
+    known_issues: tuple[str, ...] = ()
+    overall_health: str = "Healthy"
+
+    def active_outages_on(self, service_ids: set[str] | frozenset[str]) -> list[Outage]:
+        return [o for o in self.outages if o.is_active and o.service_id in service_ids]
+
+
+class Money(_Frozen):
+    amount: Decimal
+    currency: str
+
+
+class ExtractedEntities(_Frozen):
+    account_numbers: tuple[str, ...] = ()
+    service_ids: tuple[str, ...] = ()
+    error_codes: tuple[str, ...] = ()
+    phone_numbers: tuple[str, ...] = ()
+    monetary_amounts: tuple[Money, ...] = ()
+    emails: tuple[str, ...] = ()
+
+
+class CategoryScore(_Frozen):
+    category: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class TeamScore(_Frozen):
+    team: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class IssueClassification(_Frozen):
+    primary_category: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    alternatives: tuple[CategoryScore, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def ranked(self) -> list[CategoryScore]:
+        """Every category with its score, best first, the primary one included."""
+        return [CategoryScore(category=self.primary_category, score=self.confidence), *self.alternatives]
+
+
+class PriorityAssessment(_Frozen):
+    level: PriorityLevel
+    score: int
+    factors: dict[str, int]
+    overrides: tuple[str, ...] = ()
+
+
+class ToolCall(_Frozen):
+    tool: str
+    duration_ms: float
+    ok: bool = True
+    detail: str = ""
+
+
+class ModelUsage(_Frozen):
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: ModelUsage) -> ModelUsage:
+        return ModelUsage(
+            model_calls=self.model_calls + other.model_calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+
+class CustomerContext(_Frozen):
+    is_vip: bool
+    account_type: AccountType
+
+
+class TicketReceived(_Frozen):
+    """The `detail` of the TicketReceived event, exactly as the reference design specifies it."""
+
+    ticket_id: str
+    customer_id: str
+    subject: str
+    description: str
+    timestamp: UtcDatetime
+    correlation_id: str
+    customer_context: CustomerContext
+
+    def to_ticket(self) -> Ticket:
+        return Ticket(
+            ticket_id=self.ticket_id,
+            customer_id=self.customer_id,
+            subject=self.subject,
+            description=self.description,
+            timestamp=self.timestamp,
+        )
+
+
+class RoutingDecision(_Frozen):
+    """The audited outcome for one ticket: every field of the reference design's decisions table."""
+
+    ticket_id: str
+    # Sort key: the ticket's receipt time in Unix seconds. Deriving it from the ticket rather than
+    # the wall clock makes a redelivered event collide with the first decision instead of adding one.
+    timestamp: int
+    customer_id: str
+    assigned_team: str
+    priority_level: PriorityLevel
+    priority: PriorityAssessment
+    confidence_score: float = Field(ge=0.0, le=1.0)
+    issue_classification: IssueClassification
+    reasoning: str
+    requires_manual_review: bool
+    processing_time_ms: float
+    tool_calls: tuple[ToolCall, ...] = ()
+    correlation_id: str
+    sync_status: SyncStatus = SyncStatus.PENDING
+    created_at: UtcDatetime
+    ttl: int
+    entities: ExtractedEntities = ExtractedEntities()
+    alternative_teams: tuple[TeamScore, ...] = ()
+    engine: str
+    cost_usd: float = 0.0
+    usage: ModelUsage = ModelUsage()
+    sync_error: str | None = None
+    synced_at: UtcDatetime | None = None
+
+    @property
+    def issue_category(self) -> str:
+        return self.issue_classification.primary_category
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.ticket_id}:{self.timestamp}"
+
+
+class Feedback(_Frozen):
+    """An agent's correction of a routing decision: the raw material for retraining."""
+
+    ticket_id: str
+    correct_team: str
+    correct_category: str | None = None
+    agent_id: str | None = None
+    recorded_at: UtcDatetime
+
+
+def retention_deadline(created_at: datetime) -> int:
+    return int(created_at.timestamp()) + DECISION_RETENTION_DAYS * 86_400

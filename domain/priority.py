@@ -1,0 +1,119 @@
+"""Priority scoring: pure arithmetic over trusted evidence, never over model text.
+
+score = customer + severity + age + service impact, then mapped to P0..P3 by thresholds, then
+two overrides that only ever raise a level:
+- a VIP with an active outage on one of their own services is P0;
+- a Network Outage ticket with an active outage on an affected service is at least P1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.models import CustomerProfile, Outage, PriorityAssessment, PriorityLevel, ServiceStatus, Ticket
+from domain.taxonomy import Taxonomy
+
+NETWORK_OUTAGE = "Network Outage"
+_LEVEL_ORDER = (PriorityLevel.P0, PriorityLevel.P1, PriorityLevel.P2, PriorityLevel.P3)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityInputs:
+    ticket: Ticket
+    category: str
+    customer: CustomerProfile
+    service_status: ServiceStatus
+    mentioned_service_ids: tuple[str, ...]
+    now: datetime
+
+
+def _more_urgent(a: PriorityLevel, b: PriorityLevel) -> PriorityLevel:
+    return a if _LEVEL_ORDER.index(a) <= _LEVEL_ORDER.index(b) else b
+
+
+def level_for_score(score: int, taxonomy: Taxonomy) -> PriorityLevel:
+    for level, floor in sorted(taxonomy.priority.levels.items(), key=lambda kv: -kv[1]):
+        if score >= floor:
+            return level
+    return PriorityLevel.P3
+
+
+def age_points(ticket_time: datetime, now: datetime, taxonomy: Taxonomy) -> int:
+    age_hours = (now - ticket_time).total_seconds() / 3600
+    for threshold_hours, points in taxonomy.priority.age.items():
+        if age_hours >= threshold_hours:
+            return points
+    return 0
+
+
+def assess_priority(inputs: PriorityInputs, taxonomy: Taxonomy) -> PriorityAssessment:
+    weights = taxonomy.priority
+    customer = inputs.customer
+    own_services = frozenset(customer.services)
+    affected_services = own_services | frozenset(inputs.mentioned_service_ids)
+    outages_on_affected = inputs.service_status.active_outages_on(affected_services)
+
+    factors = {
+        "customer": weights.customer["vip"] if customer.is_vip else weights.customer[customer.account_type.value],
+        "severity": taxonomy.severity_of(inputs.category),
+        "age": age_points(inputs.ticket.timestamp, inputs.now, taxonomy),
+        "service_impact": weights.service_impact if outages_on_affected else 0,
+    }
+    score = sum(factors.values())
+    level = level_for_score(score, taxonomy)
+
+    overrides: list[str] = []
+    if customer.is_vip and inputs.service_status.active_outages_on(own_services):
+        if level is not PriorityLevel.P0:
+            overrides.append("VIP customer with an active outage on one of their services: P0")
+        level = PriorityLevel.P0
+    if inputs.category == NETWORK_OUTAGE and outages_on_affected:
+        raised = _more_urgent(level, PriorityLevel.P1)
+        if raised is not level:
+            overrides.append("Network Outage with an active outage on an affected service: at least P1")
+        level = raised
+
+    return PriorityAssessment(level=level, score=score, factors=factors, overrides=tuple(overrides))
+
+
+def could_missing_evidence_change_level(
+    inputs: PriorityInputs,
+    taxonomy: Taxonomy,
+    *,
+    customer_unknown: bool,
+    service_status_unknown: bool,
+    affected_service_ids: Iterable[str] = (),
+) -> bool:
+    """Would the level differ if the evidence we could not fetch had been as bad as it can be?
+
+    Used when the customer DB or the status API is down: the ticket is still routed, but flagged
+    for review when the gap could hide a higher priority.
+    """
+    if not (customer_unknown or service_status_unknown):
+        return False
+    actual = assess_priority(inputs, taxonomy).level
+    worst_customer = inputs.customer
+    if customer_unknown:
+        worst_customer = inputs.customer.model_copy(update={"is_vip": True})
+    worst_status = inputs.service_status
+    if service_status_unknown:
+        candidates = set(worst_customer.services) | set(inputs.mentioned_service_ids) | set(affected_service_ids)
+        candidates = candidates or {"*unknown*"}
+        worst_customer = worst_customer.model_copy(update={"services": tuple(sorted(candidates))})
+        worst_status = ServiceStatus(
+            outages=tuple(Outage(outage_id=f"assumed-{sid}", service_id=sid) for sid in sorted(candidates))
+        )
+    worst = assess_priority(
+        PriorityInputs(
+            ticket=inputs.ticket,
+            category=inputs.category,
+            customer=worst_customer,
+            service_status=worst_status,
+            mentioned_service_ids=inputs.mentioned_service_ids,
+            now=inputs.now,
+        ),
+        taxonomy,
+    ).level
+    return worst is not actual

@@ -1,0 +1,130 @@
+"""Routing rules: the domain disposes of whatever an engine proposes.
+
+A proposal comes from a classifier or a language model. Only categories of the taxonomy are
+accepted, the team always follows from the category, and low confidence means a person looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.models import CategoryScore, IssueClassification, TeamScore
+from domain.taxonomy import Taxonomy
+
+
+class RoutingProposal(BaseModel):
+    """What an engine suggests. Untrusted: every field is checked against the taxonomy."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    category: str
+    team: str | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasoning: str = ""
+    alternatives: tuple[CategoryScore, ...] = ()
+
+    @classmethod
+    def from_classification(cls, classification: IssueClassification, reasoning: str = "") -> RoutingProposal:
+        return cls(
+            category=classification.primary_category,
+            confidence=classification.confidence,
+            alternatives=classification.alternatives,
+            reasoning=reasoning,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingVerdict:
+    classification: IssueClassification
+    team: str
+    requires_manual_review: bool
+    alternative_teams: tuple[TeamScore, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def category(self) -> str:
+        return self.classification.primary_category
+
+    @property
+    def confidence(self) -> float:
+        return self.classification.confidence
+
+
+def rank_teams(ranked_categories: list[CategoryScore], taxonomy: Taxonomy) -> list[TeamScore]:
+    """Team scores are the summed scores of their categories, best first."""
+    totals: dict[str, float] = {}
+    for item in ranked_categories:
+        category = taxonomy.find_category(item.category)
+        if category is not None:
+            totals[category.team] = totals.get(category.team, 0.0) + item.score
+    ordered = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
+    return [TeamScore(team=team, score=round(min(score, 1.0), 4)) for team, score in ordered]
+
+
+def _known_alternatives(proposal: RoutingProposal, taxonomy: Taxonomy, primary: str) -> tuple[CategoryScore, ...]:
+    seen = {primary}
+    kept: list[CategoryScore] = []
+    for alt in sorted(proposal.alternatives, key=lambda a: a.score, reverse=True):
+        category = taxonomy.find_category(alt.category)
+        if category is not None and category.name not in seen:
+            seen.add(category.name)
+            kept.append(CategoryScore(category=category.name, score=alt.score))
+    return tuple(kept)
+
+
+def apply_routing_rules(
+    proposal: RoutingProposal,
+    taxonomy: Taxonomy,
+    *,
+    fallback: IssueClassification,
+) -> RoutingVerdict:
+    """Turn a proposal into a verdict the business can trust.
+
+    `fallback` is the deterministic classifier's view of the same ticket; it decides whenever the
+    proposal names something outside the taxonomy.
+    """
+    notes: list[str] = []
+    rejected = False
+    category = taxonomy.find_category(proposal.category)
+    if category is None:
+        notes.append(f"Proposed category {proposal.category!r} is not in the taxonomy; rules decided instead.")
+        rejected = True
+    elif proposal.team is not None and proposal.team.strip().casefold() != category.team.casefold():
+        known_team = proposal.team.strip().casefold() in {t.casefold() for t in taxonomy.teams}
+        reason = "does not handle" if known_team else "is not a known team for"
+        notes.append(f"Proposed team {proposal.team!r} {reason} {category.name!r}; rules decided the team.")
+        rejected = True
+
+    if category is None:
+        classification = fallback
+        category = taxonomy.find_category(fallback.primary_category)
+        if category is None:  # a classifier trained on another label set: route to the first team
+            category = taxonomy.categories[0]
+            classification = IssueClassification(primary_category=category.name, confidence=0.0)
+    else:
+        classification = IssueClassification(
+            primary_category=category.name,
+            confidence=proposal.confidence,
+            alternatives=_known_alternatives(proposal, taxonomy, category.name),
+            keywords=fallback.keywords,
+        )
+
+    low_confidence = classification.confidence < taxonomy.manual_review_threshold
+    if low_confidence:
+        notes.append(
+            f"Confidence {classification.confidence:.2f} is below "
+            f"{taxonomy.manual_review_threshold:.2f}: manual review."
+        )
+    requires_review = rejected or low_confidence
+    alternative_teams: tuple[TeamScore, ...] = ()
+    if requires_review:
+        alternative_teams = tuple(rank_teams(classification.ranked, taxonomy)[:2])
+    return RoutingVerdict(
+        classification=classification,
+        team=category.team,
+        requires_manual_review=requires_review,
+        alternative_teams=alternative_teams,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,240 @@
+"""Use cases: submit a ticket, route it, sync the decision back to the ticketing system.
+
+The same functions run in the Lambdas, in `ticket-router serve` and in `ticket-router route`; only
+the adapters passed in differ.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from domain.errors import DuplicateDecision, EvidenceUnavailable, SyncRejected, SyncUnavailable
+from domain.models import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_SUBJECT_CHARS,
+    CustomerContext,
+    CustomerProfile,
+    Identifier,
+    RoutingDecision,
+    SyncStatus,
+    Ticket,
+    TicketReceived,
+    UtcDatetime,
+    retention_deadline,
+)
+from domain.ports import (
+    Clock,
+    CustomerDirectory,
+    DecisionRepository,
+    EngineResult,
+    EventPublisher,
+    RoutingEngine,
+    TicketingSystem,
+)
+from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
+from domain.routing import apply_routing_rules, rank_teams
+from domain.taxonomy import Taxonomy
+
+
+class NewTicket(BaseModel):
+    """A ticket as submitted: the id and timestamp may be left for us to assign."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    ticket_id: Identifier | None = None
+    customer_id: Identifier
+    subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    timestamp: UtcDatetime | None = None
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
+
+    def to_ticket(self, now: datetime, new_id: Callable[[], str] | None = None) -> Ticket:
+        return Ticket(
+            ticket_id=self.ticket_id or (new_id or _new_ticket_id)(),
+            customer_id=self.customer_id,
+            subject=self.subject,
+            description=self.description,
+            timestamp=self.timestamp or now,
+            channel=self.channel,
+        )
+
+
+def _new_ticket_id() -> str:
+    return f"TKT-{uuid.uuid4().hex[:12].upper()}"
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+def submit_ticket(
+    ticket: Ticket,
+    *,
+    customers: CustomerDirectory,
+    publisher: EventPublisher,
+    correlation_id: str | None = None,
+) -> TicketReceived:
+    """Validate, enrich with customer context and publish TicketReceived.
+
+    An unreachable customer DB does not block intake: the orchestrator looks the customer up again.
+    """
+    try:
+        profile = customers.get_profile(ticket.customer_id)
+    except EvidenceUnavailable:
+        profile = CustomerProfile.unknown(ticket.customer_id)
+    event = TicketReceived(
+        ticket_id=ticket.ticket_id,
+        customer_id=ticket.customer_id,
+        subject=ticket.subject,
+        description=ticket.description,
+        timestamp=ticket.timestamp,
+        correlation_id=correlation_id or new_correlation_id(),
+        customer_context=CustomerContext(is_vip=profile.is_vip, account_type=profile.account_type),
+    )
+    publisher.publish_ticket_received(event)
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOutcome:
+    decision: RoutingDecision
+    created: bool
+
+
+def decide(
+    ticket: Ticket,
+    result: EngineResult,
+    *,
+    taxonomy: Taxonomy,
+    now: datetime,
+    correlation_id: str,
+    engine_name: str,
+    processing_time_ms: float,
+) -> RoutingDecision:
+    """Combine an engine's proposal with the domain rules into the final, auditable decision."""
+    evidence = result.evidence
+    verdict = apply_routing_rules(result.proposal, taxonomy, fallback=evidence.classification)
+    inputs = PriorityInputs(
+        ticket=ticket,
+        category=verdict.category,
+        customer=evidence.customer,
+        service_status=evidence.service_status,
+        mentioned_service_ids=evidence.entities.service_ids,
+        now=now,
+    )
+    priority = assess_priority(inputs, taxonomy)
+
+    notes = [*result.notes, *verdict.notes]
+    review = verdict.requires_manual_review or result.force_review
+    if evidence.missing:
+        notes.append(f"Missing evidence: {', '.join(evidence.missing)}.")
+        if could_missing_evidence_change_level(
+            inputs,
+            taxonomy,
+            customer_unknown="customer_profile" in evidence.missing,
+            service_status_unknown="service_status" in evidence.missing,
+        ):
+            notes.append("The missing evidence could raise the priority: manual review.")
+            review = True
+
+    alternative_teams = verdict.alternative_teams
+    if review and not alternative_teams:
+        alternative_teams = tuple(rank_teams(verdict.classification.ranked, taxonomy)[:2])
+
+    factors = ", ".join(f"{k} {v}" for k, v in priority.factors.items())
+    reasoning_parts = [
+        result.proposal.reasoning.strip()
+        or f"Classified as {verdict.category} ({verdict.confidence:.2f}) -> {verdict.team}.",
+        f"Priority {priority.level.value} (score {priority.score}: {factors}).",
+        *priority.overrides,
+        *notes,
+    ]
+    return RoutingDecision(
+        ticket_id=ticket.ticket_id,
+        timestamp=int(ticket.timestamp.timestamp()),
+        customer_id=ticket.customer_id,
+        assigned_team=verdict.team,
+        priority_level=priority.level,
+        priority=priority,
+        confidence_score=round(verdict.confidence, 4),
+        issue_classification=verdict.classification,
+        reasoning=" ".join(part for part in reasoning_parts if part),
+        requires_manual_review=review,
+        processing_time_ms=round(processing_time_ms, 3),
+        tool_calls=result.tool_calls,
+        correlation_id=correlation_id,
+        sync_status=SyncStatus.PENDING,
+        created_at=now,
+        ttl=retention_deadline(now),
+        entities=evidence.entities,
+        alternative_teams=alternative_teams,
+        engine=engine_name,
+        cost_usd=round(result.cost_usd, 6),
+        usage=result.usage,
+    )
+
+
+def route_ticket(
+    ticket: Ticket,
+    *,
+    correlation_id: str,
+    engine: RoutingEngine,
+    repository: DecisionRepository,
+    taxonomy: Taxonomy,
+    clock: Clock,
+    deadline: float | None = None,
+) -> RouteOutcome:
+    """Engine proposes, domain disposes, repository stores. Redeliveries return the stored decision."""
+    existing = repository.get(ticket.ticket_id)
+    if existing is not None:
+        return RouteOutcome(existing, created=False)
+    started = time.perf_counter()
+    result = engine.propose(ticket, deadline=deadline)
+    decision = decide(
+        ticket,
+        result,
+        taxonomy=taxonomy,
+        now=clock.now(),
+        correlation_id=correlation_id,
+        engine_name=engine.name,
+        processing_time_ms=(time.perf_counter() - started) * 1000,
+    )
+    try:
+        repository.save(decision)
+    except DuplicateDecision:
+        # Lost a race with a concurrent delivery of the same event: theirs is the decision.
+        stored = repository.get(ticket.ticket_id)
+        return RouteOutcome(stored or decision, created=False)
+    return RouteOutcome(decision, created=True)
+
+
+def sync_decision(
+    decision: RoutingDecision,
+    *,
+    ticketing: TicketingSystem,
+    repository: DecisionRepository,
+    clock: Clock,
+    deadline: float | None = None,
+) -> SyncStatus:
+    """Push one decision to the ticketing system and record the outcome on the decision.
+
+    Raises SyncUnavailable after recording `failed` when the failure is transient, so that the
+    caller can hand the update to its dead-letter path for a later replay.
+    """
+    try:
+        ticketing.push_routing(decision, deadline=deadline)
+    except SyncRejected as exc:
+        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error=str(exc))
+        return SyncStatus.FAILED
+    except SyncUnavailable as exc:
+        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error=str(exc))
+        raise
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.SUCCESS, synced_at=clock.now())
+    return SyncStatus.SUCCESS

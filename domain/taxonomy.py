@@ -1,0 +1,130 @@
+"""The routing taxonomy and priority weights, loaded from a TOML file users edit without code."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domain.errors import ConfigurationError
+from domain.models import AccountType, PriorityLevel
+
+DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    team: str = Field(min_length=1)
+    severity: int | None = Field(default=None, ge=0, le=100)
+    description: str = ""
+
+
+class PriorityWeights(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_severity: int = 20
+    service_impact: int = 10
+    customer: dict[str, int] = Field(
+        default_factory=lambda: {"vip": 30, "Enterprise": 20, "Business": 10, "Consumer": 0}
+    )
+    # Hours of age -> points, as in the file; kept sorted from the oldest threshold down.
+    age: dict[int, int] = Field(default_factory=lambda: {48: 20, 24: 10})
+    levels: dict[PriorityLevel, int] = Field(
+        default_factory=lambda: {PriorityLevel.P0: 80, PriorityLevel.P1: 60, PriorityLevel.P2: 40}
+    )
+
+    @field_validator("customer")
+    @classmethod
+    def _every_account_type_weighted(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = {"vip", *(t.value for t in AccountType)} - value.keys()
+        if missing:
+            raise ValueError(f"priority.customer is missing {sorted(missing)}")
+        return value
+
+    @field_validator("age")
+    @classmethod
+    def _oldest_first(cls, value: dict[int, int]) -> dict[int, int]:
+        return dict(sorted(value.items(), reverse=True))
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_descend(cls, value: dict[PriorityLevel, int]) -> dict[PriorityLevel, int]:
+        ordered = [value.get(level) for level in (PriorityLevel.P0, PriorityLevel.P1, PriorityLevel.P2)]
+        if any(v is None for v in ordered):
+            raise ValueError("priority.levels needs P0, P1 and P2")
+        if not ordered[0] > ordered[1] > ordered[2]:  # type: ignore[operator]
+            raise ValueError("priority.levels must satisfy P0 > P1 > P2")
+        return value
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    manual_review_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    categories: tuple[Category, ...] = Field(min_length=1)
+    priority: PriorityWeights = PriorityWeights()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Taxonomy:
+        names = [c.name for c in self.categories]
+        if len(names) != len(set(names)):
+            raise ValueError("category names must be unique")
+        return self
+
+    @cached_property
+    def by_name(self) -> dict[str, Category]:
+        return {c.name: c for c in self.categories}
+
+    @cached_property
+    def by_folded_name(self) -> dict[str, Category]:
+        return {c.name.casefold(): c for c in self.categories}
+
+    @cached_property
+    def teams(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.team for c in self.categories))
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    def find_category(self, name: str) -> Category | None:
+        """Exact match first, then case-insensitive: model output varies in case, never in meaning."""
+        return self.by_name.get(name) or self.by_folded_name.get(name.strip().casefold())
+
+    def team_for(self, category: str) -> str:
+        found = self.find_category(category)
+        if found is None:
+            raise KeyError(category)
+        return found.team
+
+    def severity_of(self, category: str) -> int:
+        found = self.find_category(category)
+        if found is None or found.severity is None:
+            return self.priority.default_severity
+        return found.severity
+
+
+def parse_taxonomy(document: dict[str, Any], *, source: str = "taxonomy") -> Taxonomy:
+    try:
+        return Taxonomy.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"{source} is invalid: {problems}") from exc
+
+
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    target = Path(path) if path else DEFAULT_TAXONOMY_PATH
+    try:
+        document = tomllib.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"taxonomy file not found: {target}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"taxonomy file {target} is not valid TOML: {exc}") from exc
+    return parse_taxonomy(document, source=str(target))

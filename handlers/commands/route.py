@@ -1,0 +1,164 @@
+"""`ticket-router route FILE`: route a file of tickets end to end on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import TypeAdapter, ValidationError
+
+from adapters.clock import FixedClock, SystemClock
+from domain.models import RoutingDecision, UtcDatetime
+from handlers.bootstrap import LocalApp, bootstrap_local
+from handlers.settings import LocalSettings, load_settings
+from handlers.ticket_files import read_ticket_file
+
+_TIMESTAMP = TypeAdapter(UtcDatetime)
+
+
+def parse_now(value: str) -> datetime:
+    try:
+        return _TIMESTAMP.validate_python(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {value!r}") from exc
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "route",
+        help="route a file of tickets (JSON array, JSON Lines or CSV)",
+        description="Route every ticket in FILE through the same domain code the Lambdas run.",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
+    parser.add_argument("--customers", type=Path, help="customer profiles (JSON array); default: bundled samples")
+    parser.add_argument("--services", type=Path, help="service status snapshot (JSON); default: bundled samples")
+    parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
+    parser.add_argument("--output", type=Path, help="write one JSON decision a line here")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        help="SQLite decision store to use and keep (default: a fresh in-memory store for this run)",
+    )
+    parser.add_argument("--outbox", type=Path, help="JSONL outbox standing in for the ticketing system")
+    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default: pipeline)")
+    parser.add_argument("--model-dir", type=Path, help="trained classifier artifact (default: the bundled model)")
+    parser.add_argument("--taxonomy", type=Path, help="taxonomy TOML (default: the bundled telecom taxonomy)")
+    parser.add_argument("--quiet", action="store_true", help="print the summary only")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.engine:
+        overrides["routing_engine"] = args.engine
+    if args.model_dir:
+        overrides["router_model_dir"] = args.model_dir
+    if args.taxonomy:
+        overrides["router_taxonomy"] = args.taxonomy
+    settings = load_settings(LocalSettings).model_copy(update=overrides)
+
+    parsed, errors = read_ticket_file(args.file)
+    clock = FixedClock(args.now) if args.now else SystemClock()
+    app = bootstrap_local(
+        settings,
+        clock=clock,
+        db_path=args.db or ":memory:",
+        customers_file=args.customers,
+        services_file=args.services,
+        outbox_path=args.outbox,
+    )
+    try:
+        decisions, duplicates = _route_all(app, parsed)
+    finally:
+        app.close()
+
+    if args.output:
+        _write_decisions(args.output, decisions)
+    out = sys.stdout
+    if not args.quiet:
+        _print_table(decisions, out)
+    _print_summary(decisions, duplicates, errors, app, out)
+    for error in errors:
+        print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
+    return 1 if errors or app.bus.failed else 0
+
+
+def _route_all(app: LocalApp, rows: list[Any]) -> tuple[list[RoutingDecision], list[int]]:
+    decisions: list[RoutingDecision] = []
+    duplicates: list[int] = []
+    seen: set[str] = set()
+    for row in rows:
+        ticket = row.ticket.to_ticket(app.clock.now())
+        if ticket.ticket_id in seen:
+            duplicates.append(row.row)
+            continue
+        seen.add(ticket.ticket_id)
+        app.submit(ticket)
+        decision = app.repository.get(ticket.ticket_id)
+        if decision is not None:
+            decisions.append(decision)
+    return decisions, duplicates
+
+
+def _write_decisions(path: Path, decisions: list[RoutingDecision]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for decision in decisions:
+            handle.write(decision.model_dump_json() + "\n")
+
+
+def _print_table(decisions: list[RoutingDecision], out: TextIO) -> None:
+    headers = ("ticket", "team", "priority", "confidence", "review")
+    rows = [
+        (
+            d.ticket_id,
+            d.assigned_team,
+            d.priority_level.value,
+            f"{d.confidence_score:.2f}",
+            "yes: " + " / ".join(f"{t.team} {t.score:.2f}" for t in d.alternative_teams)
+            if d.requires_manual_review
+            else "no",
+        )
+        for d in decisions
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line, file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)), file=out)
+
+
+def _print_summary(
+    decisions: list[RoutingDecision],
+    duplicates: list[int],
+    errors: list[Any],
+    app: LocalApp,
+    out: TextIO,
+) -> None:
+    count = len(decisions)
+    mean_ms = sum(d.processing_time_ms for d in decisions) / count if count else 0.0
+    review = sum(d.requires_manual_review for d in decisions)
+    teams = Counter(d.assigned_team for d in decisions)
+    priorities = Counter(d.priority_level.value for d in decisions)
+    print(file=out)
+    print(f"Routed {count} ticket(s) with the {app.engine.name} engine.", file=out)
+    print(f"Mean processing time: {mean_ms:.2f} ms per ticket", file=out)
+    print(f"Manual review: {review} of {count}", file=out)
+    print("Teams: " + (", ".join(f"{t} {n}" for t, n in teams.most_common()) or "none"), file=out)
+    print("Priorities: " + (", ".join(f"{p} {priorities[p]}" for p in sorted(priorities)) or "none"), file=out)
+    cost = sum(d.cost_usd for d in decisions)
+    if app.engine.name != "pipeline":
+        mean_cost = cost / count if count else 0.0
+        print(f"Model cost: ${cost:.4f} total, ${mean_cost:.5f} per ticket", file=out)
+    if duplicates:
+        print(f"Skipped {len(duplicates)} repeated ticket_id(s) at row(s) {', '.join(map(str, duplicates))}.", file=out)
+    if errors:
+        bad_rows = len({e.row for e in errors})
+        print(f"Rejected {bad_rows} row(s) with errors (details on stderr).", file=out)
+    if app.bus.failed:
+        print(f"Failed to route {len(app.bus.failed)} ticket(s): " + "; ".join(m for _, m in app.bus.failed), file=out)

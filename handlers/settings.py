@@ -1,0 +1,100 @@
+"""Settings: one pydantic model per function, validated once from the environment.
+
+No other module reads os.environ. A missing or invalid variable fails with its name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.errors import ConfigurationError
+
+EngineName = Literal["pipeline", "agent", "hybrid"]
+DEFAULT_SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+DEFAULT_HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    router_taxonomy: Path | None = None
+    router_model_dir: Path | None = None
+
+
+class RoutingSettings(_Settings):
+    """What any process that routes tickets needs, locally or in the orchestrator."""
+
+    routing_engine: EngineName = "pipeline"
+    bedrock_model_id: str = DEFAULT_SONNET
+    bedrock_classifier_model_id: str | None = DEFAULT_HAIKU
+    bedrock_region: str = "us-east-1"
+    escalation_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    agent_max_tool_calls: int = Field(default=4, ge=0, le=20)
+    router_default_region: str = "US"
+
+
+class LocalSettings(RoutingSettings):
+    """The embedded mode: SQLite, JSON files, a JSONL outbox."""
+
+    router_home: Path = Path(".ticket-router")
+    router_db: Path | None = None
+    router_customers_file: Path | None = None
+    router_services_file: Path | None = None
+    router_outbox: Path | None = None
+    router_api_key: str | None = Field(default=None, min_length=16)
+
+    @property
+    def db_path(self) -> Path:
+        return self.router_db or self.router_home / "ticket-router.db"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.router_outbox or self.router_home / "outbox.jsonl"
+
+
+class IngestionSettings(_Settings):
+    eventbridge_bus_name: str = Field(min_length=1)
+    customer_db_endpoint: str = Field(min_length=1)
+    routing_decisions_table: str = Field(min_length=1)
+    customer_cache_table: str | None = None
+    idempotency_table: str | None = None
+    customer_cache_ttl_seconds: int = Field(default=900, ge=0)
+    http_timeout_seconds: float = Field(default=3.0, gt=0)
+
+
+class OrchestratorSettings(RoutingSettings):
+    routing_decisions_table: str = Field(min_length=1)
+    customer_db_endpoint: str = Field(min_length=1)
+    service_status_endpoint: str = Field(min_length=1)
+    customer_cache_table: str | None = None
+    customer_cache_ttl_seconds: int = Field(default=900, ge=0)
+    http_timeout_seconds: float = Field(default=3.0, gt=0)
+    routing_engine: EngineName = "hybrid"
+
+
+class TicketingUpdateSettings(_Settings):
+    routing_decisions_table: str = Field(min_length=1)
+    ticketing_system_endpoint: str = Field(min_length=1)
+    ticketing_system_api_key_secret: str = Field(min_length=1)
+    max_retries: int = Field(default=5, ge=0, le=10)
+    retry_delay_base: float = Field(default=1.0, ge=0)
+    http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load_settings(model: type[S]) -> S:
+    """Validate the environment into `model`, naming each variable at fault."""
+    try:
+        return model()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc

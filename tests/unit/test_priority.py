@@ -1,0 +1,157 @@
+"""Priority scoring follows the documented table exactly, overrides included."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.models import AccountType, PriorityLevel, ServiceStatus
+from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
+from domain.taxonomy import load_taxonomy
+from tests.builders import NOW, a_customer, a_ticket, outages_on
+
+TAXONOMY = load_taxonomy()
+
+
+def assess(category: str, customer=None, status=None, age_hours=1.0, mentioned=()):  # type: ignore[no-untyped-def]
+    return assess_priority(
+        PriorityInputs(
+            ticket=a_ticket(age_hours=age_hours),
+            category=category,
+            customer=customer or a_customer(),
+            service_status=status or ServiceStatus(),
+            mentioned_service_ids=tuple(mentioned),
+            now=NOW,
+        ),
+        TAXONOMY,
+    )
+
+
+@pytest.mark.parametrize(
+    ("vip", "account_type", "expected_points"),
+    [
+        (True, AccountType.CONSUMER, 30),
+        (True, AccountType.ENTERPRISE, 30),
+        (False, AccountType.ENTERPRISE, 20),
+        (False, AccountType.BUSINESS, 10),
+        (False, AccountType.CONSUMER, 0),
+    ],
+)
+def test_customer_points(vip: bool, account_type: AccountType, expected_points: int) -> None:
+    # Given a customer of each kind, When the priority is assessed
+    result = assess("Billing Dispute", customer=a_customer(vip=vip, account_type=account_type))
+    # Then VIP replaces the account-type points rather than adding to them
+    assert result.factors["customer"] == expected_points
+
+
+@pytest.mark.parametrize(
+    ("category", "severity"),
+    [
+        ("Network Outage", 40),
+        ("Account Access", 30),
+        ("Technical Problem", 20),
+        ("Billing Dispute", 10),
+        ("Something Else", 20),
+    ],
+)
+def test_category_severity(category: str, severity: int) -> None:
+    assert assess(category).factors["severity"] == severity
+
+
+@pytest.mark.parametrize(
+    ("age_hours", "points"),
+    [(0, 0), (23.99, 0), (24, 10), (47.9, 10), (48, 20), (500, 20)],
+)
+def test_age_points(age_hours: float, points: int) -> None:
+    assert assess("Billing Dispute", age_hours=age_hours).factors["age"] == points
+
+
+def test_service_impact_counts_outages_on_named_or_owned_services_only() -> None:
+    status = outages_on("SVC004")
+    # Given an outage on SVC004
+    owned = assess("Technical Problem", customer=a_customer(services=["SVC004"]), status=status)
+    named = assess("Technical Problem", status=status, mentioned=["SVC004"])
+    unrelated = assess("Technical Problem", customer=a_customer(services=["SVC009"]), status=status)
+    resolved = assess(
+        "Technical Problem", customer=a_customer(services=["SVC004"]), status=outages_on("SVC004", active=False)
+    )
+    # Then it counts only when the service is the customer's or named in the ticket, and active
+    assert (owned.factors["service_impact"], named.factors["service_impact"]) == (10, 10)
+    assert (unrelated.factors["service_impact"], resolved.factors["service_impact"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("score_parts", "level"),
+    [
+        # customer, category, age -> score
+        ((True, "Network Outage", 48), PriorityLevel.P0),  # 30 + 40 + 20 = 90
+        ((True, "Network Outage", 0), PriorityLevel.P1),  # 70
+        ((False, "Account Access", 48), PriorityLevel.P2),  # 0 + 30 + 20 = 50
+        ((False, "Billing Dispute", 24), PriorityLevel.P3),  # 20
+        ((True, "Billing Dispute", 0), PriorityLevel.P2),  # 40: boundary is inclusive
+        ((True, "Account Access", 0), PriorityLevel.P1),  # 60: boundary is inclusive
+    ],
+)
+def test_levels_from_score(score_parts: tuple[bool, str, int], level: PriorityLevel) -> None:
+    vip, category, age = score_parts
+    assert assess(category, customer=a_customer(vip=vip), age_hours=age).level is level
+
+
+def test_score_of_exactly_80_is_p0() -> None:
+    # 20 (Enterprise) + 40 (Network Outage) + 20 (48 h) = 80
+    result = assess("Network Outage", customer=a_customer(account_type=AccountType.ENTERPRISE), age_hours=48)
+    assert (result.score, result.level) == (80, PriorityLevel.P0)
+
+
+def test_vip_with_outage_on_own_service_is_p0_whatever_the_score() -> None:
+    # Given a VIP whose own service has an active outage, with a low-severity billing ticket
+    result = assess("Billing Dispute", customer=a_customer(vip=True, services=["SVC001"]), status=outages_on("SVC001"))
+    # Then the score alone would be P2 (30 + 10 + 10 = 50), but the override makes it P0
+    assert result.score == 50
+    assert result.level is PriorityLevel.P0
+    assert result.overrides
+
+
+def test_vip_override_needs_the_outage_on_their_own_service() -> None:
+    result = assess("Billing Dispute", customer=a_customer(vip=True, services=["SVC001"]), status=outages_on("SVC999"))
+    # 30 (VIP) + 10 (billing) = 40: P2 by score, and no override since SVC999 is not theirs
+    assert (result.score, result.level, result.overrides) == (40, PriorityLevel.P2, ())
+
+
+def test_network_outage_with_outage_on_affected_service_is_at_least_p1() -> None:
+    # Given a consumer's fresh Network Outage ticket naming a service with an active outage
+    result = assess("Network Outage", status=outages_on("SVC004"), mentioned=["SVC004"])
+    # Then 0 + 40 + 0 + 10 = 50 would be P2, and the override raises it to P1
+    assert result.score == 50
+    assert result.level is PriorityLevel.P1
+
+
+def test_network_outage_override_never_lowers_a_level() -> None:
+    result = assess(
+        "Network Outage",
+        customer=a_customer(account_type=AccountType.ENTERPRISE, services=["SVC004"]),
+        status=outages_on("SVC004"),
+        age_hours=48,
+    )
+    assert result.level is PriorityLevel.P0  # 20 + 40 + 20 + 10 = 90
+
+
+def test_network_outage_without_active_outage_gets_no_override() -> None:
+    result = assess("Network Outage")
+    assert (result.score, result.level, result.overrides) == (40, PriorityLevel.P2, ())
+
+
+def test_missing_customer_evidence_that_could_hide_a_vip_is_detected() -> None:
+    inputs = PriorityInputs(
+        ticket=a_ticket(),
+        category="Network Outage",
+        customer=a_customer(),
+        service_status=ServiceStatus(),
+        mentioned_service_ids=(),
+        now=NOW,
+    )
+    # Given a 40-point P2 ticket whose customer could not be looked up, a VIP would make it P1
+    assert could_missing_evidence_change_level(inputs, TAXONOMY, customer_unknown=True, service_status_unknown=False)
+    # And with full evidence nothing is flagged
+    assert not could_missing_evidence_change_level(
+        inputs, TAXONOMY, customer_unknown=False, service_status_unknown=False
+    )
