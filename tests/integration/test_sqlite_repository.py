@@ -1,0 +1,106 @@
+"""The SQLite store keeps one decision per ticket, finds history by customer and failures by status."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.local.sqlite_repository import SqliteDecisionRepository
+from domain.errors import DuplicateDecision
+from domain.models import (
+    Feedback,
+    IssueClassification,
+    PriorityAssessment,
+    PriorityLevel,
+    RoutingDecision,
+    SyncStatus,
+    retention_deadline,
+)
+from tests.builders import NOW
+
+
+def a_decision(
+    ticket_id: str = "T-1", *, customer_id: str = "C-1", timestamp: int = 1_000, review: bool = False
+) -> RoutingDecision:
+    return RoutingDecision(
+        ticket_id=ticket_id,
+        timestamp=timestamp,
+        customer_id=customer_id,
+        assigned_team="Billing Support",
+        priority_level=PriorityLevel.P3,
+        priority=PriorityAssessment(level=PriorityLevel.P3, score=10, factors={"severity": 10}),
+        confidence_score=0.9,
+        issue_classification=IssueClassification(primary_category="Billing Dispute", confidence=0.9),
+        reasoning="r",
+        requires_manual_review=review,
+        processing_time_ms=0.5,
+        correlation_id="corr",
+        created_at=NOW,
+        ttl=retention_deadline(NOW),
+        engine="pipeline",
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> SqliteDecisionRepository:
+    store = SqliteDecisionRepository(tmp_path / "decisions.db")
+    yield store
+    store.close()
+
+
+def test_round_trip_preserves_every_field(repo: SqliteDecisionRepository) -> None:
+    decision = a_decision()
+    repo.save(decision)
+    assert repo.get("T-1") == decision
+
+
+def test_second_save_of_the_same_decision_is_a_duplicate(repo: SqliteDecisionRepository) -> None:
+    repo.save(a_decision())
+    with pytest.raises(DuplicateDecision):
+        repo.save(a_decision())
+    assert repo.count() == 1
+
+
+def test_get_returns_the_latest_decision_of_a_ticket(repo: SqliteDecisionRepository) -> None:
+    repo.save(a_decision(timestamp=1))
+    repo.save(a_decision(timestamp=2))
+    assert repo.get("T-1").timestamp == 2
+    assert repo.get("missing") is None
+
+
+def test_history_is_newest_first_and_limited(repo: SqliteDecisionRepository) -> None:
+    for i in range(7):
+        repo.save(a_decision(f"T-{i}", timestamp=i))
+    repo.save(a_decision("T-other", customer_id="C-2"))
+    history = repo.recent_for_customer("C-1", limit=5)
+    assert [d.ticket_id for d in history] == ["T-6", "T-5", "T-4", "T-3", "T-2"]
+
+
+def test_sync_status_updates_and_failed_lookup(repo: SqliteDecisionRepository) -> None:
+    repo.save(a_decision("T-1", timestamp=1))
+    repo.save(a_decision("T-2", timestamp=2))
+    repo.update_sync_status("T-1", 1, SyncStatus.FAILED, error="503")
+    repo.update_sync_status("T-2", 2, SyncStatus.SUCCESS, synced_at=NOW + timedelta(seconds=1))
+    failed = repo.find_by_sync_status(SyncStatus.FAILED)
+    assert [(d.ticket_id, d.sync_error) for d in failed] == [("T-1", "503")]
+    # A success is final
+    repo.update_sync_status("T-2", 2, SyncStatus.FAILED, error="late")
+    assert repo.get("T-2").sync_status is SyncStatus.SUCCESS
+
+
+def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    first = SqliteDecisionRepository(path)
+    first.save(a_decision())
+    first.close()
+    again = SqliteDecisionRepository(path)
+    assert again.get("T-1") == a_decision()
+    again.close()
+
+
+def test_feedback_is_stored_in_order(repo: SqliteDecisionRepository) -> None:
+    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
+    repo.record(Feedback(ticket_id="T-2", correct_team="Billing Support", recorded_at=NOW + timedelta(seconds=1)))
+    assert [f.ticket_id for f in repo.feedback()] == ["T-1", "T-2"]

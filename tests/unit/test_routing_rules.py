@@ -1,0 +1,94 @@
+"""The domain disposes: proposals outside the taxonomy are rejected, low confidence goes to a person."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.models import CategoryScore, IssueClassification
+from domain.routing import RoutingProposal, apply_routing_rules
+from domain.taxonomy import load_taxonomy
+
+TAXONOMY = load_taxonomy()
+FALLBACK = IssueClassification(
+    primary_category="Technical Problem",
+    confidence=0.8,
+    alternatives=(CategoryScore(category="Network Outage", score=0.2),),
+)
+
+
+def propose(category: str, confidence: float, team: str | None = None, alternatives=()) -> RoutingProposal:  # type: ignore[no-untyped-def]
+    return RoutingProposal(category=category, team=team, confidence=confidence, alternatives=tuple(alternatives))
+
+
+@pytest.mark.parametrize(
+    ("category", "team"),
+    [
+        ("Network Outage", "Network Operations"),
+        ("Billing Dispute", "Billing Support"),
+        ("Technical Problem", "Technical Support"),
+        ("Account Access", "Account Management"),
+    ],
+)
+def test_each_category_routes_to_its_team(category: str, team: str) -> None:
+    verdict = apply_routing_rules(propose(category, 0.9), TAXONOMY, fallback=FALLBACK)
+    assert (verdict.team, verdict.requires_manual_review, verdict.alternative_teams) == (team, False, ())
+
+
+def test_confidence_at_threshold_is_routed_automatically() -> None:
+    verdict = apply_routing_rules(propose("Billing Dispute", 0.70), TAXONOMY, fallback=FALLBACK)
+    assert not verdict.requires_manual_review
+
+
+def test_confidence_below_threshold_flags_review_with_top_two_teams() -> None:
+    # Given a proposal just under 0.70 with ranked alternatives
+    proposal = propose(
+        "Billing Dispute",
+        0.69,
+        alternatives=[
+            CategoryScore(category="Account Access", score=0.2),
+            CategoryScore(category="Network Outage", score=0.11),
+        ],
+    )
+    # When the rules apply
+    verdict = apply_routing_rules(proposal, TAXONOMY, fallback=FALLBACK)
+    # Then a person reviews it, with the two best teams and their scores suggested
+    assert verdict.requires_manual_review
+    assert [(t.team, t.score) for t in verdict.alternative_teams] == [
+        ("Billing Support", 0.69),
+        ("Account Management", 0.2),
+    ]
+
+
+def test_unknown_category_is_rejected_and_the_fallback_decides_with_review() -> None:
+    verdict = apply_routing_rules(propose("Escalate To CEO", 0.99), TAXONOMY, fallback=FALLBACK)
+    assert verdict.team == "Technical Support"
+    assert verdict.category == "Technical Problem"
+    assert verdict.requires_manual_review
+    assert any("not in the taxonomy" in note for note in verdict.notes)
+
+
+def test_unknown_team_is_rejected_and_the_category_decides_the_team() -> None:
+    verdict = apply_routing_rules(
+        propose("Billing Dispute", 0.95, team="Executive Office"), TAXONOMY, fallback=FALLBACK
+    )
+    assert verdict.team == "Billing Support"
+    assert verdict.requires_manual_review
+
+
+def test_known_team_that_does_not_handle_the_category_is_rejected() -> None:
+    verdict = apply_routing_rules(
+        propose("Billing Dispute", 0.95, team="Network Operations"), TAXONOMY, fallback=FALLBACK
+    )
+    assert verdict.team == "Billing Support"
+    assert verdict.requires_manual_review
+
+
+def test_category_names_match_case_insensitively() -> None:
+    verdict = apply_routing_rules(
+        propose("network outage", 0.9, team="network operations"), TAXONOMY, fallback=FALLBACK
+    )
+    assert (verdict.category, verdict.team, verdict.requires_manual_review) == (
+        "Network Outage",
+        "Network Operations",
+        False,
+    )
