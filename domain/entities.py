@@ -7,6 +7,7 @@ stay free of heavy dependencies. Phone numbers are normalised to E.164 for the d
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from domain.models import ExtractedEntities, Money
@@ -149,3 +150,47 @@ def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities
         monetary_amounts=tuple(_extract_money(scrubbed)),
         emails=_unique([m.group(0) for m in _EMAIL.finditer(text)]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedText:
+    """Text with personal identifiers replaced by placeholders, and the way back."""
+
+    text: str
+    replacements: dict[str, str]
+
+    def restore(self, text: str) -> str:
+        for placeholder, original in self.replacements.items():
+            text = text.replace(placeholder, original)
+        return text
+
+
+def mask_personal_data(text: str, default_region: str = "US") -> MaskedText:
+    """Replace emails, account numbers and phone numbers with stable placeholders.
+
+    Used before ticket text reaches a language model or a log line: neither needs the values,
+    only the fact that they are there.
+    """
+    replacements: dict[str, str] = {}
+    seen: dict[str, str] = {}
+
+    def placeholder(kind: str, original: str) -> str:
+        if original not in seen:
+            token = f"<{kind}_{sum(1 for p in seen.values() if p.startswith('<' + kind)) + 1}>"
+            seen[original] = token
+            replacements[token] = original
+        return seen[original]
+
+    masked = _EMAIL.sub(lambda m: placeholder("EMAIL", m.group(0)), text)
+    masked = _ACCOUNT.sub(lambda m: placeholder("ACCOUNT", m.group(0)), masked)
+
+    def phone(match: re.Match[str]) -> str:
+        candidate = match.group(0)
+        if _DATE_OR_TIME.search(candidate):
+            return candidate
+        if sum(ch.isdigit() for ch in candidate) >= 9 and normalise_phone(candidate.strip(), default_region):
+            return placeholder("PHONE", candidate)
+        return candidate
+
+    masked = _PHONE.sub(phone, masked)
+    return MaskedText(text=masked, replacements=replacements)

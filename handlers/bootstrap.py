@@ -8,8 +8,10 @@ only pays at cold start for what it uses.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adapters.clock import SystemClock
 from adapters.local.bus import InProcessEventBus
@@ -21,6 +23,9 @@ from domain.models import SyncStatus, Ticket, TicketReceived
 from domain.ports import (
     Clock,
     CustomerDirectory,
+    DecisionRepository,
+    EventPublisher,
+    FeedbackStore,
     IssueClassifier,
     RoutingEngine,
     ServiceStatusProvider,
@@ -30,7 +35,15 @@ from domain.ports import (
 from domain.services import route_ticket, submit_ticket, sync_decision
 from domain.taxonomy import Taxonomy, load_taxonomy
 from domain.toolkit import RoutingToolkit
-from handlers.settings import LocalSettings, RoutingSettings
+from handlers.settings import (
+    IngestionSettings,
+    LocalSettings,
+    OrchestratorSettings,
+    RoutingSettings,
+    RuntimeSettings,
+    TicketingUpdateSettings,
+    load_settings,
+)
 
 
 def build_classifier(settings: RoutingSettings) -> IssueClassifier:
@@ -145,3 +158,192 @@ def bootstrap_local(
     )
     bus.subscribe(app.on_ticket_received)
     return app
+
+
+# --- Lambda functions ---------------------------------------------------------------------------
+
+IDEMPOTENCY_EXPIRY_SECONDS = 7 * 86_400
+
+
+def running_in_lambda() -> bool:
+    return load_settings(RuntimeSettings).in_lambda
+
+
+@dataclass
+class IngestionDeps:
+    """What the ingestion handler needs; `accept` is the idempotent submit."""
+
+    customers: CustomerDirectory
+    publisher: EventPublisher
+    decisions: DecisionRepository
+    clock: Clock
+    accept: Callable[..., dict[str, Any]]
+    idempotency_config: Any = None
+    feedback: FeedbackStore | None = None
+    taxonomy: Taxonomy | None = None
+
+    def register_context(self, context: Any) -> None:
+        if self.idempotency_config is not None:
+            self.idempotency_config.register_lambda_context(context)
+
+
+def build_acceptor(
+    customers: CustomerDirectory,
+    publisher: EventPublisher,
+    persistence: Any | None,
+) -> tuple[Callable[..., dict[str, Any]], Any]:
+    """submit_ticket wrapped in Powertools idempotency keyed on ticket_id.
+
+    A second POST of the same ticket_id then returns the first answer (and correlation id)
+    without publishing again. Each acceptor gets its own config: a persistence layer binds to the
+    first config it sees.
+    """
+
+    def accept_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
+        event = submit_ticket(Ticket.model_validate(ticket), customers=customers, publisher=publisher)
+        return {"ticket_id": event.ticket_id, "correlation_id": event.correlation_id, "status": "accepted"}
+
+    if persistence is None:
+        return accept_ticket, None
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+    config = IdempotencyConfig(
+        event_key_jmespath="ticket_id",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+    )
+    wrapped = idempotent_function(data_keyword_argument="ticket", persistence_store=persistence, config=config)(
+        accept_ticket
+    )
+    return wrapped, config
+
+
+def _http_customers(endpoint: str, timeout: float, cache_table: str | None, cache_ttl: int) -> CustomerDirectory:
+    from adapters.http.customer_db import HttpCustomerDirectory
+
+    directory: CustomerDirectory = HttpCustomerDirectory(endpoint, timeout=timeout)
+    if cache_table:
+        from adapters.aws.customer_cache import DynamoDBCachedCustomerDirectory
+
+        directory = DynamoDBCachedCustomerDirectory(cache_table, directory, ttl_seconds=cache_ttl)
+    return directory
+
+
+def build_ingestion_deps(settings: IngestionSettings | None = None) -> IngestionDeps:
+    from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository
+    from adapters.aws.eventbridge import EventBridgePublisher
+
+    settings = settings or load_settings(IngestionSettings)
+    customers = _http_customers(
+        settings.customer_db_endpoint,
+        settings.http_timeout_seconds,
+        settings.customer_cache_table,
+        settings.customer_cache_ttl_seconds,
+    )
+    publisher = EventBridgePublisher(settings.eventbridge_bus_name)
+    persistence = None
+    if settings.idempotency_table:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+    accept, config = build_acceptor(customers, publisher, persistence)
+    repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
+    return IngestionDeps(
+        customers=customers,
+        publisher=publisher,
+        decisions=repository,
+        clock=SystemClock(),
+        accept=accept,
+        idempotency_config=config,
+        feedback=None,
+        taxonomy=load_taxonomy(settings.router_taxonomy),
+    )
+
+
+@dataclass
+class OrchestratorDeps:
+    engine: RoutingEngine
+    repository: DecisionRepository
+    taxonomy: Taxonomy
+    clock: Clock
+
+
+def build_orchestrator_deps(settings: OrchestratorSettings | None = None) -> OrchestratorDeps:
+    from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository
+    from adapters.http.service_status import HttpServiceStatusProvider
+
+    settings = settings or load_settings(OrchestratorSettings)
+    clock = SystemClock()
+    taxonomy = load_taxonomy(settings.router_taxonomy)
+    repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
+    engine = build_engine(
+        settings,
+        taxonomy=taxonomy,
+        classifier=build_classifier(settings),
+        customers=_http_customers(
+            settings.customer_db_endpoint,
+            settings.http_timeout_seconds,
+            settings.customer_cache_table,
+            settings.customer_cache_ttl_seconds,
+        ),
+        service_status=HttpServiceStatusProvider(
+            settings.service_status_endpoint, timeout=settings.http_timeout_seconds
+        ),
+        history=repository,
+        clock=clock,
+    )
+    return OrchestratorDeps(engine=engine, repository=repository, taxonomy=taxonomy, clock=clock)
+
+
+@dataclass
+class TicketingUpdateDeps:
+    repository: DecisionRepository
+    ticketing: TicketingSystem
+    clock: Clock
+
+
+def build_ticketing_update_deps(settings: TicketingUpdateSettings | None = None) -> TicketingUpdateDeps:
+    from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository
+    from adapters.aws.secrets import SecretsManagerApiKey
+    from adapters.http.ticketing import HttpTicketingSystem
+
+    settings = settings or load_settings(TicketingUpdateSettings)
+    return TicketingUpdateDeps(
+        repository=DynamoDBDecisionRepository(settings.routing_decisions_table),
+        ticketing=HttpTicketingSystem(
+            settings.ticketing_system_endpoint,
+            SecretsManagerApiKey(settings.ticketing_system_api_key_secret),
+            max_retries=settings.max_retries,
+            retry_delay_base=settings.retry_delay_base,
+            timeout=settings.http_timeout_seconds,
+        ),
+        clock=SystemClock(),
+    )
+
+
+# --- the same functions with local adapters (`ticket-router serve` and `invoke`) -----------------
+
+
+def local_ingestion_deps(app: LocalApp) -> IngestionDeps:
+    from adapters.local.idempotency import SqliteIdempotencyLayer
+
+    persistence = SqliteIdempotencyLayer(app.repository.path)
+    accept, config = build_acceptor(app.customers, app.bus, persistence)
+    return IngestionDeps(
+        customers=app.customers,
+        publisher=app.bus,
+        decisions=app.repository,
+        clock=app.clock,
+        accept=accept,
+        idempotency_config=config,
+        feedback=app.repository,
+        taxonomy=app.taxonomy,
+    )
+
+
+def local_orchestrator_deps(app: LocalApp) -> OrchestratorDeps:
+    return OrchestratorDeps(engine=app.engine, repository=app.repository, taxonomy=app.taxonomy, clock=app.clock)
+
+
+def local_ticketing_update_deps(app: LocalApp) -> TicketingUpdateDeps:
+    return TicketingUpdateDeps(repository=app.repository, ticketing=app.ticketing, clock=app.clock)

@@ -13,8 +13,12 @@ from importlib import import_module
 
 from domain.errors import TicketRouterError
 
-# (module, help) pairs; each module exposes register(subparsers) -> None and sets `func`.
-COMMANDS = ("route",)
+# Each is a module of handlers/commands exposing register(subparsers), which sets `func`.
+COMMANDS = (
+    "route",
+    "serve",
+    "invoke",
+)
 
 EXIT_OK = 0
 EXIT_BAD_ROWS = 1

@@ -26,6 +26,16 @@ class _Settings(BaseSettings):
     router_model_dir: Path | None = None
 
 
+class RuntimeSettings(_Settings):
+    """What the Lambda runtime tells a function about itself."""
+
+    aws_lambda_function_name: str | None = None
+
+    @property
+    def in_lambda(self) -> bool:
+        return self.aws_lambda_function_name is not None
+
+
 class RoutingSettings(_Settings):
     """What any process that routes tickets needs, locally or in the orchestrator."""
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from domain.errors import TicketRouterError
 from domain.services import NewTicket
+from handlers.validation import describe_validation_error
 
 TICKET_FIELDS = frozenset(NewTicket.model_fields)
 
@@ -40,20 +41,6 @@ class ParsedRow:
     row: int
     ticket: NewTicket
     extra: dict[str, Any]
-
-
-def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
-    """(field, message) pairs in the words a person filling the form would use."""
-    problems = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(record)"
-        message = err["msg"]
-        if err["type"] == "missing":
-            message = "is required"
-        elif err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
-            message = "must not be empty"
-        problems.append((field, message))
-    return problems
 
 
 def _validate(row: int, record: Any) -> ParsedRow | list[RowError]:

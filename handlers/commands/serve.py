@@ -1,0 +1,57 @@
+"""`ticket-router serve`: the HTTP API on this machine with the embedded adapters."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from typing import Any
+
+from handlers.bootstrap import LocalApp, bootstrap_local, local_ingestion_deps
+from handlers.local_server import ApiGatewayWsgiApp
+from handlers.settings import LocalSettings, load_settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the ticket API on this machine (the Docker-free twin of `sam local start-api`)",
+        description="POST /tickets, GET /tickets/{id}, GET /health, POST /tickets/{id}/feedback, GET /openapi.json.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    parser.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
+    parser.set_defaults(func=run)
+
+
+def build_wsgi_app(settings: LocalSettings, **overrides: Any) -> tuple[ApiGatewayWsgiApp, LocalApp, str]:
+    """The WSGI app, the local runtime behind it (bus worker started) and the API key in force."""
+    app = bootstrap_local(settings, **overrides)
+    app.bus.start_worker()
+    api_key = settings.router_api_key or secrets.token_urlsafe(24)
+    return ApiGatewayWsgiApp(local_ingestion_deps(app), api_key), app, api_key
+
+
+def run(args: argparse.Namespace) -> int:
+    from waitress import create_server
+
+    # There is no CloudWatch here: keep the handler's EMF metric lines out of the console unless
+    # the user asked for them.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    settings = load_settings(LocalSettings)
+    wsgi, app, api_key = build_wsgi_app(settings)
+    server = create_server(wsgi, host=args.host, port=args.port, threads=args.threads, ident="ticket-router")
+    if not settings.router_api_key:
+        print(f"ROUTER_API_KEY not set; generated API key for this run: {api_key}", flush=True)
+    print(f"ticket-router API on http://{args.host}:{args.port} (send the key as x-api-key)", flush=True)
+    print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        server.close()
+        app.bus.drain()
+        app.close()
+    return 0

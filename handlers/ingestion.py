@@ -1,0 +1,142 @@
+"""API Gateway -> ingestion Lambda: validate, enrich, publish TicketReceived, answer 202.
+
+Also serves GET /tickets/{ticket_id}, GET /health and POST /tickets/{ticket_id}/feedback. The same
+handler runs behind `ticket-router serve` with local adapters injected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from domain.errors import PublishFailed, RepositoryUnavailable
+from domain.models import Feedback
+from domain.services import NewTicket
+from handlers import __version__
+from handlers.bootstrap import IngestionDeps, build_ingestion_deps, running_in_lambda
+from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+from handlers.validation import BadRequest, parse_json_object, validation_bad_request
+
+logger: Logger = build_logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+app = APIGatewayRestResolver()
+
+# Built once per container. In Lambda that happens here, during the init phase; elsewhere (tests,
+# `ticket-router serve`) dependencies are injected per call.
+_deps: IngestionDeps | None = build_ingestion_deps() if running_in_lambda() else None
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _current_deps() -> IngestionDeps:
+    deps = app.context.get("deps")
+    assert isinstance(deps, IngestionDeps)
+    return deps
+
+
+def _request_json() -> dict[str, Any]:
+    event = app.current_event
+    return parse_json_object(
+        event.body,
+        content_type=event.headers.get("content-type") or event.headers.get("Content-Type"),
+        is_base64=bool(event.is_base64_encoded),
+    )
+
+
+@app.exception_handler(BadRequest)
+def _bad_request(exc: BadRequest) -> Response:
+    return _json(exc.status, exc.body())
+
+
+@app.exception_handler(RepositoryUnavailable)
+def _store_unavailable(exc: RepositoryUnavailable) -> Response:
+    logger.warning("decision store unavailable", extra={"error": str(exc)})
+    return _json(503, {"message": "the decision store is busy; retry shortly"})
+
+
+@app.post("/tickets")
+def post_ticket() -> Response:
+    deps = _current_deps()
+    try:
+        new_ticket = NewTicket.model_validate(_request_json())
+    except ValidationError as exc:
+        raise validation_bad_request(exc) from exc
+    ticket = new_ticket.to_ticket(deps.clock.now())
+    try:
+        accepted = deps.accept(ticket=ticket.model_dump(mode="json"))
+    except IdempotencyAlreadyInProgressError:
+        return _json(409, {"message": f"ticket {ticket.ticket_id} is being accepted by another request; retry"})
+    except PublishFailed as exc:
+        # Nothing was recorded, so the sender's retry is safe and nothing is lost.
+        logger.error("event bus rejected ticket", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
+        return _json(503, {"message": "could not accept the ticket right now; retry"})
+    logger.info("ticket accepted", extra={"ticket_id": accepted["ticket_id"]})
+    return _json(202, accepted)
+
+
+def _checked_ticket_id(ticket_id: str) -> str:
+    try:
+        return (
+            NewTicket.model_validate({"ticket_id": ticket_id, "customer_id": "x", "description": "x"}).ticket_id or ""
+        )
+    except ValidationError as exc:
+        raise BadRequest(f"ticket_id {ticket_id[:64]!r} is not a valid ticket id") from exc
+
+
+@app.get("/tickets/<ticket_id>")
+def get_ticket(ticket_id: str) -> Response:
+    decision = _current_deps().decisions.get(_checked_ticket_id(ticket_id))
+    if decision is None:
+        return _json(404, {"message": f"no decision for ticket {ticket_id} (yet)"})
+    return _json(200, decision.model_dump(mode="json"))
+
+
+@app.post("/tickets/<ticket_id>/feedback")
+def post_feedback(ticket_id: str) -> Response:
+    deps = _current_deps()
+    ticket_id = _checked_ticket_id(ticket_id)
+    body = _request_json()
+    decision = deps.decisions.get(ticket_id)
+    if decision is None:
+        return _json(404, {"message": f"no decision for ticket {ticket_id}"})
+    if deps.feedback is None:
+        return _json(501, {"message": "feedback is not enabled on this deployment"})
+    try:
+        feedback = Feedback.model_validate({**body, "ticket_id": ticket_id, "recorded_at": deps.clock.now()})
+    except ValidationError as exc:
+        raise validation_bad_request(exc, "feedback") from exc
+    if deps.taxonomy is not None and feedback.correct_team not in deps.taxonomy.teams:
+        raise BadRequest(
+            f"correct_team: {feedback.correct_team!r} is not a team of the taxonomy",
+            errors=[{"field": "correct_team", "message": f"must be one of {', '.join(deps.taxonomy.teams)}"}],
+        )
+    deps.feedback.record(feedback)
+    rerouted = feedback.correct_team != decision.assigned_team
+    return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@app.not_found
+def _not_found(exc: Exception) -> Response:
+    return _json(404, {"message": f"no route for {app.current_event.http_method} {app.current_event.path}"})
+
+
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, deps: IngestionDeps | None = None) -> dict[str, Any]:
+    resolved = deps or _deps or build_ingestion_deps()
+    resolved.register_context(context)
+    metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
+    app.append_context(deps=resolved)
+    return app.resolve(event, context)

@@ -1,0 +1,127 @@
+"""The OpenAPI 3 description of the ticket API, generated from the same pydantic models the
+handler validates with, so the document cannot drift from the code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.models import Feedback, RoutingDecision
+from domain.services import NewTicket
+from handlers import __version__
+from handlers.validation import MAX_BODY_BYTES
+
+_ERROR = {
+    "type": "object",
+    "required": ["message"],
+    "properties": {
+        "message": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _schema(model: Any, **kwargs: Any) -> dict[str, Any]:
+    return dict(model.model_json_schema(ref_template="#/components/schemas/{model}", **kwargs))
+
+
+def _json_content(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Invalid input; `errors` names each field at fault",
+        403: "Missing or wrong x-api-key",
+        404: "Not found",
+        409: "The same ticket is being accepted by a concurrent request",
+        413: f"Body larger than {MAX_BODY_BYTES} bytes",
+        415: "Content-Type is not application/json",
+        503: "A dependency is unavailable; retry",
+    }
+    return {str(code): {"description": reasons[code], "content": _json_content("Error")} for code in codes}
+
+
+def openapi_document() -> dict[str, Any]:
+    feedback_schema = _schema(Feedback)
+    for internal in ("ticket_id", "recorded_at"):
+        feedback_schema["properties"].pop(internal, None)
+        if internal in feedback_schema.get("required", []):
+            feedback_schema["required"].remove(internal)
+    feedback_schema["additionalProperties"] = False
+    components: dict[str, Any] = {
+        "NewTicket": _schema(NewTicket),
+        "Feedback": feedback_schema,
+        "Accepted": {
+            "type": "object",
+            "required": ["ticket_id", "correlation_id", "status"],
+            "properties": {
+                "ticket_id": {"type": "string"},
+                "correlation_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["accepted"]},
+            },
+        },
+        "Error": _ERROR,
+    }
+    decision = _schema(RoutingDecision, mode="serialization")
+    components.update(decision.pop("$defs", {}))
+    components["RoutingDecision"] = decision
+    ticket_id_param = {
+        "name": "ticket_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@/+-]+$", "maxLength": 128},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "ticket-router API", "version": __version__},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/tickets": {
+                "post": {
+                    "operationId": "submitTicket",
+                    "requestBody": {"required": True, "content": _json_content("NewTicket")},
+                    "responses": {
+                        "202": {"description": "Accepted for routing", "content": _json_content("Accepted")},
+                        **_errors(400, 403, 409, 413, 415, 503),
+                    },
+                }
+            },
+            "/tickets/{ticket_id}": {
+                "get": {
+                    "operationId": "getDecision",
+                    "parameters": [ticket_id_param],
+                    "responses": {
+                        "200": {"description": "The routing decision", "content": _json_content("RoutingDecision")},
+                        **_errors(400, 403, 404, 503),
+                    },
+                }
+            },
+            "/tickets/{ticket_id}/feedback": {
+                "post": {
+                    "operationId": "recordFeedback",
+                    "parameters": [ticket_id_param],
+                    "requestBody": {"required": True, "content": _json_content("Feedback")},
+                    "responses": {
+                        "201": {"description": "Correction recorded"},
+                        **_errors(400, 403, 404, 413, 415),
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "responses": {"200": {"description": "Service is up"}, **_errors(403)},
+                }
+            },
+        },
+    }

@@ -1,0 +1,92 @@
+"""EventBridge TicketReceived -> orchestrator Lambda: route the ticket and store the decision.
+
+A redelivered event finds the stored decision and does nothing more, so EventBridge's
+at-least-once delivery never yields a second decision or a second model bill.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from domain.models import TicketReceived
+from domain.services import route_ticket
+from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps, running_in_lambda
+from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+
+logger: Logger = build_logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+# Leave time to store the decision after the engine gives up.
+DEADLINE_MARGIN_SECONDS = 3.0
+
+_deps: OrchestratorDeps | None = build_orchestrator_deps() if running_in_lambda() else None
+
+
+class InvalidEvent(ValueError):
+    """The event is not a TicketReceived; raising sends it to the DLQ for a person to look at."""
+
+
+def _parse(event: dict[str, Any]) -> TicketReceived:
+    if event.get("detail-type") not in (None, "TicketReceived"):
+        raise InvalidEvent(f"unexpected detail-type {event.get('detail-type')!r}")
+    try:
+        return TicketReceived.model_validate(event.get("detail"))
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "detail" for e in exc.errors())
+        raise InvalidEvent(f"TicketReceived detail is invalid at: {fields}") from exc
+
+
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, deps: OrchestratorDeps | None = None
+) -> dict[str, Any]:
+    resolved = deps or _deps or build_orchestrator_deps()
+    received = _parse(event)
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
+    log_keys = {"ticket_id": received.ticket_id, "correlation_id": received.correlation_id}
+    outcome = route_ticket(
+        received.to_ticket(),
+        correlation_id=received.correlation_id,
+        engine=resolved.engine,
+        repository=resolved.repository,
+        taxonomy=resolved.taxonomy,
+        clock=resolved.clock,
+        deadline=deadline,
+    )
+    decision = outcome.decision
+    if outcome.created:
+        metrics.add_metric(name="TicketsProcessed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=decision.processing_time_ms)
+        metrics.add_metric(name="ConfidenceScore", unit=MetricUnit.NoUnit, value=decision.confidence_score)
+        metrics.add_metric(
+            name="ManualReviewRate", unit=MetricUnit.Percent, value=100.0 if decision.requires_manual_review else 0.0
+        )
+        metrics.add_metric(name="CostPerTicket", unit=MetricUnit.NoUnit, value=decision.cost_usd)
+        if any(call.tool == "model" and not call.ok for call in decision.tool_calls):
+            metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "ticket routed",
+            extra={
+                **log_keys,
+                "assigned_team": decision.assigned_team,
+                "priority_level": decision.priority_level.value,
+                "requires_manual_review": decision.requires_manual_review,
+                "engine": decision.engine,
+            },
+        )
+    else:
+        metrics.add_metric(name="DuplicateDeliveries", unit=MetricUnit.Count, value=1)
+        logger.info("duplicate delivery: decision already stored", extra=log_keys)
+    return {
+        "ticket_id": decision.ticket_id,
+        "created": outcome.created,
+        "assigned_team": decision.assigned_team,
+        "priority_level": decision.priority_level.value,
+        "requires_manual_review": decision.requires_manual_review,
+    }

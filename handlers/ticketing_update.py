@@ -1,0 +1,89 @@
+"""DynamoDB stream -> ticketing-update Lambda: push each new decision to the ticketing system.
+
+Only INSERTs of pending decisions are synced, so this function's own sync_status writes (MODIFY
+records) never loop. A record whose sync failed after every retry is reported in
+batchItemFailures: the event source retries it, then hands it to the on-failure DLQ.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from domain.errors import SyncUnavailable
+from domain.models import SyncStatus
+from domain.services import sync_decision
+from handlers.bootstrap import TicketingUpdateDeps, build_ticketing_update_deps, running_in_lambda
+from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+
+logger: Logger = build_logger()
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+# Report every failed record, even when the whole batch failed: the event source then retries
+# exactly those records and sends them to the DLQ, rather than treating it as a function error.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+
+DEADLINE_MARGIN_SECONDS = 2.0
+
+_deps: TicketingUpdateDeps | None = build_ticketing_update_deps() if running_in_lambda() else None
+
+
+def _is_new_pending_decision(record: DynamoDBRecord) -> bool:
+    image = record.dynamodb.new_image if record.dynamodb else None
+    return (
+        record.event_name == DynamoDBRecordEventName.INSERT
+        and image is not None
+        and image.get("sync_status") == SyncStatus.PENDING.value
+    )
+
+
+def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: float) -> str:
+    """Sync one stream record; returns what happened. Raises SyncUnavailable to fail the record."""
+    from adapters.aws.serialization import decision_from_stream_image
+
+    if not _is_new_pending_decision(record):
+        return "skipped"
+    assert record.dynamodb is not None
+    decision = decision_from_stream_image(record.dynamodb.new_image)
+    current = deps.repository.get(decision.ticket_id)
+    if current is not None and current.timestamp == decision.timestamp and current.sync_status is SyncStatus.SUCCESS:
+        return "already-synced"  # a retried batch: the ticketing system has this update
+    try:
+        status = sync_decision(
+            decision, ticketing=deps.ticketing, repository=deps.repository, clock=deps.clock, deadline=deadline
+        )
+    except SyncUnavailable:
+        metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
+        logger.error("ticketing update failed after retries", extra={"ticket_id": decision.ticket_id})
+        raise
+    if status is SyncStatus.FAILED:
+        metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
+        logger.error("ticketing system rejected the update", extra={"ticket_id": decision.ticket_id})
+    else:
+        metrics.add_metric(name="TicketingSystemSyncs", unit=MetricUnit.Count, value=1)
+    return status.value
+
+
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, deps: TicketingUpdateDeps | None = None
+) -> dict[str, Any]:
+    resolved = deps or _deps or build_ticketing_update_deps()
+    metrics.add_metric(name="StreamRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records") or []))
+    if not event.get("Records"):
+        return {"batchItemFailures": []}
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
+    return process_partial_response(  # type: ignore[return-value]  # a TypedDict of the same shape
+        event=event,
+        record_handler=lambda record: sync_record(record, resolved, deadline),
+        processor=processor,
+        context=context,
+    )
