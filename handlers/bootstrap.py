@@ -76,7 +76,7 @@ def build_engine(
     pipeline = PipelineEngine(toolkit)
     if settings.routing_engine == "pipeline":
         return pipeline
-    from adapters.engines.factory import build_model_engine
+    from handlers.model_factory import build_model_engine
 
     return build_model_engine(settings, toolkit=toolkit, pipeline=pipeline)
 

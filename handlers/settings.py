@@ -44,6 +44,12 @@ class RoutingSettings(_Settings):
     bedrock_classifier_model_id: str | None = DEFAULT_HAIKU
     bedrock_region: str = "us-east-1"
     escalation_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    model_provider: Literal["bedrock", "openai", "ollama", "anthropic"] = "bedrock"
+    model_id: str | None = None
+    model_endpoint: str | None = None
+    model_api_key: str | None = None
+    model_max_tokens: int = Field(default=600, ge=64, le=4096)
+    model_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     agent_max_tool_calls: int = Field(default=4, ge=0, le=20)
     router_default_region: str = "US"
 

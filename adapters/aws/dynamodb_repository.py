@@ -1,0 +1,196 @@
+"""The decisions table: DecisionRepository and TicketHistory over DynamoDB.
+
+Table: partition key `ticket_id` (S), sort key `timestamp` (N); GSIs customer_id-, assigned_team-
+and sync_status-timestamp-index (projection ALL); TTL on `ttl`; stream NEW_AND_OLD_IMAGES.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.aws.serialization import (
+    decision_from_item,
+    decision_from_stream_image,
+    decision_to_dynamodb,
+    deserialize_item,
+)
+from domain.errors import DuplicateDecision, RepositoryUnavailable
+from domain.models import RoutingDecision, SyncStatus
+
+__all__ = [
+    "CUSTOMER_INDEX",
+    "SYNC_STATUS_INDEX",
+    "TEAM_INDEX",
+    "DynamoDBDecisionRepository",
+    "decision_from_stream_image",
+]
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_INDEX = "customer_id-timestamp-index"
+TEAM_INDEX = "assigned_team-timestamp-index"
+SYNC_STATUS_INDEX = "sync_status-timestamp-index"
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def unavailable(exc: ClientError | BotoCoreError, action: str, table: str) -> RepositoryUnavailable:
+    """Every other AWS failure means the store cannot serve us now; the message tells which kind."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        kind = "throttled or failing" if code in THROTTLING_CODES else "refused the request"
+        return RepositoryUnavailable(f"DynamoDB {kind} on {action} ({table}): {code}: {exc}")
+    return RepositoryUnavailable(f"DynamoDB unreachable on {action} ({table}): {exc}")
+
+
+class DynamoDBDecisionRepository:
+    """DecisionRepository + TicketHistory over the decisions table (low-level client, DynamoDB JSON)."""
+
+    def __init__(self, table_name: str, *, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # --- DecisionRepository -----------------------------------------------------------------
+
+    def save(self, decision: RoutingDecision) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=decision_to_dynamodb(decision),
+                # A redelivered event must not overwrite the audited first decision.
+                ConditionExpression="attribute_not_exists(ticket_id)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                raise DuplicateDecision(f"{decision.ticket_id}@{decision.timestamp}") from exc
+            raise unavailable(exc, "save", self.table_name) from exc
+        except BotoCoreError as exc:
+            raise unavailable(exc, "save", self.table_name) from exc
+
+    def get(self, ticket_id: str) -> RoutingDecision | None:
+        items = self._query(
+            "get",
+            KeyConditionExpression="ticket_id = :ticket_id",
+            ExpressionAttributeValues={":ticket_id": {"S": ticket_id}},
+            ScanIndexForward=False,
+            limit=1,
+            # Redelivery detection reads right after a concurrent save: it must see that write.
+            ConsistentRead=True,
+        )
+        first = next(items, None)
+        return decision_from_item(first) if first is not None else None
+
+    def update_sync_status(
+        self,
+        ticket_id: str,
+        timestamp: int,
+        status: SyncStatus,
+        *,
+        error: str | None = None,
+        synced_at: datetime | None = None,
+    ) -> None:
+        sets = ["sync_status = :status"]
+        removes: list[str] = []
+        values: dict[str, Any] = {":status": {"S": status.value}}
+        if error is None:
+            removes.append("sync_error")
+        else:
+            sets.append("sync_error = :error")
+            values[":error"] = {"S": error}
+        if synced_at is None:
+            removes.append("synced_at")
+        else:
+            sets.append("synced_at = :synced_at")
+            values[":synced_at"] = {"S": synced_at.isoformat()}
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = "attribute_exists(ticket_id)"
+        if status is not SyncStatus.SUCCESS:
+            # Success is final: a late failure (a retried stream record, a replay racing a sync)
+            # must never turn a synced decision back into a failed one.
+            condition += " AND sync_status <> :success"
+            values[":success"] = {"S": SyncStatus.SUCCESS.value}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"ticket_id": {"S": ticket_id}, "timestamp": {"N": str(timestamp)}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != _CONDITION_FAILED:
+                raise unavailable(exc, "update_sync_status", self.table_name) from exc
+            if "Item" not in exc.response:
+                # Nothing to update (e.g. the decision expired); the caller has nothing to undo.
+                logger.warning("sync status %s for unknown decision %s@%s ignored", status.value, ticket_id, timestamp)
+        except BotoCoreError as exc:
+            raise unavailable(exc, "update_sync_status", self.table_name) from exc
+
+    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
+        return self._query_index(SYNC_STATUS_INDEX, "sync_status", status.value, limit, "find_by_sync_status")
+
+    # --- TicketHistory ----------------------------------------------------------------------
+
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]:
+        return self._query_index(CUSTOMER_INDEX, "customer_id", customer_id, limit, "recent_for_customer")
+
+    def recent_for_team(self, team: str, limit: int = 20) -> list[RoutingDecision]:
+        return self._query_index(TEAM_INDEX, "assigned_team", team, limit, "recent_for_team")
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _query_index(self, index: str, key: str, value: str, limit: int, action: str) -> list[RoutingDecision]:
+        if limit <= 0:
+            return []
+        items = self._query(
+            action,
+            IndexName=index,
+            KeyConditionExpression=f"{key} = :value",
+            ExpressionAttributeValues={":value": {"S": value}},
+            ScanIndexForward=False,
+            limit=limit,
+        )
+        return [decision_from_item(item) for item in items]
+
+    def _query(self, action: str, *, limit: int, **params: Any) -> Iterator[dict[str, Any]]:
+        """Up to `limit` python items, following LastEvaluatedKey across pages (1 MB each)."""
+        params = {"TableName": self.table_name, **params}
+        remaining = limit
+        while remaining > 0:
+            try:
+                page = self.client.query(**params, Limit=remaining)
+            except (ClientError, BotoCoreError) as exc:
+                raise unavailable(exc, action, self.table_name) from exc
+            items = page.get("Items", [])[:remaining]
+            remaining -= len(items)
+            yield from (deserialize_item(item) for item in items)
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            params["ExclusiveStartKey"] = last

@@ -1,0 +1,55 @@
+"""CustomerDirectory over the customer DB's HTTP API: GET {endpoint}/customers/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from pydantic import ValidationError
+
+from adapters.http.retry import describe_response, send_with_quick_retry
+from domain.errors import EvidenceUnavailable
+from domain.models import CustomerProfile
+
+
+class HttpCustomerDirectory:
+    """404 means "no such customer" (an unprivileged default profile); anything else that is not
+    a valid profile means the DB could not tell us, which the domain must treat as unknown evidence."""
+
+    def __init__(self, endpoint: str, *, session: requests.Session | None = None, timeout: float = 3.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def get_profile(self, customer_id: str) -> CustomerProfile:
+        # safe="" so that an id containing "/" cannot address another resource.
+        url = f"{self.endpoint}/customers/{quote(customer_id, safe='')}"
+        try:
+            response = send_with_quick_retry(
+                lambda: self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+            )
+        except requests.RequestException as exc:
+            raise EvidenceUnavailable(f"customer DB unreachable for {customer_id}: {exc}") from exc
+        with response:
+            if response.status_code == 404:
+                return CustomerProfile.unknown(customer_id)
+            if not 200 <= response.status_code < 300:
+                raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {describe_response(response)}")
+            try:
+                document: Any = response.json()
+            except ValueError as exc:
+                raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
+        if not isinstance(document, dict):
+            raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")
+        document.setdefault("customer_id", customer_id)
+        try:
+            return CustomerProfile.model_validate(document)
+        except ValidationError as exc:
+            raise EvidenceUnavailable(f"customer DB sent an invalid profile for {customer_id}: {exc}") from exc

@@ -1,0 +1,82 @@
+"""Retry helpers shared by the HTTP adapters: backoff with jitter, Retry-After, transient errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+
+# Failures worth another attempt: the request may never have reached the server, or the
+# connection broke mid-answer. Anything else (invalid URL, too many redirects) will not heal.
+TRANSIENT_ERRORS: tuple[type[requests.RequestException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+def is_retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:
+    """Capped exponential backoff with "equal jitter": half the nominal delay fixed, half random.
+
+    Nominal delay for attempt n (0-based) is min(base * 2**n, cap): 1, 2, 4, 8, 16 s for base 1,
+    cap 16. Equal jitter spreads retries of many clients apart (unlike no jitter) while never
+    retrying sooner than half the schedule (unlike full jitter, which may retry at once).
+    """
+    nominal = min(base * (2**attempt), cap)
+    return nominal / 2 + rng() * nominal / 2
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], datetime] | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or _utcnow)()).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def describe_response(response: requests.Response, limit: int = 200) -> str:
+    """`HTTP 503: <start of body>` for error messages; the body is cut so logs stay small."""
+    body = (response.text or "").strip().replace("\n", " ")
+    return f"HTTP {response.status_code}" + (f": {body[:limit]}" if body else "")
+
+
+def send_with_quick_retry(send: Callable[[], requests.Response]) -> requests.Response:
+    """Send; on a refused/dropped connection or a 5xx, send once more straight away.
+
+    For evidence lookups on the routing path: one immediate retry rides out a recycled pooled
+    connection or a single bad instance behind a load balancer. Timeouts are not retried, since a
+    second wait would double the worst-case latency of every ticket. Exceptions propagate.
+    """
+    try:
+        response = send()
+    except requests.Timeout:
+        raise
+    except TRANSIENT_ERRORS:
+        return send()
+    if response.status_code >= 500:
+        response.close()
+        return send()
+    return response

@@ -1,0 +1,48 @@
+"""ServiceStatusProvider over the status API: POST {endpoint}/status/batch {"service_ids": [...]}."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from pydantic import ValidationError
+
+from adapters.http.retry import describe_response, send_with_quick_retry
+from domain.errors import EvidenceUnavailable
+from domain.models import ServiceStatus
+
+
+class HttpServiceStatusProvider:
+    """An empty `service_ids` list is still sent: the answer's known_issues and overall_health are
+    network-wide and feed the evidence even when the ticket names no service."""
+
+    def __init__(self, endpoint: str, *, session: requests.Session | None = None, timeout: float = 3.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.timeout = timeout
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
+        url = f"{self.endpoint}/status/batch"
+        body = {"service_ids": list(service_ids)}
+        try:
+            response = send_with_quick_retry(lambda: self.session.post(url, json=body, timeout=self.timeout))
+        except requests.RequestException as exc:
+            raise EvidenceUnavailable(f"service status API unreachable: {exc}") from exc
+        with response:
+            if not 200 <= response.status_code < 300:
+                raise EvidenceUnavailable(f"service status API failed: {describe_response(response)}")
+            try:
+                document: Any = response.json()
+            except ValueError as exc:
+                raise EvidenceUnavailable("service status API sent invalid JSON") from exc
+        try:
+            return ServiceStatus.model_validate(document)
+        except ValidationError as exc:
+            raise EvidenceUnavailable(f"service status API sent an invalid answer: {exc}") from exc

@@ -1,0 +1,136 @@
+"""TicketingSystem over the ticketing system's REST API: PUT {endpoint}/tickets/{id}/routing."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+import requests
+
+from adapters.http.retry import (
+    TRANSIENT_ERRORS,
+    backoff_delay,
+    describe_response,
+    is_retryable_status,
+    parse_retry_after,
+)
+from domain.errors import SyncRejected, SyncUnavailable, TicketRouterError
+from domain.models import RoutingDecision
+from domain.ticketing import routing_update_payload
+
+logger = logging.getLogger(__name__)
+
+
+class HttpTicketingSystem:
+    """Pushes a routing decision with retries.
+
+    Every attempt carries the same `Idempotency-Key` (ticket_id:timestamp), which is what makes
+    retrying a PUT whose answer was lost (timeout, dropped connection) safe.
+
+    Retry policy: 429, 5xx, connection errors and timeouts are retried up to `max_retries` times
+    after the first attempt. The wait before retry n (0-based) is equal-jitter backoff around
+    min(retry_delay_base * 2**n, max_delay); the Retry-After of a 429 (or 503) wins when longer. With a
+    `deadline` (a time.monotonic() value), no wait and no request runs past it: when the next wait
+    would cross it the adapter gives up at once with SyncUnavailable, leaving the replay to the
+    dead-letter path rather than being killed mid-sleep by the Lambda timeout.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: Callable[[], str],
+        *,
+        session: requests.Session | None = None,
+        max_retries: int = 5,
+        retry_delay_base: float = 1.0,
+        max_delay: float = 16.0,
+        timeout: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.api_key = api_key
+        self.max_retries = max_retries
+        self.retry_delay_base = retry_delay_base
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self._session = session
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        ticket = decision.ticket_id
+        url = f"{self.endpoint}/tickets/{quote(ticket, safe='')}/routing"
+        payload = routing_update_payload(decision)
+        headers = {
+            "Authorization": f"Bearer {self._api_key(ticket)}",
+            "Idempotency-Key": decision.idempotency_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        attempt = 0
+        while True:
+            timeout = self._request_timeout(deadline)
+            if timeout is None:
+                raise SyncUnavailable(f"no time left to push {ticket} after {attempt} attempt(s)")
+            retry_after: float | None = None
+            try:
+                response = self.session.put(url, json=payload, headers=headers, timeout=timeout)
+            except TRANSIENT_ERRORS as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+            except requests.RequestException as exc:
+                raise SyncUnavailable(f"cannot push {ticket}: {type(exc).__name__}: {exc}") from exc
+            else:
+                with response:
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        return
+                    failure = describe_response(response)
+                    if not is_retryable_status(status):
+                        raise SyncRejected(f"ticketing system rejected {ticket}: {failure}")
+                    if status in (429, 503):  # RFC 9110 gives Retry-After meaning on both
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+            if attempt >= self.max_retries:
+                raise SyncUnavailable(
+                    f"ticketing system unavailable for {ticket} after {attempt + 1} attempt(s): {failure}"
+                )
+            delay = backoff_delay(attempt, base=self.retry_delay_base, cap=self.max_delay, rng=self._rng)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if deadline is not None and self._clock() + delay >= deadline:
+                raise SyncUnavailable(
+                    f"ticketing system unavailable for {ticket}: next retry in {delay:.1f}s would pass the deadline "
+                    f"after {attempt + 1} attempt(s): {failure}"
+                )
+            logger.info("push of %s failed (%s); retry %d in %.2fs", ticket, failure, attempt + 1, delay)
+            self._sleep(delay)
+            attempt += 1
+
+    def _api_key(self, ticket: str) -> str:
+        try:
+            return self.api_key()
+        except TicketRouterError as exc:
+            # Without a key nothing can be sent; recording the sync as failed lets a replay send it
+            # once the secret is fixed, where a crash would only retry into the same wall.
+            raise SyncUnavailable(f"no API key to push {ticket}: {exc}") from exc
+
+    def _request_timeout(self, deadline: float | None) -> float | None:
+        """The per-request timeout, shortened so a request never runs past the deadline."""
+        if deadline is None:
+            return self.timeout
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            return None
+        return min(self.timeout, remaining)

@@ -1,0 +1,74 @@
+"""Guardrails on model proposals: ticket text is untrusted input, never instructions.
+
+Priority and VIP status never come from a model (see priority.py). What a model can still be
+talked into is the category, and so the team; these rules keep the team where the ticket's real
+content puts it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from domain.models import IssueClassification
+from domain.routing import RoutingProposal
+
+_INJECTION_PATTERNS = [
+    r"\bignore\s+(?:all\s+|any\s+|the\s+)?(?:previous|prior|above|earlier)\s+(?:instructions|prompts?|rules)",
+    r"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above|system)",
+    r"(?:^|\n|\s)(?:system|assistant|developer)\s*:",
+    r"\byou\s+are\s+now\b",
+    r"\bnew\s+instructions?\b",
+    r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
+    r"\bpriority\s*[:=]\s*p[0-3]\b",
+    r"\broute\s+(?:this|it|the\s+ticket)?\s*(?:directly\s+)?to\b",
+    r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
+    r"\bvip\s*[:=]\s*(?:true|yes)\b",
+    r"</?\s*(?:system|instructions?|prompt)\s*>",
+]
+_INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
+
+# A category the local classifier gives less than this is not something the text supports.
+IMPLAUSIBLE_SCORE = 0.05
+
+
+def injection_markers(text: str) -> list[str]:
+    """Phrases that try to instruct the router rather than describe a problem."""
+    return [m.group(0).strip() for m in _INJECTION.finditer(text)][:5]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    proposal: RoutingProposal
+    notes: tuple[str, ...]
+    force_review: bool
+
+
+def reconcile_with_evidence(
+    proposal: RoutingProposal,
+    classification: IssueClassification,
+    *,
+    markers: list[str],
+) -> Reconciled:
+    """Keep a model's category only where the ticket's own content supports it."""
+    agrees = proposal.category.strip().casefold() == classification.primary_category.casefold()
+    if markers and not agrees:
+        fallback = RoutingProposal.from_classification(classification, reasoning=proposal.reasoning)
+        return Reconciled(
+            fallback,
+            (
+                "The ticket contains instruction-like text; the model's category was not used, the classifier's was.",
+            ),
+            force_review=True,
+        )
+    scores = {c.category.casefold(): c.score for c in classification.ranked}
+    supported = scores.get(proposal.category.strip().casefold(), 0.0)
+    if not agrees and supported < IMPLAUSIBLE_SCORE:
+        fallback = RoutingProposal.from_classification(classification, reasoning=proposal.reasoning)
+        return Reconciled(
+            fallback,
+            (f"The model's category {proposal.category!r} is not supported by the ticket's text; classifier kept.",),
+            force_review=True,
+        )
+    notes = ("The ticket contains instruction-like text; flagged for review.",) if markers else ()
+    return Reconciled(proposal, notes, force_review=bool(markers))

@@ -1,0 +1,122 @@
+"""Part of the composition root: builds the model-backed engines (agent, hybrid) from settings.
+
+Strands is imported lazily, so the pipeline engine never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.engines.agent import AgentEngine
+from adapters.engines.hybrid import HybridEngine
+from adapters.engines.pipeline import PipelineEngine
+from domain.costs import PriceTable
+from domain.errors import ConfigurationError
+from domain.ports import RoutingEngine
+from domain.toolkit import RoutingToolkit
+from handlers.settings import RoutingSettings
+
+
+def _bedrock_client_config(settings: RoutingSettings) -> Any:
+    from botocore.config import Config
+
+    # One retry inside botocore and none in Strands: two attempts of at most read_timeout each
+    # fit the orchestrator's 30 s, and the hybrid engine falls back rather than waiting longer.
+    return Config(
+        connect_timeout=2,
+        read_timeout=settings.model_read_timeout_seconds,
+        retries={"total_max_attempts": 2, "mode": "standard"},
+    )
+
+
+def build_model(settings: RoutingSettings) -> tuple[Any, str]:
+    """The Strands model for the configured provider, and the model id used for pricing."""
+    provider = settings.model_provider
+    if provider == "bedrock":
+        from strands.models import BedrockModel, CacheConfig
+
+        model = BedrockModel(
+            model_id=settings.bedrock_model_id,
+            region_name=settings.bedrock_region,
+            streaming=False,
+            temperature=0.1,
+            max_tokens=settings.model_max_tokens,
+            boto_client_config=_bedrock_client_config(settings),
+            cache_config=CacheConfig(strategy="auto"),
+        )
+        return model, settings.bedrock_model_id
+    model_id = settings.model_id or settings.bedrock_model_id
+    try:
+        if provider == "openai":
+            from strands.models.openai import OpenAIModel
+
+            client_args = {"api_key": settings.model_api_key, "base_url": settings.model_endpoint}
+            return OpenAIModel(
+                client_args={k: v for k, v in client_args.items() if v},
+                model_id=model_id,
+                params={"temperature": 0.1, "max_tokens": settings.model_max_tokens},
+            ), model_id
+        if provider == "ollama":
+            from strands.models.ollama import OllamaModel
+
+            return OllamaModel(
+                settings.model_endpoint or "http://127.0.0.1:11434",
+                model_id=model_id,
+                temperature=0.1,
+                max_tokens=settings.model_max_tokens,
+            ), model_id
+        if provider == "anthropic":
+            from strands.models.anthropic import AnthropicModel
+
+            return AnthropicModel(
+                client_args={"api_key": settings.model_api_key} if settings.model_api_key else {},
+                model_id=model_id,
+                max_tokens=settings.model_max_tokens,
+                params={"temperature": 0.1},
+            ), model_id
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"MODEL_PROVIDER={provider} needs its extra: pip install 'ticket-router[{provider}]' ({exc.name} missing)"
+        ) from exc
+    raise ConfigurationError(f"MODEL_PROVIDER={provider!r} is not supported")
+
+
+def build_second_opinion(settings: RoutingSettings, prices: PriceTable) -> Any | None:
+    if settings.model_provider != "bedrock" or not settings.bedrock_classifier_model_id:
+        return None
+    from adapters.engines.bedrock_classifier import BedrockClassifier
+
+    return BedrockClassifier(
+        model_id=settings.bedrock_classifier_model_id,
+        region=settings.bedrock_region,
+        categories=None,
+        client_config=_bedrock_client_config(settings),
+    )
+
+
+def build_model_engine(
+    settings: RoutingSettings,
+    *,
+    toolkit: RoutingToolkit,
+    pipeline: PipelineEngine,
+    model: Any | None = None,
+    model_id: str | None = None,
+) -> RoutingEngine:
+    prices = PriceTable()
+    if model is None:
+        model, model_id = build_model(settings)
+    second_opinion = build_second_opinion(settings, prices)
+    if second_opinion is not None:
+        second_opinion.categories = list(toolkit.taxonomy.category_names)
+    agent = AgentEngine(
+        toolkit=toolkit,
+        pipeline=pipeline,
+        model=model,
+        model_id=model_id or settings.bedrock_model_id,
+        prices=prices,
+        max_tool_calls=settings.agent_max_tool_calls,
+        second_opinion=second_opinion,
+    )
+    if settings.routing_engine == "agent":
+        return agent
+    return HybridEngine(pipeline, agent, escalation_threshold=settings.escalation_threshold)

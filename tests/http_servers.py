@@ -1,0 +1,292 @@
+"""Real HTTP servers on 127.0.0.1 standing in for the customer DB, the service status API and the
+ticketing system: the HTTP adapters are tested over real sockets, never against a mocked client.
+
+Each server records every request and can be told to misbehave for the next N requests:
+
+    with FakeTicketingSystem(api_key="k") as ticketing:
+        ticketing.fail_next(2, status=503)          # 2 x 503, then the normal answer
+        ticketing.throttle_next(1, retry_after="3") # 429 with Retry-After: 3
+        ticketing.hang_next(1, seconds=5)           # answer only after 5 s (or at exit), past the client timeout
+        ticketing.reject_next(1, status=400)        # a permanent refusal
+        ticketing.malformed_next(1)                 # 200 with a body that is not JSON
+        adapter = HttpTicketingSystem(ticketing.url, ...)
+
+Faults queue up in order and are consumed one per request; `times=None` repeats one forever.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
+        return cls(status, json.dumps(document).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+@dataclass
+class Fault:
+    reply: Reply | None = None
+    hang_seconds: float = 0.0
+    times: int | None = 1  # None: forever
+
+
+class FakeHttpServer:
+    """Base: subclasses implement `respond`; faults and recording are handled here."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        # Set on exit so that hanging handlers return at once instead of holding the test up.
+        self._closing = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # --- fault injection --------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def fail_next(self, times: int | None = 1, *, status: int = 503) -> None:
+        self.add_fault(Fault(Reply.json({"error": "unavailable"}, status), times=times))
+
+    def throttle_next(self, times: int | None = 1, *, retry_after: str | None = "1") -> None:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.add_fault(Fault(Reply.json({"error": "slow down"}, 429, headers), times=times))
+
+    def hang_next(self, times: int | None = 1, *, seconds: float = 5.0) -> None:
+        self.add_fault(Fault(hang_seconds=seconds, times=times))
+
+    def reject_next(self, times: int | None = 1, *, status: int = 400, message: str = "bad request") -> None:
+        self.add_fault(Fault(Reply.json({"error": message}, status), times=times))
+
+    def malformed_next(self, times: int | None = 1) -> None:
+        self.add_fault(Fault(Reply(200, b"<html>not json</html>", {"Content-Type": "text/html"}), times=times))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self) -> Fault | None:
+        with self._lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.popleft()
+            return fault
+
+    # --- behaviour --------------------------------------------------------------------------
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
+
+    def requests_to(self, method: str, path_prefix: str = "/") -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
+
+    def _serve(self, request: RecordedRequest) -> Reply | None:
+        with self._lock:
+            self.requests.append(request)
+        fault = self._take_fault()
+        if fault is not None:
+            if fault.hang_seconds:
+                self._closing.wait(fault.hang_seconds)
+            if fault.reply is not None:
+                return fault.reply
+            if self._closing.is_set():
+                return None  # shutting down mid-hang: drop the connection unanswered
+        # After a hang the normal answer still goes out: a client with a longer timeout gets it,
+        # one that gave up gets a broken pipe, which the handler ignores.
+        return self.respond(request)
+
+
+def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+            reply = server._serve(request)
+            if reply is None:
+                self.close_connection = True
+                return
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep pytest output clean; requests are recorded instead
+
+    return Handler
+
+
+def _path_parts(raw_path: str) -> list[str]:
+    return [unquote(p) for p in urlsplit(raw_path).path.split("/") if p]
+
+
+class FakeCustomerDb(FakeHttpServer):
+    """GET /customers/{id}: the profile as JSON, or 404 for an unknown id."""
+
+    def __init__(self, customers: Iterable[Mapping[str, Any]] = ()) -> None:
+        super().__init__()
+        self.customers: dict[str, dict[str, Any]] = {str(c["customer_id"]): dict(c) for c in customers}
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        parts = _path_parts(request.path)
+        if request.method != "GET" or len(parts) != 2 or parts[0] != "customers":
+            return Reply.json({"error": "no such route"}, 404)
+        profile = self.customers.get(parts[1])
+        if profile is None:
+            return Reply.json({"error": "customer not found"}, 404)
+        return Reply.json(profile)
+
+    def lookups_of(self, customer_id: str) -> int:
+        return sum(1 for r in self.requests_to("GET", "/customers/") if _path_parts(r.path)[-1] == customer_id)
+
+
+class FakeServiceStatusApi(FakeHttpServer):
+    """POST /status/batch {"service_ids": [...]}: outages on those services plus network-wide info."""
+
+    def __init__(
+        self,
+        outages: Iterable[Mapping[str, Any]] = (),
+        *,
+        known_issues: Iterable[str] = (),
+        overall_health: str = "Healthy",
+    ) -> None:
+        super().__init__()
+        self.outages = [dict(o) for o in outages]
+        self.known_issues = list(known_issues)
+        self.overall_health = overall_health
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        if request.method != "POST" or _path_parts(request.path) != ["status", "batch"]:
+            return Reply.json({"error": "no such route"}, 404)
+        try:
+            wanted = set(request.json["service_ids"])
+        except (ValueError, TypeError, KeyError):
+            return Reply.json({"error": "service_ids required"}, 400)
+        return Reply.json(
+            {
+                "outages": [o for o in self.outages if o.get("service_id") in wanted],
+                "known_issues": self.known_issues,
+                "overall_health": self.overall_health,
+            }
+        )
+
+
+class FakeTicketingSystem(FakeHttpServer):
+    """PUT /tickets/{id}/routing: stores the routing update per ticket.
+
+    Like a real ticketing API it checks the bearer key (401 otherwise) and applies each
+    Idempotency-Key once, so tests can assert a retried push took effect exactly once.
+    """
+
+    def __init__(self, api_key: str | None = None) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.routing: dict[str, dict[str, Any]] = {}
+        self.applied_keys: list[str] = []
+
+    def respond(self, request: RecordedRequest) -> Reply:
+        parts = _path_parts(request.path)
+        if request.method != "PUT" or len(parts) != 3 or parts[0] != "tickets" or parts[2] != "routing":
+            return Reply.json({"error": "no such route"}, 404)
+        if self.api_key is not None and request.header("Authorization") != f"Bearer {self.api_key}":
+            return Reply.json({"error": "unauthorized"}, 401)
+        try:
+            payload = request.json
+        except ValueError:
+            return Reply.json({"error": "body is not JSON"}, 400)
+        if not isinstance(payload, dict):
+            return Reply.json({"error": "body must be an object"}, 400)
+        key = request.header("Idempotency-Key") or ""
+        with self._lock:
+            if key and key in self.applied_keys:
+                return Reply.json({"ticket_id": parts[1], "status": "already applied"})
+            self.applied_keys.append(key)
+            self.routing[parts[1]] = payload
+        return Reply.json({"ticket_id": parts[1], "status": "updated"})
+
+    @property
+    def puts(self) -> list[RecordedRequest]:
+        return self.requests_to("PUT", "/tickets/")

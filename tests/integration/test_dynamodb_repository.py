@@ -1,0 +1,329 @@
+"""DynamoDBDecisionRepository against moto: stored items, GSIs, sync-status rules, stream images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from botocore.stub import Stubber
+
+from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository, decision_from_stream_image
+from adapters.aws.serialization import decision_to_item, deserialize_item
+from domain.errors import DuplicateDecision, RepositoryUnavailable
+from domain.models import RoutingDecision, SyncStatus
+from tests.aws_resources import StreamTail, read_stream_records
+from tests.integration.conftest import NOW, REGION
+
+MakeDecision = Callable[..., RoutingDecision]
+
+
+@pytest.fixture
+def repository(dynamodb: Any, decisions_table: str) -> DynamoDBDecisionRepository:
+    return DynamoDBDecisionRepository(decisions_table, client=dynamodb)
+
+
+def stored_item(dynamodb: Any, table: str, ticket_id: str, timestamp: int) -> dict[str, Any] | None:
+    response = dynamodb.get_item(
+        TableName=table, Key={"ticket_id": {"S": ticket_id}, "timestamp": {"N": str(timestamp)}}
+    )
+    return deserialize_item(response["Item"]) if "Item" in response else None
+
+
+# --- save / get ---------------------------------------------------------------------------------
+
+
+def test_saved_decision_is_stored_as_top_level_attributes_and_read_back_unchanged(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a decision with nested models, floats and a Decimal amount
+    decision = make_decision()
+
+    # When it is saved and read back
+    repository.save(decision)
+    loaded = repository.get(decision.ticket_id)
+
+    # Then the stored item has every field at the top level, numbers as N, and no None attributes
+    item = stored_item(dynamodb, decisions_table, decision.ticket_id, decision.timestamp)
+    assert item is not None
+    assert item["customer_id"] == "CUST-1001"
+    assert item["assigned_team"] == "network-operations"
+    assert item["sync_status"] == "pending"
+    assert item["ttl"] == decision.ttl
+    assert item["confidence_score"] == Decimal("0.8731")
+    assert item["priority"]["factors"] == {"vip": 15, "outage": 20, "age": 7}
+    assert item["entities"]["monetary_amounts"] == [{"amount": Decimal("49.99"), "currency": "USD"}]
+    assert "sync_error" not in item
+    assert "synced_at" not in item
+    assert set(RoutingDecision.model_fields) - {"sync_error", "synced_at"} <= set(item)
+    # And the decision comes back equal, field for field
+    assert loaded == decision
+
+
+def test_saving_the_same_decision_twice_raises_duplicate_and_keeps_the_first(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a stored decision
+    first = make_decision(reasoning="first delivery")
+    repository.save(first)
+
+    # When a redelivery tries to store another decision under the same key
+    with pytest.raises(DuplicateDecision):
+        repository.save(make_decision(reasoning="second delivery"))
+
+    # Then the audited first decision is untouched
+    item = stored_item(dynamodb, decisions_table, first.ticket_id, first.timestamp)
+    assert item is not None
+    assert item["reasoning"] == "first delivery"
+
+
+def test_get_returns_the_latest_decision_for_a_ticket_or_none(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given two decisions for one ticket at different receipt times
+    older = make_decision(timestamp=1_700_000_000, assigned_team="billing")
+    newer = make_decision(timestamp=1_700_000_500, assigned_team="network-operations")
+    repository.save(newer)
+    repository.save(older)
+
+    # When / Then the newest is returned, and an unknown ticket gives None
+    assert repository.get("T-1") == newer
+    assert repository.get("T-unknown") is None
+
+
+# --- sync status --------------------------------------------------------------------------------
+
+
+def test_successful_sync_is_recorded_and_clears_a_previous_error(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a decision whose first sync failed
+    decision = make_decision()
+    repository.save(decision)
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error="HTTP 503")
+
+    # When a replay succeeds
+    synced_at = NOW + timedelta(minutes=5)
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.SUCCESS, synced_at=synced_at)
+
+    # Then the item says success with the sync time, and the old error is gone
+    item = stored_item(dynamodb, decisions_table, decision.ticket_id, decision.timestamp)
+    assert item is not None
+    assert item["sync_status"] == "success"
+    assert item["synced_at"] == synced_at.isoformat()
+    assert "sync_error" not in item
+    loaded = repository.get(decision.ticket_id)
+    assert loaded is not None
+    assert loaded.sync_status is SyncStatus.SUCCESS
+    assert loaded.synced_at == synced_at
+    assert loaded.sync_error is None
+
+
+def test_a_late_failure_never_overwrites_a_success(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given a decision already synced successfully
+    decision = make_decision()
+    repository.save(decision)
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.SUCCESS, synced_at=NOW)
+
+    # When a retried stream record reports a failure afterwards
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error="timeout")
+
+    # Then the decision stays synced
+    loaded = repository.get(decision.ticket_id)
+    assert loaded is not None
+    assert loaded.sync_status is SyncStatus.SUCCESS
+    assert loaded.sync_error is None
+    assert loaded.synced_at == NOW
+
+
+def test_updating_the_sync_status_of_an_unknown_decision_creates_nothing(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str
+) -> None:
+    # Given an empty table
+    # When a status update arrives for a decision that does not exist
+    repository.update_sync_status("T-ghost", 1_700_000_000, SyncStatus.FAILED, error="HTTP 503")
+
+    # Then no half-item is created
+    assert stored_item(dynamodb, decisions_table, "T-ghost", 1_700_000_000) is None
+
+
+def test_find_by_sync_status_returns_matching_decisions_newest_first_up_to_the_limit(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given five pending decisions, one of which has since failed
+    for n in range(5):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+    repository.update_sync_status("T-2", 1_700_000_002, SyncStatus.FAILED, error="HTTP 500")
+
+    # When the pending and failed ones are listed
+    pending = repository.find_by_sync_status(SyncStatus.PENDING, limit=3)
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+
+    # Then each list holds only its status, newest first, capped at the limit
+    assert [d.ticket_id for d in pending] == ["T-4", "T-3", "T-1"]
+    assert [(d.ticket_id, d.sync_error) for d in failed] == [("T-2", "HTTP 500")]
+    assert repository.find_by_sync_status(SyncStatus.SUCCESS) == []
+
+
+def test_recent_for_customer_returns_that_customers_latest_decisions(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given decisions for two customers
+    for n in range(4):
+        repository.save(make_decision(f"A-{n}", customer_id="CUST-A", timestamp=1_700_000_000 + n))
+    repository.save(make_decision("B-0", customer_id="CUST-B", timestamp=1_700_000_100))
+
+    # When customer A's history is asked for
+    recent = repository.recent_for_customer("CUST-A", limit=2)
+
+    # Then only A's two newest decisions come back, newest first
+    assert [d.ticket_id for d in recent] == ["A-3", "A-2"]
+    assert repository.recent_for_customer("CUST-nobody") == []
+
+
+def test_queries_follow_pagination_until_the_limit_is_reached(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given more pending decisions than one page holds when pages are tiny
+    for n in range(6):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+    pages: list[int] = []
+    small_pages = DynamoDBDecisionRepository(decisions_table, client=_page_size_capped(dynamodb, 2, pages))
+
+    # When more than a page is asked for
+    found = small_pages.find_by_sync_status(SyncStatus.PENDING, limit=5)
+
+    # Then three pages were read, the last asking only for what was still missing
+    assert [d.ticket_id for d in found] == ["T-5", "T-4", "T-3", "T-2", "T-1"]
+    assert pages == [2, 2, 1]
+
+
+def _page_size_capped(client: Any, page_size: int, pages: list[int]) -> Any:
+    # DynamoDB pages by size (1 MB); a client hook that lowers Limit makes pages small enough to
+    # exercise LastEvaluatedKey with a handful of items.
+    def cap(params: dict[str, Any], **_: Any) -> None:
+        params["Limit"] = min(params.get("Limit", page_size), page_size)
+        pages.append(params["Limit"])
+
+    client.meta.events.register("provide-client-params.dynamodb.Query", cap)
+    return client
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+THROTTLING = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+]
+
+
+@pytest.mark.parametrize("code", THROTTLING)
+def test_throttled_or_failing_dynamodb_raises_repository_unavailable(code: str, make_decision: MakeDecision) -> None:
+    # Given a real client whose every call DynamoDB answers with a throttling/server error
+    client = boto3.client("dynamodb", region_name=REGION)
+    stubber = Stubber(client)
+    for operation in ("put_item", "query", "update_item", "query"):
+        stubber.add_client_error(operation, service_error_code=code, http_status_code=400)
+    repository = DynamoDBDecisionRepository("routing-decisions", client=client)
+    decision = make_decision()
+
+    # When each operation is attempted / Then each raises the domain's retry-later error
+    with stubber:
+        with pytest.raises(RepositoryUnavailable, match=code):
+            repository.save(decision)
+        with pytest.raises(RepositoryUnavailable):
+            repository.get(decision.ticket_id)
+        with pytest.raises(RepositoryUnavailable):
+            repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error="x")
+        with pytest.raises(RepositoryUnavailable):
+            repository.recent_for_customer(decision.customer_id)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_missing_table_raises_repository_unavailable(dynamodb: Any, make_decision: MakeDecision) -> None:
+    # Given a repository pointed at a table that does not exist
+    repository = DynamoDBDecisionRepository("no-such-table", client=dynamodb)
+
+    # When / Then both writes and reads fail with the domain error, not a botocore one
+    with pytest.raises(RepositoryUnavailable, match="ResourceNotFoundException"):
+        repository.save(make_decision())
+    with pytest.raises(RepositoryUnavailable):
+        repository.find_by_sync_status(SyncStatus.PENDING)
+
+
+def test_without_an_injected_client_a_default_one_is_created_on_first_use(
+    decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a repository built from the table name only (as the Lambdas do)
+    repository = DynamoDBDecisionRepository(decisions_table)
+
+    # When it is used / Then it works against the (moto) default region
+    repository.save(make_decision())
+    assert repository.get("T-1") is not None
+
+
+# --- stream images ------------------------------------------------------------------------------
+
+
+def test_stream_insert_image_round_trips_to_the_saved_decision(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a saved decision
+    decision = make_decision()
+    repository.save(decision)
+
+    # When the table's stream is read as the sync Lambda would receive it
+    records = read_stream_records(dynamodb, boto3.client("dynamodbstreams", region_name=REGION), decisions_table)
+
+    # Then the INSERT's NewImage rebuilds the decision, from raw DynamoDB JSON ...
+    assert [r["eventName"] for r in records] == ["INSERT"]
+    record = records[0]
+    assert record["eventSourceARN"] == dynamodb.describe_table(TableName=decisions_table)["Table"]["LatestStreamArn"]
+    assert decision_from_stream_image(record["dynamodb"]["NewImage"]) == decision
+    # ... and from the image Powertools has already deserialised (Decimal numbers)
+    powertools_image = DynamoDBRecord(record).dynamodb.new_image  # type: ignore[union-attr]
+    assert decision_from_stream_image(powertools_image) == decision
+
+
+def test_stream_modify_record_carries_old_and_new_sync_status(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a decision whose insert has already been consumed from the stream
+    decision = make_decision()
+    repository.save(decision)
+    tail = StreamTail(dynamodb, boto3.client("dynamodbstreams", region_name=REGION), decisions_table)
+    assert [r["eventName"] for r in tail.poll()] == ["INSERT"]
+
+    # When its sync fails
+    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error="HTTP 503")
+
+    # Then only the MODIFY is new, with both images, and the NewImage still holds the whole decision
+    records = tail.poll()
+    assert [r["eventName"] for r in records] == ["MODIFY"]
+    old = decision_from_stream_image(records[0]["dynamodb"]["OldImage"])
+    new = decision_from_stream_image(records[0]["dynamodb"]["NewImage"])
+    assert old.sync_status is SyncStatus.PENDING
+    assert new == decision.model_copy(update={"sync_status": SyncStatus.FAILED, "sync_error": "HTTP 503"})
+    assert records[0]["dynamodb"]["SequenceNumber"]
+
+
+def test_item_conversion_round_trips_without_touching_aws(make_decision: MakeDecision) -> None:
+    # Given a decision that was synced (optional fields set)
+    decision = make_decision(sync_status="success", synced_at=NOW, sync_error=None, confidence_score=0.1)
+
+    # When it becomes an item and comes back as a Powertools-style image
+    item = decision_to_item(decision)
+
+    # Then floats are exact Decimals, None is absent, and the decision is unchanged
+    assert item["confidence_score"] == Decimal("0.1")
+    assert "sync_error" not in item
+    assert decision_from_stream_image(item) == decision

@@ -1,0 +1,461 @@
+"""The HTTP adapters over real sockets: fake servers on 127.0.0.1 with injected faults.
+
+Backoff waits go through an injected `sleep` that records them, so no test really waits; the
+only real time spent is the short client timeout of the "hung server" cases.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from adapters.http.customer_db import HttpCustomerDirectory
+from adapters.http.retry import parse_retry_after
+from adapters.http.service_status import HttpServiceStatusProvider
+from adapters.http.ticketing import HttpTicketingSystem
+from domain.errors import EvidenceUnavailable, SyncRejected, SyncUnavailable
+from domain.models import AccountType, CustomerProfile, OutageStatus
+from domain.ticketing import routing_update_payload
+from tests.http_servers import FakeCustomerDb, FakeServiceStatusApi, FakeTicketingSystem, Fault, Reply
+from tests.integration.conftest import NOW, a_decision
+
+SHORT_TIMEOUT = 0.2  # for the hung-server cases; the servers hang far longer (until they stop)
+API_KEY = "ticketing-key-0123456789"
+
+
+def closed_port_url() -> str:
+    """A URL nothing listens on: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# --- customer DB --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def customer_db() -> Iterator[FakeCustomerDb]:
+    customers: list[dict[str, Any]] = [
+        {"customer_id": "CUST-1001", "is_vip": True, "account_type": "Enterprise", "services": ["SVC001"]},
+        {"customer_id": "acme/east+1", "account_type": "Business"},
+    ]
+    with FakeCustomerDb(customers) as server:
+        yield server
+
+
+def test_customer_profile_is_read_from_the_customer_db(customer_db: FakeCustomerDb) -> None:
+    # Given a known customer
+    directory = HttpCustomerDirectory(customer_db.url + "/")
+
+    # When the profile is asked for
+    profile = directory.get_profile("CUST-1001")
+
+    # Then it is the DB's profile, fetched with one GET on /customers/{id}
+    assert profile == CustomerProfile(
+        customer_id="CUST-1001", is_vip=True, account_type=AccountType.ENTERPRISE, services=("SVC001",)
+    )
+    assert [(r.method, r.path) for r in customer_db.requests] == [("GET", "/customers/CUST-1001")]
+
+
+def test_customer_ids_are_url_quoted(customer_db: FakeCustomerDb) -> None:
+    # Given an id with characters that mean something in a URL
+    directory = HttpCustomerDirectory(customer_db.url)
+
+    # When it is looked up
+    profile = directory.get_profile("acme/east+1")
+
+    # Then it travels as one quoted path segment and finds its customer
+    assert profile.account_type is AccountType.BUSINESS
+    assert customer_db.requests[0].path == "/customers/acme%2Feast%2B1"
+
+
+def test_an_unknown_customer_gets_the_unprivileged_default_profile(customer_db: FakeCustomerDb) -> None:
+    # Given / When a customer the DB answers 404 for
+    profile = HttpCustomerDirectory(customer_db.url).get_profile("CUST-404")
+
+    # Then
+    assert profile == CustomerProfile.unknown("CUST-404")
+
+
+def test_a_profile_without_customer_id_gets_the_requested_one(customer_db: FakeCustomerDb) -> None:
+    # Given a DB answering without the id field
+    customer_db.customers["CUST-2"] = {"is_vip": True}
+    customer_db.customers["CUST-2"].pop("customer_id", None)
+
+    # When / Then the requested id fills it in
+    assert HttpCustomerDirectory(customer_db.url).get_profile("CUST-2").customer_id == "CUST-2"
+
+
+def test_one_server_error_is_retried_once_at_once(customer_db: FakeCustomerDb) -> None:
+    # Given a DB failing once with 503
+    customer_db.fail_next(1, status=503)
+
+    # When / Then the lookup still succeeds, after exactly two requests
+    assert HttpCustomerDirectory(customer_db.url).get_profile("CUST-1001").is_vip
+    assert customer_db.lookups_of("CUST-1001") == 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(lambda s: s.fail_next(None, status=500), id="5xx-every-time"),
+        pytest.param(lambda s: s.reject_next(1, status=400), id="400"),
+        pytest.param(lambda s: s.reject_next(1, status=403), id="403"),
+        pytest.param(lambda s: s.malformed_next(1), id="invalid-json"),
+        pytest.param(lambda s: s.hang_next(1), id="hang-past-timeout"),
+    ],
+)
+def test_customer_db_failures_raise_evidence_unavailable(customer_db: FakeCustomerDb, fault: Any) -> None:
+    # Given a misbehaving customer DB
+    fault(customer_db)
+    directory = HttpCustomerDirectory(customer_db.url, timeout=SHORT_TIMEOUT)
+
+    # When / Then the lookup fails with the domain error
+    with pytest.raises(EvidenceUnavailable, match="CUST-1001"):
+        directory.get_profile("CUST-1001")
+
+
+def test_a_timeout_is_not_retried(customer_db: FakeCustomerDb) -> None:
+    # Given a DB that hangs past the client timeout
+    customer_db.hang_next(None)
+
+    # When the lookup times out
+    with pytest.raises(EvidenceUnavailable):
+        HttpCustomerDirectory(customer_db.url, timeout=SHORT_TIMEOUT).get_profile("CUST-1001")
+
+    # Then it was tried once: a second wait would double the routing latency
+    assert customer_db.lookups_of("CUST-1001") == 1
+
+
+def test_an_invalid_profile_raises_evidence_unavailable(customer_db: FakeCustomerDb) -> None:
+    # Given a DB answering with a profile the domain rejects
+    customer_db.customers["CUST-BAD"] = {"customer_id": "CUST-BAD", "lifetime_value": -5}
+
+    # When / Then
+    with pytest.raises(EvidenceUnavailable, match="invalid profile"):
+        HttpCustomerDirectory(customer_db.url).get_profile("CUST-BAD")
+
+
+def test_an_unreachable_customer_db_raises_evidence_unavailable() -> None:
+    # Given / When / Then nothing listening
+    with pytest.raises(EvidenceUnavailable, match="unreachable"):
+        HttpCustomerDirectory(closed_port_url(), timeout=1.0).get_profile("CUST-1001")
+
+
+def test_an_injected_session_is_used(customer_db: FakeCustomerDb) -> None:
+    # Given a shared session carrying a header of its own
+    session = requests.Session()
+    session.headers["X-Caller"] = "orchestrator"
+
+    # When the adapter uses it
+    HttpCustomerDirectory(customer_db.url, session=session).get_profile("CUST-1001")
+
+    # Then the request went out through that session
+    assert customer_db.requests[0].header("X-Caller") == "orchestrator"
+
+
+# --- service status -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def status_api() -> Iterator[FakeServiceStatusApi]:
+    outages = [
+        {"outage_id": "O-1", "service_id": "SVC001", "status": "investigating", "started_at": "2026-11-24T08:00:00Z"},
+        {"outage_id": "O-2", "service_id": "SVC004", "status": "resolved"},
+        {"outage_id": "O-3", "service_id": "SVC999", "status": "active"},
+    ]
+    with FakeServiceStatusApi(outages, known_issues=["Slow portal"], overall_health="Degraded") as server:
+        yield server
+
+
+def test_status_is_fetched_in_one_batch_for_the_asked_services(status_api: FakeServiceStatusApi) -> None:
+    # Given a status API with outages on several services
+    provider = HttpServiceStatusProvider(status_api.url)
+
+    # When two services are asked about
+    status = provider.get_status(["SVC001", "SVC004"])
+
+    # Then one POST carried both ids and the answer maps onto ServiceStatus
+    assert [(r.method, r.path, r.json) for r in status_api.requests] == [
+        ("POST", "/status/batch", {"service_ids": ["SVC001", "SVC004"]})
+    ]
+    assert [(o.outage_id, o.status) for o in status.outages] == [
+        ("O-1", OutageStatus.ACTIVE),
+        ("O-2", OutageStatus.RESOLVED),
+    ]
+    assert status.outages[0].started_at is not None
+    assert status.known_issues == ("Slow portal",)
+    assert status.overall_health == "Degraded"
+
+
+def test_an_empty_service_list_still_asks_for_network_wide_status(status_api: FakeServiceStatusApi) -> None:
+    # Given / When no service is named
+    status = HttpServiceStatusProvider(status_api.url).get_status([])
+
+    # Then the API is still asked, and its network-wide information kept
+    assert [r.json for r in status_api.requests] == [{"service_ids": []}]
+    assert status.outages == ()
+    assert status.overall_health == "Degraded"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(lambda s: s.fail_next(None, status=502), id="5xx-every-time"),
+        pytest.param(lambda s: s.malformed_next(1), id="invalid-json"),
+        pytest.param(lambda s: s.hang_next(1), id="hang-past-timeout"),
+        pytest.param(lambda s: s.reject_next(1, status=400), id="400"),
+    ],
+)
+def test_status_api_failures_raise_evidence_unavailable(status_api: FakeServiceStatusApi, fault: Any) -> None:
+    # Given a misbehaving status API
+    fault(status_api)
+
+    # When / Then
+    with pytest.raises(EvidenceUnavailable):
+        HttpServiceStatusProvider(status_api.url, timeout=SHORT_TIMEOUT).get_status(["SVC001"])
+
+
+def test_an_unreachable_status_api_raises_evidence_unavailable() -> None:
+    with pytest.raises(EvidenceUnavailable, match="unreachable"):
+        HttpServiceStatusProvider(closed_port_url(), timeout=1.0).get_status(["SVC001"])
+
+
+# --- ticketing system ---------------------------------------------------------------------------
+
+
+class FakeMonotonic:
+    """A monotonic clock that only moves when the adapter "sleeps": deadlines become exact."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def ticketing() -> Iterator[FakeTicketingSystem]:
+    with FakeTicketingSystem(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+def ticketing_adapter(
+    server: FakeTicketingSystem | str, clock: FakeMonotonic, *, rng_value: float = 1.0, **kwargs: Any
+) -> HttpTicketingSystem:
+    # rng 1.0 puts equal jitter at the top of its range, i.e. exactly the nominal 1, 2, 4... s.
+    url = server if isinstance(server, str) else server.url
+    return HttpTicketingSystem(url, lambda: API_KEY, sleep=clock.sleep, clock=clock, rng=lambda: rng_value, **kwargs)
+
+
+def test_routing_update_is_put_with_auth_and_idempotency_headers(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a decision
+    decision = a_decision("T-1")
+
+    # When it is pushed
+    ticketing_adapter(ticketing, clock).push_routing(decision)
+
+    # Then one PUT delivered the routing payload with the key and the idempotency key, no waiting
+    [put] = ticketing.puts
+    assert put.path == "/tickets/T-1/routing"
+    assert put.json == routing_update_payload(decision)
+    assert put.header("Authorization") == f"Bearer {API_KEY}"
+    assert put.header("Idempotency-Key") == f"T-1:{decision.timestamp}"
+    assert put.header("Content-Type") == "application/json"
+    assert ticketing.routing["T-1"]["assigned_team"] == decision.assigned_team
+    assert clock.sleeps == []
+
+
+def test_server_errors_are_retried_with_exponential_backoff_until_success(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system failing three times
+    ticketing.fail_next(2, status=503)
+    ticketing.fail_next(1, status=500)
+
+    # When a decision is pushed
+    ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+
+    # Then it was applied once, after waits of 1, 2 and 4 s, every attempt with the same key
+    assert "T-1" in ticketing.routing
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+    assert len(ticketing.puts) == 4
+    assert {p.header("Idempotency-Key") for p in ticketing.puts} == {ticketing.applied_keys[0]}
+
+
+def test_exhausted_retries_raise_sync_unavailable_after_capped_backoff(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system that never recovers
+    ticketing.fail_next(None, status=503)
+
+    # When a decision is pushed with 6 retries
+    with pytest.raises(SyncUnavailable, match=r"after 7 attempt\(s\).*HTTP 503"):
+        ticketing_adapter(ticketing, clock, max_retries=6).push_routing(a_decision())
+
+    # Then 7 attempts were made and the waits doubled up to the 16 s cap
+    assert len(ticketing.puts) == 7
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 16.0]
+    assert ticketing.routing == {}
+
+
+def test_jitter_keeps_each_wait_between_half_and_all_of_the_nominal_delay(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a failing ticketing system and the lowest possible random draw
+    ticketing.fail_next(None, status=503)
+
+    # When retries run out
+    with pytest.raises(SyncUnavailable):
+        ticketing_adapter(ticketing, clock, rng_value=0.0, retry_delay_base=2.0, max_retries=3).push_routing(
+            a_decision()
+        )
+
+    # Then every wait is half its nominal 2, 4, 8 s
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def test_a_429_retry_after_longer_than_the_backoff_is_honoured(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system asking to wait 30 s, then one asking for less than the backoff
+    ticketing.throttle_next(1, retry_after="30")
+    ticketing.throttle_next(1, retry_after="0")
+
+    # When a decision is pushed
+    ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+
+    # Then the adapter waited 30 s, then its own 2 s, and the update landed
+    assert clock.sleeps == [30.0, 2.0]
+    assert "T-1" in ticketing.routing
+
+
+def test_a_503_retry_after_is_honoured_too(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a ticketing system in maintenance for 20 s
+    ticketing.add_fault(Fault(Reply.json({"error": "maintenance"}, 503, {"Retry-After": "20"})))
+
+    # When a decision is pushed / Then the adapter waited as asked and the update landed
+    ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+    assert clock.sleeps == [20.0]
+    assert "T-1" in ticketing.routing
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_a_4xx_is_a_permanent_rejection_and_is_not_retried(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic, status: int
+) -> None:
+    # Given a ticketing system refusing the update
+    ticketing.reject_next(1, status=status, message="ticket is closed")
+
+    # When / Then the push is rejected with the server's reason, after a single attempt
+    with pytest.raises(SyncRejected, match=f"HTTP {status}.*ticket is closed"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision())
+    assert len(ticketing.puts) == 1
+    assert clock.sleeps == []
+
+
+def test_a_wrong_api_key_is_rejected(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given an adapter with a stale key
+    adapter = HttpTicketingSystem(ticketing.url, lambda: "stale-key", sleep=clock.sleep, clock=clock)
+
+    # When / Then the 401 is a permanent rejection
+    with pytest.raises(SyncRejected, match="HTTP 401"):
+        adapter.push_routing(a_decision())
+    assert ticketing.routing == {}
+
+
+def test_a_hung_request_times_out_and_is_retried(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a ticketing system that hangs once past the client timeout
+    ticketing.hang_next(1)
+
+    # When a decision is pushed
+    ticketing_adapter(ticketing, clock, timeout=SHORT_TIMEOUT).push_routing(a_decision("T-1"))
+
+    # Then the second attempt, with the same idempotency key, applied the update
+    assert len(ticketing.puts) == 2
+    assert ticketing.puts[0].header("Idempotency-Key") == ticketing.puts[1].header("Idempotency-Key")
+    assert "T-1" in ticketing.routing
+    assert clock.sleeps == [1.0]
+
+
+def test_connection_errors_are_retried_then_reported_unavailable(clock: FakeMonotonic) -> None:
+    # Given nothing listening
+    adapter = ticketing_adapter(closed_port_url(), clock, max_retries=2)
+
+    # When / Then every attempt fails to connect and the push is left for a replay
+    with pytest.raises(SyncUnavailable, match="ConnectionError"):
+        adapter.push_routing(a_decision())
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_no_wait_crosses_the_deadline(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a failing ticketing system and 5 s left
+    ticketing.fail_next(None, status=503)
+    deadline = clock() + 5.0
+
+    # When a decision is pushed
+    with pytest.raises(SyncUnavailable, match="deadline"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision(), deadline=deadline)
+
+    # Then it waited 1 + 2 s and gave up rather than wait 4 s more past the deadline
+    assert clock.sleeps == [1.0, 2.0]
+    assert len(ticketing.puts) == 3
+    assert clock() < deadline
+
+
+def test_a_retry_after_past_the_deadline_stops_at_once(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a 429 asking for 60 s with only 10 s left
+    ticketing.throttle_next(1, retry_after="60")
+
+    # When / Then the adapter gives up without sleeping
+    with pytest.raises(SyncUnavailable, match="deadline"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision(), deadline=clock() + 10.0)
+    assert clock.sleeps == []
+    assert len(ticketing.puts) == 1
+
+
+def test_a_passed_deadline_sends_nothing(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given / When a push whose deadline has already passed
+    with pytest.raises(SyncUnavailable, match="no time left"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision(), deadline=clock() - 0.1)
+
+    # Then nothing was sent
+    assert ticketing.requests == []
+
+
+def test_pushing_the_same_decision_twice_is_applied_once(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a decision pushed once (e.g. a stream record redelivered after a crash)
+    decision = a_decision("T-1")
+    adapter = ticketing_adapter(ticketing, clock)
+    adapter.push_routing(decision)
+
+    # When it is pushed again
+    adapter.push_routing(decision)
+
+    # Then both requests carried one idempotency key and the server applied it once
+    assert len(ticketing.puts) == 2
+    assert ticketing.applied_keys == [decision.idempotency_key]
+
+
+def test_retry_after_accepts_an_http_date() -> None:
+    # Given / When a Retry-After given as an HTTP date 90 s ahead / Then it is 90 s
+    assert parse_retry_after("Tue, 24 Nov 2026 12:01:30 GMT", now=lambda: NOW) == 90.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-3") == 0.0
