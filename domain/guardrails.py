@@ -56,9 +56,7 @@ def reconcile_with_evidence(
         fallback = RoutingProposal.from_classification(classification, reasoning=proposal.reasoning)
         return Reconciled(
             fallback,
-            (
-                "The ticket contains instruction-like text; the model's category was not used, the classifier's was.",
-            ),
+            ("The ticket contains instruction-like text; the model's category was not used, the classifier's was.",),
             force_review=True,
         )
     scores = {c.category.casefold(): c.score for c in classification.ranked}

@@ -29,7 +29,11 @@ def _as_utc(value: datetime) -> datetime:
     # computed across mixed offsets.
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is in year 0 once in UTC
+        # A ValueError makes pydantic report it as a validation error naming the field.
+        raise ValueError("is out of the supported range once converted to UTC") from exc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
@@ -255,6 +259,9 @@ class RoutingDecision(_Frozen):
     usage: ModelUsage = ModelUsage()
     sync_error: str | None = None
     synced_at: UtcDatetime | None = None
+    # The routed text, kept with the decision for audit and so corrections can become training data.
+    subject: str = ""
+    description: str = ""
 
     @property
     def issue_category(self) -> str:

@@ -178,6 +178,8 @@ def decide(
         engine=engine_name,
         cost_usd=round(result.cost_usd, 6),
         usage=result.usage,
+        subject=ticket.subject,
+        description=ticket.description,
     )
 
 

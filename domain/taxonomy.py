@@ -102,6 +102,20 @@ class Taxonomy(BaseModel):
             raise KeyError(category)
         return found.team
 
+    def with_label_teams(self, label_teams: dict[str, str]) -> Taxonomy:
+        """A taxonomy whose categories are a model's own labels (e.g. fine-grained intents), each
+        mapped to a team; a label inherits the severity of a category of the same team."""
+        severity_by_team: dict[str, int | None] = {}
+        for category in self.categories:
+            severity_by_team.setdefault(category.team, category.severity)
+        categories = tuple(
+            Category(name=label, team=team, severity=severity_by_team.get(team), description=f"Label {label}")
+            for label, team in label_teams.items()
+        )
+        return Taxonomy(
+            manual_review_threshold=self.manual_review_threshold, categories=categories, priority=self.priority
+        )
+
     def severity_of(self, category: str) -> int:
         found = self.find_category(category)
         if found is None or found.severity is None:

@@ -18,7 +18,7 @@ from adapters.local.bus import InProcessEventBus
 from adapters.local.files import JsonCustomerDirectory, JsonServiceStatusProvider
 from adapters.local.outbox import JsonlOutbox
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from domain.errors import SyncUnavailable
+from domain.errors import ConfigurationError, SyncUnavailable
 from domain.models import SyncStatus, Ticket, TicketReceived
 from domain.ports import (
     Clock,
@@ -50,6 +50,48 @@ def build_classifier(settings: RoutingSettings) -> IssueClassifier:
     from adapters.classifier.loader import load_classifier
 
     return load_classifier(settings.router_model_dir)
+
+
+def read_label_team_map(path: Path) -> dict[str, str]:
+    """A JSON object {label: team}, or a CSV with columns label,team."""
+    import csv
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"label-team map not found: {path}") from exc
+    try:
+        if text.lstrip().startswith("{"):
+            mapping = {str(k): str(v) for k, v in json.loads(text).items()}
+        else:
+            mapping = {row["label"].strip(): row["team"].strip() for row in csv.DictReader(text.splitlines())}
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"label-team map {path} must be a JSON object or a CSV with label,team: {exc}"
+        ) from exc
+    if not mapping:
+        raise ConfigurationError(f"label-team map {path} is empty")
+    return mapping
+
+
+def build_taxonomy(settings: RoutingSettings | LocalSettings | IngestionSettings) -> Taxonomy:
+    taxonomy = load_taxonomy(settings.router_taxonomy)
+    if settings.router_label_team_map:
+        taxonomy = taxonomy.with_label_teams(read_label_team_map(settings.router_label_team_map))
+    return taxonomy
+
+
+def check_labels_routable(classifier: IssueClassifier, taxonomy: Taxonomy) -> None:
+    """Fail at start-up, not per ticket, when a model predicts labels the rules cannot route."""
+    labels = getattr(classifier, "labels", None) or []
+    unknown = [label for label in labels if taxonomy.find_category(label) is None]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise ConfigurationError(
+            f"the classifier predicts labels that are not taxonomy categories ({shown}); "
+            "map them to teams with --label-team-map / ROUTER_LABEL_TEAM_MAP"
+        )
 
 
 def build_engine(
@@ -131,15 +173,17 @@ def bootstrap_local(
 ) -> LocalApp:
     settings = settings or LocalSettings()
     clock = clock or SystemClock()
-    taxonomy = load_taxonomy(settings.router_taxonomy)
+    taxonomy = build_taxonomy(settings)
     repository = SqliteDecisionRepository(db_path if db_path is not None else settings.db_path)
     customers = JsonCustomerDirectory(customers_file or settings.router_customers_file)
     service_status = JsonServiceStatusProvider(services_file or settings.router_services_file)
     if engine is None:
+        classifier = build_classifier(settings)
+        check_labels_routable(classifier, taxonomy)
         engine = build_engine(
             settings,
             taxonomy=taxonomy,
-            classifier=build_classifier(settings),
+            classifier=classifier,
             customers=customers,
             service_status=service_status,
             history=repository,
@@ -256,7 +300,7 @@ def build_ingestion_deps(settings: IngestionSettings | None = None) -> Ingestion
         accept=accept,
         idempotency_config=config,
         feedback=None,
-        taxonomy=load_taxonomy(settings.router_taxonomy),
+        taxonomy=build_taxonomy(settings),
     )
 
 
@@ -274,12 +318,14 @@ def build_orchestrator_deps(settings: OrchestratorSettings | None = None) -> Orc
 
     settings = settings or load_settings(OrchestratorSettings)
     clock = SystemClock()
-    taxonomy = load_taxonomy(settings.router_taxonomy)
+    taxonomy = build_taxonomy(settings)
     repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
+    classifier = build_classifier(settings)
+    check_labels_routable(classifier, taxonomy)
     engine = build_engine(
         settings,
         taxonomy=taxonomy,
-        classifier=build_classifier(settings),
+        classifier=classifier,
         customers=_http_customers(
             settings.customer_db_endpoint,
             settings.http_timeout_seconds,

@@ -18,6 +18,10 @@ COMMANDS = (
     "route",
     "serve",
     "invoke",
+    "train",
+    "evaluate",
+    "backtest",
+    "feedback",
 )
 
 EXIT_OK = 0

@@ -120,6 +120,8 @@ def post_feedback(ticket_id: str) -> Response:
         )
     deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
+    # Averaged over a period, this is the share of reviewed decisions that were right.
+    metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=0.0 if rerouted else 100.0)
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
 
 

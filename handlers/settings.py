@@ -24,6 +24,8 @@ class _Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     router_taxonomy: Path | None = None
     router_model_dir: Path | None = None
+    # Maps a trained model's labels to teams when the labels are not taxonomy categories.
+    router_label_team_map: Path | None = None
 
 
 class RuntimeSettings(_Settings):

@@ -33,3 +33,13 @@ class JsonlOutbox:
             return []
         with self.path.open(encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]
+
+
+class DiscardingTicketingSystem:
+    """A ticketing system that accepts and forgets: for backtests, which must not push anything."""
+
+    def __init__(self) -> None:
+        self.pushed = 0
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        self.pushed += 1

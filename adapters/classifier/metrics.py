@@ -1,0 +1,111 @@
+"""Classifier evaluation metrics in numpy: no scikit-learn needed to evaluate a model."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+AUTO_ROUTE_THRESHOLD = 0.70
+
+
+@dataclass
+class Evaluation:
+    labels: list[str]
+    y_true: np.ndarray  # index into labels, -1 when the true label is unknown to the model
+    probabilities: np.ndarray  # [n, len(labels)]
+    seconds: float
+    threshold: float = AUTO_ROUTE_THRESHOLD
+
+    @property
+    def n(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return np.asarray(self.probabilities.argmax(axis=1))
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return np.asarray(self.probabilities.max(axis=1))
+
+    @property
+    def correct(self) -> np.ndarray:
+        return np.asarray(self.predicted == self.y_true)
+
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if self.n else 0.0
+
+    def top_k_accuracy(self, k: int = 2) -> float:
+        if not self.n:
+            return 0.0
+        top = np.argsort(-self.probabilities, axis=1)[:, :k]
+        return float((top == self.y_true[:, None]).any(axis=1).mean())
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        out = {}
+        predicted = self.predicted
+        for index, label in enumerate(self.labels):
+            tp = int(((predicted == index) & (self.y_true == index)).sum())
+            fp = int(((predicted == index) & (self.y_true != index)).sum())
+            fn = int(((predicted != index) & (self.y_true == index)).sum())
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+        return out
+
+    def macro_f1(self) -> float:
+        present = [m["f1"] for m in self.per_class().values() if m["support"] > 0]
+        return float(np.mean(present)) if present else 0.0
+
+    def expected_calibration_error(self, bins: int = 15) -> float:
+        if not self.n:
+            return 0.0
+        confidence, correct = self.confidence, self.correct
+        edges = np.linspace(0.0, 1.0, bins + 1)
+        ece = 0.0
+        for low, high in itertools.pairwise(edges):
+            mask = (confidence > low) & (confidence <= high)
+            if mask.any():
+                ece += mask.mean() * abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
+        return float(ece)
+
+    def coverage_at(self, threshold: float) -> tuple[float, float]:
+        """Share routed automatically at this confidence, and the accuracy of those."""
+        mask = self.confidence >= threshold
+        rate = float(mask.mean()) if self.n else 0.0
+        accuracy = float(self.correct[mask].mean()) if mask.any() else 0.0
+        return rate, accuracy
+
+    def coverage_curve(self, points: int = 21) -> list[dict[str, float]]:
+        return [
+            {"threshold": float(t), "coverage": c, "accuracy": a}
+            for t in np.linspace(0.0, 1.0, points)
+            for c, a in [self.coverage_at(float(t))]
+        ]
+
+    def confusion(self) -> np.ndarray:
+        size = len(self.labels)
+        matrix = np.zeros((size, size), dtype=np.int64)
+        for true, pred in zip(self.y_true, self.predicted, strict=True):
+            if true >= 0:
+                matrix[true, pred] += 1
+        return matrix
+
+    def summary(self) -> dict[str, Any]:
+        auto_rate, auto_accuracy = self.coverage_at(self.threshold)
+        return {
+            "n": self.n,
+            "accuracy": round(self.accuracy(), 4),
+            "macro_f1": round(self.macro_f1(), 4),
+            "top2_accuracy": round(self.top_k_accuracy(2), 4),
+            "ece": round(self.expected_calibration_error(), 4),
+            "auto_route_threshold": self.threshold,
+            "auto_route_rate": round(auto_rate, 4),
+            "auto_route_accuracy": round(auto_accuracy, 4),
+            "tickets_per_second": round(self.n / self.seconds, 1) if self.seconds > 0 else None,
+            "unknown_labels": int((self.y_true < 0).sum()),
+        }

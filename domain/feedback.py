@@ -1,0 +1,66 @@
+"""Corrections from support agents: retraining rows and the RoutingAccuracy figure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from domain.models import Feedback, RoutingDecision
+from domain.taxonomy import Taxonomy
+
+
+def _latest_per_ticket(feedback: list[Feedback]) -> dict[str, Feedback]:
+    latest: dict[str, Feedback] = {}
+    for item in sorted(feedback, key=lambda f: f.recorded_at):
+        latest[item.ticket_id] = item
+    return latest
+
+
+def correction_rows(
+    feedback: list[Feedback],
+    decision_of: Callable[[str], RoutingDecision | None],
+    taxonomy: Taxonomy,
+    *,
+    include_confirmations: bool = False,
+) -> list[dict[str, Any]]:
+    """One training row per ticket whose routing an agent corrected (the latest word wins)."""
+    rows = []
+    for ticket_id, item in _latest_per_ticket(feedback).items():
+        decision = decision_of(ticket_id)
+        if decision is None:
+            continue
+        rerouted = item.correct_team != decision.assigned_team
+        if not rerouted and not include_confirmations:
+            continue
+        category = item.correct_category
+        if category is None:
+            # With no category given, the team's only category (if it has exactly one) is the label.
+            candidates = [c.name for c in taxonomy.categories if c.team == item.correct_team]
+            category = candidates[0] if len(candidates) == 1 else decision.issue_category if not rerouted else ""
+        rows.append(
+            {
+                "ticket_id": ticket_id,
+                "subject": decision.subject,
+                "description": decision.description,
+                "category": category,
+                "team": item.correct_team,
+                "original_category": decision.issue_category,
+                "original_team": decision.assigned_team,
+                "agent_id": item.agent_id or "",
+                "recorded_at": item.recorded_at.isoformat(),
+            }
+        )
+    return rows
+
+
+def routing_accuracy(
+    decisions_total: int, feedback: list[Feedback], decision_of: Callable[[str], RoutingDecision | None]
+) -> dict[str, Any]:
+    """Share of decisions that were not re-routed by an agent."""
+    rerouted = 0
+    for ticket_id, item in _latest_per_ticket(feedback).items():
+        decision = decision_of(ticket_id)
+        if decision is not None and item.correct_team != decision.assigned_team:
+            rerouted += 1
+    accuracy = 1 - rerouted / decisions_total if decisions_total else 1.0
+    return {"decisions": decisions_total, "rerouted": rerouted, "routing_accuracy": round(accuracy, 4)}

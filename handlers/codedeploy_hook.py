@@ -1,0 +1,212 @@
+"""CodeDeploy PreTraffic hook: smoke-test the new function versions before any traffic shifts to them.
+
+CodeDeploy invokes this function (named `CodeDeployHook_...`, the prefix its service role may invoke) with
+`{"DeploymentId": ..., "LifecycleEventHookExecutionId": ...}` before it moves the `live` alias of a function. We
+check the versions the stack is deploying, whose ARNs the template passes in the environment, and report Succeeded
+or Failed back with PutLifecycleEventHookExecutionStatus; Failed makes CodeDeploy stop and roll back. The report is
+sent whatever happens here: without one the deployment hangs until CodeDeploy's one-hour hook timeout.
+
+Checks, per version:
+  INGESTION_VERSION_ARN         invoked with a GET /health API Gateway proxy event: it must answer statusCode 200
+                                without a FunctionError. /health has no side effects.
+  ORCHESTRATOR_VERSION_ARN      invoked with InvocationType=DryRun: the version exists and may be invoked. A real
+  TICKETING_UPDATE_VERSION_ARN  event would route a ticket (Bedrock cost, a stored decision) or write to the
+                                external ticketing system, so their behaviour is left to the canary alarms.
+One hook serves the three deployment groups; every run checks every configured version (cheap: one health request).
+No dependency beyond boto3 (provided by the Lambda runtime): this module is packaged on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.INFO)
+
+CheckKind = Literal["health", "dry-run"]
+HookStatus = Literal["Succeeded", "Failed"]
+
+# Environment variable -> how that version is checked.
+TARGETS: dict[str, CheckKind] = {
+    "INGESTION_VERSION_ARN": "health",
+    "ORCHESTRATOR_VERSION_ARN": "dry-run",
+    "TICKETING_UPDATE_VERSION_ARN": "dry-run",
+}
+
+# A minimal API Gateway REST (v1) proxy event for GET /health, as API Gateway would send it.
+HEALTH_EVENT: dict[str, Any] = {
+    "resource": "/health",
+    "path": "/health",
+    "httpMethod": "GET",
+    "headers": {"Accept": "application/json", "User-Agent": "codedeploy-pretraffic-hook"},
+    "multiValueHeaders": {"Accept": ["application/json"], "User-Agent": ["codedeploy-pretraffic-hook"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": None,
+    "stageVariables": None,
+    "requestContext": {
+        "resourcePath": "/health",
+        "httpMethod": "GET",
+        "path": "/pretraffic/health",
+        "stage": "pretraffic",
+        "requestId": "codedeploy-pretraffic-hook",
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": "codedeploy-pretraffic-hook"},
+    },
+    "body": None,
+    "isBase64Encoded": False,
+}
+
+# How much of a failing function's answer goes into the log line.
+_EXCERPT = 500
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    target: str
+    function_arn: str
+    kind: CheckKind
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "function": self.function_arn,
+            "kind": self.kind,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
+
+
+def _client_config() -> Any:
+    from botocore.config import Config
+
+    # The ingestion function times out at 10 s; leave room for a cold start of the new version.
+    return Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
+
+
+def _lambda_client() -> Any:
+    import boto3
+
+    return boto3.client("lambda", config=_client_config())
+
+
+def _codedeploy_client() -> Any:
+    import boto3
+
+    return boto3.client("codedeploy", config=_client_config())
+
+
+def _read_payload(response: Mapping[str, Any]) -> bytes:
+    payload = response.get("Payload")
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    data = payload.read()
+    return data if isinstance(data, bytes) else str(data).encode("utf-8")
+
+
+def check_health(lambda_client: Any, target: str, function_arn: str) -> CheckResult:
+    """Invoke the version with GET /health; it must return a proxy response with statusCode 200."""
+    response = lambda_client.invoke(
+        FunctionName=function_arn,
+        InvocationType="RequestResponse",
+        Payload=json.dumps(HEALTH_EVENT).encode("utf-8"),
+    )
+    payload = _read_payload(response)
+    excerpt = payload[:_EXCERPT].decode("utf-8", errors="replace")
+    if response.get("FunctionError"):
+        return CheckResult(
+            target, function_arn, "health", False, f"FunctionError {response['FunctionError']}: {excerpt}"
+        )
+    try:
+        answer = json.loads(payload) if payload else None
+    except ValueError:
+        return CheckResult(target, function_arn, "health", False, f"answer is not JSON: {excerpt}")
+    status = answer.get("statusCode") if isinstance(answer, dict) else None
+    if status != 200:
+        return CheckResult(
+            target, function_arn, "health", False, f"GET /health answered statusCode {status}: {excerpt}"
+        )
+    return CheckResult(target, function_arn, "health", True, "GET /health answered 200")
+
+
+def check_dry_run(lambda_client: Any, target: str, function_arn: str) -> CheckResult:
+    """DryRun: Lambda validates the request (the version exists, we may invoke it) without running the code."""
+    response = lambda_client.invoke(FunctionName=function_arn, InvocationType="DryRun")
+    status = response.get("StatusCode")
+    if status != 204:
+        return CheckResult(target, function_arn, "dry-run", False, f"DryRun answered StatusCode {status}")
+    return CheckResult(target, function_arn, "dry-run", True, "DryRun answered 204")
+
+
+def run_checks(lambda_client: Any, environ: Mapping[str, str]) -> list[CheckResult]:
+    """One result per configured target; a failed invoke call is a failed check, not an exception."""
+    results = []
+    for target, kind in TARGETS.items():
+        function_arn = environ.get(target, "").strip()
+        if not function_arn:
+            results.append(CheckResult(target, "", kind, False, f"{target} is not set"))
+            continue
+        try:
+            if kind == "health":
+                result = check_health(lambda_client, target, function_arn)
+            else:
+                result = check_dry_run(lambda_client, target, function_arn)
+        except Exception as exc:  # any failure to invoke fails the deployment, with the reason logged
+            result = CheckResult(target, function_arn, kind, False, f"invoke failed: {type(exc).__name__}: {exc}")
+        results.append(result)
+    return results
+
+
+def handle(
+    event: Mapping[str, Any],
+    *,
+    codedeploy_client: Any = None,
+    lambda_client: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run the checks and report the verdict to CodeDeploy. Clients are injectable for tests."""
+    deployment_id = event.get("DeploymentId")
+    execution_id = event.get("LifecycleEventHookExecutionId")
+    if not deployment_id or not execution_id:
+        # Not a CodeDeploy lifecycle event: there is nobody to report to.
+        raise ValueError("event needs DeploymentId and LifecycleEventHookExecutionId (is this a CodeDeploy hook call?)")
+
+    env = os.environ if environ is None else environ
+    results: list[CheckResult] = []
+    try:
+        results = run_checks(lambda_client if lambda_client is not None else _lambda_client(), env)
+        status: HookStatus = "Succeeded" if results and all(r.ok for r in results) else "Failed"
+    except Exception:  # e.g. no client could be built: still report, or CodeDeploy waits an hour
+        logger.exception("pre-traffic checks could not run")
+        status = "Failed"
+
+    for result in results:
+        log = logger.info if result.ok else logger.error
+        log(
+            "check %s %s (%s): %s",
+            result.target,
+            "passed" if result.ok else "FAILED",
+            result.function_arn,
+            result.detail,
+        )
+
+    codedeploy = codedeploy_client if codedeploy_client is not None else _codedeploy_client()
+    codedeploy.put_lifecycle_event_hook_execution_status(
+        deploymentId=deployment_id,
+        lifecycleEventHookExecutionId=execution_id,
+        status=status,
+    )
+    logger.info("deployment %s: reported %s", deployment_id, status)
+    return {"status": status, "checks": [r.as_dict() for r in results]}
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return handle(event)

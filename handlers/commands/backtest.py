@@ -1,0 +1,154 @@
+"""`ticket-router backtest`: replay labelled history through the whole routing decision.
+
+What a team would have seen had the router been live: team accuracy, manual-review rate,
+priority mix and, for the model engines, cost per ticket. Nothing is pushed anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from adapters.clock import FixedClock, SystemClock
+from adapters.local.outbox import DiscardingTicketingSystem
+from domain.services import NewTicket
+from handlers.bootstrap import bootstrap_local
+from handlers.commands.route import parse_now
+from handlers.labelled_data import TextColumns, read_labelled
+from handlers.settings import LocalSettings, load_settings
+from handlers.validation import describe_validation_error
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("backtest", help="replay labelled tickets through the full routing decision")
+    parser.add_argument("file", type=Path, metavar="FILE", help="labelled tickets, CSV or JSON Lines")
+    parser.add_argument("--label-column", required=True, help="column with the right answer")
+    parser.add_argument(
+        "--label-kind",
+        choices=("team", "category"),
+        default="team",
+        help="whether the label is a team (default) or a category of the taxonomy",
+    )
+    parser.add_argument("--subject-column", default="subject")
+    parser.add_argument("--body-column", default="description", help="ticket text column (default description)")
+    parser.add_argument("--customer-column", default="customer_id")
+    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default pipeline)")
+    parser.add_argument("--model-dir", type=Path, help="trained classifier (default: the bundled model)")
+    parser.add_argument("--label-team-map", type=Path, help="map a model's labels to teams (JSON or CSV)")
+    parser.add_argument("--taxonomy", type=Path)
+    parser.add_argument("--customers", type=Path)
+    parser.add_argument("--services", type=Path)
+    parser.add_argument("--now", type=parse_now)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for flag, field in (
+        ("engine", "routing_engine"),
+        ("model_dir", "router_model_dir"),
+        ("label_team_map", "router_label_team_map"),
+        ("taxonomy", "router_taxonomy"),
+    ):
+        if getattr(args, flag):
+            overrides[field] = getattr(args, flag)
+    settings = load_settings(LocalSettings).model_copy(update=overrides)
+    columns = TextColumns(text=None, subject=args.subject_column, body=args.body_column)
+    data = read_labelled(args.file, columns, args.label_column)
+    clock = FixedClock(args.now) if args.now else SystemClock()
+    app = bootstrap_local(
+        settings,
+        clock=clock,
+        db_path=":memory:",
+        customers_file=args.customers,
+        services_file=args.services,
+        ticketing=DiscardingTicketingSystem(),
+    )
+    problems = list(data.problems)
+    expected: dict[str, str] = {}
+    started = time.perf_counter()
+    for number, (record, raw_label) in enumerate(zip(data.records, data.labels, strict=True), start=1):
+        candidate = {
+            "ticket_id": str(record.get("ticket_id") or f"BT-{number:06d}"),
+            "customer_id": str(record.get(args.customer_column) or "UNKNOWN"),
+            "subject": str(record.get(args.subject_column) or "")[:500],
+            "description": str(record.get(args.body_column) or "")[:20_000],
+        }
+        if record.get("timestamp"):
+            candidate["timestamp"] = record["timestamp"]
+        try:
+            ticket = NewTicket.model_validate(candidate).to_ticket(clock.now())
+        except ValidationError as exc:
+            problems.extend(f"row {number}: {f}: {m}" for f, m in describe_validation_error(exc))
+            continue
+        if ticket.ticket_id in expected:
+            continue
+        label = raw_label
+        if args.label_kind == "category":
+            category = app.taxonomy.find_category(raw_label)
+            label = category.team if category else f"(unknown category {raw_label})"
+        expected[ticket.ticket_id] = label
+        app.submit(ticket)
+    seconds = time.perf_counter() - started
+    decisions = [d for d in (app.repository.get(tid) for tid in expected) if d is not None]
+    app.close()
+    report = _summarise(decisions, expected, seconds, app.engine.name)
+    for problem in problems[:20]:
+        print(f"ticket-router: {args.file}: {problem} (skipped)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    return 0
+
+
+def _summarise(decisions: list[Any], expected: dict[str, str], seconds: float, engine: str) -> dict[str, Any]:
+    n = len(decisions)
+    right = [d for d in decisions if d.assigned_team == expected[d.ticket_id]]
+    automatic = [d for d in decisions if not d.requires_manual_review]
+    auto_right = [d for d in automatic if d.assigned_team == expected[d.ticket_id]]
+    review = [d for d in decisions if d.requires_manual_review]
+    review_top2 = [d for d in review if expected[d.ticket_id] in {t.team for t in d.alternative_teams}]
+    cost = sum(d.cost_usd for d in decisions)
+    per_team = Counter(expected[d.ticket_id] for d in decisions)
+    per_team_right = Counter(expected[d.ticket_id] for d in right)
+    return {
+        "engine": engine,
+        "n": n,
+        "team_accuracy": round(len(right) / n, 4) if n else 0.0,
+        "manual_review_rate": round(len(review) / n, 4) if n else 0.0,
+        "auto_route_accuracy": round(len(auto_right) / len(automatic), 4) if automatic else 0.0,
+        "review_top2_contains_answer": round(len(review_top2) / len(review), 4) if review else None,
+        "priority_distribution": dict(sorted(Counter(d.priority_level.value for d in decisions).items())),
+        "team_distribution": dict(Counter(d.assigned_team for d in decisions).most_common()),
+        "accuracy_by_true_team": {t: round(per_team_right[t] / c, 4) for t, c in per_team.most_common()},
+        "model_calls_per_ticket": round(sum(d.usage.model_calls for d in decisions) / n, 3) if n else 0.0,
+        "cost_total_usd": round(cost, 6),
+        "cost_per_ticket_usd": round(cost / n, 6) if n else 0.0,
+        "tickets_per_second": round(n / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(f"Backtest of {report['n']} tickets with the {report['engine']} engine")
+    print(f"  team accuracy          {report['team_accuracy']:.1%}")
+    print(f"  manual review          {report['manual_review_rate']:.1%}")
+    print(f"  accuracy when automatic {report['auto_route_accuracy']:.1%}")
+    if report["review_top2_contains_answer"] is not None:
+        print(f"  reviewed with the right team in the top two: {report['review_top2_contains_answer']:.1%}")
+    print("  priorities             " + ", ".join(f"{k} {v}" for k, v in report["priority_distribution"].items()))
+    print("  accuracy by true team  " + ", ".join(f"{k} {v:.0%}" for k, v in report["accuracy_by_true_team"].items()))
+    if report["engine"] != "pipeline":
+        print(f"  model calls per ticket {report['model_calls_per_ticket']}")
+        print(
+            f"  cost                   ${report['cost_total_usd']:.4f} total, ${report['cost_per_ticket_usd']:.5f}/ticket"
+        )
+    print(f"  throughput             {report['tickets_per_second']} tickets/s")

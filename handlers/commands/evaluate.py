@@ -1,0 +1,66 @@
+"""`ticket-router evaluate`: measure a trained model on labelled tickets before go-live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
+from handlers.labelled_data import add_column_arguments, columns_from_args, read_labelled
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("evaluate", help="measure a model on labelled tickets")
+    parser.add_argument("--model-dir", type=Path, help="trained model (default: the bundled telecom model)")
+    parser.add_argument("--data", type=Path, required=True, help="labelled tickets, CSV or JSON Lines")
+    add_column_arguments(parser)
+    parser.add_argument("--threshold", type=float, default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence (0.70)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--report", type=Path, help="write a self-contained HTML report here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from adapters.classifier.loader import load_classifier
+    from adapters.classifier.report import render_report
+    from handlers.evaluation import evaluate_classifier
+
+    classifier: Any = load_classifier(args.model_dir)
+    data = read_labelled(args.data, columns_from_args(args), args.label_column)
+    for problem in data.problems[:20]:
+        print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
+    evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=args.threshold)
+    summary = evaluation.summary()
+    if args.report:
+        metadata = getattr(classifier, "metadata", {}) or {}
+        info = {
+            "model": str(args.model_dir or "bundled telecom model"),
+            "backend": metadata.get("backend", "?"),
+            "labels": len(classifier.labels),
+            "trained on": metadata.get("n_train", "?"),
+            "training data sha256": str(metadata.get("training_data_sha256", "?"))[:16],
+            "evaluated on": args.data.name,
+        }
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(
+            render_report(evaluation, title=f"Routing model evaluation: {args.data.name}", model_info=info),
+            encoding="utf-8",
+        )
+    if args.json:
+        payload = {**summary, "per_class": evaluation.per_class()}
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"Evaluated {summary['n']} tickets from {args.data}")
+    for key in ("accuracy", "macro_f1", "top2_accuracy", "ece", "auto_route_rate", "auto_route_accuracy"):
+        print(f"  {key:<22} {summary[key]:.4f}")
+    print(f"  {'tickets_per_second':<22} {summary['tickets_per_second']}")
+    if summary["unknown_labels"]:
+        print(f"  {summary['unknown_labels']} ticket(s) carry labels the model does not know (counted wrong)")
+    worst = sorted(evaluation.per_class().items(), key=lambda kv: kv[1]["f1"])[:5]
+    print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst))
+    if args.report:
+        print(f"Report written to {args.report}")
+    return 0

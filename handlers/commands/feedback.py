@@ -1,0 +1,88 @@
+"""`ticket-router feedback`: turn agents' corrections into training data and accuracy figures."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from adapters.local.sqlite_repository import SqliteDecisionRepository
+from domain.feedback import correction_rows, routing_accuracy
+from domain.taxonomy import load_taxonomy
+from handlers.settings import LocalSettings, load_settings
+
+EXPORT_FIELDS = (
+    "ticket_id",
+    "subject",
+    "description",
+    "category",
+    "team",
+    "original_category",
+    "original_team",
+    "agent_id",
+    "recorded_at",
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("feedback", help="export corrections as training data, or show routing accuracy")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="write re-routes as a retraining file (CSV or JSONL)")
+    export.add_argument("--output", type=Path, required=True, help="file to write (.csv or .jsonl)")
+    export.add_argument(
+        "--db", type=Path, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
+    )
+    export.add_argument("--all", action="store_true", help="also export confirmations, not only re-routes")
+    export.set_defaults(func=run_export)
+    stats = actions.add_parser("stats", help="routing accuracy: the share of decisions not re-routed")
+    stats.add_argument("--db", type=Path)
+    stats.set_defaults(func=run_stats)
+
+
+def _store(args: argparse.Namespace) -> tuple[SqliteDecisionRepository, LocalSettings]:
+    settings = load_settings(LocalSettings)
+    return SqliteDecisionRepository(args.db or settings.db_path), settings
+
+
+def run_export(args: argparse.Namespace) -> int:
+    store, settings = _store(args)
+    try:
+        rows = correction_rows(
+            store.feedback(), store.get, load_taxonomy(settings.router_taxonomy), include_confirmations=args.all
+        )
+    finally:
+        store.close()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.output.suffix.lower() in {".jsonl", ".ndjson"}:
+        with args.output.open("w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row) + "\n")
+    else:
+        with args.output.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    print(f"Wrote {len(rows)} correction(s) to {args.output}")
+    print(
+        f"Retrain with: ticket-router train --data {args.output} --subject-column subject "
+        "--body-column description --label-column category"
+    )
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    store, _ = _store(args)
+    try:
+        stats = routing_accuracy(store.count(), store.feedback(), store.get)
+    finally:
+        store.close()
+    print(json.dumps(stats, indent=2))
+    metrics = Metrics(namespace="TicketRouting", service="ticket-router")
+    metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=stats["routing_accuracy"] * 100)
+    metrics.flush_metrics()
+    return 0

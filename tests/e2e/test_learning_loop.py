@@ -1,0 +1,185 @@
+"""Train, evaluate, backtest and the feedback loop, on small data the tests write themselves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.classifier.ngram import NgramClassifier
+from handlers.cli import main
+
+ROOT = Path(__file__).parents[2]
+PHRASES = {
+    "card_lost": ["I lost my card", "my card is missing", "can't find my bank card", "card stolen yesterday"],
+    "refund": ["I want my money back", "please refund the charge", "refund for the duplicate payment", "return my fee"],
+    "login": ["cannot sign in", "password reset not working", "locked out of the app", "two factor code never came"],
+}
+FILLERS = ["please help", "urgent", "thanks", "what should I do", "asap", "hello team", "", "again today"]
+
+
+def write_dataset(path: Path, per_label: int = 30, seed: int = 1) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = [
+        (f"{rng.choice(FILLERS)} {rng.choice(phrases)} {rng.choice(FILLERS)}".strip(), label)
+        for label, phrases in PHRASES.items()
+        for _ in range(per_label)
+    ]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        writer.writerows(rows)
+        writer.writerow(["", "refund"])  # a bad row: reported, not fatal
+        writer.writerow(["only two examples", "rare"])
+        writer.writerow(["only two examples again", "rare"])
+    return rows
+
+
+def test_train_writes_a_versioned_artifact_and_warns_about_thin_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "m")])
+    captured = capsys.readouterr()
+    assert code == 0
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["labels"] == ["card_lost", "login", "rare", "refund"]
+    assert len(metadata["training_data_sha256"]) == 64
+    assert metadata["hyperparameters"]["regularisation_c"] == 20.0
+    assert metadata["validation"]["accuracy"] > 0.9
+    assert metadata["version"]
+    assert "row 92: empty text" in captured.err
+    assert "label 'rare' has only 2 example(s)" in captured.err
+
+
+def test_artifact_round_trips_to_the_same_predictions(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    rows = write_dataset(data)
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "m")])
+    first = NgramClassifier.load(tmp_path / "m")
+    second = NgramClassifier.load(tmp_path / "m")
+    for text, _ in rows[:20]:
+        assert first.classify(text) == second.classify(text)
+
+
+def test_inference_needs_no_scikit_learn(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "m")])
+    # Given an interpreter where importing sklearn or scipy fails
+    script = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'sklearn', 'scipy', 'torch'}:\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from adapters.classifier.loader import load_classifier\n"
+        f"clf = load_classifier({str(tmp_path / 'm')!r})\n"
+        "print(clf.classify('I lost my card yesterday').primary_category)\n"
+        "assert not any(m.split('.')[0] in {'sklearn', 'scipy', 'torch'} for m in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
+    # Then the model still loads and classifies
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "card_lost"
+
+
+def test_evaluate_prints_the_json_contract_and_writes_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_dataset(data, seed=1)
+    write_dataset(test, per_label=10, seed=2)
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "m")])
+    capsys.readouterr()
+    code = main(
+        [
+            "evaluate", "--model-dir", str(tmp_path / "m"), "--data", str(test), "--label-column", "intent",
+            "--json", "--report", str(tmp_path / "report.html"),
+        ]
+    )  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("accuracy", "macro_f1", "n", "auto_route_rate", "auto_route_accuracy", "tickets_per_second"):
+        assert key in result
+    assert result["n"] == 32
+    assert result["accuracy"] > 0.8
+    assert {"precision", "recall", "f1", "support"} <= set(result["per_class"]["refund"])
+    page = (tmp_path / "report.html").read_text()
+    assert page.startswith("<!doctype html>")
+    assert page.count("<svg") == 3  # coverage curve, confidence histogram, confusion matrix
+    assert "routed automatically" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_backtest_reports_team_accuracy_review_rate_and_priorities(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "backtest", str(ROOT / "bench" / "data" / "eval_tickets.jsonl"), "--label-column", "expected_team",
+            "--customers", str(ROOT / "bench" / "data" / "eval_customers.json"),
+            "--services", str(ROOT / "bench" / "data" / "eval_services.json"),
+            "--now", "2026-11-24T12:00:00Z", "--json",
+        ]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["n"] == 240
+    assert report["team_accuracy"] >= 0.9
+    assert 0 <= report["manual_review_rate"] < 0.3
+    assert set(report["priority_distribution"]) <= {"P0", "P1", "P2", "P3"}
+    assert sum(report["priority_distribution"].values()) == 240
+
+
+def test_feedback_round_trips_into_a_retraining_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from handlers.bootstrap import bootstrap_local, local_ingestion_deps
+    from handlers.ingestion import lambda_handler
+    from handlers.local_context import LocalLambdaContext
+    from handlers.settings import LocalSettings
+
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    app = bootstrap_local(LocalSettings(), outbox_path=tmp_path / "outbox.jsonl")
+    deps = local_ingestion_deps(app)
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
+        event = {
+            "httpMethod": method, "path": path, "resource": path, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False,
+            "requestContext": {"stage": "local"},
+        }  # fmt: skip
+        return lambda_handler(event, LocalLambdaContext(), deps=deps)
+
+    # Given two routed tickets
+    call(
+        "POST", "/tickets", {"ticket_id": "F-1", "customer_id": "C", "description": "internet down in my whole street"}
+    )
+    call("POST", "/tickets", {"ticket_id": "F-2", "customer_id": "C", "description": "I was charged twice, refund"})
+    # When an agent re-routes one and confirms the other
+    rerouted = call("POST", "/tickets/F-1/feedback", {"correct_team": "Technical Support", "agent_id": "a-7"})
+    confirmed = call("POST", "/tickets/F-2/feedback", {"correct_team": "Billing Support"})
+    bad = call("POST", "/tickets/F-2/feedback", {"correct_team": "Nobody"})
+    app.close()
+    assert (rerouted["statusCode"], confirmed["statusCode"], bad["statusCode"]) == (201, 201, 400)
+    # Then the export holds the correction as a training row with the ticket's text
+    out = tmp_path / "corrections.csv"
+    assert main(["feedback", "export", "--output", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["ticket_id"], r["team"], r["category"], r["original_team"]) for r in rows] == [
+        ("F-1", "Technical Support", "Technical Problem", "Network Operations")
+    ]
+    assert rows[0]["description"] == "internet down in my whole street"
+    # And routing accuracy counts one re-route out of two decisions
+    capsys.readouterr()
+    assert main(["feedback", "stats"]) == 0
+    stats = json.loads(capsys.readouterr().out.split("\n{\"_aws\"")[0])
+    assert stats == {"decisions": 2, "rerouted": 1, "routing_accuracy": 0.5}
