@@ -34,11 +34,11 @@ def _grade(value: float, good: float, fair: float) -> str:
 
 
 def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 500, height: int = 300) -> str:
-    pad = 44
-    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    pad, left = 44, 70
+    inner_w, inner_h = width - left - pad, height - 2 * pad
 
     def xy(coverage: float, accuracy: float) -> tuple[float, float]:
-        return pad + coverage * inner_w, pad + (1 - accuracy) * inner_h
+        return left + coverage * inner_w, pad + (1 - accuracy) * inner_h
 
     usable = [p for p in points if p["coverage"] > 0]
     path = " ".join(
@@ -50,18 +50,19 @@ def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 5
     marker = min(points, key=lambda p: abs(p["threshold"] - threshold))
     mx, my = xy(marker["coverage"], marker["accuracy"])
     grid = "".join(
-        f'<line x1="{pad}" x2="{width - pad}" y1="{pad + f * inner_h:.1f}" y2="{pad + f * inner_h:.1f}" stroke="#eef0f2"/>'
-        f'<text x="{pad - 6}" y="{pad + f * inner_h + 4:.1f}" font-size="11" text-anchor="end">{_pct(1 - f)}</text>'
-        f'<text x="{pad + f * inner_w:.1f}" y="{height - pad + 16}" font-size="11" text-anchor="middle">{_pct(f)}</text>'
+        f'<line x1="{left}" x2="{width - pad}" y1="{pad + f * inner_h:.1f}" y2="{pad + f * inner_h:.1f}" stroke="#eef0f2"/>'
+        f'<text x="{left - 6}" y="{pad + f * inner_h + 4:.1f}" font-size="11" text-anchor="end">{_pct(1 - f)}</text>'
+        f'<text x="{left + f * inner_w:.1f}" y="{height - pad + 16}" font-size="11" text-anchor="middle">{_pct(f)}</text>'
         for f in (0, 0.25, 0.5, 0.75, 1)
     )
     return (
         f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="Accuracy versus coverage">{grid}'
         f'<path d="{path}" fill="none" stroke="#2b6cb0" stroke-width="2.5"/>'
         f'<circle cx="{mx:.1f}" cy="{my:.1f}" r="6" fill="#c53030"/>'
-        f'<text x="{mx + 8:.1f}" y="{my - 8:.1f}" font-size="12" fill="#c53030">confidence ≥ {threshold:.2f}</text>'
+        f'<text x="{mx - 8:.1f}" y="{my - 10:.1f}" font-size="12" fill="#c53030" text-anchor="end">'
+        f"confidence ≥ {threshold:.2f}</text>"
         f'<text x="{width / 2}" y="{height - 6}" font-size="12" text-anchor="middle">share routed automatically</text>'
-        f'<text x="12" y="{height / 2}" font-size="12" transform="rotate(-90 12 {height / 2})" text-anchor="middle">'
+        f'<text x="14" y="{height / 2}" font-size="12" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
         "accuracy of those</text></svg>"
     )
 
@@ -131,8 +132,9 @@ def _confusion_svg(evaluation: Evaluation) -> str:
                 f'transform="rotate(-45 {label_space + i * cell + cell / 2} {label_space - 6})">{short}</text>'
             )
     total = label_space + size * cell + 4
+    wide = total + (120 if label_space else 0)  # room for the last rotated column label
     return (
-        f'<svg viewBox="0 0 {total} {total}" width="{min(total, 900)}" role="img" aria-label="Confusion matrix">'
+        f'<svg viewBox="0 0 {wide} {total}" width="{min(wide, 900)}" role="img" aria-label="Confusion matrix">'
         f'<rect x="{label_space}" y="{label_space}" width="{size * cell}" height="{size * cell}" fill="none" '
         'stroke="#cbd2d9"/>' + "".join(rects) + "".join(labels) + "</svg>"
     )
