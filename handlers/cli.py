@@ -22,6 +22,7 @@ COMMANDS = (
     "evaluate",
     "backtest",
     "feedback",
+    "dlq",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,69 @@
+"""`ticket-router dlq replay`: re-drive failed ticketing updates and report what succeeded.
+
+Locally, failed decisions come from the SQLite store and updates go to the outbox. With --aws they
+come from the decisions table's sync_status-timestamp-index and go to the ticketing API, using
+the ticketing-update function's environment; --queue-url then also empties the stream's DLQ once
+nothing is left failing (its messages only point at stream batches, which the index covers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from domain.recovery import replay_failed_syncs
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("dlq", help="recover failed ticketing updates")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    replay = actions.add_parser("replay", help="push every decision whose sync failed again")
+    replay.add_argument("--aws", action="store_true", help="use the AWS resources named by the environment")
+    replay.add_argument("--queue-url", help="(--aws) the stream DLQ to empty once every replay succeeded")
+    replay.add_argument("--limit", type=int, default=500, help="at most this many decisions (default 500)")
+    replay.set_defaults(func=run_replay)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    if args.aws:
+        from handlers.bootstrap import build_ticketing_update_deps
+
+        deps = build_ticketing_update_deps()
+        report = replay_failed_syncs(
+            repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
+        )
+        drained = _drain_queue(args.queue_url) if args.queue_url and not report.still_failing else 0
+        payload: dict[str, Any] = {**report.as_dict(), "dlq_messages_deleted": drained}
+    else:
+        from handlers.bootstrap import bootstrap_local
+        from handlers.settings import LocalSettings, load_settings
+
+        app = bootstrap_local(load_settings(LocalSettings))
+        try:
+            report = replay_failed_syncs(
+                repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=args.limit
+            )
+        finally:
+            app.close()
+        payload = report.as_dict()
+    print(json.dumps(payload, indent=2))
+    return 0 if not report.still_failing else 1
+
+
+def _drain_queue(queue_url: str) -> int:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    deleted = 0
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not messages:
+            return deleted
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+        )
+        deleted += len(messages)

@@ -1,0 +1,56 @@
+"""Failed ticketing updates are always findable and replayable, and a replay reports honestly."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.clock import FixedClock
+from domain.errors import SyncRejected, SyncUnavailable
+from domain.models import RoutingDecision, SyncStatus
+from domain.recovery import replay_failed_syncs
+from domain.services import sync_decision
+from tests.builders import NOW, InMemoryRepository
+from tests.integration.test_sqlite_repository import a_decision
+
+CLOCK = FixedClock(NOW)
+
+
+class FlakyTicketing:
+    def __init__(self, failures: dict[str, Exception]) -> None:
+        self.failures = failures
+        self.pushed: list[str] = []
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        if decision.ticket_id in self.failures:
+            raise self.failures[decision.ticket_id]
+        self.pushed.append(decision.ticket_id)
+
+
+def failed_store(*ticket_ids: str) -> InMemoryRepository:
+    repo = InMemoryRepository()
+    for i, ticket_id in enumerate(ticket_ids):
+        decision = a_decision(ticket_id, timestamp=i)
+        repo.save(decision)
+        with pytest.raises(SyncUnavailable):
+            sync_decision(
+                decision, ticketing=FlakyTicketing({ticket_id: SyncUnavailable("503")}), repository=repo, clock=CLOCK
+            )
+    return repo
+
+
+def test_replay_pushes_every_failed_decision_once_and_marks_it_synced() -> None:
+    repo = failed_store("T-1", "T-2", "T-3")
+    ticketing = FlakyTicketing({})
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+    assert sorted(ticketing.pushed) == ["T-1", "T-2", "T-3"]
+    assert report.as_dict()["succeeded"] == 3
+    assert repo.find_by_sync_status(SyncStatus.FAILED) == []
+
+
+def test_replay_reports_what_still_fails_and_what_is_rejected() -> None:
+    repo = failed_store("T-1", "T-2", "T-3")
+    ticketing = FlakyTicketing({"T-2": SyncUnavailable("still down"), "T-3": SyncRejected("404 no such ticket")})
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+    assert (report.succeeded, report.still_failing, report.rejected) == (["T-1"], ["T-2"], ["T-3"])
+    # Still failing stays visibly failed, ready for the next replay
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
