@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +21,26 @@ from handlers.settings import LocalSettings
 API_KEY = "fuzz-key-0123456789abcdef"
 
 
-def _app(home: Path) -> ApiGatewayWsgiApp:
-    settings = LocalSettings(router_home=home, router_api_key=API_KEY)
-    wsgi, _, _ = build_wsgi_app(settings)
-    return wsgi
+@contextmanager
+def _app(home: Path) -> Iterator[ApiGatewayWsgiApp]:
+    wsgi, runtime, _ = build_wsgi_app(LocalSettings(router_home=home, router_api_key=API_KEY))
+    try:
+        yield wsgi
+    finally:
+        runtime.close()
 
 
 @pytest.fixture(scope="module")
 def wsgi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiGatewayWsgiApp]:
-    app = _app(tmp_path_factory.mktemp("fuzz"))
-    yield app
-
-
-def _operations(home: Path) -> list[Any]:
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", _app(home))
-    return [result.ok() for result in schema.get_all_operations()]
+    with _app(tmp_path_factory.mktemp("fuzz")) as app:
+        yield app
 
 
 @pytest.mark.parametrize("operation_index", range(4))
-def test_no_server_errors_for_any_schema_derived_request(tmp_path: Path, operation_index: int) -> None:
+def test_no_server_errors_for_any_schema_derived_request(wsgi: ApiGatewayWsgiApp, operation_index: int) -> None:
     """Every operation of the published OpenAPI document, positive and negative cases alike."""
-    operations = _operations(tmp_path)
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi)
+    operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 4
     operation = operations[operation_index]
 
@@ -72,7 +72,7 @@ def _call(wsgi: ApiGatewayWsgiApp, method: str, path: str, body: bytes, headers:
     captured: dict[str, Any] = {}
 
     def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        captured["status"] = int(status.split()[0])
+        captured["status"] = int(status.split(maxsplit=1)[0])
 
     payload = b"".join(wsgi(environ, start_response))
     return captured["status"], payload
