@@ -1,0 +1,75 @@
+"""Logs never carry ticket text, phone numbers, e-mail addresses or account numbers."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from handlers.observability import build_logger
+
+SECRET_BITS = ["(415) 555-0132", "+44 7700 900123", "jane.doe@example.com", "ACC-48213", "my router is on fire"]
+
+
+def test_formatter_masks_personal_data_and_drops_free_text() -> None:
+    stream = io.StringIO()
+    logger = build_logger(stream=stream)
+    logger.info(
+        "customer jane.doe@example.com called from (415) 555-0132 about ACC-48213",
+        extra={
+            "description": "my router is on fire",
+            "subject": "fire",
+            "nested": {"phone": "+44 7700 900123", "items": ["ACC-48213"]},
+            "ticket_id": "T-1",
+        },
+    )
+    line = stream.getvalue()
+    for bit in SECRET_BITS:
+        assert bit not in line
+    record = json.loads(line)
+    assert record["ticket_id"] == "T-1"
+    assert record["description"] == "[redacted]"
+    assert "<EMAIL_1>" in record["message"] and "<PHONE_1>" in record["message"]
+
+
+def test_exceptions_are_redacted_too() -> None:
+    stream = io.StringIO()
+    logger = build_logger(stream=stream)
+    try:
+        raise ValueError("bad input from jane.doe@example.com")
+    except ValueError:
+        logger.exception("failed")
+    assert "jane.doe@example.com" not in stream.getvalue()
+
+
+def test_handler_logs_of_a_routed_ticket_hold_no_personal_data(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from handlers.bootstrap import bootstrap_local, local_ingestion_deps
+    from handlers.ingestion import lambda_handler, logger
+    from handlers.local_context import LocalLambdaContext
+    from handlers.settings import LocalSettings
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    app = bootstrap_local(LocalSettings(router_home=tmp_path))
+    try:
+        body = {
+            "ticket_id": "T-PII",
+            "customer_id": "C-1",
+            "subject": "my router is on fire",
+            "description": "Call (415) 555-0132 or jane.doe@example.com, account ACC-48213: my router is on fire",
+        }
+        event = {
+            "httpMethod": "POST", "path": "/tickets", "resource": "/tickets",
+            "headers": {"Content-Type": "application/json"}, "body": json.dumps(body), "isBase64Encoded": False,
+            "requestContext": {"stage": "local"},
+        }  # fmt: skip
+        assert lambda_handler(event, LocalLambdaContext(), deps=local_ingestion_deps(app))["statusCode"] == 202
+    finally:
+        logger.removeHandler(handler)
+        app.close()
+    logged = stream.getvalue()
+    assert "T-PII" in logged
+    for bit in SECRET_BITS:
+        assert bit not in logged
