@@ -39,7 +39,7 @@ def _as_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/+-]+$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$"),
 ]
 
 
@@ -68,13 +68,15 @@ class OutageStatus(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # defer_build: a validator is built on first use, so a function that never touches a model
+    # (the ingestion Lambda never builds a RoutingDecision on POST) does not pay for it at start-up.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class Ticket(_Frozen):
     """A support ticket as the customer's ticketing system hands it to us."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     ticket_id: Identifier
     customer_id: Identifier

@@ -11,13 +11,9 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.clock import SystemClock
-from adapters.local.bus import InProcessEventBus
-from adapters.local.files import JsonCustomerDirectory, JsonServiceStatusProvider
-from adapters.local.outbox import JsonlOutbox
-from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import ConfigurationError, SyncUnavailable
 from domain.models import SyncStatus, Ticket, TicketReceived
 from domain.ports import (
@@ -34,7 +30,6 @@ from domain.ports import (
 )
 from domain.services import route_ticket, submit_ticket, sync_decision
 from domain.taxonomy import Taxonomy, load_taxonomy
-from domain.toolkit import RoutingToolkit
 from handlers.settings import (
     IngestionSettings,
     LocalSettings,
@@ -44,6 +39,10 @@ from handlers.settings import (
     TicketingUpdateSettings,
     load_settings,
 )
+
+if TYPE_CHECKING:  # the local adapters are imported where they are built: Lambdas never need them
+    from adapters.local.bus import InProcessEventBus
+    from adapters.local.sqlite_repository import SqliteDecisionRepository
 
 
 def build_classifier(settings: RoutingSettings) -> IssueClassifier:
@@ -105,6 +104,7 @@ def build_engine(
     clock: Clock,
 ) -> RoutingEngine:
     from adapters.engines.pipeline import PipelineEngine
+    from domain.toolkit import RoutingToolkit
 
     toolkit = RoutingToolkit(
         taxonomy=taxonomy,
@@ -171,6 +171,11 @@ def bootstrap_local(
     ticketing: TicketingSystem | None = None,
     engine: RoutingEngine | None = None,
 ) -> LocalApp:
+    from adapters.local.bus import InProcessEventBus
+    from adapters.local.files import JsonCustomerDirectory, JsonServiceStatusProvider
+    from adapters.local.outbox import JsonlOutbox
+    from adapters.local.sqlite_repository import SqliteDecisionRepository
+
     settings = settings or LocalSettings()
     clock = clock or SystemClock()
     taxonomy = build_taxonomy(settings)

@@ -11,7 +11,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
@@ -70,6 +69,9 @@ def post_ticket() -> Response:
     except ValidationError as exc:
         raise validation_bad_request(exc) from exc
     ticket = new_ticket.to_ticket(deps.clock.now())
+    # Imported here: it pulls in boto3, which a cold start should only pay for when it is used.
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
     try:
         accepted = deps.accept(ticket=ticket.model_dump(mode="json"))
     except IdempotencyAlreadyInProgressError:

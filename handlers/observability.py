@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -31,8 +32,10 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     """Masks emails, phone and account numbers in every field, and drops free-text fields."""
 
     def serialize(self, log: dict[str, Any] | Any) -> str:
-        return self.json_serializer(redact(log if isinstance(log, dict) else dict(log)))
+        # Serialise first so that values Powertools renders late (stack traces, objects) are
+        # redacted in their final, textual form too.
+        return self.json_serializer(redact(json.loads(self.json_serializer(log))))
 
 
-def build_logger(**kwargs: Any) -> Logger:
-    return Logger(service=SERVICE_NAME, logger_formatter=RedactingFormatter(), **kwargs)
+def build_logger(service: str = SERVICE_NAME, **kwargs: Any) -> Logger:
+    return Logger(service=service, logger_formatter=RedactingFormatter(), **kwargs)

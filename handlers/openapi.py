@@ -75,7 +75,7 @@ def openapi_document() -> dict[str, Any]:
         "name": "ticket_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@/+-]+$", "maxLength": 128},
+        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@+-]+$", "maxLength": 128},
     }
     return {
         "openapi": "3.0.3",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ def _read_event(path: Path) -> dict[str, Any]:
         event = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise EventFileError(f"event file not found: {path}") from exc
+    except OSError as exc:  # a directory, a file we may not read...
+        raise EventFileError(f"cannot read event file {path}: {exc.strerror or exc}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EventFileError(f"event file {path} is not valid JSON: {exc}") from exc
     if not isinstance(event, dict):
@@ -48,6 +51,8 @@ def _read_event(path: Path) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The handler's EMF metric lines mean nothing without CloudWatch and would mix with the result.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     event = _read_event(args.event)
     app = bootstrap_local(load_settings(LocalSettings))
     context = LocalLambdaContext(function_name=args.function)

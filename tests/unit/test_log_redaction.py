@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 
 from handlers.observability import build_logger
 
@@ -13,7 +14,7 @@ SECRET_BITS = ["(415) 555-0132", "+44 7700 900123", "jane.doe@example.com", "ACC
 
 def test_formatter_masks_personal_data_and_drops_free_text() -> None:
     stream = io.StringIO()
-    logger = build_logger(stream=stream)
+    logger = build_logger(service=f"redaction-test-{uuid.uuid4().hex}", stream=stream)
     logger.info(
         "customer jane.doe@example.com called from (415) 555-0132 about ACC-48213",
         extra={
@@ -34,7 +35,7 @@ def test_formatter_masks_personal_data_and_drops_free_text() -> None:
 
 def test_exceptions_are_redacted_too() -> None:
     stream = io.StringIO()
-    logger = build_logger(stream=stream)
+    logger = build_logger(service=f"redaction-test-{uuid.uuid4().hex}", stream=stream)
     try:
         raise ValueError("bad input from jane.doe@example.com")
     except ValueError:

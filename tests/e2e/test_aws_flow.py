@@ -1,0 +1,330 @@
+"""The three Lambdas chained in-process over moto, wired by the real AWS composition root.
+
+API event -> ingestion -> EventBridge (rule -> SQS queue) -> orchestrator -> DynamoDB (stream) ->
+ticketing update -> the ticketing system's REST API. AWS is moto; the customer DB, the service
+status API and the ticketing system are real HTTP servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from domain.models import SyncStatus
+from handlers import ingestion, orchestrator, ticketing_update
+from handlers.bootstrap import (
+    IngestionDeps,
+    OrchestratorDeps,
+    TicketingUpdateDeps,
+    build_ingestion_deps,
+    build_orchestrator_deps,
+    build_ticketing_update_deps,
+)
+from handlers.local_context import LocalLambdaContext
+from tests.aws_resources import (
+    StreamTail,
+    create_bus_with_queue_target,
+    create_customer_cache_table,
+    create_decisions_table,
+    create_idempotency_table,
+    receive_events,
+    stream_event,
+)
+from tests.http_servers import FakeCustomerDb, FakeServiceStatusApi, FakeTicketingSystem
+from tests.integration.conftest import REGION
+
+ROOT = Path(__file__).parents[2]
+SAMPLES = ROOT / "adapters" / "local" / "sample_data"
+POST_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "api_post_ticket.json").read_text())
+
+BUS = "support-tickets"
+DECISIONS_TABLE = "routing-decisions"
+CACHE_TABLE = "customer-cache"
+IDEMPOTENCY_TABLE = "ingestion-idempotency"
+SECRET = "ticketing/api-key"
+API_KEY = "tk-live-0123456789abcdef"
+
+# An hour old, so that no ticket earns age points and every priority below is exact.
+RECEIVED = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+# (ticket, expected team, expected priority); customers and outages are the sample data's.
+TICKETS: list[tuple[dict[str, str], str, str]] = [
+    (
+        # VIP enterprise customer; an active outage on their own fibre service SVC001: P0.
+        {
+            "ticket_id": "T-0001",
+            "customer_id": "CUST-1001",
+            "subject": "Fibre link down at HQ",
+            "description": "Our primary fibre circuit SVC001 at headquarters went down at 08:05. "
+            "300 staff have no connectivity, router shows NET-500 on the uplink.",
+        },
+        "Network Operations",
+        "P0",
+    ),
+    (
+        {
+            "ticket_id": "T-0002",
+            "customer_id": "CUST-1005",
+            "subject": "no internet",
+            "description": "Internet is completely dead since this morning, my neighbours say theirs is out too. "
+            "Service SVC004.",
+        },
+        "Network Operations",
+        "P1",
+    ),
+    (
+        {
+            "ticket_id": "T-0003",
+            "customer_id": "CUST-1006",
+            "subject": "Double charged",
+            "description": "I was charged $49.99 twice on my November invoice for account ACC-48213. "
+            "Please refund the duplicate.",
+        },
+        "Billing Support",
+        "P3",
+    ),
+    (
+        {
+            "ticket_id": "T-0004",
+            "customer_id": "CUST-1003",
+            "subject": "Router keeps rebooting",
+            "description": "Our office router reboots every hour and shows error code DSL-651. Wifi drops for "
+            "everyone when it happens. Other businesses on the street are fine.",
+        },
+        "Technical Support",
+        "P2",
+    ),
+    (
+        {
+            "ticket_id": "T-0005",
+            "customer_id": "CUST-1007",
+            "subject": "Locked out of my account",
+            "description": "I can't log in to the app, it says my account is locked after too many attempts and "
+            "the password reset email never arrives.",
+        },
+        "Account Management",
+        "P1",
+    ),
+]
+TICKET_IDS = [ticket["ticket_id"] for ticket, _, _ in TICKETS]
+
+
+@dataclass
+class Flow:
+    """The deployed system, in-process: three handlers with their deps and the AWS/HTTP fakes around them."""
+
+    ingestion: IngestionDeps
+    orchestrator: OrchestratorDeps
+    ticketing_update: TicketingUpdateDeps
+    ticketing_api: FakeTicketingSystem
+    customer_db: FakeCustomerDb
+    dynamodb: Any
+    sqs: Any
+    queue_url: str
+    stream: StreamTail
+
+    def post(self, ticket: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        event = copy.deepcopy(POST_EVENT)
+        event["body"] = json.dumps({**ticket, "timestamp": RECEIVED})
+        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.ingestion)
+        return int(result["statusCode"]), json.loads(result["body"])
+
+    def get(self, ticket_id: str) -> tuple[int, dict[str, Any]]:
+        event = copy.deepcopy(POST_EVENT)
+        event.update({"httpMethod": "GET", "path": f"/tickets/{ticket_id}", "body": None, "headers": {}})
+        event.update({"resource": "/tickets/{ticket_id}", "multiValueHeaders": {}})
+        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.ingestion)
+        return int(result["statusCode"]), json.loads(result["body"])
+
+    def delivered_events(self) -> list[dict[str, Any]]:
+        """What the TicketReceived rule put on its target queue, consumed."""
+        events: list[dict[str, Any]] = []
+        while batch := receive_events(self.sqs, self.queue_url):
+            events.extend(batch)
+        return events
+
+    def route(self, event: dict[str, Any]) -> dict[str, Any]:
+        context = LocalLambdaContext(function_name="orchestrator")
+        return orchestrator.lambda_handler(event, context, deps=self.orchestrator)
+
+    def sync(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        context = LocalLambdaContext(function_name="ticketing-update")
+        return ticketing_update.lambda_handler(stream_event(records), context, deps=self.ticketing_update)
+
+    def puts_for(self, ticket_id: str) -> list[Any]:
+        return [r for r in self.ticketing_api.puts if r.path == f"/tickets/{ticket_id}/routing"]
+
+
+@pytest.fixture
+def flow(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]:
+    # Given the stack's AWS resources, as the SAM template declares them
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    create_decisions_table(dynamodb, DECISIONS_TABLE)
+    create_customer_cache_table(dynamodb, CACHE_TABLE)
+    create_idempotency_table(dynamodb, IDEMPOTENCY_TABLE)
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = create_bus_with_queue_target(boto3.client("events", region_name=REGION), sqs, BUS)
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=SECRET, SecretString=json.dumps({"api_key": API_KEY})
+    )
+    customers = json.loads((SAMPLES / "customers.json").read_text())
+    outages = json.loads((SAMPLES / "services.json").read_text())["outages"]
+    # And the three external HTTP services
+    with (
+        FakeCustomerDb(customers) as customer_db,
+        FakeServiceStatusApi(outages) as status_api,
+        FakeTicketingSystem(api_key=API_KEY) as ticketing_api,
+    ):
+        # And the environment the functions' settings read
+        for name, value in {
+            "EVENTBRIDGE_BUS_NAME": BUS,
+            "CUSTOMER_DB_ENDPOINT": customer_db.url,
+            "SERVICE_STATUS_ENDPOINT": status_api.url,
+            "ROUTING_DECISIONS_TABLE": DECISIONS_TABLE,
+            "CUSTOMER_CACHE_TABLE": CACHE_TABLE,
+            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "TICKETING_SYSTEM_ENDPOINT": ticketing_api.url,
+            "TICKETING_SYSTEM_API_KEY_SECRET": SECRET,
+            "ROUTING_ENGINE": "pipeline",
+            "MAX_RETRIES": "2",
+            "RETRY_DELAY_BASE": "0.01",
+            "POWERTOOLS_METRICS_NAMESPACE": "TicketRouting",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield Flow(
+            ingestion=build_ingestion_deps(),
+            orchestrator=build_orchestrator_deps(),
+            ticketing_update=build_ticketing_update_deps(),
+            ticketing_api=ticketing_api,
+            customer_db=customer_db,
+            dynamodb=dynamodb,
+            sqs=sqs,
+            queue_url=queue_url,
+            stream=StreamTail(dynamodb, boto3.client("dynamodbstreams", region_name=REGION), DECISIONS_TABLE),
+        )
+
+
+def test_tickets_flow_from_the_api_to_the_ticketing_system(flow: Flow) -> None:
+    # When each ticket is posted to the API
+    accepted = {}
+    for ticket, _, _ in TICKETS:
+        status, body = flow.post(ticket)
+        assert status == 202, body
+        accepted[ticket["ticket_id"]] = body["correlation_id"]
+    # Then the bus delivered one TicketReceived per ticket, the VIP's marked as such
+    events = flow.delivered_events()
+    assert sorted(e["detail"]["ticket_id"] for e in events) == TICKET_IDS
+    by_id = {e["detail"]["ticket_id"]: e for e in events}
+    assert by_id["T-0001"]["detail"]["customer_context"] == {"is_vip": True, "account_type": "Enterprise"}
+    assert {t: e["detail"]["correlation_id"] for t, e in by_id.items()} == accepted
+
+    # When the orchestrator handles each delivered event
+    routed = {e["detail"]["ticket_id"]: flow.route(e) for e in events}
+    # Then one decision per ticket is created with the expected team and priority
+    assert all(r["created"] for r in routed.values())
+    assert {t: (r["assigned_team"], r["priority_level"]) for t, r in routed.items()} == {
+        ticket["ticket_id"]: (team, priority) for ticket, team, priority in TICKETS
+    }
+
+    # When the ticketing-update function receives the table's stream
+    inserts = flow.stream.poll()
+    assert sorted(r["dynamodb"]["NewImage"]["ticket_id"]["S"] for r in inserts) == TICKET_IDS
+    assert {r["eventName"] for r in inserts} == {"INSERT"}
+    assert flow.sync(inserts) == {"batchItemFailures": []}
+    # And then its own sync_status writes coming back on the stream
+    modifies = flow.stream.poll()
+    assert {r["eventName"] for r in modifies} == {"MODIFY"}
+    assert flow.sync(modifies) == {"batchItemFailures": []}
+
+    # Then the ticketing system got exactly one authenticated, idempotent PUT per ticket
+    for ticket_id in TICKET_IDS:
+        puts = flow.puts_for(ticket_id)
+        assert len(puts) == 1, ticket_id
+        assert puts[0].header("Authorization") == f"Bearer {API_KEY}"
+        assert (puts[0].header("Idempotency-Key") or "").startswith(f"{ticket_id}:")
+        assert puts[0].json["correlation_id"] == accepted[ticket_id]
+    assert flow.ticketing_api.routing["T-0001"]["priority_level"] == "P0"
+    assert flow.ticketing_api.routing["T-0001"]["assigned_team"] == "Network Operations"
+    # And the API shows every decision as synced
+    for ticket, team, priority in TICKETS:
+        status, decision = flow.get(ticket["ticket_id"])
+        assert status == 200
+        assert (decision["assigned_team"], decision["priority_level"]) == (team, priority)
+        assert decision["sync_status"] == "success"
+        assert decision["correlation_id"] == accepted[ticket["ticket_id"]]
+    # And the customer cache table spared the orchestrator a second customer DB lookup
+    for ticket, _, _ in TICKETS:
+        assert flow.customer_db.lookups_of(ticket["customer_id"]) == 1
+
+
+def test_every_message_delivered_twice_still_yields_one_decision_and_one_put(flow: Flow) -> None:
+    # When each ticket is posted twice (a client retry)
+    for ticket, _, _ in TICKETS:
+        (_, first), (status, second) = flow.post(ticket), flow.post(ticket)
+        assert status == 202
+        # Then the retry gets the first answer back
+        assert second["correlation_id"] == first["correlation_id"]
+    # And the idempotency table remembers one submission per ticket; the bus carried one event each
+    assert flow.dynamodb.scan(TableName=IDEMPOTENCY_TABLE, Select="COUNT")["Count"] == len(TICKETS)
+    events = flow.delivered_events()
+    assert sorted(e["detail"]["ticket_id"] for e in events) == TICKET_IDS
+
+    # When EventBridge delivers every event twice (at-least-once)
+    created = [flow.route(event)["created"] for event in events for _ in range(2)]
+    # Then only the first delivery of each created a decision
+    assert created == [True, False] * len(TICKETS)
+
+    # When the stream batch is delivered twice too
+    inserts = flow.stream.poll()
+    assert len(inserts) == len(TICKETS)
+    assert flow.sync(inserts) == {"batchItemFailures": []}
+    assert flow.sync(copy.deepcopy(inserts)) == {"batchItemFailures": []}
+
+    # Then there is still one decision and one PUT per ticket, each synced
+    for ticket_id in TICKET_IDS:
+        assert len(flow.puts_for(ticket_id)) == 1, ticket_id
+        status, decision = flow.get(ticket_id)
+        assert status == 200 and decision["sync_status"] == "success"
+    assert flow.dynamodb.scan(TableName=DECISIONS_TABLE, Select="COUNT")["Count"] == len(TICKETS)
+    assert len(flow.ticketing_update.repository.find_by_sync_status(SyncStatus.SUCCESS)) == len(TICKETS)
+    # And the stream saw one INSERT per ticket, no second decision
+    assert {r["eventName"] for r in flow.stream.poll()} == {"MODIFY"}
+
+
+def test_an_unavailable_ticketing_system_leaves_failed_decisions_findable(flow: Flow) -> None:
+    # Given a ticketing system that answers 503 to everything
+    flow.ticketing_api.fail_next(None, status=503)
+    # When the tickets go through the whole flow
+    for ticket, _, _ in TICKETS[:2]:
+        assert flow.post(ticket)[0] == 202
+    for event in flow.delivered_events():
+        flow.route(event)
+    inserts = flow.stream.poll()
+    result = flow.sync(inserts)
+
+    # Then every record is reported back to the event source for a retry, by its sequence number
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(
+        r["dynamodb"]["SequenceNumber"] for r in inserts
+    )
+    # And each push was tried 1 + MAX_RETRIES times with the same idempotency key
+    for ticket_id in TICKET_IDS[:2]:
+        puts = flow.puts_for(ticket_id)
+        assert len(puts) == 3
+        assert len({p.header("Idempotency-Key") for p in puts}) == 1
+    assert flow.ticketing_api.routing == {}
+    # And the decisions say failed, with the reason, and are found through the sync_status index
+    for ticket_id in TICKET_IDS[:2]:
+        status, decision = flow.get(ticket_id)
+        assert status == 200
+        assert decision["sync_status"] == "failed"
+        assert "503" in decision["sync_error"]
+    failed = flow.ticketing_update.repository.find_by_sync_status(SyncStatus.FAILED)
+    assert sorted(d.ticket_id for d in failed) == TICKET_IDS[:2]
+    assert flow.ticketing_update.repository.find_by_sync_status(SyncStatus.PENDING) == []

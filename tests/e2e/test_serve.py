@@ -1,0 +1,189 @@
+"""`ticket-router serve` over real HTTP: the WSGI app on waitress, called with `requests`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from waitress import create_server
+
+from handlers.bootstrap import LocalApp
+from handlers.commands.serve import build_wsgi_app
+from handlers.settings import LocalSettings
+from handlers.validation import MAX_BODY_BYTES
+
+API_KEY = "serve-test-key-0123456789"
+TICKET = {
+    "ticket_id": "T-SERVE-1",
+    "customer_id": "CUST-1001",
+    "subject": "Fibre link down at HQ",
+    "description": "Our primary fibre circuit SVC001 went down, 300 staff have no connectivity.",
+    "timestamp": (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat(),
+}
+TIMEOUT = 5.0
+
+
+@dataclass
+class Served:
+    url: str
+    app: LocalApp
+    outbox: Path
+
+    def post(self, document: Any, *, key: str | None = API_KEY, **kwargs: Any) -> requests.Response:
+        headers = {"x-api-key": key} if key is not None else {}
+        headers.update(kwargs.pop("headers", {}))
+        if "data" not in kwargs:
+            kwargs["json"] = document
+        return requests.post(f"{self.url}/tickets", headers=headers, timeout=TIMEOUT, **kwargs)
+
+    def get(self, path: str, *, key: str | None = API_KEY) -> requests.Response:
+        headers = {"x-api-key": key} if key is not None else {}
+        return requests.get(f"{self.url}{path}", headers=headers, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    # Given the API served on a free local port, its store and outbox under tmp_path
+    settings = LocalSettings(
+        router_home=tmp_path,
+        router_db=tmp_path / "decisions.db",
+        router_outbox=tmp_path / "outbox.jsonl",
+        router_api_key=API_KEY,
+    )
+    wsgi, app, api_key = build_wsgi_app(settings)
+    assert api_key == API_KEY
+    server = create_server(wsgi, host="127.0.0.1", port=0, threads=2)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        # server.run() would loop until its sockets vanish; closing them from this thread while
+        # it sits in select() is a race, so the loop checks a flag between short polls instead.
+        while not stopping.is_set():
+            server.asyncore.loop(timeout=0.05, map=server._map, count=1)
+
+    thread = threading.Thread(target=serve, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.effective_port}", app, settings.outbox_path)
+    finally:
+        stopping.set()
+        thread.join(timeout=5)
+        server.close()
+        server.task_dispatcher.shutdown()
+        app.close()  # stops the bus worker (after delivering what was queued) and closes the store
+
+
+def wait_for_decision(served: Served, ticket_id: str) -> requests.Response:
+    """GET the ticket until its decision is there (routing runs on the bus worker), for at most 5 s."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        response = served.get(f"/tickets/{ticket_id}")
+        if response.status_code != 404 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("key", [None, "", "wrong-key-0123456789", API_KEY + "x", API_KEY[:-1]])
+def test_a_request_without_the_right_api_key_is_forbidden(served: Served, key: str | None) -> None:
+    # When a ticket is posted without the key, or with another one
+    response = served.post(TICKET, key=key)
+    # Then it is refused before reaching the handler, and nothing is stored
+    assert response.status_code == 403
+    assert response.json() == {"message": "Forbidden"}
+    assert served.get("/tickets/T-SERVE-1").status_code == 404
+
+
+def test_a_posted_ticket_is_routed_stored_and_synced_to_the_outbox(served: Served) -> None:
+    # When a valid ticket is posted with the key
+    response = served.post(TICKET)
+    # Then it is accepted at once
+    assert response.status_code == 202
+    accepted = response.json()
+    assert accepted["ticket_id"] == "T-SERVE-1"
+    assert accepted["status"] == "accepted"
+    assert response.headers["Content-Type"].startswith("application/json")
+
+    # And its decision becomes available once the bus worker has routed it
+    decision = wait_for_decision(served, "T-SERVE-1")
+    assert decision.status_code == 200
+    body = decision.json()
+    assert (body["assigned_team"], body["priority_level"]) == ("Network Operations", "P0")
+    assert body["correlation_id"] == accepted["correlation_id"]
+
+    # And the routing update was written to the outbox, once
+    served.app.bus.drain()
+    entries = [json.loads(line) for line in served.outbox.read_text().splitlines()]
+    assert [e["ticket_id"] for e in entries] == ["T-SERVE-1"]
+    assert entries[0]["payload"]["assigned_team"] == "Network Operations"
+    assert entries[0]["payload"]["correlation_id"] == accepted["correlation_id"]
+    assert served.get("/tickets/T-SERVE-1").json()["sync_status"] == "success"
+
+
+def test_posting_twice_routes_once(served: Served) -> None:
+    first, second = served.post(TICKET), served.post(TICKET)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert first.json()["correlation_id"] == second.json()["correlation_id"]
+    assert wait_for_decision(served, "T-SERVE-1").status_code == 200
+    served.app.bus.drain()
+    assert served.app.repository.count() == 1
+    assert len(served.outbox.read_text().splitlines()) == 1
+
+
+def test_an_invalid_ticket_is_400_naming_the_field(served: Served) -> None:
+    response = served.post({"customer_id": "CUST-1001"})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["description"]
+
+
+def test_an_oversized_body_is_413(served: Served) -> None:
+    # Given a body just over the limit
+    payload = json.dumps({**TICKET, "description": "x" * (MAX_BODY_BYTES + 1)})
+    # When it is posted
+    response = served.post(None, data=payload, headers={"Content-Type": "application/json"})
+    # Then it is refused for its size and nothing is stored
+    assert response.status_code == 413
+    assert str(MAX_BODY_BYTES) in response.json()["message"]
+    assert served.app.repository.count() == 0
+
+
+def test_a_body_that_is_not_json_is_415(served: Served) -> None:
+    response = served.post(None, data=json.dumps(TICKET), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert "application/json" in response.json()["message"]
+
+
+def test_a_body_that_is_not_utf8_is_400(served: Served) -> None:
+    raw = b'{"customer_id": "CUST-1001", "description": "caf\xe9"}'
+    response = served.post(None, data=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["message"]
+
+
+def test_unknown_ticket_and_unknown_route_are_404(served: Served) -> None:
+    assert served.get("/tickets/T-NOPE").status_code == 404
+    assert served.get("/no/such/route").status_code == 404
+
+
+def test_health_answers_with_the_key(served: Served) -> None:
+    response = served.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_the_openapi_document_is_served_without_a_key(served: Served) -> None:
+    # When the OpenAPI document is fetched without a key
+    response = served.get("/openapi.json", key=None)
+    # Then it describes the ticket API
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert "/tickets" in document["paths"]
+    assert "post" in document["paths"]["/tickets"]

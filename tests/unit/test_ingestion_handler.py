@@ -1,0 +1,426 @@
+"""The ingestion handler (API Gateway -> Lambda) with the local adapters injected.
+
+Every request goes through `ingestion.lambda_handler` exactly as API Gateway would send it; the
+decision store is an in-memory SQLite database and the bus delivers in-process, so a POST is
+routed before the handler returns and a GET can see the decision at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.models import TicketReceived
+from handlers import __version__, ingestion
+from handlers.bootstrap import IngestionDeps, LocalApp, bootstrap_local, local_ingestion_deps
+from handlers.local_context import LocalLambdaContext
+from handlers.settings import LocalSettings
+from handlers.validation import MAX_BODY_BYTES
+
+EVENTS = Path(__file__).parents[2] / "events"
+POST_EVENT: dict[str, Any] = json.loads((EVENTS / "api_post_ticket.json").read_text())
+JSON_HEADERS = {"Content-Type": "application/json", "x-api-key": "local-dev-key-0123456789"}
+# CUST-1001 is a VIP enterprise customer of the sample data, with an active outage on SVC001.
+VALID_TICKET: dict[str, Any] = {
+    "ticket_id": "T-100",
+    "customer_id": "CUST-1001",
+    "subject": "Fibre link down at HQ",
+    "description": "Our primary fibre circuit SVC001 went down, 300 staff offline.",
+    "timestamp": "2026-11-24T08:20:00Z",
+}
+
+
+class Harness:
+    """Sends API Gateway events to the handler and remembers what the bus delivered."""
+
+    def __init__(self, app: LocalApp, deps: IngestionDeps) -> None:
+        self.app = app
+        self.deps = deps
+        self.published: list[TicketReceived] = []
+        app.bus.subscribe(self.published.append)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        is_base64: bool = False,
+    ) -> tuple[int, Any]:
+        event = copy.deepcopy(POST_EVENT)
+        chosen = JSON_HEADERS if headers is None else headers
+        event.update(
+            {
+                "resource": path,
+                "path": path,
+                "httpMethod": method,
+                "headers": dict(chosen),
+                "multiValueHeaders": {k: [v] for k, v in chosen.items()},
+                "body": body,
+                "isBase64Encoded": is_base64,
+            }
+        )
+        event["requestContext"].update({"resourcePath": path, "httpMethod": method, "path": f"/dev{path}"})
+        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.deps)
+        status = int(result["statusCode"])
+        raw = result.get("body") or ""
+        # The contract of every test here: the API never fails with a 5xx, never leaks a traceback.
+        assert status < 500, raw
+        assert "Traceback" not in raw
+        return status, json.loads(raw) if raw else None
+
+    def post_ticket(self, document: Any) -> tuple[int, Any]:
+        return self.request("POST", "/tickets", json.dumps(document))
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Harness]:
+    settings = LocalSettings(router_home=tmp_path)
+    app = bootstrap_local(settings, db_path=":memory:", outbox_path=tmp_path / "outbox.jsonl")
+    yield Harness(app, local_ingestion_deps(app))
+    app.close()
+
+
+# --- POST /tickets ------------------------------------------------------------------------------
+
+
+def test_a_valid_ticket_is_accepted_published_and_routed(api: Harness) -> None:
+    # Given a valid ticket
+    # When it is posted
+    status, body = api.post_ticket(VALID_TICKET)
+    # Then it is accepted with a correlation id, one event is published and one decision stored
+    assert status == 202
+    assert body["ticket_id"] == "T-100"
+    assert body["status"] == "accepted"
+    assert body["correlation_id"]
+    assert [e.ticket_id for e in api.published] == ["T-100"]
+    assert api.published[0].correlation_id == body["correlation_id"]
+    assert api.published[0].customer_context.is_vip
+    assert api.app.repository.count() == 1
+
+
+def test_a_ticket_without_an_id_gets_one_assigned(api: Harness) -> None:
+    # Given a ticket that leaves the id (and timestamp) to us
+    document = {k: v for k, v in VALID_TICKET.items() if k not in ("ticket_id", "timestamp")}
+    # When it is posted
+    status, body = api.post_ticket(document)
+    # Then an id is assigned and the decision is stored under it
+    assert status == 202
+    assert body["ticket_id"].startswith("TKT-")
+    assert api.app.repository.get(body["ticket_id"]) is not None
+
+
+def test_posting_the_same_ticket_twice_answers_the_same_and_publishes_once(api: Harness) -> None:
+    # Given a ticket that was accepted once
+    _, first = api.post_ticket(VALID_TICKET)
+    # When the client posts it again (a retry after a lost answer)
+    status, second = api.post_ticket(VALID_TICKET)
+    # Then the answer repeats the first one, and nothing more is published or stored
+    assert status == 202
+    assert second == first
+    assert len(api.published) == 1
+    assert api.app.repository.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            {"description": "no customer here"},
+            {"customer_id": "is required"},
+            id="missing-customer_id",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": ""},
+            {"description": "must not be empty"},
+            id="empty-description",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "   "},
+            {"description": "must not be empty"},
+            id="blank-description",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d", "priority": "P0"},
+            {"priority": "is not a known field"},
+            id="extra-field",
+        ),
+        pytest.param(
+            {"customer_id": 1001, "description": ["not", "text"], "subject": {"a": 1}},
+            {"customer_id": None, "description": None, "subject": None},
+            id="wrong-types",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d", "timestamp": "yesterday"},
+            {"timestamp": None},
+            id="timestamp-not-iso",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d", "timestamp": "2026-13-01T00:00:00Z"},
+            {"timestamp": None},
+            id="timestamp-impossible-month",
+        ),
+        pytest.param(
+            # Valid ISO 8601, but year 0 once converted to UTC: it must not overflow into a 500.
+            {"customer_id": "C-1", "description": "d", "timestamp": "0001-01-01T00:00:00+01:00"},
+            {"timestamp": None},
+            id="timestamp-overflows-utc",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d", "timestamp": 1e300},
+            {"timestamp": None},
+            id="timestamp-huge-number",
+        ),
+        pytest.param(
+            {"ticket_id": "T 1!", "customer_id": "C-1", "description": "d"},
+            {"ticket_id": None},
+            id="ticket_id-bad-characters",
+        ),
+        pytest.param(
+            {"ticket_id": "T" * 129, "customer_id": "C-1", "description": "d"},
+            {"ticket_id": None},
+            id="ticket_id-too-long",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d" * 20_001},
+            {"description": None},
+            id="description-too-long",
+        ),
+    ],
+)
+def test_an_invalid_ticket_gets_one_error_per_field_at_fault(
+    api: Harness, document: dict[str, Any], expected: dict[str, str | None]
+) -> None:
+    # Given a ticket with exactly the faults in `expected`
+    # When it is posted
+    status, body = api.post_ticket(document)
+    # Then it is refused with one error naming each field, and nothing is published
+    assert status == 400
+    errors = body["errors"]
+    assert sorted(e["field"] for e in errors) == sorted(expected)
+    for error in errors:
+        wanted = expected[error["field"]]
+        assert error["message"] if wanted is None else error["message"] == wanted
+        assert error["field"] in body["message"]
+    assert api.published == []
+    assert api.app.repository.count() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_body_that_is_not_declared_json_is_refused_with_415(api: Harness, content_type: str | None) -> None:
+    # Given a valid JSON document sent with another (or no) content type
+    headers = {"x-api-key": "k"} if content_type is None else {"Content-Type": content_type}
+    # When it is posted
+    status, body = api.request("POST", "/tickets", json.dumps(VALID_TICKET), headers=headers)
+    # Then it is refused as an unsupported media type
+    assert status == 415
+    assert "application/json" in body["message"]
+    assert api.published == []
+
+
+def test_json_with_a_charset_parameter_is_accepted(api: Harness) -> None:
+    headers = {"content-type": "application/json; charset=utf-8"}
+    status, _ = api.request("POST", "/tickets", json.dumps(VALID_TICKET), headers=headers)
+    assert status == 202
+
+
+def test_a_body_over_64_kib_is_refused_with_413(api: Harness) -> None:
+    # Given a syntactically valid ticket just over the size limit
+    padding = "x" * (MAX_BODY_BYTES + 1)
+    body_text = json.dumps({**VALID_TICKET, "description": padding})
+    # When it is posted
+    status, body = api.request("POST", "/tickets", body_text)
+    # Then it is refused for its size, before any parsing or validation
+    assert status == 413
+    assert str(MAX_BODY_BYTES) in body["message"]
+    assert api.published == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "is_base64", "reason"),
+    [
+        pytest.param(
+            base64.b64encode(b'{"customer_id": "C-1", "description": "caf\xe9"}').decode(),
+            True,
+            "UTF-8",
+            id="invalid-utf8",
+        ),
+        pytest.param("%%% not base64 %%%", True, "base64", id="invalid-base64"),
+        pytest.param('{"customer_id": "C-1", "description": ', False, "not valid JSON", id="truncated"),
+        pytest.param('{"customer_id": "C-1", "description": "d", "x": NaN}', False, "not valid JSON", id="nan"),
+        pytest.param("", False, "required", id="empty"),
+        pytest.param(None, False, "required", id="absent"),
+        pytest.param('["T-1", "C-1"]', False, "JSON object", id="array"),
+        pytest.param('"just a string"', False, "JSON object", id="string"),
+        pytest.param("null", False, "JSON object", id="null"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_refused_with_400(
+    api: Harness, raw: str | None, is_base64: bool, reason: str
+) -> None:
+    # Given a body that cannot be read as a JSON object
+    # When it is posted
+    status, body = api.request("POST", "/tickets", raw, is_base64=is_base64)
+    # Then it is refused with a message saying why
+    assert status == 400
+    assert reason in body["message"]
+    assert api.published == []
+
+
+def test_a_base64_encoded_valid_body_is_accepted(api: Harness) -> None:
+    encoded = base64.b64encode(json.dumps(VALID_TICKET).encode()).decode()
+    status, body = api.request("POST", "/tickets", encoded, is_base64=True)
+    assert status == 202
+    assert body["ticket_id"] == "T-100"
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_deeply_nested_json_is_refused_with_400(api: Harness, opener: str) -> None:
+    # Given 10,000 levels of nesting (small enough to pass the size limit)
+    closer = "]" if opener == "[" else "}"
+    raw = '{"customer_id": "C-1", "description": "d", "x": ' + opener * 10_000 + "1" + closer * 10_000 + "}"
+    assert len(raw) < MAX_BODY_BYTES
+    # When it is posted
+    status, body = api.request("POST", "/tickets", raw)
+    # Then the parser's recursion limit does not become a 500
+    assert status == 400
+    assert "nested" in body["message"]
+
+
+def test_moderately_nested_json_is_refused_before_validation(api: Harness) -> None:
+    raw = json.dumps({**VALID_TICKET, "extra": [[[[[[[[[["deep"]]]]]]]]]]})
+    status, body = api.request("POST", "/tickets", raw)
+    assert status == 400
+    assert "nested" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        pytest.param("1" + "0" * 5000, id="integer-5001-digits"),
+        pytest.param("-" + "9" * 5000, id="negative-integer-5000-digits"),
+    ],
+)
+def test_huge_numbers_are_refused_with_400(api: Harness, number: str) -> None:
+    # Given a number far beyond Python's int-from-string digit limit
+    raw = '{"customer_id": "C-1", "description": "d", "timestamp": ' + number + "}"
+    # When it is posted
+    status, body = api.request("POST", "/tickets", raw)
+    # Then it is refused as invalid JSON rather than crashing the conversion
+    assert status == 400
+    assert body["message"].startswith("request body is not valid JSON")
+
+
+def test_a_huge_float_is_a_field_error(api: Harness) -> None:
+    raw = '{"customer_id": "C-1", "description": "d", "timestamp": 1' + "0" * 5000 + ".5}"
+    status, body = api.request("POST", "/tickets", raw)
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == ["timestamp"]
+
+
+# --- GET /tickets/{id} ----------------------------------------------------------------------------
+
+
+def test_get_returns_the_stored_decision(api: Harness) -> None:
+    # Given a ticket that was posted (and routed in-process)
+    _, accepted = api.post_ticket(VALID_TICKET)
+    # When its decision is fetched
+    status, body = api.request("GET", "/tickets/T-100")
+    # Then the decision is returned: the VIP's outage is a P0 for Network Operations
+    assert status == 200
+    assert body["ticket_id"] == "T-100"
+    assert body["correlation_id"] == accepted["correlation_id"]
+    assert body["assigned_team"] == "Network Operations"
+    assert body["priority_level"] == "P0"
+    assert body["sync_status"] == "success"
+
+
+def test_get_of_an_unknown_ticket_is_404(api: Harness) -> None:
+    status, body = api.request("GET", "/tickets/T-UNKNOWN")
+    assert status == 404
+    assert "T-UNKNOWN" in body["message"]
+
+
+@pytest.mark.parametrize("ticket_id", ["bad!id", "T" * 200, "a,b", "T-\u00e9"])
+def test_get_of_an_invalid_ticket_id_is_400(api: Harness, ticket_id: str) -> None:
+    status, body = api.request("GET", f"/tickets/{ticket_id}")
+    assert status == 400
+    assert "not a valid ticket id" in body["message"]
+
+
+# --- health, unknown routes -----------------------------------------------------------------------
+
+
+def test_health_reports_status_and_version(api: Harness) -> None:
+    status, body = api.request("GET", "/health", headers={})
+    assert status == 200
+    assert body == {"status": "ok", "version": __version__}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/nope"), ("DELETE", "/tickets/T-1"), ("POST", "/health"), ("GET", "/tickets/T-1/feedback")],
+)
+def test_an_unknown_route_is_404(api: Harness, method: str, path: str) -> None:
+    status, body = api.request(method, path)
+    assert status == 404
+    assert path in body["message"]
+
+
+# --- POST /tickets/{id}/feedback ------------------------------------------------------------------
+
+
+def test_feedback_on_a_decision_is_recorded(api: Harness) -> None:
+    # Given a routed ticket
+    api.post_ticket(VALID_TICKET)
+    # When an agent says it belonged to another team
+    status, body = api.request(
+        "POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Billing Support", "agent_id": "agent-7"})
+    )
+    # Then the feedback is stored and flagged as a re-route
+    assert status == 201
+    assert body == {"ticket_id": "T-100", "rerouted": True, "status": "recorded"}
+    stored = api.app.repository.feedback()
+    assert [(f.ticket_id, f.correct_team, f.agent_id) for f in stored] == [("T-100", "Billing Support", "agent-7")]
+
+
+def test_feedback_confirming_the_team_is_not_a_reroute(api: Harness) -> None:
+    api.post_ticket(VALID_TICKET)
+    status, body = api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Network Operations"}))
+    assert status == 201
+    assert body["rerouted"] is False
+
+
+def test_feedback_naming_an_unknown_team_is_400(api: Harness) -> None:
+    # Given a routed ticket
+    api.post_ticket(VALID_TICKET)
+    # When the feedback names a team the taxonomy does not have
+    status, body = api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Sales"}))
+    # Then it is refused, naming the field, and nothing is stored
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == ["correct_team"]
+    assert api.app.repository.feedback() == []
+
+
+def test_feedback_with_invalid_fields_is_400(api: Harness) -> None:
+    api.post_ticket(VALID_TICKET)
+    status, body = api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": 5}))
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == ["correct_team"]
+
+
+def test_feedback_on_an_unknown_ticket_is_404(api: Harness) -> None:
+    status, body = api.request("POST", "/tickets/T-NONE/feedback", json.dumps({"correct_team": "Billing Support"}))
+    assert status == 404
+    assert "T-NONE" in body["message"]
+    assert api.app.repository.feedback() == []

@@ -1,0 +1,153 @@
+"""The orchestrator handler (EventBridge TicketReceived -> decision) with fakes behind the ports."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.clock import FixedClock
+from adapters.engines.pipeline import PipelineEngine
+from domain.models import AccountType, PriorityLevel, SyncStatus
+from domain.taxonomy import load_taxonomy
+from domain.toolkit import RoutingToolkit
+from handlers import orchestrator
+from handlers.bootstrap import OrchestratorDeps
+from handlers.local_context import LocalLambdaContext
+from tests.builders import (
+    NOW,
+    FakeCustomers,
+    FakeServiceStatus,
+    FixedClassifier,
+    InMemoryRepository,
+    a_customer,
+    outages_on,
+)
+
+EVENT: dict[str, Any] = json.loads(
+    (Path(__file__).parents[2] / "events" / "eventbridge_ticket_received.json").read_text()
+)
+TAXONOMY = load_taxonomy()
+# The handler flushes its metrics even when it rejects an event before recording any.
+NO_METRICS = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
+
+def deps_for(repository: InMemoryRepository) -> OrchestratorDeps:
+    """The event's customer: a VIP enterprise whose fibre service SVC001 has an active outage."""
+    clock = FixedClock(NOW)
+    customers = FakeCustomers(
+        a_customer("CUST-1001", vip=True, account_type=AccountType.ENTERPRISE, services=["SVC001"])
+    )
+    toolkit = RoutingToolkit(
+        taxonomy=TAXONOMY,
+        classifier=FixedClassifier("Network Outage", 0.92),
+        customers=customers,
+        service_status=FakeServiceStatus(outages_on("SVC001")),
+        history=repository,
+        clock=clock,
+    )
+    return OrchestratorDeps(engine=PipelineEngine(toolkit), repository=repository, taxonomy=TAXONOMY, clock=clock)
+
+
+def invoke(event: dict[str, Any], deps: OrchestratorDeps) -> dict[str, Any]:
+    return orchestrator.lambda_handler(event, LocalLambdaContext(function_name="orchestrator"), deps=deps)
+
+
+def test_a_ticket_received_event_is_routed_and_one_decision_stored() -> None:
+    # Given the sample TicketReceived event and an empty decision store
+    repository = InMemoryRepository()
+    # When the orchestrator handles it
+    result = invoke(EVENT, deps_for(repository))
+    # Then one pending decision is stored, carrying the event's correlation id
+    assert result == {
+        "ticket_id": "T-EVT-0001",
+        "created": True,
+        "assigned_team": "Network Operations",
+        "priority_level": "P0",
+        "requires_manual_review": False,
+    }
+    assert len(repository.decisions) == 1
+    stored = repository.get("T-EVT-0001")
+    assert stored is not None
+    assert stored.priority_level is PriorityLevel.P0
+    assert stored.correlation_id == EVENT["detail"]["correlation_id"]
+    assert stored.sync_status is SyncStatus.PENDING
+    assert stored.timestamp == 1795508400  # the ticket's receipt time, so a redelivery collides with it
+
+
+def test_the_same_event_delivered_twice_stores_one_decision() -> None:
+    # Given an event that was already handled
+    repository = InMemoryRepository()
+    deps = deps_for(repository)
+    first = invoke(EVENT, deps)
+    stored_first = repository.get("T-EVT-0001")
+    # When EventBridge delivers it again
+    second = invoke(copy.deepcopy(EVENT), deps)
+    # Then the stored decision is reported, not a new one
+    assert first["created"] is True
+    assert second["created"] is False
+    assert {k: v for k, v in second.items() if k != "created"} == {k: v for k, v in first.items() if k != "created"}
+    assert len(repository.decisions) == 1
+    assert repository.get("T-EVT-0001") == stored_first
+
+
+def test_a_redelivery_with_another_correlation_id_keeps_the_first_decision() -> None:
+    repository = InMemoryRepository()
+    deps = deps_for(repository)
+    invoke(EVENT, deps)
+    replay = copy.deepcopy(EVENT)
+    replay["detail"]["correlation_id"] = "another-correlation"
+    assert invoke(replay, deps)["created"] is False
+    stored = repository.get("T-EVT-0001")
+    assert stored is not None and stored.correlation_id == EVENT["detail"]["correlation_id"]
+
+
+def _without(detail: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in detail.items() if k not in keys}
+
+
+@NO_METRICS
+@pytest.mark.parametrize(
+    ("make_detail", "fields"),
+    [
+        pytest.param(lambda d: _without(d, "customer_id"), ["customer_id"], id="missing-customer_id"),
+        pytest.param(lambda d: _without(d, "ticket_id", "correlation_id"), ["ticket_id", "correlation_id"], id="two"),
+        pytest.param(lambda d: {**d, "timestamp": "yesterday"}, ["timestamp"], id="bad-timestamp"),
+        pytest.param(
+            lambda d: {**d, "timestamp": "0001-01-01T00:00:00+01:00"}, ["timestamp"], id="timestamp-overflows-utc"
+        ),
+        pytest.param(
+            lambda d: {**d, "customer_context": {"is_vip": "maybe", "account_type": "Enterprise"}},
+            ["customer_context.is_vip"],
+            id="nested-field",
+        ),
+        pytest.param(lambda d: {**d, "customer_context": None}, ["customer_context"], id="null-context"),
+        pytest.param(lambda d: None, ["detail"], id="no-detail"),
+        pytest.param(lambda d: ["not", "an", "object"], ["detail"], id="detail-is-a-list"),
+    ],
+)
+def test_an_invalid_detail_raises_invalid_event_naming_the_field(make_detail: Any, fields: list[str]) -> None:
+    # Given an event whose detail is wrong exactly at `fields`
+    event = copy.deepcopy(EVENT)
+    event["detail"] = make_detail(event["detail"])
+    repository = InMemoryRepository()
+    # When the orchestrator handles it
+    with pytest.raises(orchestrator.InvalidEvent) as raised:
+        invoke(event, deps_for(repository))
+    # Then the error names each field at fault, and nothing is stored
+    message = str(raised.value)
+    for field in fields:
+        assert field in message
+    assert repository.decisions == {}
+
+
+@NO_METRICS
+def test_an_event_of_another_type_raises_invalid_event() -> None:
+    event = {**copy.deepcopy(EVENT), "detail-type": "TicketClosed"}
+    repository = InMemoryRepository()
+    with pytest.raises(orchestrator.InvalidEvent, match="TicketClosed"):
+        invoke(event, deps_for(repository))
+    assert repository.decisions == {}

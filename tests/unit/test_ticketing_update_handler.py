@@ -1,0 +1,192 @@
+"""The ticketing-update handler (DynamoDB stream -> ticketing system) with fakes behind the ports."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from adapters.aws.serialization import decision_from_stream_image
+from adapters.clock import FixedClock
+from domain.errors import SyncRejected, SyncUnavailable
+from domain.models import RoutingDecision, SyncStatus
+from handlers import ticketing_update
+from handlers.bootstrap import TicketingUpdateDeps
+from handlers.local_context import LocalLambdaContext
+from tests.builders import NOW, InMemoryRepository
+
+STREAM_EVENT: dict[str, Any] = json.loads(
+    (Path(__file__).parents[2] / "events" / "dynamodb_stream_decision.json").read_text()
+)
+RECORD: dict[str, Any] = STREAM_EVENT["Records"][0]
+SEQUENCE = RECORD["dynamodb"]["SequenceNumber"]
+
+
+class FakeTicketing:
+    """TicketingSystem that records each push, or fails for the tickets told to."""
+
+    def __init__(self, failures: dict[str, Exception] | None = None) -> None:
+        self.pushed: list[RoutingDecision] = []
+        self.failures = failures or {}
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        error = self.failures.get(decision.ticket_id)
+        if error is not None:
+            raise error
+        self.pushed.append(decision)
+
+
+def a_record(ticket_id: str = "T-EVT-0001", *, sequence: str = SEQUENCE, **changes: Any) -> dict[str, Any]:
+    """The sample INSERT record, for another ticket or with other top-level fields."""
+    record = copy.deepcopy(RECORD)
+    record.update(changes)
+    record["dynamodb"]["SequenceNumber"] = sequence
+    for image in ("Keys", "NewImage"):
+        record["dynamodb"][image]["ticket_id"] = {"S": ticket_id}
+    return record
+
+
+def stored_decision_of(record: dict[str, Any]) -> RoutingDecision:
+    return decision_from_stream_image(record["dynamodb"]["NewImage"])
+
+
+def wire(*records: dict[str, Any], ticketing: FakeTicketing | None = None) -> tuple[TicketingUpdateDeps, FakeTicketing]:
+    """A repository holding the decisions the records were written for (the stream follows the table)."""
+    repository = InMemoryRepository()
+    for record in records:
+        repository.save(stored_decision_of(record))
+    fake = ticketing or FakeTicketing()
+    return TicketingUpdateDeps(repository=repository, ticketing=fake, clock=FixedClock(NOW)), fake
+
+
+def invoke(event: dict[str, Any], deps: TicketingUpdateDeps) -> dict[str, Any]:
+    return ticketing_update.lambda_handler(event, LocalLambdaContext(function_name="ticketing-update"), deps=deps)
+
+
+def sync_status(deps: TicketingUpdateDeps, ticket_id: str = "T-EVT-0001") -> SyncStatus:
+    decision = deps.repository.get(ticket_id)
+    assert decision is not None
+    return decision.sync_status
+
+
+def test_a_new_pending_decision_is_pushed_once_and_marked_synced() -> None:
+    # Given the sample stream event for a pending decision stored in the table
+    deps, ticketing = wire(RECORD)
+    # When the handler processes it
+    result = invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then the decision is pushed once and recorded as synced
+    assert result == {"batchItemFailures": []}
+    assert [d.ticket_id for d in ticketing.pushed] == ["T-EVT-0001"]
+    assert ticketing.pushed[0].assigned_team == "Network Operations"
+    stored = deps.repository.get("T-EVT-0001")
+    assert stored is not None
+    assert stored.sync_status is SyncStatus.SUCCESS
+    assert stored.synced_at == NOW
+
+
+def test_a_modify_record_is_skipped() -> None:
+    # Given a MODIFY record (this function's own sync_status write coming back on the stream)
+    record = a_record(eventName="MODIFY")
+    deps, ticketing = wire(record)
+    # When it is processed
+    result = invoke({"Records": [record]}, deps)
+    # Then nothing is pushed and the decision is left as it was
+    assert result == {"batchItemFailures": []}
+    assert ticketing.pushed == []
+    assert sync_status(deps) is SyncStatus.PENDING
+
+
+def test_an_insert_of_a_decision_that_is_not_pending_is_skipped() -> None:
+    # Given an INSERT whose image is already synced, and one already failed
+    synced = a_record("T-SYNCED", sequence="1")
+    synced["dynamodb"]["NewImage"]["sync_status"] = {"S": "success"}
+    failed = a_record("T-FAILED", sequence="2")
+    failed["dynamodb"]["NewImage"]["sync_status"] = {"S": "failed"}
+    deps, ticketing = wire(synced, failed)
+    # When they are processed
+    result = invoke({"Records": [synced, failed]}, deps)
+    # Then neither is pushed
+    assert result == {"batchItemFailures": []}
+    assert ticketing.pushed == []
+
+
+def test_a_remove_record_without_a_new_image_is_skipped() -> None:
+    record = a_record(eventName="REMOVE")
+    del record["dynamodb"]["NewImage"]
+    deps, ticketing = wire(a_record())
+    assert invoke({"Records": [record]}, deps) == {"batchItemFailures": []}
+    assert ticketing.pushed == []
+
+
+def test_an_unavailable_ticketing_system_fails_the_record_and_marks_the_decision_failed() -> None:
+    # Given a ticketing system that stays unavailable after every retry
+    ticketing = FakeTicketing({"T-EVT-0001": SyncUnavailable("HTTP 503 after 6 attempts")})
+    deps, _ = wire(RECORD, ticketing=ticketing)
+    # When the record is processed
+    result = invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then the record is reported for retry (then the DLQ) and the decision says failed, with why
+    assert result == {"batchItemFailures": [{"itemIdentifier": SEQUENCE}]}
+    stored = deps.repository.get("T-EVT-0001")
+    assert stored is not None
+    assert stored.sync_status is SyncStatus.FAILED
+    assert stored.sync_error is not None and "503" in stored.sync_error
+
+
+def test_only_the_failed_record_of_a_batch_is_reported() -> None:
+    # Given a batch of two new decisions, of which only the second cannot be pushed
+    good = a_record("T-GOOD", sequence="100")
+    bad = a_record("T-BAD", sequence="200")
+    ticketing = FakeTicketing({"T-BAD": SyncUnavailable("timeout")})
+    deps, _ = wire(good, bad, ticketing=ticketing)
+    # When the batch is processed
+    result = invoke({"Records": [good, bad]}, deps)
+    # Then only the second is reported; the first is synced
+    assert result == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    assert [d.ticket_id for d in ticketing.pushed] == ["T-GOOD"]
+    assert sync_status(deps, "T-GOOD") is SyncStatus.SUCCESS
+    assert sync_status(deps, "T-BAD") is SyncStatus.FAILED
+
+
+def test_a_permanent_refusal_marks_the_decision_failed_without_a_retry() -> None:
+    # Given a ticketing system that refuses the update for good (a 4xx)
+    ticketing = FakeTicketing({"T-EVT-0001": SyncRejected("HTTP 400: unknown ticket")})
+    deps, _ = wire(RECORD, ticketing=ticketing)
+    # When the record is processed
+    result = invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then retrying would not help: the record is not reported, the decision is failed
+    assert result == {"batchItemFailures": []}
+    assert sync_status(deps) is SyncStatus.FAILED
+
+
+def test_a_redelivered_record_of_a_synced_decision_is_not_pushed_again() -> None:
+    # Given a record that was already synced successfully
+    deps, ticketing = wire(RECORD)
+    invoke(copy.deepcopy(STREAM_EVENT), deps)
+    assert sync_status(deps) is SyncStatus.SUCCESS
+    # When the stream delivers the same batch again
+    result = invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then the ticketing system is not called a second time and the decision stays synced
+    assert result == {"batchItemFailures": []}
+    assert len(ticketing.pushed) == 1
+    assert sync_status(deps) is SyncStatus.SUCCESS
+
+
+def test_a_retried_record_after_a_failure_is_pushed_once_the_system_is_back() -> None:
+    # Given a record whose push failed
+    ticketing = FakeTicketing({"T-EVT-0001": SyncUnavailable("down")})
+    deps, _ = wire(RECORD, ticketing=ticketing)
+    invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # When the event source retries it after the ticketing system recovered
+    ticketing.failures.clear()
+    result = invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then it is pushed and the decision ends synced
+    assert result == {"batchItemFailures": []}
+    assert len(ticketing.pushed) == 1
+    assert sync_status(deps) is SyncStatus.SUCCESS
+
+
+def test_an_empty_batch_does_nothing() -> None:
+    deps, ticketing = wire()
+    assert invoke({"Records": []}, deps) == {"batchItemFailures": []}
+    assert ticketing.pushed == []
