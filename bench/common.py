@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.local.files import JsonCustomerDirectory, JsonServiceStatusProvider
-from domain.services import NewTicket
+from domain.models import NewTicket
 
 DATA = Path(__file__).parent / "data"
 EVAL_TICKETS = DATA / "eval_tickets.jsonl"

@@ -14,7 +14,8 @@ from adapters.clock import FixedClock
 from adapters.engines.pipeline import PipelineEngine
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from bench.common import eval_directories, percentile, ticket_stream
-from domain.services import NewTicket, route_ticket
+from domain.models import NewTicket
+from domain.services import route_ticket
 from domain.taxonomy import load_taxonomy
 from domain.toolkit import RoutingToolkit
 

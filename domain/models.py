@@ -5,6 +5,8 @@ Everything here is plain data validated by pydantic; no I/O happens in this pack
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -88,6 +90,33 @@ class Ticket(_Frozen):
     @property
     def text(self) -> str:
         return f"{self.subject}\n{self.description}" if self.subject else self.description
+
+
+class NewTicket(BaseModel):
+    """A ticket as submitted: the id and timestamp may be left for us to assign."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+    ticket_id: Identifier | None = None
+    customer_id: Identifier
+    subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
+    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    timestamp: UtcDatetime | None = None
+    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
+
+    def to_ticket(self, now: datetime, new_id: Callable[[], str] | None = None) -> Ticket:
+        return Ticket(
+            ticket_id=self.ticket_id or (new_id or _new_ticket_id)(),
+            customer_id=self.customer_id,
+            subject=self.subject,
+            description=self.description,
+            timestamp=self.timestamp or now,
+            channel=self.channel,
+        )
+
+
+def _new_ticket_id() -> str:
+    return f"TKT-{uuid.uuid4().hex[:12].upper()}"
 
 
 class CustomerProfile(_Frozen):

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from domain.errors import DuplicateDecision, EvidenceUnavailable, SyncRejected, SyncUnavailable
 from domain.models import (
-    MAX_DESCRIPTION_CHARS,
-    MAX_SUBJECT_CHARS,
     CustomerContext,
     CustomerProfile,
-    Identifier,
     RoutingDecision,
     SyncStatus,
     Ticket,
     TicketReceived,
-    UtcDatetime,
     retention_deadline,
 )
 from domain.ports import (
@@ -41,33 +33,6 @@ from domain.ports import (
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
 from domain.routing import apply_routing_rules, rank_teams
 from domain.taxonomy import Taxonomy
-
-
-class NewTicket(BaseModel):
-    """A ticket as submitted: the id and timestamp may be left for us to assign."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    ticket_id: Identifier | None = None
-    customer_id: Identifier
-    subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
-    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
-    timestamp: UtcDatetime | None = None
-    channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
-
-    def to_ticket(self, now: datetime, new_id: Callable[[], str] | None = None) -> Ticket:
-        return Ticket(
-            ticket_id=self.ticket_id or (new_id or _new_ticket_id)(),
-            customer_id=self.customer_id,
-            subject=self.subject,
-            description=self.description,
-            timestamp=self.timestamp or now,
-            channel=self.channel,
-        )
-
-
-def _new_ticket_id() -> str:
-    return f"TKT-{uuid.uuid4().hex[:12].upper()}"
 
 
 def new_correlation_id() -> str:

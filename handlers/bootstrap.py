@@ -35,7 +35,6 @@ from handlers.settings import (
     LocalSettings,
     OrchestratorSettings,
     RoutingSettings,
-    RuntimeSettings,
     TicketingUpdateSettings,
     load_settings,
 )
@@ -212,10 +211,6 @@ def bootstrap_local(
 # --- Lambda functions ---------------------------------------------------------------------------
 
 IDEMPOTENCY_EXPIRY_SECONDS = 7 * 86_400
-
-
-def running_in_lambda() -> bool:
-    return load_settings(RuntimeSettings).in_lambda
 
 
 @dataclass

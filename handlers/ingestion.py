@@ -6,7 +6,7 @@ handler runs behind `ticket-router serve` with local adapters injected.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -15,12 +15,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from domain.errors import PublishFailed, RepositoryUnavailable
-from domain.models import Feedback
-from domain.services import NewTicket
+from domain.models import Feedback, NewTicket
 from handlers import __version__
-from handlers.bootstrap import IngestionDeps, build_ingestion_deps, running_in_lambda
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+from handlers.settings import running_in_lambda
 from handlers.validation import BadRequest, parse_json_object, validation_bad_request
+
+if TYPE_CHECKING:
+    from handlers.bootstrap import IngestionDeps
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -28,7 +30,13 @@ app = APIGatewayRestResolver()
 
 # Built once per container. In Lambda that happens here, during the init phase; elsewhere (tests,
 # `ticket-router serve`) dependencies are injected per call.
-_deps: IngestionDeps | None = build_ingestion_deps() if running_in_lambda() else None
+def _default_deps() -> IngestionDeps:
+    from handlers.bootstrap import build_ingestion_deps
+
+    return build_ingestion_deps()
+
+
+_deps: IngestionDeps | None = _default_deps() if running_in_lambda() else None
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -36,9 +44,7 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 def _current_deps() -> IngestionDeps:
-    deps = app.context.get("deps")
-    assert isinstance(deps, IngestionDeps)
-    return deps
+    return cast("IngestionDeps", app.context["deps"])
 
 
 def _request_json() -> dict[str, Any]:
@@ -139,7 +145,7 @@ def _not_found(exc: Exception) -> Response:
 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, deps: IngestionDeps | None = None) -> dict[str, Any]:
-    resolved = deps or _deps or build_ingestion_deps()
+    resolved = deps or _deps or _default_deps()
     resolved.register_context(context)
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
     app.append_context(deps=resolved)

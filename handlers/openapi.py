@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.models import Feedback, RoutingDecision
-from domain.services import NewTicket
+from domain.models import Feedback, NewTicket, RoutingDecision
 from handlers import __version__
 from handlers.validation import MAX_BODY_BYTES
 

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from domain.models import TicketReceived
 from domain.services import route_ticket
-from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps, running_in_lambda
+from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
+from handlers.settings import running_in_lambda
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 
 logger: Logger = build_logger()

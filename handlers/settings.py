@@ -19,7 +19,8 @@ DEFAULT_HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    # defer_build: a function validates only its own settings model; the others cost nothing.
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, defer_build=True)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     router_taxonomy: Path | None = None
@@ -116,3 +117,7 @@ def load_settings(model: type[S]) -> S:
             f"{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc
+
+
+def running_in_lambda() -> bool:
+    return load_settings(RuntimeSettings).in_lambda

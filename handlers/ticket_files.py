@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from domain.errors import TicketRouterError
-from domain.services import NewTicket
+from domain.models import NewTicket
 from handlers.validation import describe_validation_error
 
 TICKET_FIELDS = frozenset(NewTicket.model_fields)

@@ -8,7 +8,7 @@ batchItemFailures: the event source retries it, then hands it to the on-failure 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,9 +21,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from domain.errors import SyncUnavailable
 from domain.models import SyncStatus
-from domain.services import sync_decision
-from handlers.bootstrap import TicketingUpdateDeps, build_ticketing_update_deps, running_in_lambda
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+from handlers.settings import running_in_lambda
+
+if TYPE_CHECKING:
+    from handlers.bootstrap import TicketingUpdateDeps
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
@@ -33,7 +35,13 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 
 DEADLINE_MARGIN_SECONDS = 2.0
 
-_deps: TicketingUpdateDeps | None = build_ticketing_update_deps() if running_in_lambda() else None
+def _default_deps() -> TicketingUpdateDeps:
+    from handlers.bootstrap import build_ticketing_update_deps
+
+    return build_ticketing_update_deps()
+
+
+_deps: TicketingUpdateDeps | None = _default_deps() if running_in_lambda() else None
 
 
 def _is_new_pending_decision(record: DynamoDBRecord) -> bool:
@@ -48,6 +56,7 @@ def _is_new_pending_decision(record: DynamoDBRecord) -> bool:
 def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: float) -> str:
     """Sync one stream record; returns what happened. Raises SyncUnavailable to fail the record."""
     from adapters.aws.serialization import decision_from_stream_image
+    from domain.services import sync_decision
 
     if not _is_new_pending_decision(record):
         return "skipped"
@@ -76,7 +85,7 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: TicketingUpdateDeps | None = None
 ) -> dict[str, Any]:
-    resolved = deps or _deps or build_ticketing_update_deps()
+    resolved = deps or _deps or _default_deps()
     metrics.add_metric(name="StreamRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     if not event.get("Records"):
         return {"batchItemFailures": []}

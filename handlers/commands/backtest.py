@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
-from domain.services import NewTicket
+from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.commands.route import parse_now
 from handlers.labelled_data import TextColumns, read_labelled
