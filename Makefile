@@ -7,6 +7,8 @@ SAM_STAMP := $(SAM_VENV)/.installed
 BIN := $(VENV)/bin
 SAMPLES := adapters/local/sample_data
 
+-include infra.mk
+
 .PHONY: run test lint typecheck unit integration e2e bench lint-infra model clean
 
 $(APP_STAMP): pyproject.toml
@@ -32,12 +34,14 @@ lint: $(APP_STAMP)
 typecheck: $(APP_STAMP)
 	$(BIN)/mypy
 
-test: $(APP_STAMP)
+test: $(APP_STAMP) $(SAM_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory lint-infra
+	$(BIN)/pytest -q -p no:cacheprovider -n 2
 
-bench: $(APP_STAMP)
+bench: $(APP_STAMP) $(SAM_STAMP)
+	$(MAKE) --no-print-directory sam-build
 	$(BIN)/python -m bench.run_all
 
 # Retrain the bundled telecom classifier from adapters/classifier/data/telecom_training.jsonl.

@@ -299,7 +299,7 @@ def build_ingestion_deps(settings: IngestionSettings | None = None) -> Ingestion
         clock=SystemClock(),
         accept=accept,
         idempotency_config=config,
-        feedback=None,
+        feedback=repository,
         taxonomy=build_taxonomy(settings),
     )
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from domain.models import TicketReceived
 from domain.services import route_ticket
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
-from handlers.settings import running_in_lambda
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+from handlers.settings import running_in_lambda
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

@@ -19,9 +19,11 @@ from adapters.aws.serialization import (
     decision_from_stream_image,
     decision_to_dynamodb,
     deserialize_item,
+    serialize_item,
+    to_attribute_value,
 )
 from domain.errors import DuplicateDecision, RepositoryUnavailable
-from domain.models import RoutingDecision, SyncStatus
+from domain.models import Feedback, RoutingDecision, SyncStatus
 
 __all__ = [
     "CUSTOMER_INDEX",
@@ -164,6 +166,49 @@ class DynamoDBDecisionRepository:
         return self._query_index(TEAM_INDEX, "assigned_team", team, limit, "recent_for_team")
 
     # --- internals --------------------------------------------------------------------------
+
+    # --- FeedbackStore ----------------------------------------------------------------------
+
+    def record(self, feedback: Feedback) -> None:
+        """Attach an agent's correction to the latest decision of its ticket.
+
+        Kept on the decision item itself: the correction is part of that decision's audit trail,
+        and the stream consumer ignores the MODIFY record this write causes.
+        """
+        decision = self.get(feedback.ticket_id)
+        if decision is None:
+            raise RepositoryUnavailable(f"no decision for ticket {feedback.ticket_id} to attach feedback to")
+        item = to_attribute_value(feedback.model_dump(mode="json"))
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"ticket_id": {"S": decision.ticket_id}, "timestamp": {"N": str(decision.timestamp)}},
+                UpdateExpression="SET feedback = :feedback",
+                ConditionExpression="attribute_exists(ticket_id)",
+                ExpressionAttributeValues={":feedback": serialize_item({"v": item})["v"]},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "record feedback", self.table_name) from exc
+
+    def feedback(self) -> list[Feedback]:
+        """Every recorded correction (a scan: for exports, never on the request path)."""
+        found: list[Feedback] = []
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "attribute_exists(feedback)",
+            "ProjectionExpression": "feedback",
+        }
+        try:
+            while True:
+                page = self.client.scan(**params)
+                found.extend(
+                    Feedback.model_validate(deserialize_item(item)["feedback"]) for item in page.get("Items", [])
+                )
+                if "LastEvaluatedKey" not in page:
+                    return sorted(found, key=lambda f: f.recorded_at)
+                params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable(exc, "feedback scan", self.table_name) from exc
 
     def _query_index(self, index: str, key: str, value: str, limit: int, action: str) -> list[RoutingDecision]:
         if limit <= 0:

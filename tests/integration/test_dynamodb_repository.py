@@ -327,3 +327,21 @@ def test_item_conversion_round_trips_without_touching_aws(make_decision: MakeDec
     assert item["confidence_score"] == Decimal("0.1")
     assert "sync_error" not in item
     assert decision_from_stream_image(item) == decision
+
+
+def test_feedback_is_attached_to_the_latest_decision_and_exported(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    from domain.models import Feedback
+
+    decision = make_decision(ticket_id="T-FB")
+    repository.save(decision)
+    # When an agent re-routes it
+    repository.record(
+        Feedback(ticket_id="T-FB", correct_team="Billing Support", agent_id="a-1", recorded_at=decision.created_at)
+    )
+    # Then the correction is exported, and the decision itself is unchanged
+    assert [(f.ticket_id, f.correct_team, f.agent_id) for f in repository.feedback()] == [
+        ("T-FB", "Billing Support", "a-1")
+    ]
+    assert repository.get("T-FB") == decision

@@ -1,0 +1,792 @@
+"""template.yaml, checked on its plain-CloudFormation translation for what cfn-lint cannot see.
+
+The linters prove the template is well-formed; these tests pin down what it must *mean*: handler paths that
+resolve, IAM scoped to our own resources, dead-letter queues and alarms wired, canary deployments guarded by
+alarms and the PreTraffic hook, the DynamoDB contract, and that a dangling reference fails the offline check.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from domain.models import MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, SyncStatus
+from handlers import observability, settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+FUNCTIONS = {
+    "IngestionFunction": "handlers.ingestion.lambda_handler",
+    "OrchestratorFunction": "handlers.orchestrator.lambda_handler",
+    "TicketingUpdateFunction": "handlers.ticketing_update.lambda_handler",
+    "PreTrafficHookFunction": "handlers.codedeploy_hook.lambda_handler",
+}
+DEPLOYED = {  # function -> (its role, its log group, its canary alarm, its requirements file)
+    "IngestionFunction": ("TicketIngestionRole", "IngestionLogGroup", "IngestionAliasErrorsAlarm", "ingestion"),
+    "OrchestratorFunction": (
+        "AgentOrchestratorRole",
+        "OrchestratorLogGroup",
+        "OrchestratorAliasErrorsAlarm",
+        "orchestrator",
+    ),
+    "TicketingUpdateFunction": (
+        "TicketingSystemUpdateRole",
+        "TicketingUpdateLogGroup",
+        "TicketingUpdateAliasErrorsAlarm",
+        "ticketing_update",
+    ),
+}
+SETTINGS: dict[str, type[BaseModel]] = {
+    "IngestionFunction": settings.IngestionSettings,
+    "OrchestratorFunction": settings.OrchestratorSettings,
+    "TicketingUpdateFunction": settings.TicketingUpdateSettings,
+}
+
+# Actions AWS offers no resource-level permissions for: the only statements allowed Resource "*".
+STAR_RESOURCE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+# Wildcards inside an ARN we accept, each for a stated reason.
+ALLOWED_ARN_WILDCARDS = (
+    # A cross-region inference profile may forward to its model in any region of the geography.
+    re.compile(r"^arn:\$\{AWS::Partition\}:bedrock:\*::foundation-model/\$\{Bedrock(Classifier)?ModelId\}$"),
+    # dynamodb:ListStreams on the streams of our one table (stream labels are generated).
+    re.compile(r"^\$\{RoutingDecisionsTable\.Arn\}/stream/\*$"),
+)
+CONTRACT_METRICS = frozenset(
+    {
+        "TicketsProcessed",
+        "ProcessingTime",
+        "ConfidenceScore",
+        "ManualReviewRate",
+        "TicketingSystemSyncFailures",
+        "BedrockAPIErrors",
+        "CostPerTicket",
+        "RoutingAccuracy",
+    }
+)
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {name: r for name, r in resources.items() if r["Type"] == kind}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def describe(value: Any) -> Iterator[str]:
+    """A resource/value as comparable strings: "Ref:X", "GetAtt:X.Attr", the Sub template, or the literal."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from describe(item)
+    elif isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            if arg != "AWS::NoValue":
+                yield f"Ref:{arg}"
+        elif key == "Fn::GetAtt":
+            yield "GetAtt:" + (arg if isinstance(arg, str) else ".".join(arg))
+        elif key == "Fn::Sub":
+            yield arg if isinstance(arg, str) else arg[0]
+        elif key == "Fn::If":
+            yield from describe(arg[1])
+            yield from describe(arg[2])
+        else:
+            raise AssertionError(f"unexpected intrinsic {key} in {value}")
+    else:
+        raise AssertionError(f"cannot describe {value!r}")
+
+
+def policy_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for policy in role["Properties"].get("Policies", []):
+        found.extend(as_list(policy["PolicyDocument"]["Statement"]))
+    return found
+
+
+def grants(role: dict[str, Any]) -> dict[str, set[str]]:
+    """action -> the resources it is allowed on."""
+    table: dict[str, set[str]] = {}
+    for statement in policy_statements(role):
+        assert statement["Effect"] == "Allow", statement
+        for action in as_list(statement["Action"]):
+            table.setdefault(action, set()).update(describe(statement["Resource"]))
+    return table
+
+
+def parameter_defaults(sam_template: dict[str, Any]) -> dict[str, Any]:
+    return {name: p.get("Default") for name, p in sam_template["Parameters"].items()}
+
+
+def handler_file(handler: str) -> tuple[Path, str]:
+    module, _, function = handler.rpartition(".")
+    return ROOT / (module.replace(".", "/") + ".py"), function
+
+
+# --- translation and lint ------------------------------------------------------------------------------------------
+
+
+def test_translated_template_is_cfn_lint_clean(translate_module: ModuleType, translated: dict[str, Any]) -> None:
+    assert translate_module.lint(translated) == []
+
+
+@pytest.mark.parametrize(
+    ("original", "broken", "culprit"),
+    [
+        pytest.param(
+            "Destination: !GetAtt OrchestratorFailureQueue.Arn",
+            "Destination: !GetAtt NoSuchResource.Arn",
+            "NoSuchResource",
+            id="getatt-to-a-missing-resource",
+        ),
+        pytest.param(
+            "Value: !Ref TicketApiApiKey",
+            "Value: !Ref TicketApiApiKeyTypo",
+            "TicketApiApiKeyTypo",
+            id="ref-to-a-misspelt-sam-generated-resource",
+        ),
+    ],
+)
+def test_a_dangling_reference_fails_the_offline_check(
+    translate_module: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    original: str,
+    broken: str,
+    culprit: str,
+) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    assert text.count(original) == 1, f"the test's anchor {original!r} moved"
+    broken_template = tmp_path / "template.yaml"
+    broken_template.write_text(text.replace(original, broken), encoding="utf-8")
+
+    # The same entry point `make lint-infra` runs.
+    status = translate_module.main(
+        ["--template", str(broken_template), "--output", str(tmp_path / "translated.json"), "--lint"]
+    )
+
+    assert status == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if culprit in line]
+    assert errors, "cfn-lint did not name the dangling reference"
+    assert all(": E" in line for line in errors)
+
+
+def test_a_template_samtranslator_rejects_fails_the_check(translate_module: ModuleType, tmp_path: Path) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8").replace("Model: TicketSubmission", "Model: NoSuchModel")
+    broken_template = tmp_path / "template.yaml"
+    broken_template.write_text(text, encoding="utf-8")
+
+    assert translate_module.main(["--template", str(broken_template), "--output", str(tmp_path / "t.json")]) == 1
+
+
+# --- functions -----------------------------------------------------------------------------------------------------
+
+
+def test_the_template_declares_the_handler_contract(sam_template: dict[str, Any]) -> None:
+    declared = {
+        name: r["Properties"]["Handler"]
+        for name, r in sam_template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    assert declared == FUNCTIONS
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_handler_resolves_to_a_module_and_function(function: str) -> None:
+    path, name = handler_file(FUNCTIONS[function])
+    if not path.is_file():
+        pytest.skip(f"{path.relative_to(ROOT)} is not written yet (the template only references it)")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    top_level |= {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    assert name in top_level, f"{path.relative_to(ROOT)} defines no top-level {name}"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_function_runtime_and_packaging(sam_template: dict[str, Any], resources: dict[str, Any], function: str) -> None:
+    sam = sam_template["Resources"][function]
+    assert sam["Metadata"] == {"BuildMethod": "makefile"}
+    assert sam["Properties"]["CodeUri"] == "."
+    assert re.search(rf"^build-{function}:", (ROOT / "infra.mk").read_text(encoding="utf-8"), re.MULTILINE)
+    props = resources[function]["Properties"]
+    assert props["Runtime"] == "python3.11"
+    assert props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert f"{function}Aliaslive" in resources
+
+
+def test_sizes_timeouts_and_reserved_concurrency(resources: dict[str, Any]) -> None:
+    expected = {"IngestionFunction": (512, 10, 10), "OrchestratorFunction": (2048, 30, 20)}
+    expected["TicketingUpdateFunction"] = (512, 30, 10)
+    for function, (memory, timeout, reserved) in expected.items():
+        props = resources[function]["Properties"]
+        assert (props["MemorySize"], props["Timeout"]) == (memory, timeout), function
+        assert props["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["UseReservedConcurrency", reserved, {"Ref": "AWS::NoValue"}]
+        }
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_environment_satisfies_the_settings_and_metrics_contract(
+    sam_template: dict[str, Any], resources: dict[str, Any], function: str
+) -> None:
+    env = resources[function]["Properties"]["Environment"]["Variables"]
+    required = {name.upper() for name, field in SETTINGS[function].model_fields.items() if field.is_required()}
+    assert required <= set(env), f"{function} lacks {sorted(required - set(env))}"
+    assert env["POWERTOOLS_SERVICE_NAME"] == observability.SERVICE_NAME
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == observability.METRICS_NAMESPACE
+    assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_environment_values(sam_template: dict[str, Any], resources: dict[str, Any]) -> None:
+    ingestion = resources["IngestionFunction"]["Properties"]["Environment"]["Variables"]
+    assert ingestion["EVENTBRIDGE_BUS_NAME"] == {"Ref": "TicketBus"}
+    assert ingestion["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    assert ingestion["CUSTOMER_CACHE_TABLE"] == {"Ref": "CustomerCacheTable"}
+    update = resources["TicketingUpdateFunction"]["Properties"]["Environment"]["Variables"]
+    assert (update["MAX_RETRIES"], update["RETRY_DELAY_BASE"]) == ("5", "1")
+    assert update["TICKETING_SYSTEM_API_KEY_SECRET"] == {"Ref": "TicketingSecretName"}
+    orchestrator = resources["OrchestratorFunction"]["Properties"]["Environment"]["Variables"]
+    assert orchestrator["ROUTING_ENGINE"] == {"Ref": "RoutingEngine"}
+
+    # With the parameter defaults the model ids are the ones the code defaults to.
+    defaults = parameter_defaults(sam_template)
+    assert defaults["RoutingEngine"] == "hybrid"
+    condition, with_profile, _ = orchestrator["BEDROCK_MODEL_ID"]["Fn::If"]
+    assert condition == "UseInferenceProfile" and defaults["BedrockInferenceProfilePrefix"] != "none"
+    assert with_profile == {"Fn::Sub": "${BedrockInferenceProfilePrefix}.${BedrockModelId}"}
+    assert f"{defaults['BedrockInferenceProfilePrefix']}.{defaults['BedrockModelId']}" == settings.DEFAULT_SONNET
+    assert (
+        f"{defaults['BedrockInferenceProfilePrefix']}.{defaults['BedrockClassifierModelId']}" == settings.DEFAULT_HAIKU
+    )
+
+
+# --- IAM -----------------------------------------------------------------------------------------------------------
+
+
+def test_only_our_roles_and_sams_codedeploy_role_exist(resources: dict[str, Any]) -> None:
+    roles = of_type(resources, "AWS::IAM::Role")
+    assert set(roles) == {
+        "TicketIngestionRole",
+        "AgentOrchestratorRole",
+        "TicketingSystemUpdateRole",
+        "PreTrafficHookRole",
+        "CodeDeployServiceRole",
+    }
+    assert not of_type(resources, "AWS::IAM::Policy")
+    assert not of_type(resources, "AWS::IAM::ManagedPolicy")
+    # SAM's CodeDeploy service role: AWS-managed, may invoke only CodeDeployHook_* functions.
+    codedeploy = roles.pop("CodeDeployServiceRole")["Properties"]
+    assert codedeploy["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"]
+    assert "Policies" not in codedeploy
+    for name, role in roles.items():
+        assert "ManagedPolicyArns" not in role["Properties"], f"{name} must carry only its inline, scoped policy"
+        principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        assert principal == {"Service": "lambda.amazonaws.com"}
+
+
+def test_every_statement_is_scoped(resources: dict[str, Any]) -> None:
+    for name, role in of_type(resources, "AWS::IAM::Role").items():
+        for statement in policy_statements(role):
+            actions = set(as_list(statement["Action"]))
+            assert all(":" in a and not a.endswith("*") for a in actions), f"{name}: wildcard action in {statement}"
+            for target in describe(statement["Resource"]):
+                if target == "*":
+                    assert actions <= STAR_RESOURCE_ACTIONS, f"{name}: Resource '*' for {sorted(actions)}"
+                elif "*" in target:
+                    assert any(p.match(target) for p in ALLOWED_ARN_WILDCARDS), f"{name}: wildcard in {target}"
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_each_function_has_its_own_role_and_log_group(resources: dict[str, Any], function: str) -> None:
+    role, log_group, _, _ = DEPLOYED[function]
+    props = resources[function]["Properties"]
+    assert props["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert props["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
+    table = grants(resources[role])
+    assert table["logs:CreateLogStream"] == table["logs:PutLogEvents"] == {f"GetAtt:{log_group}.Arn"}
+    assert "logs:CreateLogGroup" not in table
+
+
+def test_ingestion_grants(resources: dict[str, Any]) -> None:
+    table = grants(resources["TicketIngestionRole"])
+    assert table.pop("events:PutEvents") == {"GetAtt:TicketBus.Arn"}
+    assert table.pop("dynamodb:DeleteItem") == {"GetAtt:IdempotencyTable.Arn"}
+    # Idempotency records, and feedback attached to a decision (POST /tickets/{id}/feedback).
+    assert table.pop("dynamodb:UpdateItem") == {"GetAtt:IdempotencyTable.Arn", "GetAtt:RoutingDecisionsTable.Arn"}
+    assert (
+        table.pop("dynamodb:GetItem")
+        == table.pop("dynamodb:PutItem")
+        == {
+            "GetAtt:IdempotencyTable.Arn",
+            "GetAtt:CustomerCacheTable.Arn",
+        }
+    )
+    assert table.pop("dynamodb:Query") == {"GetAtt:RoutingDecisionsTable.Arn"}
+    assert set(table) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:DescribeKey",
+    }
+
+
+def test_orchestrator_grants(resources: dict[str, Any]) -> None:
+    table = grants(resources["AgentOrchestratorRole"])
+    assert table.pop("bedrock:InvokeModel") == {
+        "arn:${AWS::Partition}:bedrock:${Region}:${AWS::AccountId}:inference-profile/"
+        "${BedrockInferenceProfilePrefix}.${BedrockModelId}",
+        "arn:${AWS::Partition}:bedrock:${Region}:${AWS::AccountId}:inference-profile/"
+        "${BedrockInferenceProfilePrefix}.${BedrockClassifierModelId}",
+        "arn:${AWS::Partition}:bedrock:*::foundation-model/${BedrockModelId}",
+        "arn:${AWS::Partition}:bedrock:*::foundation-model/${BedrockClassifierModelId}",
+    }
+    assert table.pop("dynamodb:Query") == {
+        "GetAtt:RoutingDecisionsTable.Arn",
+        "${RoutingDecisionsTable.Arn}/index/customer_id-timestamp-index",
+    }
+    assert (
+        table.pop("dynamodb:PutItem")
+        == table.pop("dynamodb:GetItem")
+        == {
+            "GetAtt:RoutingDecisionsTable.Arn",
+            "GetAtt:CustomerCacheTable.Arn",
+        }
+    )
+    assert table.pop("sqs:SendMessage") == {"GetAtt:OrchestratorFailureQueue.Arn"}
+    assert not any(action.startswith(("secretsmanager:", "events:", "dynamodb:Update")) for action in table)
+
+
+def test_ticketing_update_grants(resources: dict[str, Any]) -> None:
+    table = grants(resources["TicketingSystemUpdateRole"])
+    for action in ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"):
+        assert table.pop(action) == {"GetAtt:RoutingDecisionsTable.Arn"}
+    for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
+        assert table.pop(action) == {"GetAtt:RoutingDecisionsTable.StreamArn"}
+    assert table.pop("dynamodb:ListStreams") == {"${RoutingDecisionsTable.Arn}/stream/*"}
+    assert table.pop("secretsmanager:GetSecretValue") == {
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${TicketingSecretName}-??????"
+    }
+    assert table.pop("sqs:SendMessage") == {"GetAtt:TicketingUpdateDLQ.Arn"}
+    assert not any(action.startswith(("bedrock:", "events:", "dynamodb:Put")) for action in table)
+
+
+def test_table_key_use_is_only_via_dynamodb(resources: dict[str, Any]) -> None:
+    for name in ("TicketIngestionRole", "AgentOrchestratorRole", "TicketingSystemUpdateRole"):
+        kms = [s for s in policy_statements(resources[name]) if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+        assert len(kms) == 1, name
+        assert kms[0]["Resource"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert kms[0]["Condition"] == {
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}}
+        }
+    assert "kms:Decrypt" not in grants(resources["PreTrafficHookRole"])
+
+
+def test_resource_policies_are_scoped(resources: dict[str, Any]) -> None:
+    (queue_policy,) = of_type(resources, "AWS::SQS::QueuePolicy").values()
+    (statement,) = queue_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["OrchestratorEventsDLQ", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["OrchestratorFunctionTicketReceived", "Arn"]}}
+    }
+    # A key policy names the key itself as "*"; it delegates to IAM (the ViaService-conditioned grants above).
+    (key_statement,) = resources["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    assert key_statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+
+# --- events, dead letters ------------------------------------------------------------------------------------------
+
+
+def test_event_bus_archive_and_rule(resources: dict[str, Any]) -> None:
+    assert resources["TicketBus"]["Properties"]["Name"] == {"Fn::Sub": "${Stage}-ticket-routing-bus"}
+    archive = resources["TicketArchive"]["Properties"]
+    assert archive["RetentionDays"] == 7
+    assert archive["SourceArn"] == {"Fn::GetAtt": ["TicketBus", "Arn"]}
+    rule = resources["OrchestratorFunctionTicketReceived"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "TicketBus"}
+    assert rule["EventPattern"] == {"source": ["support.ticketing"], "detail-type": ["TicketReceived"]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Ref": "OrchestratorFunctionAliaslive"}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["OrchestratorEventsDLQ", "Arn"]}}
+
+
+def test_async_invoke_failures_go_to_a_queue(resources: dict[str, Any]) -> None:
+    config = resources["OrchestratorFunctionEventInvokeConfig"]["Properties"]
+    assert config["Qualifier"] == "live"
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    assert config["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["OrchestratorFailureQueue", "Arn"]}}
+    }
+
+
+def test_stream_mapping(resources: dict[str, Any]) -> None:
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["RoutingDecisionsTable", "StreamArn"]}
+    assert props["FunctionName"] == {"Ref": "TicketingUpdateFunctionAliaslive"}
+    assert props["StartingPosition"] == "LATEST"
+    assert 1 <= props["BatchSize"] <= 10
+    assert props["BisectBatchOnFunctionError"] is True
+    assert 0 < props["MaximumRetryAttempts"] <= 3
+    assert 0 < props["MaximumRecordAgeInSeconds"] <= 86_400
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["TicketingUpdateDLQ", "Arn"]}}}
+    (pattern,) = (json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"])
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"sync_status": {"S": ["pending"]}}}}
+    # The filter's "pending" is the code's SyncStatus.PENDING.
+    assert pattern["dynamodb"]["NewImage"]["sync_status"]["S"] == [SyncStatus.PENDING.value]
+
+
+def test_every_dead_letter_queue_is_encrypted_and_alarmed(resources: dict[str, Any]) -> None:
+    queues = of_type(resources, "AWS::SQS::Queue")
+    assert set(queues) == {"OrchestratorEventsDLQ", "OrchestratorFailureQueue", "TicketingUpdateDLQ"}
+    alarmed = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert alarmed == set(queues)
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86_400
+
+
+# --- storage -------------------------------------------------------------------------------------------------------
+
+
+def test_decisions_table(resources: dict[str, Any]) -> None:
+    table = resources["RoutingDecisionsTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "ticket_id", "KeyType": "HASH"},
+        {"AttributeName": "timestamp", "KeyType": "RANGE"},
+    ]
+    types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert types == {"ticket_id": "S", "timestamp": "N", "customer_id": "S", "assigned_team": "S", "sync_status": "S"}
+    indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {f"{a}-timestamp-index" for a in ("customer_id", "assigned_team", "sync_status")}
+    for name, index in indexes.items():
+        assert index["KeySchema"] == [
+            {"AttributeName": name.removesuffix("-timestamp-index"), "KeyType": "HASH"},
+            {"AttributeName": "timestamp", "KeyType": "RANGE"},
+        ]
+        assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+    # A retained table needs a retained key.
+    key = resources["DataKey"]
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert key["Properties"]["EnableKeyRotation"] is True
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "ttl"),
+    [("CustomerCacheTable", "customer_id", "expires_at"), ("IdempotencyTable", "id", "expiration")],
+)
+def test_cache_and_idempotency_tables(resources: dict[str, Any], table: str, key: str, ttl: str) -> None:
+    props = resources[table]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+# --- API -----------------------------------------------------------------------------------------------------------
+
+
+def test_api_routes_all_need_the_key(resources: dict[str, Any]) -> None:
+    paths = resources["TicketApi"]["Properties"]["Body"]["paths"]
+    routes = {(path, method) for path, methods in paths.items() for method in methods}
+    assert routes == {
+        ("/tickets", "post"),
+        ("/tickets/{ticket_id}", "get"),
+        ("/tickets/{ticket_id}/feedback", "post"),
+        ("/health", "get"),
+    }
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            assert operation["security"] == [{"api_key": []}], (path, method)
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert "${IngestionFunctionAliaslive}" in uri, "the API must call the live alias (canary)"
+
+
+def test_post_tickets_body_is_validated_against_the_schema(resources: dict[str, Any]) -> None:
+    body = resources["TicketApi"]["Properties"]["Body"]
+    operation = body["paths"]["/tickets"]["post"]
+    validator = body["x-amazon-apigateway-request-validators"][operation["x-amazon-apigateway-request-validator"]]
+    assert validator["validateRequestBody"] is True
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = body["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert schema["required"] == ["customer_id", "description"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"ticket_id", "customer_id", "subject", "description", "timestamp", "channel"}
+    assert all("maxLength" in p for p in schema["properties"].values())
+    # No bigger than the code accepts.
+    assert schema["properties"]["description"]["maxLength"] == MAX_DESCRIPTION_CHARS
+    assert schema["properties"]["subject"]["maxLength"] == MAX_SUBJECT_CHARS
+
+
+def test_usage_plan_throttle_and_access_logs(resources: dict[str, Any]) -> None:
+    plan = resources["TicketApiUsagePlan"]["Properties"]
+    assert plan["Throttle"] == {"RateLimit": 100, "BurstLimit": 200}
+    assert resources["TicketApiUsagePlanKey"]["Properties"]["KeyId"] == {"Ref": "TicketApiApiKey"}
+    stage = resources["TicketApiStage"]["Properties"]
+    assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert json.loads(stage["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+    (method_settings,) = stage["MethodSettings"]
+    assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (100, 200)
+
+
+def test_log_retention(resources: dict[str, Any]) -> None:
+    retention = {
+        name: r["Properties"]["RetentionInDays"] for name, r in of_type(resources, "AWS::Logs::LogGroup").items()
+    }
+    assert retention == {
+        "IngestionLogGroup": 7,
+        "OrchestratorLogGroup": 7,
+        "TicketingUpdateLogGroup": 7,
+        "PreTrafficHookLogGroup": 7,
+        "ApiAccessLogGroup": 90,
+    }
+
+
+# --- alarms and deployments ----------------------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_topic(resources: dict[str, Any]) -> None:
+    alarms = of_type(resources, "AWS::CloudWatch::Alarm")
+    assert {"HighErrorRateAlarm", "LowConfidenceAlarm", "HighLatencyAlarm", "SyncFailuresAlarm"} <= set(alarms)
+    assert "BedrockThrottlingAlarm" in alarms
+    for name, alarm in alarms.items():
+        assert {"Ref": "AlarmTopic"} in alarm["Properties"]["AlarmActions"], name
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def test_custom_metric_alarms_match_what_the_code_emits(resources: dict[str, Any]) -> None:
+    expected = {  # alarm -> (metric, statistic, comparison, threshold, period x evaluation periods in seconds)
+        "LowConfidenceAlarm": ("ConfidenceScore", "Average", "LessThanThreshold", 0.6, 900),
+        "HighLatencyAlarm": ("ProcessingTime", "Average", "GreaterThanThreshold", 5000, 600),
+        "SyncFailuresAlarm": ("TicketingSystemSyncFailures", "Sum", "GreaterThanThreshold", 10, 300),
+        "BedrockThrottlingAlarm": ("BedrockAPIErrors", "Sum", "GreaterThanThreshold", 0, 300),
+    }
+    for name, (metric, statistic, comparison, threshold, window) in expected.items():
+        props = resources[name]["Properties"]
+        assert props["Namespace"] == observability.METRICS_NAMESPACE
+        # Powertools Metrics(service=SERVICE_NAME) adds exactly this dimension to every metric.
+        assert props["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE_NAME}]
+        assert props["MetricName"] in CONTRACT_METRICS
+        actual = (props["MetricName"], props["Statistic"], props["ComparisonOperator"], props["Threshold"])
+        assert actual == (metric, statistic, comparison, threshold), name
+        assert props["Period"] * props["EvaluationPeriods"] == window, name
+        assert props["TreatMissingData"] == "notBreaching"
+
+
+def test_high_error_rate_is_metric_math_over_the_three_functions(resources: dict[str, Any]) -> None:
+    props = resources["HighErrorRateAlarm"]["Properties"]
+    assert (props["Threshold"], props["ComparisonOperator"]) == (5, "GreaterThanThreshold")
+    (expression,) = [m for m in props["Metrics"] if m.get("ReturnData")]
+    assert "100*" in expression["Expression"].replace(" ", "")
+    stats = [m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m]
+    measured = {
+        (s["Metric"]["MetricName"], s["Metric"]["Dimensions"][0]["Value"]["Ref"]) for s in stats if s["Period"] == 300
+    }
+    assert measured == {(m, f) for m in ("Errors", "Invocations") for f in DEPLOYED}
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: dict[str, Any], function: str) -> None:
+    _, _, alarm, _ = DEPLOYED[function]
+    group = resources[f"{function}DeploymentGroup"]["Properties"]
+    assert group["AlarmConfiguration"] == {"Enabled": True, "Alarms": [{"Name": {"Ref": alarm}}]}
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+    assert group["DeploymentConfigName"] == {
+        "Fn::If": [
+            "IsProd",
+            {"Fn::Sub": ["CodeDeployDefault.Lambda${ConfigName}", {"ConfigName": "Canary10Percent5Minutes"}]},
+            {"Fn::Sub": ["CodeDeployDefault.Lambda${ConfigName}", {"ConfigName": "AllAtOnce"}]},
+        ]
+    }
+    update = resources[f"{function}Aliaslive"]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    assert update["BeforeAllowTrafficHook"] == {"Ref": "PreTrafficHookFunction"}
+    assert update["DeploymentGroupName"] == {"Ref": f"{function}DeploymentGroup"}
+    # The alarm watches the live alias, which is what the canary shifts.
+    dimensions = {d["Name"]: d["Value"] for d in resources[alarm]["Properties"]["Dimensions"]}
+    assert dimensions == {"FunctionName": {"Ref": function}, "Resource": {"Fn::Sub": f"${{{function}}}:live"}}
+    assert resources[alarm]["Properties"]["MetricName"] == "Errors"
+
+
+def test_pretraffic_hook(sam_template: dict[str, Any], resources: dict[str, Any]) -> None:
+    assert "PreTrafficHookFunctionDeploymentGroup" not in resources, "the hook must not deploy through CodeDeploy"
+    props = resources["PreTrafficHookFunction"]["Properties"]
+    name = props["FunctionName"]["Fn::Sub"]
+    assert name.startswith("CodeDeployHook_"), "AWSCodeDeployRoleForLambda may invoke only CodeDeployHook_*"
+    longest_stage = max(sam_template["Parameters"]["Stage"]["AllowedValues"], key=len)
+    assert len(name.replace("${Stage}", longest_stage)) <= 64
+    env = props["Environment"]["Variables"]
+    versions = {}
+    for variable, function in (
+        ("INGESTION_VERSION_ARN", "IngestionFunction"),
+        ("ORCHESTRATOR_VERSION_ARN", "OrchestratorFunction"),
+        ("TICKETING_UPDATE_VERSION_ARN", "TicketingUpdateFunction"),
+    ):
+        version = env[variable]["Ref"]
+        assert version.startswith(f"{function}Version") and resources[version]["Type"] == "AWS::Lambda::Version"
+        versions[function] = version
+    table = grants(resources["PreTrafficHookRole"])
+    assert table["lambda:InvokeFunction"] == {f"Ref:{v}" for v in versions.values()}
+    assert table["codedeploy:PutLifecycleEventHookExecutionStatus"] == {
+        "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+        f"${{ServerlessDeploymentApplication}}/${{{function}DeploymentGroup}}"
+        for function in DEPLOYED
+    }
+
+
+def test_only_prod_deploys_by_canary(translated: dict[str, Any]) -> None:
+    assert translated["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+
+
+# --- dashboard, outputs, config ------------------------------------------------------------------------------------
+
+
+def test_dashboard_body_is_json_with_the_reference_widgets(resources: dict[str, Any]) -> None:
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    document = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))
+    titles = " | ".join(w["properties"].get("title", "") for w in document["widgets"]).lower()
+    for wanted in ("processing rate", "processing time", "confidence", "team", "priority", "error rate", "cost"):
+        assert wanted in titles, wanted
+    metrics_used = set(re.findall(r'"TicketRouting", "(\w+)"', body))
+    assert metrics_used <= CONTRACT_METRICS
+
+
+def test_outputs(translated: dict[str, Any]) -> None:
+    assert {
+        "ApiUrl",
+        "ApiKeyId",
+        "RoutingDecisionsTableName",
+        "EventBusName",
+        "OrchestratorEventsDLQUrl",
+        "OrchestratorFailureQueueUrl",
+        "TicketingUpdateDLQUrl",
+        "DashboardName",
+        "DashboardUrl",
+    } <= set(translated["Outputs"])
+
+
+def _overrides(raw: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', raw))
+
+
+@pytest.mark.parametrize("environment", ["default", "dev", "staging", "prod"])
+def test_samconfig_environment(samconfig: dict[str, Any], sam_template: dict[str, Any], environment: str) -> None:
+    section = samconfig[environment]
+    deploy = section["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is (environment == "prod")
+    overrides = _overrides(deploy["parameter_overrides"])
+    parameters = sam_template["Parameters"]
+    assert set(overrides) <= set(parameters)
+    assert {name for name, p in parameters.items() if "Default" not in p} <= set(overrides)
+    assert overrides["Stage"] == ("dev" if environment == "default" else environment)
+    for name, value in overrides.items():
+        allowed = parameters[name].get("AllowedValues")
+        assert allowed is None or value in allowed, (name, value)
+        pattern = parameters[name].get("AllowedPattern")
+        assert pattern is None or re.fullmatch(pattern, value), (name, value)
+    build = section["build"]["parameters"]
+    assert (build["manifest"], build["build_in_source"]) == ("infra.mk", True)
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_requirements_are_per_function(function: str) -> None:
+    lines = (ROOT / "requirements" / f"{DEPLOYED[function][3]}.txt").read_text(encoding="utf-8").splitlines()
+    packages = {re.split(r"[<>=!~\[ ;]", line.strip(), maxsplit=1)[0].lower() for line in lines}
+    packages -= {""}
+    packages = {p for p in packages if not p.startswith("#")}
+    assert not packages & {"boto3", "botocore"}, "the Lambda runtime provides boto3"
+    heavy = {"strands-agents", "numpy"}
+    if function == "OrchestratorFunction":
+        assert heavy <= packages
+    else:
+        assert not packages & heavy
+    assert {"aws-lambda-powertools", "pydantic", "pydantic-settings"} <= packages
+
+
+# --- the artifact check `make lint-infra` runs after `sam build` ---------------------------------------------------
+
+
+def _fake_build(build_dir: Path, *, extra: dict[str, str]) -> None:
+    """A minimal `.aws-sam/build`: the built template and one artifact directory per function."""
+    lines = ["Resources:"]
+    for function, handler in FUNCTIONS.items():
+        lines += [f"  {function}:", "    Type: AWS::Serverless::Function", "    Properties:"]
+        lines += [f"      CodeUri: {function}", f"      Handler: {handler}"]
+        module, _, name = handler.rpartition(".")
+        files = {module.replace(".", "/") + ".py": f"def {name}(event, context):\n    return {{}}\n"}
+        if function != "PreTrafficHookFunction":
+            files["domain/taxonomy.toml"] = ""
+        if function == "OrchestratorFunction":
+            files |= {"adapters/classifier/default_model/metadata.json": "{}"}
+            files |= {"strands/__init__.py": "", "numpy/__init__.py": ""}
+        for relative, content in (files | {k: v for k, v in extra.items() if k.startswith(function)}).items():
+            path = build_dir / (relative if relative.startswith(function) else f"{function}/{relative}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+    (build_dir / "template.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_artifact_rules_pass_a_clean_build(
+    artifact_sizes_module: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_build(tmp_path, extra={})
+    assert artifact_sizes_module.main(["--build-dir", str(tmp_path)]) == 0
+    assert "OrchestratorFunction" in capsys.readouterr().out
+
+
+def test_artifact_rules_catch_heavy_packages_outside_the_orchestrator(
+    artifact_sizes_module: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_build(
+        tmp_path, extra={"IngestionFunction/numpy/__init__.py": "", "TicketingUpdateFunction/botocore/x.py": ""}
+    )
+    assert artifact_sizes_module.main(["--build-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "carries numpy/" in out and "carries botocore/" in out

@@ -1,0 +1,214 @@
+"""The CodeDeploy PreTraffic hook against real boto3 clients whose HTTP layer is a botocore Stubber."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+
+from handlers import codedeploy_hook
+from handlers.codedeploy_hook import HEALTH_EVENT, handle, lambda_handler
+
+REGION = "us-east-1"
+INGESTION = "arn:aws:lambda:us-east-1:123456789012:function:stack-IngestionFunction-abc:7"
+ORCHESTRATOR = "arn:aws:lambda:us-east-1:123456789012:function:stack-OrchestratorFunction-def:3"
+UPDATE = "arn:aws:lambda:us-east-1:123456789012:function:stack-TicketingUpdateFunction-ghi:4"
+ENVIRON = {
+    "INGESTION_VERSION_ARN": INGESTION,
+    "ORCHESTRATOR_VERSION_ARN": ORCHESTRATOR,
+    "TICKETING_UPDATE_VERSION_ARN": UPDATE,
+}
+EVENT = {"DeploymentId": "d-ABCDEF123", "LifecycleEventHookExecutionId": "eyJleGVjdXRpb25JZCI6IjEifQ=="}
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Stubber, Any, Stubber]]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    codedeploy_client = boto3.client("codedeploy", region_name=REGION)
+    with Stubber(lambda_client) as lambda_stub, Stubber(codedeploy_client) as codedeploy_stub:
+        yield lambda_client, lambda_stub, codedeploy_client, codedeploy_stub
+        lambda_stub.assert_no_pending_responses()
+        codedeploy_stub.assert_no_pending_responses()
+
+
+def _body(document: Any) -> StreamingBody:
+    raw = json.dumps(document).encode("utf-8")
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+def _expect_health(stub: Stubber, answer: Any, *, function_error: str | None = None) -> None:
+    response: dict[str, Any] = {"StatusCode": 200, "Payload": _body(answer), "ExecutedVersion": "7"}
+    if function_error:
+        response["FunctionError"] = function_error
+    stub.add_response(
+        "invoke",
+        response,
+        {"FunctionName": INGESTION, "InvocationType": "RequestResponse", "Payload": ANY},
+    )
+
+
+def _expect_dry_runs(stub: Stubber) -> None:
+    for arn in (ORCHESTRATOR, UPDATE):
+        stub.add_response("invoke", {"StatusCode": 204}, {"FunctionName": arn, "InvocationType": "DryRun"})
+
+
+def _expect_report(stub: Stubber, status: str) -> None:
+    stub.add_response(
+        "put_lifecycle_event_hook_execution_status",
+        {"lifecycleEventHookExecutionId": EVENT["LifecycleEventHookExecutionId"]},
+        {
+            "deploymentId": EVENT["DeploymentId"],
+            "lifecycleEventHookExecutionId": EVENT["LifecycleEventHookExecutionId"],
+            "status": status,
+        },
+    )
+
+
+def _run(clients: tuple[Any, Stubber, Any, Stubber], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    lambda_client, _, codedeploy_client, _ = clients
+    return handle(
+        EVENT,
+        codedeploy_client=codedeploy_client,
+        lambda_client=lambda_client,
+        environ=ENVIRON if environ is None else environ,
+    )
+
+
+def test_healthy_versions_report_succeeded(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": '{"status": "ok"}'})
+    _expect_dry_runs(lambda_stub)
+    _expect_report(codedeploy_stub, "Succeeded")
+
+    outcome = _run(clients)
+
+    assert outcome["status"] == "Succeeded"
+    assert [(c["target"], c["ok"]) for c in outcome["checks"]] == [
+        ("INGESTION_VERSION_ARN", True),
+        ("ORCHESTRATOR_VERSION_ARN", True),
+        ("TICKETING_UPDATE_VERSION_ARN", True),
+    ]
+
+
+def test_function_error_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    crash = {"errorMessage": "No module named 'handlers.ingestion'", "errorType": "Runtime.ImportModuleError"}
+    _expect_health(lambda_stub, crash, function_error="Unhandled")
+    _expect_dry_runs(lambda_stub)
+    _expect_report(codedeploy_stub, "Failed")
+
+    outcome = _run(clients)
+
+    assert outcome["status"] == "Failed"
+    ingestion = outcome["checks"][0]
+    assert ingestion["ok"] is False
+    assert "FunctionError Unhandled" in ingestion["detail"]
+    assert "ImportModuleError" in ingestion["detail"]
+
+
+def test_server_error_status_code_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 503, "body": '{"message": "dependencies unavailable"}'})
+    _expect_dry_runs(lambda_stub)
+    _expect_report(codedeploy_stub, "Failed")
+
+    outcome = _run(clients)
+
+    assert outcome["status"] == "Failed"
+    assert "statusCode 503" in outcome["checks"][0]["detail"]
+    assert [c["ok"] for c in outcome["checks"][1:]] == [True, True]
+
+
+def test_invoke_error_on_a_dry_run_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    lambda_stub.add_client_error(
+        "invoke",
+        service_error_code="ResourceNotFoundException",
+        service_message="Function not found",
+        http_status_code=404,
+        expected_params={"FunctionName": ORCHESTRATOR, "InvocationType": "DryRun"},
+    )
+    lambda_stub.add_response("invoke", {"StatusCode": 204}, {"FunctionName": UPDATE, "InvocationType": "DryRun"})
+    _expect_report(codedeploy_stub, "Failed")
+
+    outcome = _run(clients)
+
+    assert outcome["status"] == "Failed"
+    assert "ResourceNotFoundException" in outcome["checks"][1]["detail"]
+
+
+def test_missing_target_configuration_fails_closed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    _expect_report(codedeploy_stub, "Failed")
+
+    outcome = _run(clients, environ={"INGESTION_VERSION_ARN": INGESTION})
+
+    assert outcome["status"] == "Failed"
+    assert [c["detail"] for c in outcome["checks"] if not c["ok"]] == [
+        "ORCHESTRATOR_VERSION_ARN is not set",
+        "TICKETING_UPDATE_VERSION_ARN is not set",
+    ]
+
+
+def test_the_health_payload_is_an_api_gateway_get_health_event(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    sent: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        if params.get("InvocationType") == "RequestResponse":
+            sent.append(json.loads(params["Payload"]))
+
+    clients[0].meta.events.register("provide-client-params.lambda.Invoke", capture)
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    _expect_dry_runs(lambda_stub)
+    _expect_report(codedeploy_stub, "Succeeded")
+
+    _run(clients)
+
+    assert sent == [HEALTH_EVENT]
+    assert sent[0]["httpMethod"] == "GET"
+    assert sent[0]["resource"] == sent[0]["path"] == "/health"
+
+
+def test_report_failure_propagates(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    _expect_dry_runs(lambda_stub)
+    codedeploy_stub.add_client_error(
+        "put_lifecycle_event_hook_execution_status",
+        service_error_code="AccessDeniedException",
+        http_status_code=400,
+    )
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        _run(clients)
+
+
+def test_non_codedeploy_event_is_rejected() -> None:
+    with pytest.raises(ValueError, match="DeploymentId"):
+        handle({}, codedeploy_client=object(), lambda_client=object(), environ=ENVIRON)
+
+
+def test_lambda_handler_builds_clients_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_handle(event: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        seen["event"], seen["kwargs"] = event, kwargs
+        return {"status": "Succeeded", "checks": []}
+
+    monkeypatch.setattr(codedeploy_hook, "handle", fake_handle)
+
+    assert lambda_handler(EVENT, None) == {"status": "Succeeded", "checks": []}
+    assert seen == {"event": EVENT, "kwargs": {}}
