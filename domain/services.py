@@ -88,7 +88,10 @@ def decide(
     verdict = apply_routing_rules(result.proposal, taxonomy, fallback=evidence.classification)
     inputs = PriorityInputs(
         ticket=ticket,
-        category=verdict.category,
+        # Severity comes from the deterministic classifier's reading of the text, never from a
+        # model's proposal: a model may move a ticket to another team (and a person then
+        # reviews it), but nothing a ticket says to a model can raise its priority.
+        category=evidence.classification.primary_category,
         customer=evidence.customer,
         service_status=evidence.service_status,
         mentioned_service_ids=evidence.entities.service_ids,

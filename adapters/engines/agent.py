@@ -300,7 +300,8 @@ class AgentEngine:
         try:
             answer, usage = self._ask(prompt, tools, budget)
         except Exception as exc:  # any model failure: the pipeline's answer stands
-            usage = ModelUsage(model_calls=budget.model_calls) + tools.extra_usage
+            # Calls that were answered before the failure are billed all the same.
+            usage = budget.usage + tools.extra_usage
             model_call = ToolCall(
                 tool="model", duration_ms=_ms_since(started), ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]
             )
@@ -330,6 +331,15 @@ class AgentEngine:
         )
         reconciled = reconcile_with_evidence(proposal, evidence.classification, markers=injection_markers(ticket.text))
         notes = (why,) if why else ()
+        # The model may confirm the classifier and so spare a review, but not overrule it unseen:
+        # its confidence is its own claim, and a category change moves severity and so priority.
+        primary = evidence.classification.primary_category
+        overruled = reconciled.proposal.category.strip().casefold() != primary.casefold()
+        if overruled and not reconciled.force_review:
+            notes = (
+                *notes,
+                f"The model chose {reconciled.proposal.category!r} over the classifier's {primary!r}: review.",
+            )
         return EngineResult(
             proposal=reconciled.proposal,
             evidence=evidence,
@@ -337,7 +347,7 @@ class AgentEngine:
             usage=usage,
             cost_usd=self._cost(usage, tools.extra_usage),
             notes=(*notes, *reconciled.notes),
-            force_review=reconciled.force_review,
+            force_review=reconciled.force_review or overruled,
         )
 
     def _second_opinion_fn(self) -> Callable[[str], tuple[dict[str, Any], ModelUsage]] | None:
@@ -369,20 +379,24 @@ class AgentEngine:
             hooks=[budget],
             retry_strategy=None,
         )
-        result = agent(prompt, structured_output_model=RoutingAnswer)
+        try:
+            result = agent(prompt, structured_output_model=RoutingAnswer)
+        finally:
+            # Read from the agent, not the result, so that a failed invocation (no structured
+            # output, max_tokens) still reports the tokens of the calls that were answered.
+            invocation = agent.event_loop_metrics.latest_agent_invocation
+            raw: dict[str, Any] = dict(invocation.usage) if invocation else {}
+            budget.usage = ModelUsage(
+                model_calls=budget.model_calls,
+                input_tokens=int(raw.get("inputTokens", 0)),
+                output_tokens=int(raw.get("outputTokens", 0)),
+                cache_read_tokens=int(raw.get("cacheReadInputTokens", 0)),
+                cache_write_tokens=int(raw.get("cacheWriteInputTokens", 0)),
+            )
         answer = result.structured_output
         if not isinstance(answer, RoutingAnswer):
             raise ValueError("the model did not return a RoutingAnswer")
-        invocation = result.metrics.latest_agent_invocation
-        raw: dict[str, Any] = dict(invocation.usage) if invocation else {}
-        usage = ModelUsage(
-            model_calls=budget.model_calls,
-            input_tokens=int(raw.get("inputTokens", 0)),
-            output_tokens=int(raw.get("outputTokens", 0)),
-            cache_read_tokens=int(raw.get("cacheReadInputTokens", 0)),
-            cache_write_tokens=int(raw.get("cacheWriteInputTokens", 0)),
-        )
-        return answer, usage
+        return answer, budget.usage
 
 
 class _Budget:
@@ -395,6 +409,8 @@ class _Budget:
         self.min_seconds = min_seconds
         self.model_calls = 0
         self.tool_calls = 0
+        # Tokens of the answered calls, set once the agent returns or fails.
+        self.usage = ModelUsage()
 
     def register_hooks(self, registry: Any, **_: Any) -> None:
         from strands.hooks import BeforeModelCallEvent, BeforeToolCallEvent

@@ -181,5 +181,5 @@ def test_feedback_round_trips_into_a_retraining_file(
     # And routing accuracy counts one re-route out of two decisions
     capsys.readouterr()
     assert main(["feedback", "stats"]) == 0
-    stats = json.loads(capsys.readouterr().out.split("\n{\"_aws\"")[0])
+    stats = json.loads(capsys.readouterr().out.split('\n{"_aws"')[0])
     assert stats == {"decisions": 2, "rerouted": 1, "routing_accuracy": 0.5}
