@@ -33,7 +33,7 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
     """The Strands model for the configured provider, and the model id used for pricing."""
     provider = settings.model_provider
     if provider == "bedrock":
-        from strands.models import BedrockModel, CacheConfig
+        from strands.models import BedrockModel
 
         model = BedrockModel(
             model_id=settings.bedrock_model_id,
@@ -42,7 +42,6 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
             temperature=0.1,
             max_tokens=settings.model_max_tokens,
             boto_client_config=_bedrock_client_config(settings),
-            cache_config=CacheConfig(strategy="auto"),
         )
         return model, settings.bedrock_model_id
     model_id = settings.model_id or settings.bedrock_model_id
@@ -81,6 +80,10 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
     raise ConfigurationError(f"MODEL_PROVIDER={provider!r} is not supported")
 
 
+def _supports_prompt_caching(model_id: str) -> bool:
+    return any(marker in model_id.lower() for marker in ("anthropic", "claude"))
+
+
 def build_second_opinion(settings: RoutingSettings, prices: PriceTable) -> Any | None:
     if settings.model_provider != "bedrock" or not settings.bedrock_classifier_model_id:
         return None
@@ -116,6 +119,9 @@ def build_model_engine(
         prices=prices,
         max_tool_calls=settings.agent_max_tool_calls,
         second_opinion=second_opinion,
+        # Bedrock prompt caching for Claude: the tool specs and system prompt are the same for
+        # every ticket, so they are written to the cache once and read at a tenth of the price.
+        cache_static_prompt=settings.model_provider == "bedrock" and _supports_prompt_caching(model_id or ""),
     )
     if settings.routing_engine == "agent":
         return agent

@@ -263,6 +263,7 @@ class AgentEngine:
         max_model_calls: int = 3,
         min_seconds_per_call: float = 8.0,
         second_opinion: Any | None = None,
+        cache_static_prompt: bool = False,
     ) -> None:
         self.toolkit = toolkit
         self.pipeline = pipeline
@@ -273,7 +274,12 @@ class AgentEngine:
         self.max_model_calls = max_model_calls
         self.min_seconds_per_call = min_seconds_per_call
         self.second_opinion = second_opinion
-        self._system_prompt = system_prompt(toolkit.taxonomy)
+        text = system_prompt(toolkit.taxonomy)
+        # A cache point after the system prompt covers the tools and the system prompt (the
+        # prefix Bedrock caches), and nothing ticket-specific.
+        self._system_prompt: str | list[dict[str, Any]] = (
+            [{"text": text}, {"cachePoint": {"type": "default"}}] if cache_static_prompt else text
+        )
 
     def propose(self, ticket: Ticket, *, deadline: float | None = None) -> EngineResult:
         log = ToolLog()
