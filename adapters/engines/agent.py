@@ -277,7 +277,7 @@ class AgentEngine:
         text = system_prompt(toolkit.taxonomy)
         # A cache point after the system prompt covers the tools and the system prompt (the
         # prefix Bedrock caches), and nothing ticket-specific.
-        self._system_prompt: str | list[dict[str, Any]] = (
+        self._system_prompt: Any = (
             [{"text": text}, {"cachePoint": {"type": "default"}}] if cache_static_prompt else text
         )
 
