@@ -171,6 +171,8 @@ class FakeHttpServer:
 
 def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Nagle's algorithm would hold each small reply for ~40 ms waiting for the client's ACK.
+        disable_nagle_algorithm = True
         protocol_version = "HTTP/1.1"
 
         def _handle(self) -> None:
