@@ -303,6 +303,28 @@ class RoutingDecision(_Frozen):
         return f"{self.ticket_id}:{self.timestamp}"
 
 
+class PastTicket(_Frozen):
+    """What history needs of an earlier decision: a summary, not the whole audit record."""
+
+    ticket_id: str
+    issue_category: str
+    assigned_team: str
+    priority_level: PriorityLevel
+    requires_manual_review: bool
+    created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, decision: RoutingDecision) -> PastTicket:
+        return cls(
+            ticket_id=decision.ticket_id,
+            issue_category=decision.issue_category,
+            assigned_team=decision.assigned_team,
+            priority_level=decision.priority_level,
+            requires_manual_review=decision.requires_manual_review,
+            created_at=decision.created_at,
+        )
+
+
 class Feedback(_Frozen):
     """An agent's correction of a routing decision: the raw material for retraining."""
 

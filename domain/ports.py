@@ -16,6 +16,7 @@ from domain.models import (
     Feedback,
     IssueClassification,
     ModelUsage,
+    PastTicket,
     RoutingDecision,
     ServiceStatus,
     SyncStatus,
@@ -51,7 +52,8 @@ class DecisionRepository(Protocol):
 
 
 class TicketHistory(Protocol):
-    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]: ...
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
+        """The customer's latest decisions, newest first, as summaries."""
 
 
 class EventPublisher(Protocol):
@@ -86,7 +88,7 @@ class FeedbackStore(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class HistoricalContext:
-    recent_tickets: tuple[RoutingDecision, ...] = ()
+    recent_tickets: tuple[PastTicket, ...] = ()
     common_issues: tuple[str, ...] = ()
     escalation_history: bool = False
 

@@ -13,6 +13,7 @@ from domain.models import (
     Feedback,
     IssueClassification,
     Outage,
+    PastTicket,
     RoutingDecision,
     ServiceStatus,
     SyncStatus,
@@ -134,9 +135,9 @@ class InMemoryRepository:
     def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
         return [d for d in self.decisions.values() if d.sync_status is status][:limit]
 
-    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]:
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
         mine = sorted((d for d in self.decisions.values() if d.customer_id == customer_id), key=lambda d: -d.timestamp)
-        return mine[:limit]
+        return [PastTicket.of(d) for d in mine[:limit]]
 
     def record(self, feedback: Feedback) -> None:
         self.feedback_items.append(feedback)

@@ -23,7 +23,7 @@ from adapters.aws.serialization import (
     to_attribute_value,
 )
 from domain.errors import DuplicateDecision, RepositoryUnavailable
-from domain.models import Feedback, RoutingDecision, SyncStatus
+from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus
 
 __all__ = [
     "CUSTOMER_INDEX",
@@ -159,8 +159,33 @@ class DynamoDBDecisionRepository:
 
     # --- TicketHistory ----------------------------------------------------------------------
 
-    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]:
-        return self._query_index(CUSTOMER_INDEX, "customer_id", customer_id, limit, "recent_for_customer")
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
+        if limit <= 0:
+            return []
+        # Only the summary fields travel: a decision item is kilobytes, history needs six values.
+        items = self._query(
+            "recent_for_customer",
+            IndexName=CUSTOMER_INDEX,
+            KeyConditionExpression="customer_id = :value",
+            ExpressionAttributeValues={":value": {"S": customer_id}},
+            ProjectionExpression=(
+                "ticket_id, issue_classification.primary_category, assigned_team, priority_level,"
+                " requires_manual_review, created_at"
+            ),
+            ScanIndexForward=False,
+            limit=limit,
+        )
+        return [
+            PastTicket(
+                ticket_id=item["ticket_id"],
+                issue_category=item["issue_classification"]["primary_category"],
+                assigned_team=item["assigned_team"],
+                priority_level=item["priority_level"],
+                requires_manual_review=item["requires_manual_review"],
+                created_at=item["created_at"],
+            )
+            for item in items
+        ]
 
     def recent_for_team(self, team: str, limit: int = 20) -> list[RoutingDecision]:
         return self._query_index(TEAM_INDEX, "assigned_team", team, limit, "recent_for_team")

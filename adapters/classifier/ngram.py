@@ -49,9 +49,10 @@ class FeaturizerConfig:
 
 def normalise_text(text: str) -> str:
     # Digits are folded so that "SVC004" and "SVC117" share features; accents are folded so that
-    # typed-without-accents text matches.
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    # typed-without-accents text matches. Most tickets are ASCII and skip the Unicode work.
+    folded = text.lower()
+    if not folded.isascii():
+        folded = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
     return _DIGIT.sub("0", folded)
 
 
@@ -205,17 +206,20 @@ class NgramClassifier:
 
     def _keywords(self, tokens: list[str], label_index: int, limit: int = 5) -> tuple[str, ...]:
         """The words whose own features push hardest towards the chosen label."""
-        scored: dict[str, float] = {}
-        n = self.config.n_features
-        for token in dict.fromkeys(tokens):
-            if len(token) < 3 or token.isdigit():
-                continue
-            fid = _hash("w|" + token) % n
-            pos = int(np.searchsorted(self.feature_ids, fid))
-            if pos < len(self.feature_ids) and self.feature_ids[pos] == fid:
-                scored[token] = float(self.weights[pos, label_index])
-        best = sorted((kv for kv in scored.items() if kv[1] > 0), key=lambda kv: kv[1], reverse=True)
-        return tuple(word for word, _ in best[:limit])
+        words = [t for t in dict.fromkeys(tokens) if len(t) >= 3 and not t.isdigit()]
+        if not words:
+            return ()
+        # A word's unigram feature is the first hash _word_feature_hashes caches for it.
+        ids = np.fromiter(
+            (_word_feature_hashes(w, self.config.char_min, self.config.char_max)[0] for w in words),
+            dtype=np.int64,
+            count=len(words),
+        ) % self.config.n_features
+        positions = np.minimum(np.searchsorted(self.feature_ids, ids), len(self.feature_ids) - 1)
+        known = self.feature_ids[positions] == ids
+        weights = np.where(known, self.weights[positions, label_index], 0.0)
+        order = np.argsort(-weights)[:limit]
+        return tuple(words[i] for i in order if weights[i] > 0)
 
 
 def softmax_entropy(probs: np.ndarray) -> float:

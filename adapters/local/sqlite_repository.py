@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import DuplicateDecision, RepositoryUnavailable
-from domain.models import Feedback, RoutingDecision, SyncStatus
+from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -128,11 +128,26 @@ class SqliteDecisionRepository:
 
     # --- TicketHistory ----------------------------------------------------------------------
 
-    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[RoutingDecision]:
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
+        # SQLite extracts the few fields history needs; parsing whole audit records was the
+        # pipeline's second-largest cost.
         rows = self._query(
-            "SELECT body FROM decisions WHERE customer_id = ? ORDER BY timestamp DESC LIMIT ?", (customer_id, limit)
+            "SELECT ticket_id, json_extract(body, '$.issue_classification.primary_category'), assigned_team,"
+            " json_extract(body, '$.priority_level'), json_extract(body, '$.requires_manual_review'), created_at"
+            " FROM decisions WHERE customer_id = ? ORDER BY timestamp DESC LIMIT ?",
+            (customer_id, limit),
         )
-        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+        return [
+            PastTicket(
+                ticket_id=ticket_id,
+                issue_category=category,
+                assigned_team=team,
+                priority_level=level,
+                requires_manual_review=bool(review),
+                created_at=created_at,
+            )
+            for ticket_id, category, team, level, review, created_at in rows
+        ]
 
     # --- FeedbackStore ----------------------------------------------------------------------
 

@@ -184,6 +184,16 @@ def test_recent_for_customer_returns_that_customers_latest_decisions(
 
     # Then only A's two newest decisions come back, newest first
     assert [d.ticket_id for d in recent] == ["A-3", "A-2"]
+    newest = make_decision("A-3", customer_id="CUST-A", timestamp=1_700_000_003)
+    assert (recent[0].issue_category, recent[0].assigned_team, recent[0].priority_level) == (
+        newest.issue_category,
+        newest.assigned_team,
+        newest.priority_level,
+    )
+    assert (recent[0].requires_manual_review, recent[0].created_at) == (
+        newest.requires_manual_review,
+        newest.created_at,
+    )
     assert repository.recent_for_customer("CUST-nobody") == []
 
 

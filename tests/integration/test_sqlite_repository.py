@@ -76,6 +76,10 @@ def test_history_is_newest_first_and_limited(repo: SqliteDecisionRepository) -> 
     repo.save(a_decision("T-other", customer_id="C-2"))
     history = repo.recent_for_customer("C-1", limit=5)
     assert [d.ticket_id for d in history] == ["T-6", "T-5", "T-4", "T-3", "T-2"]
+    assert {(h.issue_category, h.assigned_team, h.priority_level, h.requires_manual_review) for h in history} == {
+        ("Billing Dispute", "Billing Support", "P3", False)
+    }
+    assert history[0].created_at == NOW
 
 
 def test_sync_status_updates_and_failed_lookup(repo: SqliteDecisionRepository) -> None:
