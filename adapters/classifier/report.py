@@ -59,7 +59,8 @@ def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 5
         f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="Accuracy versus coverage">{grid}'
         f'<path d="{path}" fill="none" stroke="#2b6cb0" stroke-width="2.5"/>'
         f'<circle cx="{mx:.1f}" cy="{my:.1f}" r="6" fill="#c53030"/>'
-        f'<text x="{mx - 8:.1f}" y="{my - 10:.1f}" font-size="12" fill="#c53030" text-anchor="end">'
+        f'<text x="{mx + (-8 if mx > width / 2 else 8):.1f}" y="{my - 10:.1f}" font-size="12" fill="#c53030" '
+        f'text-anchor="{"end" if mx > width / 2 else "start"}">'
         f"confidence ≥ {threshold:.2f}</text>"
         f'<text x="{width / 2}" y="{height - 6}" font-size="12" text-anchor="middle">share routed automatically</text>'
         f'<text x="14" y="{height / 2}" font-size="12" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
