@@ -219,7 +219,7 @@ class IngestionDeps:
 
     customers: CustomerDirectory
     publisher: EventPublisher
-    decisions: DecisionRepository
+    decisions: DecisionRepository | None
     clock: Clock
     accept: Callable[..., dict[str, Any]]
     idempotency_config: Any = None
@@ -285,13 +285,21 @@ def build_ingestion_deps(settings: IngestionSettings | None = None) -> Ingestion
         settings.customer_cache_ttl_seconds,
     )
     publisher = EventBridgePublisher(settings.eventbridge_bus_name)
-    persistence = None
+    persistence: Any
     if settings.idempotency_table:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
         persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+    else:
+        from adapters.local.idempotency import SqliteIdempotencyLayer
+
+        # Without a table, duplicates are still caught within this container (the common case of
+        # a quick webhook retry), never across containers: set IDEMPOTENCY_TABLE in production.
+        persistence = SqliteIdempotencyLayer(":memory:")
     accept, config = build_acceptor(customers, publisher, persistence)
-    repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
+    repository = (
+        DynamoDBDecisionRepository(settings.routing_decisions_table) if settings.routing_decisions_table else None
+    )
     return IngestionDeps(
         customers=customers,
         publisher=publisher,
@@ -343,9 +351,30 @@ def build_orchestrator_deps(settings: OrchestratorSettings | None = None) -> Orc
 
 @dataclass
 class TicketingUpdateDeps:
-    repository: DecisionRepository
+    repository: DecisionRepository | None
     ticketing: TicketingSystem
     clock: Clock
+    repository_for_table: Callable[[str], DecisionRepository] | None = None
+
+    def repository_for(self, event_source_arn: str | None) -> DecisionRepository:
+        """The configured repository, or the one of the table whose stream sent the record."""
+        if self.repository is None:
+            table = table_from_stream_arn(event_source_arn or "")
+            if table is None or self.repository_for_table is None:
+                raise ConfigurationError(
+                    "ROUTING_DECISIONS_TABLE is not set and the record names no stream table "
+                    f"(eventSourceARN {event_source_arn!r})"
+                )
+            self.repository = self.repository_for_table(table)
+        return self.repository
+
+
+def table_from_stream_arn(arn: str) -> str | None:
+    """arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL -> NAME."""
+    marker = ":table/"
+    if marker not in arn:
+        return None
+    return arn.split(marker, 1)[1].split("/", 1)[0] or None
 
 
 def build_ticketing_update_deps(settings: TicketingUpdateSettings | None = None) -> TicketingUpdateDeps:
@@ -355,7 +384,10 @@ def build_ticketing_update_deps(settings: TicketingUpdateSettings | None = None)
 
     settings = settings or load_settings(TicketingUpdateSettings)
     return TicketingUpdateDeps(
-        repository=DynamoDBDecisionRepository(settings.routing_decisions_table),
+        repository=(
+            DynamoDBDecisionRepository(settings.routing_decisions_table) if settings.routing_decisions_table else None
+        ),
+        repository_for_table=DynamoDBDecisionRepository,
         ticketing=HttpTicketingSystem(
             settings.ticketing_system_endpoint,
             SecretsManagerApiKey(settings.ticketing_system_api_key_secret),

@@ -22,11 +22,13 @@ from handlers.settings import running_in_lambda
 from handlers.validation import BadRequest, parse_json_object, validation_bad_request
 
 if TYPE_CHECKING:
+    from domain.ports import DecisionRepository
     from handlers.bootstrap import IngestionDeps
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 app = APIGatewayRestResolver()
+
 
 # Built once per container. In Lambda that happens here, during the init phase; elsewhere (tests,
 # `ticket-router serve`) dependencies are injected per call.
@@ -45,6 +47,22 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 def _current_deps() -> IngestionDeps:
     return cast("IngestionDeps", app.context["deps"])
+
+
+def _decisions() -> DecisionRepository:
+    decisions = _current_deps().decisions
+    if decisions is None:
+        raise DecisionsNotConfigured
+    return decisions
+
+
+class DecisionsNotConfigured(Exception):
+    """This deployment has no decisions table configured (ROUTING_DECISIONS_TABLE)."""
+
+
+@app.exception_handler(DecisionsNotConfigured)
+def _no_decisions(exc: DecisionsNotConfigured) -> Response:
+    return _json(503, {"message": "decision lookups are not configured here (ROUTING_DECISIONS_TABLE is unset)"})
 
 
 def _request_json() -> dict[str, Any]:
@@ -101,7 +119,7 @@ def _checked_ticket_id(ticket_id: str) -> str:
 
 @app.get("/tickets/<ticket_id>")
 def get_ticket(ticket_id: str) -> Response:
-    decision = _current_deps().decisions.get(_checked_ticket_id(ticket_id))
+    decision = _decisions().get(_checked_ticket_id(ticket_id))
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id} (yet)"})
     return _json(200, decision.model_dump(mode="json"))
@@ -112,7 +130,7 @@ def post_feedback(ticket_id: str) -> Response:
     deps = _current_deps()
     ticket_id = _checked_ticket_id(ticket_id)
     body = _request_json()
-    decision = deps.decisions.get(ticket_id)
+    decision = _decisions().get(ticket_id)
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id}"})
     if deps.feedback is None:

@@ -79,7 +79,9 @@ class LocalSettings(RoutingSettings):
 class IngestionSettings(_Settings):
     eventbridge_bus_name: str = Field(min_length=1)
     customer_db_endpoint: str = Field(min_length=1)
-    routing_decisions_table: str = Field(min_length=1)
+    # Optional because the reference design does not list them for ingestion: without the table,
+    # GET /tickets answers 503; without the idempotency table, duplicates are caught per container.
+    routing_decisions_table: str | None = Field(default=None, min_length=1)
     customer_cache_table: str | None = None
     idempotency_table: str | None = None
     customer_cache_ttl_seconds: int = Field(default=900, ge=0)
@@ -97,7 +99,8 @@ class OrchestratorSettings(RoutingSettings):
 
 
 class TicketingUpdateSettings(_Settings):
-    routing_decisions_table: str = Field(min_length=1)
+    # When unset, the table is the one whose stream invoked the function (from eventSourceARN).
+    routing_decisions_table: str | None = Field(default=None, min_length=1)
     ticketing_system_endpoint: str = Field(min_length=1)
     ticketing_system_api_key_secret: str = Field(min_length=1)
     max_retries: int = Field(default=5, ge=0, le=10)

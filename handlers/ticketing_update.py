@@ -35,6 +35,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 
 DEADLINE_MARGIN_SECONDS = 2.0
 
+
 def _default_deps() -> TicketingUpdateDeps:
     from handlers.bootstrap import build_ticketing_update_deps
 
@@ -62,12 +63,13 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
         return "skipped"
     assert record.dynamodb is not None
     decision = decision_from_stream_image(record.dynamodb.new_image)
-    current = deps.repository.get(decision.ticket_id)
+    repository = deps.repository_for(record.event_source_arn)
+    current = repository.get(decision.ticket_id)
     if current is not None and current.timestamp == decision.timestamp and current.sync_status is SyncStatus.SUCCESS:
         return "already-synced"  # a retried batch: the ticketing system has this update
     try:
         status = sync_decision(
-            decision, ticketing=deps.ticketing, repository=deps.repository, clock=deps.clock, deadline=deadline
+            decision, ticketing=deps.ticketing, repository=repository, clock=deps.clock, deadline=deadline
         )
     except SyncUnavailable:
         metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)

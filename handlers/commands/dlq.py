@@ -27,9 +27,12 @@ def register(subparsers: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     if args.aws:
+        from domain.errors import ConfigurationError
         from handlers.bootstrap import build_ticketing_update_deps
 
         deps = build_ticketing_update_deps()
+        if deps.repository is None:
+            raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
         report = replay_failed_syncs(
             repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
         )

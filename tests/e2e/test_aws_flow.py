@@ -328,3 +328,32 @@ def test_an_unavailable_ticketing_system_leaves_failed_decisions_findable(flow: 
     failed = flow.ticketing_update.repository.find_by_sync_status(SyncStatus.FAILED)
     assert sorted(d.ticket_id for d in failed) == TICKET_IDS[:2]
     assert flow.ticketing_update.repository.find_by_sync_status(SyncStatus.PENDING) == []
+
+
+def test_functions_configured_with_only_the_reference_designs_variables_still_flow(flow: Flow) -> None:
+    from handlers.settings import IngestionSettings, TicketingUpdateSettings
+
+    # Given ingestion without IDEMPOTENCY_TABLE or ROUTING_DECISIONS_TABLE, and the update function
+    # without ROUTING_DECISIONS_TABLE (the reference design lists neither for them)
+    flow.ingestion = build_ingestion_deps(IngestionSettings(idempotency_table=None, routing_decisions_table=None))
+    flow.ticketing_update = build_ticketing_update_deps(TicketingUpdateSettings(routing_decisions_table=None))
+    ticket, team, priority = TICKETS[0]
+    # When the same ticket is posted twice in one container
+    (_, first), (status, second) = flow.post(ticket), flow.post(ticket)
+    # Then the duplicate is still caught, and decision lookups say why they are unavailable
+    assert (status, second["correlation_id"]) == (202, first["correlation_id"])
+    events = flow.delivered_events()
+    assert len(events) == 1
+    assert flow.get(ticket["ticket_id"])[0] == 503
+    # And the update function finds the decisions table from the stream record's source ARN
+    flow.route(events[0])
+    assert flow.sync(flow.stream.poll()) == {"batchItemFailures": []}
+    assert len(flow.puts_for(ticket["ticket_id"])) == 1
+    assert flow.ticketing_update.repository is not None
+    stored = flow.ticketing_update.repository.get(ticket["ticket_id"])
+    assert stored is not None
+    assert (stored.assigned_team, stored.priority_level.value, stored.sync_status) == (
+        team,
+        priority,
+        SyncStatus.SUCCESS,
+    )
