@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
 import sys
 from collections import defaultdict
@@ -120,7 +121,8 @@ def _train_minilm(
     source: dict[str, Any],
 ) -> dict[str, Any] | None:
     try:
-        from adapters.classifier.minilm_training import fit_minilm_classifier
+        # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
+        fit_minilm_classifier = importlib.import_module("adapters.classifier.minilm_training").fit_minilm_classifier
     except ImportError as exc:
         raise ConfigurationError(
             f"--backend {backend} needs the training extra: pip install 'ticket-router[minilm-train]' ({exc.name})"
