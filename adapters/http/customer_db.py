@@ -8,25 +8,18 @@ from urllib.parse import quote
 import requests
 from pydantic import ValidationError
 
+from adapters.http.client import HttpClient
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import CustomerProfile
 
 
-class HttpCustomerDirectory:
+class HttpCustomerDirectory(HttpClient):
     """404 means "no such customer" (an unprivileged default profile); anything else that is not
     a valid profile means the DB could not tell us, which the domain must treat as unknown evidence."""
 
     def __init__(self, endpoint: str, *, session: requests.Session | None = None, timeout: float = 3.0) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self.timeout = timeout
-        self._session = session
-
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
+        super().__init__(endpoint, session=session, timeout=timeout)
 
     def get_profile(self, customer_id: str) -> CustomerProfile:
         # safe="" so that an id containing "/" cannot address another resource.

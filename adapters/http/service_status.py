@@ -8,25 +8,18 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
+from adapters.http.client import HttpClient
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import ServiceStatus
 
 
-class HttpServiceStatusProvider:
+class HttpServiceStatusProvider(HttpClient):
     """An empty `service_ids` list is still sent: the answer's known_issues and overall_health are
     network-wide and feed the evidence even when the ticket names no service."""
 
     def __init__(self, endpoint: str, *, session: requests.Session | None = None, timeout: float = 3.0) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self.timeout = timeout
-        self._session = session
-
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
+        super().__init__(endpoint, session=session, timeout=timeout)
 
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
         url = f"{self.endpoint}/status/batch"

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import requests
 
+from adapters.http.client import HttpClient
 from adapters.http.retry import (
     TRANSIENT_ERRORS,
     backoff_delay,
@@ -24,7 +25,7 @@ from domain.ticketing import routing_update_payload
 logger = logging.getLogger(__name__)
 
 
-class HttpTicketingSystem:
+class HttpTicketingSystem(HttpClient):
     """Pushes a routing decision with retries.
 
     Every attempt carries the same `Idempotency-Key` (ticket_id:timestamp), which is what makes
@@ -52,22 +53,14 @@ class HttpTicketingSystem:
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        super().__init__(endpoint, session=session, timeout=timeout)
         self.api_key = api_key
         self.max_retries = max_retries
         self.retry_delay_base = retry_delay_base
         self.max_delay = max_delay
-        self.timeout = timeout
-        self._session = session
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
-
-    @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = requests.Session()
-        return self._session
 
     def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
         ticket = decision.ticket_id
