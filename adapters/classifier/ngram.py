@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import re
 import unicodedata
 import zlib
@@ -221,6 +220,3 @@ class NgramClassifier:
         order = np.argsort(-weights)[:limit]
         return tuple(words[i] for i in order if weights[i] > 0)
 
-
-def softmax_entropy(probs: np.ndarray) -> float:
-    return float(-sum(p * math.log(p) for p in probs if p > 0))

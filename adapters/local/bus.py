@@ -62,7 +62,7 @@ class InProcessEventBus:
             finally:
                 self._queue.task_done()
 
-    def drain(self, timeout: float | None = None) -> None:
+    def drain(self) -> None:
         """Wait until every published event has been delivered."""
         if self._queue is not None:
             self._queue.join()
