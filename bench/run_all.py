@@ -69,6 +69,7 @@ def artifact_sizes() -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("artifact_sizes", ROOT / "scripts" / "artifact_sizes.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     out = {}
     for name, properties in sorted(module.load_functions(build).items()):
@@ -140,6 +141,14 @@ def table(results: dict[str, Any]) -> str:
     add("Classifier n-gram, training seconds (683 examples)", _get(k, "ngram_telecom", "train_seconds"))
     add("Classifier n-gram, BANKING77 15% split accuracy", _get(k, "ngram_banking77", "accuracy"))
     add("Classifier n-gram, BANKING77 queries/s", _get(k, "ngram_banking77", "tickets_per_second"))
+    for backend, figures in (_get(k, "minilm", "backends") or {}).items():
+        speed = figures.get("speed_1_core") or {}
+        add(
+            f"Classifier {backend}: BANKING77 15% split accuracy / texts/s (one core) / MB",
+            f"{_get(figures, 'validation', 'accuracy')} / {speed.get('single_texts_per_s')} / "
+            f"{figures.get('artifact_mb')}",
+            "from `python -m bench.minilm`",
+        )
     header = f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']}. Command: `{results['command']}`."
     lines = [header, "", "| measure | value | note |", "|---|---|---|"]
     lines += [f"| {a} | {b_} | {c_} |" for a, b_, c_ in rows]

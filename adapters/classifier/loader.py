@@ -20,4 +20,9 @@ def load_classifier(model_dir: str | Path | None = None) -> IssueClassifier:
         raise ClassifierUnavailable(f"classifier metadata in {directory} is unreadable: {exc}") from exc
     if backend == "ngram":
         return NgramClassifier.load(directory)
+    if backend in ("minilm", "ensemble"):
+        # Imported here so that n-gram deployments never import onnxruntime or tokenizers.
+        from adapters.classifier.minilm import MiniLMClassifier
+
+        return MiniLMClassifier.load(directory)
     raise ClassifierUnavailable(f"{directory}: unknown classifier backend {backend!r}")

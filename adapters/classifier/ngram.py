@@ -209,14 +209,16 @@ class NgramClassifier:
         if not words:
             return ()
         # A word's unigram feature is the first hash _word_feature_hashes caches for it.
-        ids = np.fromiter(
-            (_word_feature_hashes(w, self.config.char_min, self.config.char_max)[0] for w in words),
-            dtype=np.int64,
-            count=len(words),
-        ) % self.config.n_features
+        ids = (
+            np.fromiter(
+                (_word_feature_hashes(w, self.config.char_min, self.config.char_max)[0] for w in words),
+                dtype=np.int64,
+                count=len(words),
+            )
+            % self.config.n_features
+        )
         positions = np.minimum(np.searchsorted(self.feature_ids, ids), len(self.feature_ids) - 1)
         known = self.feature_ids[positions] == ids
         weights = np.where(known, self.weights[positions, label_index], 0.0)
         order = np.argsort(-weights)[:limit]
         return tuple(words[i] for i in order if weights[i] > 0)
-
