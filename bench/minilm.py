@@ -87,14 +87,16 @@ def _single_core_env() -> dict[str, str]:
     return env
 
 
-def measure(model_dir: Path, mode: str, texts_file: Path) -> dict[str, Any]:
+def measure(model_dir: Path, mode: str, n_texts: int) -> dict[str, Any]:
     """Run `--measure` in a child process pinned to one core; returns its JSON."""
-    command = _pinned([sys.executable, "-m", "bench.minilm", "--measure", str(model_dir), mode, str(texts_file)])
+    command = _pinned([sys.executable, "-m", "bench.minilm", "--measure", str(model_dir), mode, str(n_texts)])
     result = subprocess.run(command, cwd=ROOT, env=_single_core_env(), capture_output=True, text=True, check=True)
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def _measure_child(model_dir: Path, mode: str, texts_file: Path) -> dict[str, Any]:
+def _measure_child(model_dir: Path, mode: str, n_texts: int) -> dict[str, Any]:
+    # The first validation texts of the split, read where they lie: no copy of the data is written.
+    texts = [e.text for e in stratified_split(load_banking77())[1][:n_texts]]
     started = time.perf_counter()
     from adapters.classifier.loader import load_classifier
 
@@ -118,7 +120,6 @@ def _measure_child(model_dir: Path, mode: str, texts_file: Path) -> dict[str, An
             )
             tokenizer = classifier._logits.tokenizer
             classifier = MiniLMClassifier(labels=classifier.labels, logits=OnnxLogits(session, tokenizer))
-    texts = json.loads(texts_file.read_text(encoding="utf-8"))
     classifier.classify(texts[0])
     cold_start_s = time.perf_counter() - started
 
@@ -160,8 +161,6 @@ def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = Tr
     labels = sorted({e.label for e in examples})
     y_val = np.array([labels.index(e.label) for e in validation])
     OUT.mkdir(parents=True, exist_ok=True)
-    texts_file = OUT / "speed_texts.json"
-    texts_file.write_text(json.dumps([e.text for e in validation[:speed_texts]]), encoding="utf-8")
     results: dict[str, Any] = {
         "dataset": {
             "name": "banking77",
@@ -214,7 +213,7 @@ def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = Tr
         "train_seconds_split": round(summary["training_seconds"] + ngram_train_s, 1),
         "artifact_mb": sizes["total_mb"],
     }
-    measure_speeds(results, texts_file)
+    measure_speeds(results, speed_texts)
     _save(results)
 
     if full:
@@ -251,15 +250,15 @@ def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = Tr
     return results
 
 
-def measure_speeds(results: dict[str, Any], texts_file: Path) -> None:
+def measure_speeds(results: dict[str, Any], n_texts: int) -> None:
     """Single-core speed of each backend's split artifact (`--remeasure` reruns only this)."""
     backends = results["backends"]
     ngram_dir, split_dir = MODELS / "ngram-split", MODELS / "ensemble-split"
-    backends["ngram"]["speed_1_core"] = measure(ngram_dir, "ngram", texts_file)
-    backends["minilm"]["speed_1_core"] = measure(split_dir, "minilm", texts_file)
+    backends["ngram"]["speed_1_core"] = measure(ngram_dir, "ngram", n_texts)
+    backends["minilm"]["speed_1_core"] = measure(split_dir, "minilm", n_texts)
     if (split_dir / "model.fp32.onnx").is_file():
-        backends["minilm"]["speed_1_core_fp32"] = measure(split_dir, "onnx:model.fp32.onnx", texts_file)
-    backends["ensemble"]["speed_1_core"] = measure(split_dir, "ensemble", texts_file)
+        backends["minilm"]["speed_1_core_fp32"] = measure(split_dir, "onnx:model.fp32.onnx", n_texts)
+    backends["ensemble"]["speed_1_core"] = measure(split_dir, "ensemble", n_texts)
     results["machine"]["load_average_at_speed_runs"] = os.getloadavg()
 
 
@@ -278,7 +277,7 @@ def table(results: dict[str, Any]) -> str:
         v, s = row["validation"], row["speed_1_core"]
         lines.append(
             f"{name:<10} {v['accuracy']:>6.2%} {v['macro_f1']:>7.4f} {v['top2_accuracy']:>6.2%} "
-            f"{row['artifact_mb']:>6.1f} {s['single_texts_per_s']:>8.1f} {s.get('batched_texts_per_s', 0):>8.1f} "
+            f"{row['artifact_mb']:>6.1f} {s['single_texts_per_s']:>8.1f} {s.get('batched_texts_per_s', '-'):>8} "
             f"{s['latency_ms_p50']:>7.2f} {s['cold_start_s']:>6.2f} {row['train_seconds_split']:>8.1f}"
         )
     minilm = results["backends"].get("minilm")
@@ -304,15 +303,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--speed-texts", type=int, default=500, help="validation texts timed per backend")
     parser.add_argument("--table", action="store_true", help="print the table of the last results and exit")
     parser.add_argument("--remeasure", action="store_true", help="rerun only the speed runs on the saved artifacts")
-    parser.add_argument("--measure", nargs=3, metavar=("MODEL_DIR", "MODE", "TEXTS"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, metavar=("MODEL_DIR", "MODE", "N_TEXTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
-        model_dir, mode, texts = args.measure
-        print(json.dumps(_measure_child(Path(model_dir), mode, Path(texts))))
+        model_dir, mode, n_texts = args.measure
+        print(json.dumps(_measure_child(Path(model_dir), mode, int(n_texts))))
         return
     if args.remeasure:
         results = json.loads(RESULTS.read_text(encoding="utf-8"))
-        measure_speeds(results, OUT / "speed_texts.json")
+        measure_speeds(results, args.speed_texts)
         _save(results)
         print(table(results))
         return

@@ -188,13 +188,18 @@ class MiniLMClassifier:
             ensemble = metadata.get("ensemble") or {}
             ngram = NgramClassifier.load(directory / ensemble.get("ngram_dir", NGRAM_SUBDIR))
             weight = float(ensemble["weight"])
-        return cls(
-            labels=metadata["labels"],
-            logits=OnnxLogits(session, tokenizer),
-            ngram=ngram,
-            weight=weight,
-            metadata=metadata,
-        )
+        logits = OnnxLogits(session, tokenizer)
+        # One warm-up run: it checks that the graph takes our inputs and has one output per label,
+        # and it spares the first ticket onnxruntime's first-run allocations.
+        try:
+            probe = logits(["warm-up"])
+        except Exception as exc:
+            raise ClassifierUnavailable(f"classifier model in {directory} does not run: {exc}") from exc
+        if probe.shape != (1, len(metadata["labels"])):
+            raise ClassifierUnavailable(
+                f"classifier model in {directory} has {probe.shape[-1]} outputs for {len(metadata['labels'])} labels"
+            )
+        return cls(labels=metadata["labels"], logits=logits, ngram=ngram, weight=weight, metadata=metadata)
 
     # --- inference --------------------------------------------------------------------------
 

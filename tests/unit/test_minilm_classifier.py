@@ -361,6 +361,20 @@ def test_tiny_ensemble_artifact_mixes_with_its_ngram_member(tmp_path: Path) -> N
     assert classifier.classify("bill").primary_category == "other"
 
 
+def test_a_graph_that_does_not_match_the_labels_is_refused(tmp_path: Path) -> None:
+    _write_tiny_artifact(tmp_path)
+    _write_metadata(tmp_path, labels=[*LABELS, "sales"], max_seq_len=8)
+    with pytest.raises(ClassifierUnavailable, match="3 outputs for 4 labels"):
+        load_classifier(tmp_path)
+
+
+def test_a_corrupt_graph_is_reported_as_unavailable(tmp_path: Path) -> None:
+    _write_tiny_artifact(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx model")
+    with pytest.raises(ClassifierUnavailable, match="unreadable"):
+        load_classifier(tmp_path)
+
+
 def test_missing_ngram_member_of_an_ensemble_is_reported(tmp_path: Path) -> None:
     _write_tiny_artifact(tmp_path, backend="ensemble")
     for path in (tmp_path / "ngram").iterdir():
