@@ -47,16 +47,12 @@ from handlers.bootstrap import (
 from handlers.local_context import LocalLambdaContext
 from handlers.observability import SERVICE_NAME
 from tests.aws_resources import (
+    StackResources,
     StreamTail,
-    create_bus_with_queue_target,
-    create_customer_cache_table,
-    create_decisions_table,
-    create_idempotency_table,
     stream_event,
 )
 from tests.http_servers import (
     FakeCustomerDb,
-    FakeHttpServer,
     FakeServiceStatusApi,
     FakeTicketingSystem,
     Fault,
@@ -68,11 +64,9 @@ ROOT = Path(__file__).parents[1]
 POST_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "api_post_ticket.json").read_text())
 
 REGION = "us-east-1"
-BUS = "support-tickets"
-DECISIONS_TABLE = "routing-decisions"
-CACHE_TABLE = "customer-cache"
-IDEMPOTENCY_TABLE = "ingestion-idempotency"
-SECRET = "ticketing/api-key"
+STACK = StackResources()
+DECISIONS_TABLE = STACK.decisions_table
+IDEMPOTENCY_TABLE = STACK.idempotency_table
 API_KEY = "tk-bench-0123456789abcdef"
 
 STREAM_BATCH_SIZE = 10  # the template's BatchSize
@@ -198,18 +192,6 @@ class FaultyTicketingSystem(FakeTicketingSystem):
             with self._lock:
                 self.reapplied_keys.append(request.header("Idempotency-Key") or "")
         return reply
-
-
-def _without_nagle(server: FakeHttpServer) -> FakeHttpServer:
-    """Reply without Nagle's algorithm, as production HTTP servers do.
-
-    The fake servers write the headers and the body of a reply in two sends; with Nagle on, the body waits
-    for the client's delayed ACK of the headers: about 40 ms per request on Linux, an artefact of the fakes
-    that would otherwise be most of every handler's latency. (Set before the first connection is accepted.)
-    """
-    assert server._server is not None, "start the server first"
-    server._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-    return server
 
 
 def _routing_ticket(path: str) -> str | None:
@@ -338,15 +320,7 @@ def baseline_validate_us(rows: list[dict[str, Any]], repeats: int = 5) -> float:
 
 @contextlib.contextmanager
 def _stack(env: _Environment) -> Iterator[_Stack]:
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    create_decisions_table(dynamodb, DECISIONS_TABLE)
-    create_customer_cache_table(dynamodb, CACHE_TABLE)
-    create_idempotency_table(dynamodb, IDEMPOTENCY_TABLE)
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue_url = create_bus_with_queue_target(boto3.client("events", region_name=REGION), sqs, BUS)
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=SECRET, SecretString=json.dumps({"api_key": API_KEY})
-    )
+    dynamodb, sqs, queue_url = STACK.create(REGION, API_KEY)
     customers = json.loads(EVAL_CUSTOMERS.read_text())
     outages = json.loads(EVAL_SERVICES.read_text())["outages"]
     with (
@@ -354,22 +328,12 @@ def _stack(env: _Environment) -> Iterator[_Stack]:
         FakeServiceStatusApi(outages) as status_api,
         FaultyTicketingSystem(api_key=API_KEY) as ticketing_api,
     ):
-        for server in (customer_db, status_api, ticketing_api):
-            _without_nagle(server)
-        for name, value in {
-            "EVENTBRIDGE_BUS_NAME": BUS,
-            "CUSTOMER_DB_ENDPOINT": customer_db.url,
-            "SERVICE_STATUS_ENDPOINT": status_api.url,
-            "ROUTING_DECISIONS_TABLE": DECISIONS_TABLE,
-            "CUSTOMER_CACHE_TABLE": CACHE_TABLE,
-            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
-            "TICKETING_SYSTEM_ENDPOINT": ticketing_api.url,
-            "TICKETING_SYSTEM_API_KEY_SECRET": SECRET,
-            "ROUTING_ENGINE": "pipeline",
-            "MAX_RETRIES": "2",
-            "RETRY_DELAY_BASE": "0.001",
-            "POWERTOOLS_METRICS_NAMESPACE": "TicketRouting",
-        }.items():
+        for name, value in STACK.environment(
+            customer_db=customer_db.url,
+            service_status=status_api.url,
+            ticketing=ticketing_api.url,
+            retry_delay_base="0.001",
+        ).items():
             env.set(name, value)
         yield _Stack(
             ingestion=build_ingestion_deps(),

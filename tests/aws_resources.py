@@ -7,6 +7,7 @@ Shared by the integration tests, the e2e tests and the benchmarks; call inside `
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -169,3 +170,48 @@ def read_stream_records(dynamodb_client: Any, streams_client: Any, table_name: s
 def stream_event(records: list[dict[str, Any]]) -> dict[str, Any]:
     """A DynamoDB Streams Lambda event for the given records."""
     return {"Records": records}
+
+
+@dataclass(frozen=True)
+class StackResources:
+    """The stack's AWS resources as the SAM template declares them, created in moto."""
+
+    bus: str = "support-tickets"
+    decisions_table: str = "routing-decisions"
+    cache_table: str = "customer-cache"
+    idempotency_table: str = "ingestion-idempotency"
+    secret: str = "ticketing/api-key"
+
+    def create(self, region: str, api_key: str) -> tuple[Any, Any, str]:
+        """Tables, bus (with an SQS target) and the ticketing secret; returns (dynamodb, sqs, queue_url)."""
+        import boto3
+
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        create_decisions_table(dynamodb, self.decisions_table)
+        create_customer_cache_table(dynamodb, self.cache_table)
+        create_idempotency_table(dynamodb, self.idempotency_table)
+        sqs = boto3.client("sqs", region_name=region)
+        queue_url = create_bus_with_queue_target(boto3.client("events", region_name=region), sqs, self.bus)
+        boto3.client("secretsmanager", region_name=region).create_secret(
+            Name=self.secret, SecretString=json.dumps({"api_key": api_key})
+        )
+        return dynamodb, sqs, queue_url
+
+    def environment(
+        self, *, customer_db: str, service_status: str, ticketing: str, retry_delay_base: str
+    ) -> dict[str, str]:
+        """What the three functions' settings read, pointed at these resources and HTTP services."""
+        return {
+            "EVENTBRIDGE_BUS_NAME": self.bus,
+            "CUSTOMER_DB_ENDPOINT": customer_db,
+            "SERVICE_STATUS_ENDPOINT": service_status,
+            "ROUTING_DECISIONS_TABLE": self.decisions_table,
+            "CUSTOMER_CACHE_TABLE": self.cache_table,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "TICKETING_SYSTEM_ENDPOINT": ticketing,
+            "TICKETING_SYSTEM_API_KEY_SECRET": self.secret,
+            "ROUTING_ENGINE": "pipeline",
+            "MAX_RETRIES": "2",
+            "RETRY_DELAY_BASE": retry_delay_base,
+            "POWERTOOLS_METRICS_NAMESPACE": "TicketRouting",
+        }

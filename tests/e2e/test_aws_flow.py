@@ -30,11 +30,8 @@ from handlers.bootstrap import (
 )
 from handlers.local_context import LocalLambdaContext
 from tests.aws_resources import (
+    StackResources,
     StreamTail,
-    create_bus_with_queue_target,
-    create_customer_cache_table,
-    create_decisions_table,
-    create_idempotency_table,
     receive_events,
     stream_event,
 )
@@ -45,11 +42,9 @@ ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "adapters" / "local" / "sample_data"
 POST_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "api_post_ticket.json").read_text())
 
-BUS = "support-tickets"
-DECISIONS_TABLE = "routing-decisions"
-CACHE_TABLE = "customer-cache"
-IDEMPOTENCY_TABLE = "ingestion-idempotency"
-SECRET = "ticketing/api-key"
+STACK = StackResources()
+DECISIONS_TABLE = STACK.decisions_table
+IDEMPOTENCY_TABLE = STACK.idempotency_table
 API_KEY = "tk-live-0123456789abcdef"
 
 # An hour old, so that no ticket earns age points and every priority below is exact.
@@ -165,15 +160,7 @@ class Flow:
 @pytest.fixture
 def flow(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]:
     # Given the stack's AWS resources, as the SAM template declares them
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    create_decisions_table(dynamodb, DECISIONS_TABLE)
-    create_customer_cache_table(dynamodb, CACHE_TABLE)
-    create_idempotency_table(dynamodb, IDEMPOTENCY_TABLE)
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue_url = create_bus_with_queue_target(boto3.client("events", region_name=REGION), sqs, BUS)
-    boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name=SECRET, SecretString=json.dumps({"api_key": API_KEY})
-    )
+    dynamodb, sqs, queue_url = STACK.create(REGION, API_KEY)
     customers = json.loads((SAMPLES / "customers.json").read_text())
     outages = json.loads((SAMPLES / "services.json").read_text())["outages"]
     # And the three external HTTP services
@@ -183,20 +170,12 @@ def flow(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]:
         FakeTicketingSystem(api_key=API_KEY) as ticketing_api,
     ):
         # And the environment the functions' settings read
-        for name, value in {
-            "EVENTBRIDGE_BUS_NAME": BUS,
-            "CUSTOMER_DB_ENDPOINT": customer_db.url,
-            "SERVICE_STATUS_ENDPOINT": status_api.url,
-            "ROUTING_DECISIONS_TABLE": DECISIONS_TABLE,
-            "CUSTOMER_CACHE_TABLE": CACHE_TABLE,
-            "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
-            "TICKETING_SYSTEM_ENDPOINT": ticketing_api.url,
-            "TICKETING_SYSTEM_API_KEY_SECRET": SECRET,
-            "ROUTING_ENGINE": "pipeline",
-            "MAX_RETRIES": "2",
-            "RETRY_DELAY_BASE": "0.01",
-            "POWERTOOLS_METRICS_NAMESPACE": "TicketRouting",
-        }.items():
+        for name, value in STACK.environment(
+            customer_db=customer_db.url,
+            service_status=status_api.url,
+            ticketing=ticketing_api.url,
+            retry_delay_base="0.01",
+        ).items():
             monkeypatch.setenv(name, value)
         yield Flow(
             ingestion=build_ingestion_deps(),
