@@ -73,6 +73,8 @@ build-OrchestratorFunction:
 	$(copy_app_sources)
 	mkdir -p "$(ARTIFACTS_DIR)/adapters/classifier/default_model"
 	cp adapters/classifier/default_model/* "$(ARTIFACTS_DIR)/adapters/classifier/default_model/"
+	mkdir -p "$(ARTIFACTS_DIR)/adapters/classifier/static_vectors"
+	cp adapters/classifier/static_vectors/*.npz "$(ARTIFACTS_DIR)/adapters/classifier/static_vectors/"
 	$(call pip_install_requirements,requirements/orchestrator.txt)
 	$(slim_artifact)
 

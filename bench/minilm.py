@@ -150,7 +150,8 @@ def _ngram_probabilities(classifier: Any, examples: list[TrainingExample]) -> np
 
 
 def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = True) -> dict[str, Any]:
-    from adapters.classifier.minilm_training import DEFAULT_EPOCHS, classification_metrics, fit_minilm_classifier
+    from adapters.classifier.metrics import classification_metrics
+    from adapters.classifier.minilm_training import DEFAULT_EPOCHS, fit_minilm_classifier
     from adapters.classifier.training import fit_ngram_classifier
     from bench.common import machine
 

@@ -121,7 +121,9 @@ def table(results: dict[str, Any]) -> str:
     add("Cold import: ingestion (ms)", _get(c, "handlers.ingestion", "import_ms"), "target < 250")
     add("Cold import: ticketing update (ms)", _get(c, "handlers.ticketing_update", "import_ms"), "target < 250")
     add("Cold import: orchestrator module (ms)", _get(c, "handlers.orchestrator", "import_ms"))
-    add("Orchestrator init with Strands (hybrid) (ms)", _get(c, "orchestrator_init_hybrid", "init_ms"), "target < 1,000")
+    add(
+        "Orchestrator init with Strands (hybrid) (ms)", _get(c, "orchestrator_init_hybrid", "init_ms"), "target < 1,000"
+    )
     for fn, sizes in (results.get("artifacts") or {}).items():
         if isinstance(sizes, dict) and "unzipped_mb" in sizes:
             add(f"Artifact {fn} unzipped / zipped (MB)", f"{sizes['unzipped_mb']} / {sizes['zipped_mb']}")

@@ -9,7 +9,7 @@ Rules (exit status 1 when one is broken):
   - ingestion and ticketing update carry neither strands-agents nor numpy;
   - no function carries boto3/botocore (the runtime provides them);
   - the handler module is in the artifact and defines the handler function;
-  - the orchestrator carries the classifier artifact, and every function but the hook the taxonomy.
+  - the orchestrator carries the classifier artifact and its static vector table, and every function but the hook the taxonomy.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ RULES: dict[str, Rules] = {
         required_files=(
             "domain/taxonomy.toml",
             "adapters/classifier/default_model/metadata.json",
+            "adapters/classifier/static_vectors/minilm-l6-v2.npz",
             "strands/__init__.py",
             "numpy/__init__.py",
         ),

@@ -37,7 +37,9 @@ class ScriptedModel(Model):
     def get_config(self) -> Any:
         return self.config
 
-    async def structured_output(self, output_model: Any, prompt: Any, system_prompt: str | None = None, **kwargs: Any) -> Any:
+    async def structured_output(
+        self, output_model: Any, prompt: Any, system_prompt: str | None = None, **kwargs: Any
+    ) -> Any:
         raise NotImplementedError("the engine uses structured_output_model on the agent call")
         yield {}  # pragma: no cover
 

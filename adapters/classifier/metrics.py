@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,50 @@ class Evaluation:
             "tickets_per_second": round(self.n / self.seconds, 1) if self.seconds > 0 else None,
             "unknown_labels": int((self.y_true < 0).sum()),
         }
+
+
+def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1, top-2 accuracy and mean negative log-likelihood of [n, labels] probabilities."""
+    if len(y) == 0:
+        return {}
+    y = np.asarray(y, dtype=np.int64)
+    n_labels = probs.shape[1]
+    predicted = probs.argmax(axis=1)
+    top2 = np.argsort(-probs, axis=1)[:, :2]
+    f1s = []
+    for label in range(n_labels):
+        tp = int(np.sum((predicted == label) & (y == label)))
+        fp = int(np.sum((predicted == label) & (y != label)))
+        fn = int(np.sum((predicted != label) & (y == label)))
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    picked = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    return {
+        "accuracy": round(float(np.mean(predicted == y)), 5),
+        "macro_f1": round(float(np.mean(f1s)), 5),
+        "top2_accuracy": round(float(np.mean((top2 == y[:, None]).any(axis=1))), 5),
+        "nll": round(float(-np.mean(np.log(picked))), 5),
+        "n": len(y),
+    }
+
+
+def tune_mixing_weight(
+    mixed: Callable[[float], np.ndarray], y: np.ndarray, grid: Sequence[float] | None = None
+) -> float:
+    """The mixing weight with the best validation accuracy, smoothed over neighbouring weights.
+
+    `mixed(w)` gives the [n, labels] probabilities at weight w. Accuracy on a few thousand
+    examples moves in steps of one example, so each weight is scored by the mean accuracy of
+    itself and its grid neighbours; ties go to the lower log-loss.
+    """
+    grid = list(grid) if grid is not None else [round(i * 0.05, 2) for i in range(21)]
+    scores = [classification_metrics(mixed(w), y) for w in grid]
+    accuracy = [m["accuracy"] for m in scores]
+    best: tuple[float, float] | None = None
+    best_weight = grid[-1]
+    for i, weight in enumerate(grid):
+        window = accuracy[max(0, i - 1) : i + 2]
+        key = (round(sum(window) / len(window), 6), -scores[i]["nll"])
+        if best is None or key > best:
+            best, best_weight = key, weight
+    return float(best_weight)

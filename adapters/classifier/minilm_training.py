@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.classifier.metrics import classification_metrics, tune_mixing_weight
 from adapters.classifier.minilm import (
     ARTIFACT_FORMAT,
     METADATA_FILE,
@@ -88,53 +89,14 @@ class MiniLMHyperparameters:
     bucket_batches: int = 50
 
 
-# --- metrics (numpy only) -------------------------------------------------------------------
-
-
-def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1, top-2 accuracy and mean negative log-likelihood of [n, labels] probabilities."""
-    if len(y) == 0:
-        return {}
-    y = np.asarray(y, dtype=np.int64)
-    n_labels = probs.shape[1]
-    predicted = probs.argmax(axis=1)
-    top2 = np.argsort(-probs, axis=1)[:, :2]
-    f1s = []
-    for label in range(n_labels):
-        tp = int(np.sum((predicted == label) & (y == label)))
-        fp = int(np.sum((predicted == label) & (y != label)))
-        fn = int(np.sum((predicted != label) & (y == label)))
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    picked = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
-    return {
-        "accuracy": round(float(np.mean(predicted == y)), 5),
-        "macro_f1": round(float(np.mean(f1s)), 5),
-        "top2_accuracy": round(float(np.mean((top2 == y[:, None]).any(axis=1))), 5),
-        "nll": round(float(-np.mean(np.log(picked))), 5),
-        "n": len(y),
-    }
+# --- ensemble weight (numpy only) ------------------------------------------------------------
 
 
 def tune_ensemble_weight(
     p_minilm: np.ndarray, p_ngram: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None
 ) -> float:
-    """The weight on MiniLM with the best validation accuracy, smoothed over neighbouring weights.
-
-    Accuracy on ~1,500 examples moves in steps of one example, so each weight is scored by the mean
-    accuracy of itself and its grid neighbours; ties go to the lower log-loss.
-    """
-    grid = list(grid) if grid is not None else [round(i * 0.05, 2) for i in range(21)]
-    scores = [classification_metrics(mix_probabilities(p_minilm, p_ngram, w), y) for w in grid]
-    accuracy = [m["accuracy"] for m in scores]
-    best: tuple[float, float] | None = None
-    best_weight = grid[-1]
-    for i, weight in enumerate(grid):
-        window = accuracy[max(0, i - 1) : i + 2]
-        key = (round(sum(window) / len(window), 6), -scores[i]["nll"])
-        if best is None or key > best:
-            best, best_weight = key, weight
-    return float(best_weight)
+    """The weight on MiniLM with the best (smoothed) validation accuracy."""
+    return tune_mixing_weight(lambda w: mix_probabilities(p_minilm, p_ngram, w), y, grid)
 
 
 # --- data -------------------------------------------------------------------------------------

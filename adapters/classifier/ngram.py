@@ -18,11 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from adapters.classifier.static_vectors import (
+    StaticEmbedder,
+    StaticMember,
+    load_table,
+    log_softmax,
+    mix_log_probabilities,
+)
 from domain.errors import ClassifierUnavailable
 from domain.models import CategoryScore, IssueClassification
 
+# Format 2 adds the optional static-vector member; models without one are still written as 1,
+# so that older readers keep loading them.
 ARTIFACT_FORMAT = 1
+STATIC_ARTIFACT_FORMAT = 2
+SUPPORTED_FORMATS = (ARTIFACT_FORMAT, STATIC_ARTIFACT_FORMAT)
 WEIGHTS_FILE = "model.npz"
+STATIC_WEIGHTS_FILE = "static.npz"
 METADATA_FILE = "metadata.json"
 DEFAULT_MODEL_DIR = Path(__file__).with_name("default_model")
 
@@ -104,6 +116,7 @@ class NgramClassifier:
         bias: np.ndarray,
         temperature: float = 1.0,
         metadata: dict[str, Any] | None = None,
+        static: StaticMember | None = None,
     ) -> None:
         self.labels = list(labels)
         self.config = config
@@ -113,6 +126,7 @@ class NgramClassifier:
         self.bias = bias.astype(np.float32)
         self.temperature = float(temperature)
         self.metadata = metadata or {}
+        self.static = static
 
     # --- persistence ------------------------------------------------------------------------
 
@@ -127,11 +141,12 @@ class NgramClassifier:
             raise ClassifierUnavailable(f"no classifier model in {directory}: {exc.filename} is missing") from exc
         except (OSError, ValueError, json.JSONDecodeError) as exc:
             raise ClassifierUnavailable(f"classifier model in {directory} is unreadable: {exc}") from exc
-        if metadata.get("backend") != "ngram" or metadata.get("format") != ARTIFACT_FORMAT:
+        if metadata.get("backend") != "ngram" or metadata.get("format") not in SUPPORTED_FORMATS:
             raise ClassifierUnavailable(
                 f"{directory} holds a {metadata.get('backend')!r} model of format {metadata.get('format')!r}, "
-                f"not an n-gram model of format {ARTIFACT_FORMAT}"
+                f"not an n-gram model of format {' or '.join(map(str, SUPPORTED_FORMATS))}"
             )
+        static = _load_static(directory, metadata["static_vectors"]) if metadata.get("static_vectors") else None
         return cls(
             labels=metadata["labels"],
             config=FeaturizerConfig(**metadata["featurizer"]),
@@ -141,6 +156,7 @@ class NgramClassifier:
             bias=data["bias"],
             temperature=float(metadata.get("temperature", 1.0)),
             metadata=metadata,
+            static=static,
         )
 
     def save(self, model_dir: str | Path, metadata: dict[str, Any]) -> None:
@@ -160,7 +176,11 @@ class NgramClassifier:
             "labels": self.labels,
             "featurizer": self.config.to_dict(),
             "temperature": self.temperature,
+            "static_vectors": None,
         }
+        if self.static is not None:
+            full["format"] = STATIC_ARTIFACT_FORMAT
+            full["static_vectors"] = _save_static(directory, self.static)
         (directory / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     # --- inference --------------------------------------------------------------------------
@@ -181,17 +201,23 @@ class NgramClassifier:
 
     def probabilities(self, text: str) -> np.ndarray:
         rows, values, _ = self.vectorise(text)
-        return self._softmax(values @ self.weights[rows] + self.bias)
+        return self._combine(text, values @ self.weights[rows] + self.bias)
 
-    def _softmax(self, logits: np.ndarray) -> np.ndarray:
-        scaled = logits / self.temperature
-        scaled = scaled - scaled.max()
-        exp = np.exp(scaled)
-        return np.asarray(exp / exp.sum())
+    def ngram_probabilities(self, text: str) -> np.ndarray:
+        """The n-gram member alone (no static-vector member), for tuning and diagnostics."""
+        rows, values, _ = self.vectorise(text)
+        return np.exp(log_softmax((values @ self.weights[rows] + self.bias) / self.temperature))
+
+    def _combine(self, text: str, ngram_logits: np.ndarray) -> np.ndarray:
+        ngram_log_p = log_softmax(ngram_logits / self.temperature)
+        if self.static is None:
+            return np.exp(ngram_log_p)
+        static_log_p = log_softmax(self.static.logits(text))
+        return mix_log_probabilities(ngram_log_p, static_log_p, self.static.weight)
 
     def classify(self, text: str) -> IssueClassification:
         rows, values, tokens = self.vectorise(text)
-        probs = self._softmax(values @ self.weights[rows] + self.bias)
+        probs = self._combine(text, values @ self.weights[rows] + self.bias)
         order = np.argsort(-probs)
         best = int(order[0])
         return IssueClassification(
@@ -222,3 +248,44 @@ class NgramClassifier:
         weights = np.where(known, self.weights[positions, label_index], 0.0)
         order = np.argsort(-weights)[:limit]
         return tuple(words[i] for i in order if weights[i] > 0)
+
+
+def _save_static(directory: Path, static: StaticMember) -> dict[str, Any]:
+    np.savez_compressed(
+        directory / STATIC_WEIGHTS_FILE,
+        hidden_weights=static.hidden_weights.astype(np.float16),
+        hidden_bias=static.hidden_bias.astype(np.float32),
+        output_weights=static.output_weights.astype(np.float16),
+        output_bias=static.output_bias.astype(np.float32),
+    )
+    table = static.embedder.table
+    return {
+        "table": table.name,
+        "table_sha256": table.sha256,
+        "dims": table.dims,
+        "hidden": int(static.hidden_weights.shape[1]),
+        "input_scale": static.input_scale,
+        "weight": static.weight,
+    }
+
+
+def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
+    table = load_table(spec["table"], spec.get("table_sha256"))
+    try:
+        with np.load(directory / STATIC_WEIGHTS_FILE) as arrays:
+            data = {name: arrays[name].astype(np.float32) for name in arrays.files}
+    except FileNotFoundError as exc:
+        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is missing") from exc
+    except (OSError, ValueError) as exc:
+        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is unreadable: {exc}") from exc
+    if data["hidden_weights"].shape[0] != table.dims:
+        raise ClassifierUnavailable(f"{directory}: static member expects {data['hidden_weights'].shape[0]}-d vectors")
+    return StaticMember(
+        embedder=StaticEmbedder(table),
+        hidden_weights=data["hidden_weights"],
+        hidden_bias=data["hidden_bias"],
+        output_weights=data["output_weights"],
+        output_bias=data["output_bias"],
+        input_scale=float(spec["input_scale"]),
+        weight=float(spec["weight"]),
+    )

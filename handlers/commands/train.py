@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--validation-split", type=float, default=0.15, help="share held out to measure (0.15)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--c", type=float, default=20.0, help="n-gram regularisation strength C (default 20)")
+    parser.add_argument(
+        "--no-static-vectors",
+        dest="static_vectors",
+        action="store_false",
+        help="ngram: leave out the static MiniLM word-vector member (smaller, faster, less accurate)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "skipped_rows": len(data.problems),
     }
     if args.backend == "ngram":
-        metrics = _train_ngram(examples, train_idx, val_idx, model_dir, args.c, source)
+        metrics = _train_ngram(examples, train_idx, val_idx, model_dir, args.c, args.static_vectors, args.seed, source)
     else:
         metrics = _train_minilm(examples, train_idx, val_idx, model_dir, args.backend, args.seed, source)
     print(f"Trained a {args.backend} model on {len(examples)} tickets, {len(counts)} labels -> {model_dir}")
@@ -94,19 +100,49 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_ngram(
-    examples: list[Any], train_idx: list[int], val_idx: list[int], model_dir: Path, c: float, source: dict[str, Any]
+    examples: list[Any],
+    train_idx: list[int],
+    val_idx: list[int],
+    model_dir: Path,
+    c: float,
+    static_vectors: bool,
+    seed: int,
+    source: dict[str, Any],
 ) -> dict[str, Any] | None:
-    from adapters.classifier.training import fit_ngram_classifier
+    from adapters.classifier.static_vectors import DEFAULT_TABLE
+    from adapters.classifier.training import (
+        DEFAULT_STATIC_WEIGHT,
+        fit_ngram_classifier,
+        tune_static_weight,
+        with_static_weight,
+    )
     from handlers.evaluation import evaluate_classifier
 
+    table = DEFAULT_TABLE if static_vectors else None
     metrics = None
+    weight, weight_source = DEFAULT_STATIC_WEIGHT, "default"
     if val_idx:
-        held_out = fit_ngram_classifier([examples[i] for i in train_idx], regularisation_c=c)
-        metrics = evaluate_classifier(
-            held_out, [examples[i].text for i in val_idx], [examples[i].label for i in val_idx]
-        ).summary()
+        validation = [examples[i] for i in val_idx]
+        held_out = fit_ngram_classifier(
+            [examples[i] for i in train_idx], regularisation_c=c, static_vectors=table, seed=seed
+        )
+        if held_out.static is not None:
+            weight, weight_source = tune_static_weight(held_out, validation), "validation"
+            with_static_weight(held_out, weight)
+        metrics = evaluate_classifier(held_out, [e.text for e in validation], [e.label for e in validation]).summary()
     # The shipped model learns from every row; the held-out figures describe how it generalises.
-    final = fit_ngram_classifier(examples, regularisation_c=c, metadata={**source, "validation": metrics})
+    final = fit_ngram_classifier(
+        examples,
+        regularisation_c=c,
+        static_vectors=table,
+        static_weight=weight,
+        seed=seed,
+        metadata={
+            **source,
+            "validation": metrics,
+            "static_weight_source": weight_source if table else None,
+        },
+    )
     final.save(model_dir, final.metadata)
     return metrics
 

@@ -765,6 +765,7 @@ def _fake_build(build_dir: Path, *, extra: dict[str, str]) -> None:
             files["domain/taxonomy.toml"] = ""
         if function == "OrchestratorFunction":
             files |= {"adapters/classifier/default_model/metadata.json": "{}"}
+            files |= {"adapters/classifier/static_vectors/minilm-l6-v2.npz": ""}
             files |= {"strands/__init__.py": "", "numpy/__init__.py": ""}
         for relative, content in (files | {k: v for k, v in extra.items() if k.startswith(function)}).items():
             path = build_dir / (relative if relative.startswith(function) else f"{function}/{relative}")

@@ -179,7 +179,7 @@ def test_classify_ranks_every_label_like_the_ngram_classifier() -> None:
 
 
 def test_classification_metrics_on_a_small_example() -> None:
-    from adapters.classifier.minilm_training import classification_metrics
+    from adapters.classifier.metrics import classification_metrics
 
     probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.5, 0.1, 0.4], [0.1, 0.2, 0.7]])
     y = np.array([0, 1, 2, 2])

@@ -1,0 +1,178 @@
+"""Static token vectors distilled from all-MiniLM-L6-v2, read with numpy alone.
+
+Every WordPiece token of the MiniLM vocabulary was run through the encoder on its own and its
+output kept (see `static_vectors_builder.py`), in the manner of Model2Vec. A text's vector is the
+normalised sum of its tokens' vectors: no transformer at run time, yet "lost", "stolen" and
+"missing" land near each other, which hashed n-grams alone cannot know. The table ships with the
+package; a trained model names it and its SHA-256 rather than carrying a copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from domain.errors import ClassifierUnavailable
+
+TABLE_DIR = Path(__file__).with_name("static_vectors")
+DEFAULT_TABLE = "minilm-l6-v2"
+TABLE_SUFFIX = ".npz"
+# WordPiece gives up on very long "words" (hashes, base64) exactly like the original tokenizer.
+MAX_WORD_CHARS = 100
+
+_PIECES = re.compile(r"\w+|[^\w\s]")
+
+
+def table_path(name: str) -> Path:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*", name):
+        raise ClassifierUnavailable(f"invalid static vector table name {name!r}")
+    return TABLE_DIR / f"{name}{TABLE_SUFFIX}"
+
+
+def content_sha256(vocabulary: str, codes: np.ndarray, scale: np.ndarray) -> str:
+    """Identity of a table's content; the zip container's own bytes vary with build time."""
+    digest = hashlib.sha256(vocabulary.encode("utf-8"))
+    digest.update(np.ascontiguousarray(codes, dtype=np.int8).tobytes())
+    digest.update(np.ascontiguousarray(scale, dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def basic_tokens(text: str) -> list[str]:
+    """BERT's basic tokenisation: lower case, accents stripped, punctuation split off."""
+    folded = text.lower()
+    if not folded.isascii():
+        folded = "".join(ch for ch in unicodedata.normalize("NFD", folded) if unicodedata.category(ch) != "Mn")
+    return _PIECES.findall(folded)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticTable:
+    name: str
+    sha256: str
+    vocabulary: tuple[str, ...]
+    vectors: np.ndarray  # float32 [tokens, dims], rows unit length
+
+    @property
+    def dims(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+@lru_cache(maxsize=4)
+def load_table(name: str = DEFAULT_TABLE, expected_sha256: str | None = None) -> StaticTable:
+    path = table_path(name)
+    try:
+        with np.load(path) as arrays:
+            joined = str(arrays["vocabulary"])
+            codes = arrays["codes"]
+            scale = arrays["scale"]
+    except FileNotFoundError as exc:
+        raise ClassifierUnavailable(f"static vector table {name!r} is not installed ({path} is missing)") from exc
+    except (OSError, KeyError, ValueError) as exc:
+        raise ClassifierUnavailable(f"static vector table {path} is unreadable: {exc}") from exc
+    sha = content_sha256(joined, codes, scale)
+    vocabulary = tuple(joined.split("\n"))
+    vectors = codes.astype(np.float32) * scale.astype(np.float32)[:, None]
+    if expected_sha256 is not None and sha != expected_sha256:
+        raise ClassifierUnavailable(
+            f"the model was trained with another version of static vector table {name!r} "
+            f"(sha256 {expected_sha256[:12]}…, installed {sha[:12]}…): retrain it with this version"
+        )
+    if len(vocabulary) != vectors.shape[0]:
+        raise ClassifierUnavailable(f"static vector table {path}: {len(vocabulary)} tokens for {vectors.shape[0]} rows")
+    return StaticTable(name=name, sha256=sha, vocabulary=vocabulary, vectors=vectors)
+
+
+class StaticEmbedder:
+    """Text -> unit vector: WordPiece tokens looked up in a static table and summed."""
+
+    def __init__(self, table: StaticTable) -> None:
+        self.table = table
+        self._ids = {token: i for i, token in enumerate(table.vocabulary)}
+        self._unknown = self._ids.get("[UNK]")
+        # Per-instance cache: word -> token rows. Ticket vocabularies repeat, so this pays quickly.
+        self._word_rows = lru_cache(maxsize=131_072)(self._wordpiece)
+
+    def _wordpiece(self, word: str) -> tuple[int, ...]:
+        """Greedy longest-match-first WordPiece, as BERT's tokenizer does it."""
+        if len(word) > MAX_WORD_CHARS:
+            return () if self._unknown is None else (self._unknown,)
+        rows: list[int] = []
+        start = 0
+        while start < len(word):
+            end = len(word)
+            found = None
+            while start < end:
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                found = self._ids.get(piece)
+                if found is not None:
+                    break
+                end -= 1
+            if found is None:
+                return () if self._unknown is None else (self._unknown,)
+            rows.append(found)
+            start = end
+        return tuple(rows)
+
+    def token_rows(self, text: str) -> list[int]:
+        rows: list[int] = []
+        for word in basic_tokens(text):
+            rows.extend(self._word_rows(word))
+        return rows
+
+    def embed(self, text: str) -> np.ndarray:
+        rows = self.token_rows(text)
+        if not rows:
+            return np.zeros(self.table.dims, dtype=np.float32)
+        summed = self.table.vectors[rows].sum(axis=0)
+        norm = float(np.sqrt(np.dot(summed, summed)))
+        return summed / norm if norm > 0 else summed
+
+    def embed_many(self, texts: list[str]) -> np.ndarray:
+        return np.vstack([self.embed(t) for t in texts]) if texts else np.zeros((0, self.table.dims), np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticMember:
+    """A one-hidden-layer network over a text's static vector, mixed into the n-gram model.
+
+    The mix is log-linear: log p = (1 - weight) * log p_ngram + weight * log p_static, then
+    renormalised. Hashed n-grams know the exact wording; this member knows which words mean
+    alike, so each corrects the other's typical mistakes.
+    """
+
+    embedder: StaticEmbedder
+    hidden_weights: np.ndarray  # [dims, hidden]
+    hidden_bias: np.ndarray  # [hidden]
+    output_weights: np.ndarray  # [hidden, labels]
+    output_bias: np.ndarray  # [labels]
+    input_scale: float
+    weight: float
+
+    def logits(self, text: str) -> np.ndarray:
+        features = self.embedder.embed(text) * self.input_scale
+        hidden = np.maximum(features @ self.hidden_weights + self.hidden_bias, 0.0)
+        return np.asarray(hidden @ self.output_weights + self.output_bias)
+
+    def logits_many(self, texts: list[str]) -> np.ndarray:
+        features = self.embedder.embed_many(texts) * self.input_scale
+        hidden = np.maximum(features @ self.hidden_weights + self.hidden_bias, 0.0)
+        return np.asarray(hidden @ self.output_weights + self.output_bias)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)))
+
+
+def mix_log_probabilities(ngram_log_p: np.ndarray, static_log_p: np.ndarray, weight: float) -> np.ndarray:
+    """Log-linear mix of the two members, renormalised to probabilities."""
+    mixed = (1.0 - weight) * ngram_log_p + weight * static_log_p
+    mixed = mixed - mixed.max(axis=-1, keepdims=True)
+    exp = np.exp(mixed)
+    return np.asarray(exp / exp.sum(axis=-1, keepdims=True))
