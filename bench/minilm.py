@@ -1,4 +1,5 @@
-"""Classifier backends on banking77: n-gram (default) vs MiniLM (ONNX) vs their ensemble.
+"""Classifier backends on banking77: n-gram (default, with and without its static-vector member)
+vs MiniLM (ONNX) vs their ensemble.
 
     python -m bench.minilm                 # split run + all-of-train run (~45 min on 2 CPU cores)
     python -m bench.minilm --skip-full     # only the stratified 85/15 split run
@@ -152,6 +153,7 @@ def _ngram_probabilities(classifier: Any, examples: list[TrainingExample]) -> np
 def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = True) -> dict[str, Any]:
     from adapters.classifier.metrics import classification_metrics
     from adapters.classifier.minilm_training import DEFAULT_EPOCHS, fit_minilm_classifier
+    from adapters.classifier.static_vectors import DEFAULT_TABLE, table_path
     from adapters.classifier.training import fit_ngram_classifier
     from bench.common import machine
 
@@ -187,6 +189,18 @@ def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = Tr
         "validation": classification_metrics(_ngram_probabilities(ngram, validation), y_val),
         "train_seconds_split": round(ngram_train_s, 1),
         "artifact_mb": dir_size_mb(ngram_dir),
+        "static_table_mb": dir_size_mb(table_path(DEFAULT_TABLE)),
+    }
+    say("n-gram without the static-vector member: training on the split ...")
+    t0 = time.perf_counter()
+    plain = fit_ngram_classifier(train, static_vectors=None, metadata={"name": "banking77-ngram-plain-split"})
+    plain_train_s = time.perf_counter() - t0
+    plain_dir = MODELS / "ngram-plain-split"
+    plain.save(plain_dir, plain.metadata)
+    results["backends"]["ngram-plain"] = {
+        "validation": classification_metrics(_ngram_probabilities(plain, validation), y_val),
+        "train_seconds_split": round(plain_train_s, 1),
+        "artifact_mb": dir_size_mb(plain_dir),
     }
 
     # MiniLM and the ensemble, from one training run
@@ -256,6 +270,8 @@ def measure_speeds(results: dict[str, Any], n_texts: int) -> None:
     backends = results["backends"]
     ngram_dir, split_dir = MODELS / "ngram-split", MODELS / "ensemble-split"
     backends["ngram"]["speed_1_core"] = measure(ngram_dir, "ngram", n_texts)
+    if "ngram-plain" in backends:
+        backends["ngram-plain"]["speed_1_core"] = measure(MODELS / "ngram-plain-split", "ngram", n_texts)
     backends["minilm"]["speed_1_core"] = measure(split_dir, "minilm", n_texts)
     if (split_dir / "model.fp32.onnx").is_file():
         backends["minilm"]["speed_1_core_fp32"] = measure(split_dir, "onnx:model.fp32.onnx", n_texts)

@@ -141,8 +141,15 @@ def table(results: dict[str, Any]) -> str:
     k = results.get("classifier", {})
     add("Classifier n-gram, telecom eval accuracy", _get(k, "ngram_telecom", "accuracy"))
     add("Classifier n-gram, training seconds (683 examples)", _get(k, "ngram_telecom", "train_seconds"))
-    add("Classifier n-gram, BANKING77 15% split accuracy", _get(k, "ngram_banking77", "accuracy"))
-    add("Classifier n-gram, BANKING77 queries/s", _get(k, "ngram_banking77", "tickets_per_second"))
+    for variant, label in (
+        ("default", "n-gram + static vectors (default)"),
+        ("without_static_vectors", "n-gram alone"),
+    ):
+        add(
+            f"Classifier {label}, BANKING77 15% split accuracy / queries/s",
+            f"{_get(k, 'ngram_banking77', variant, 'accuracy')} / "
+            f"{_get(k, 'ngram_banking77', variant, 'tickets_per_second')}",
+        )
     for backend, figures in (_get(k, "minilm", "backends") or {}).items():
         speed = figures.get("speed_1_core") or {}
         add(

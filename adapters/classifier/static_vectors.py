@@ -63,8 +63,20 @@ class StaticTable:
         return int(self.vectors.shape[1])
 
 
-@lru_cache(maxsize=4)
 def load_table(name: str = DEFAULT_TABLE, expected_sha256: str | None = None) -> StaticTable:
+    """The installed table `name`; with `expected_sha256`, refuse any other version of it."""
+    table = _read_table(name)
+    if expected_sha256 is not None and table.sha256 != expected_sha256:
+        raise ClassifierUnavailable(
+            f"the model was trained with another version of static vector table {name!r} "
+            f"(sha256 {expected_sha256[:12]}…, installed {table.sha256[:12]}…): retrain it with this version"
+        )
+    return table
+
+
+@lru_cache(maxsize=4)
+def _read_table(name: str) -> StaticTable:
+    # One copy per process however many models share the table (an ensemble and its n-gram member).
     path = table_path(name)
     try:
         with np.load(path) as arrays:
@@ -78,11 +90,6 @@ def load_table(name: str = DEFAULT_TABLE, expected_sha256: str | None = None) ->
     sha = content_sha256(joined, codes, scale)
     vocabulary = tuple(joined.split("\n"))
     vectors = codes.astype(np.float32) * scale.astype(np.float32)[:, None]
-    if expected_sha256 is not None and sha != expected_sha256:
-        raise ClassifierUnavailable(
-            f"the model was trained with another version of static vector table {name!r} "
-            f"(sha256 {expected_sha256[:12]}…, installed {sha[:12]}…): retrain it with this version"
-        )
     if len(vocabulary) != vectors.shape[0]:
         raise ClassifierUnavailable(f"static vector table {path}: {len(vocabulary)} tokens for {vectors.shape[0]} rows")
     return StaticTable(name=name, sha256=sha, vocabulary=vocabulary, vectors=vectors)

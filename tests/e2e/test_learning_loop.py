@@ -82,6 +82,7 @@ def test_inference_needs_no_scikit_learn(tmp_path: Path) -> None:
         "sys.meta_path.insert(0, Block())\n"
         "from adapters.classifier.loader import load_classifier\n"
         f"clf = load_classifier({str(tmp_path / 'm')!r})\n"
+        "assert clf.static is not None  # the static-vector member runs on numpy too\n"
         "print(clf.classify('I lost my card yesterday').primary_category)\n"
         "assert not any(m.split('.')[0] in {'sklearn', 'scipy', 'torch'} for m in sys.modules)\n"
     )

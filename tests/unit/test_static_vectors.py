@@ -137,15 +137,15 @@ def test_a_model_trained_on_another_table_version_is_refused(tmp_path: Path) -> 
 def test_a_missing_table_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(static_vectors, "TABLE_DIR", tmp_path)
     with pytest.raises(ClassifierUnavailable, match="is not installed"):
-        load_table.__wrapped__("minilm-l6-v2")
+        static_vectors._read_table.__wrapped__("minilm-l6-v2")
     with pytest.raises(ClassifierUnavailable, match="invalid static vector table name"):
-        load_table.__wrapped__("../../etc/passwd")
+        static_vectors._read_table.__wrapped__("../../etc/passwd")
 
 
 def test_a_table_copy_loads_to_the_same_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(static_vectors.table_path(DEFAULT_TABLE), tmp_path / f"{DEFAULT_TABLE}.npz")
     monkeypatch.setattr(static_vectors, "TABLE_DIR", tmp_path)
-    assert load_table.__wrapped__(DEFAULT_TABLE).sha256 == load_table().sha256
+    assert static_vectors._read_table.__wrapped__(DEFAULT_TABLE).sha256 == load_table().sha256
 
 
 def test_two_labels_train_a_working_static_member() -> None:
@@ -177,3 +177,15 @@ def test_the_mixing_weight_is_tuned_on_held_out_examples() -> None:
     assert weight >= 0.5
     assert with_static_weight(model, weight).static is not None
     assert model.static is not None and model.static.weight == weight
+
+
+def test_the_bundled_model_was_built_from_the_shipped_examples_and_table() -> None:
+    from adapters.classifier.default_model_builder import load_training_examples
+    from adapters.classifier.ngram import DEFAULT_MODEL_DIR
+    from adapters.classifier.training import dataset_fingerprint
+
+    # `make model` rebuilds it; a stale artifact would route with yesterday's examples.
+    metadata = json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text())
+    assert metadata["training_data_sha256"] == dataset_fingerprint(load_training_examples())
+    assert metadata["static_vectors"]["table_sha256"] == load_table().sha256
+    assert NgramClassifier.load().static is not None
