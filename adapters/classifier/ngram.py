@@ -279,7 +279,10 @@ def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
     except (OSError, ValueError) as exc:
         raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is unreadable: {exc}") from exc
     if data["hidden_weights"].shape[0] != table.dims:
-        raise ClassifierUnavailable(f"{directory}: static member expects {data['hidden_weights'].shape[0]}-d vectors")
+        raise ClassifierUnavailable(
+            f"{directory}: the static member takes {data['hidden_weights'].shape[0]}-d vectors, "
+            f"table {table.name!r} has {table.dims}"
+        )
     return StaticMember(
         embedder=StaticEmbedder(table),
         hidden_weights=data["hidden_weights"],
