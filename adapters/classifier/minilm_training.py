@@ -154,6 +154,7 @@ def fit_minilm_classifier(
     hyperparameters: MiniLMHyperparameters | None = None,
     threads: int | None = None,
     keep_unquantized: bool = False,
+    held_out_metrics: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune all-MiniLM-L6-v2 with a classification head, export it to ONNX, write the artifact.
@@ -161,6 +162,8 @@ def fit_minilm_classifier(
     `epochs` overrides `hyperparameters.epochs`. `validation` may be empty: the mixing weight and the int8 decision then fall back to
     DEFAULT_ENSEMBLE_WEIGHT and DEFAULT_QUANTIZE unless `ensemble_weight`/`quantize` are given.
     `threads` is torch's intra-op thread count (default DEFAULT_TRAINING_THREADS).
+    `held_out_metrics` is for a refit on every example after a split run with the same recipe: with
+    no validation of its own, the artifact records the split run's figures as its "validation".
     Returns the metrics also stored under "validation" (and more) in metadata.json.
     """
     say = progress or log.info
@@ -270,7 +273,8 @@ def fit_minilm_classifier(
     import transformers
 
     summary: dict[str, Any] = {
-        "validation": metrics,
+        "validation": metrics if len(validation) or held_out_metrics is None else held_out_metrics,
+        "ensemble": ensemble_info,
         "epoch_curve": curve,
         "training_seconds": round(training_seconds, 1),
         "seconds_per_epoch": round(training_seconds / max(1, hyper.epochs), 1),
@@ -298,7 +302,6 @@ def fit_minilm_classifier(
             "output": "logits",
             "quantized": "dynamic-int8" if quantize else None,
         },
-        "ensemble": ensemble_info,
         "versions": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

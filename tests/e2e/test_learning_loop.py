@@ -7,11 +7,15 @@ import json
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from adapters.classifier import minilm_training
 from adapters.classifier.ngram import NgramClassifier
+from adapters.classifier.training import TrainingExample, fit_ngram_classifier
 from handlers.cli import main
 
 ROOT = Path(__file__).parents[2]
@@ -66,6 +70,129 @@ def test_artifact_round_trips_to_the_same_predictions(tmp_path: Path) -> None:
     second = NgramClassifier.load(tmp_path / "m")
     for text, _ in rows[:20]:
         assert first.classify(text) == second.classify(text)
+
+
+class RecordingMiniLMTrainer:
+    """Stands in for `fit_minilm_classifier`, which needs torch and minutes per run: it records each
+    call and writes a real n-gram artifact where the MiniLM one would go, so that loading and
+    evaluating the split run's model are exercised for real."""
+
+    def __init__(self, weight: float = 0.45, quantized: bool = False) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.weight = weight
+        self.quantized = quantized
+
+    def __call__(
+        self,
+        train: Sequence[TrainingExample],
+        validation: Sequence[TrainingExample],
+        *,
+        model_dir: Path,
+        ensemble: bool,
+        metadata: dict[str, Any],
+        seed: int,
+        ensemble_weight: float | None = None,
+        quantize: bool | None = None,
+        held_out_metrics: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        self.calls.append(
+            {
+                "n_train": len(train),
+                "n_validation": len(validation),
+                "model_dir": model_dir,
+                "ensemble": ensemble,
+                "ensemble_weight": ensemble_weight,
+                "quantize": quantize,
+                "held_out_metrics": held_out_metrics,
+            }
+        )
+        model = fit_ngram_classifier(train, static_vectors=None)
+        model.save(model_dir, {**metadata, "validation": held_out_metrics or {}})
+        return {
+            "validation": {"ensemble": {"accuracy": 0.93}} if validation else {},
+            "ensemble": {"weight": self.weight} if ensemble else None,
+            "quantized": self.quantized,
+        }
+
+
+def test_minilm_training_measures_the_split_then_refits_on_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a labelled file and the MiniLM trainer
+    data = tmp_path / "train.csv"
+    rows = write_dataset(data)
+    trainer = RecordingMiniLMTrainer(weight=0.45, quantized=False)
+    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    target = tmp_path / "m"
+    # When an ensemble is trained
+    code = main(
+        ["train", "--data", str(data), "--label-column", "intent", "--backend", "ensemble", "--model-dir", str(target)]
+    )
+    captured = capsys.readouterr()
+    # Then the split run is measured on the held-out rows...
+    assert code == 0
+    split_run, refit = trainer.calls
+    assert split_run["n_validation"] == 12 and split_run["n_train"] == len(rows) + 2 - 12
+    assert split_run["model_dir"] != target
+    assert "Validation (12 held out): accuracy" in captured.out
+    # ...and the shipped model learns from every row with the split run's choices and figures
+    assert (refit["n_train"], refit["n_validation"], refit["model_dir"]) == (len(rows) + 2, 0, target)
+    assert (refit["ensemble_weight"], refit["quantize"]) == (0.45, False)
+    assert refit["held_out_metrics"]["ensemble"] == {"accuracy": 0.93}
+    assert refit["held_out_metrics"]["evaluation"]["n"] == 12
+    assert json.loads((target / "metadata.json").read_text())["validation"]["evaluation"]["accuracy"] > 0.9
+    assert not split_run["model_dir"].exists()  # the split run's model was scratch
+
+
+def test_minilm_training_without_refit_ships_the_split_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    trainer = RecordingMiniLMTrainer()
+    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    target = tmp_path / "m"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--label-column",
+            "intent",
+            "--backend",
+            "minilm",
+            "--no-refit",
+            "--model-dir",
+            str(target),
+        ]
+    )
+    assert code == 0
+    [only] = trainer.calls
+    assert (only["model_dir"], only["n_validation"], only["ensemble"]) == (target, 12, False)
+    assert (target / "metadata.json").exists()
+    assert "Validation (12 held out)" in capsys.readouterr().out
+
+
+def test_ngram_training_without_refit_ships_the_model_it_measured(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    rows = write_dataset(data)
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--label-column",
+            "intent",
+            "--no-static-vectors",
+            "--no-refit",
+            "--model-dir",
+            str(tmp_path / "m"),
+        ]
+    )
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert code == 0
+    assert metadata["n_train"] == len(rows) + 2 - 12
+    assert metadata["validation"]["n"] == 12
 
 
 def test_inference_needs_no_scikit_learn(tmp_path: Path) -> None:
