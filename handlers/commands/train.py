@@ -183,6 +183,11 @@ def _train_minilm(
 
     ensemble = backend == "ensemble"
     validation = [examples[i] for i in val_idx]
+
+    def progress(message: str) -> None:
+        # Fine-tuning takes minutes per epoch: say where it is rather than sit silent.
+        print(f"ticket-router: {message}", file=sys.stderr, flush=True)
+
     refit = refit and bool(validation)
     with tempfile.TemporaryDirectory(prefix="ticket-router-split-") as scratch:
         split_dir = Path(scratch) / "split" if refit else model_dir
@@ -193,6 +198,7 @@ def _train_minilm(
             ensemble=ensemble,
             metadata=source,
             seed=seed,
+            progress=progress,
         )
         if not validation:
             return None
@@ -200,10 +206,9 @@ def _train_minilm(
         metrics = evaluate_classifier(held_out, [e.text for e in validation], [e.label for e in validation]).summary()
         if not refit:
             return metrics
-    print(
-        f"ticket-router: held-out accuracy {metrics['accuracy']:.3f} with {len(train_idx)} rows; "
-        f"retraining on all {len(examples)} with the same recipe",
-        file=sys.stderr,
+    progress(
+        f"held-out accuracy {metrics['accuracy']:.3f} with {len(train_idx)} rows; "
+        f"retraining on all {len(examples)} with the same recipe"
     )
     # The split run chose the mixing weight and int8 vs fp32; the refit reuses both, as it has no
     # held-out rows to choose them with.
@@ -217,5 +222,6 @@ def _train_minilm(
         ensemble_weight=split_run["ensemble"]["weight"] if ensemble else None,
         quantize=bool(split_run["quantized"]),
         held_out_metrics={**split_run["validation"], "evaluation": metrics},
+        progress=progress,
     )
     return metrics

@@ -7,7 +7,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,7 @@ class RecordingMiniLMTrainer:
         ensemble_weight: float | None = None,
         quantize: bool | None = None,
         held_out_metrics: dict[str, Any] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         self.calls.append(
             {
@@ -106,6 +107,8 @@ class RecordingMiniLMTrainer:
                 "held_out_metrics": held_out_metrics,
             }
         )
+        if progress is not None:
+            progress(f"epoch 1/1 on {len(train)} rows")
         model = fit_ngram_classifier(train, static_vectors=None)
         model.save(model_dir, {**metadata, "validation": held_out_metrics or {}})
         return {
@@ -135,6 +138,8 @@ def test_minilm_training_measures_the_split_then_refits_on_every_row(
     assert split_run["n_validation"] == 12 and split_run["n_train"] == len(rows) + 2 - 12
     assert split_run["model_dir"] != target
     assert "Validation (12 held out): accuracy" in captured.out
+    assert "ticket-router: epoch 1/1 on 80 rows" in captured.err
+    assert "retraining on all 92" in captured.err
     # ...and the shipped model learns from every row with the split run's choices and figures
     assert (refit["n_train"], refit["n_validation"], refit["model_dir"]) == (len(rows) + 2, 0, target)
     assert (refit["ensemble_weight"], refit["quantize"]) == (0.45, False)
