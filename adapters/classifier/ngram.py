@@ -24,15 +24,18 @@ from adapters.classifier.static_vectors import (
     load_table,
     log_softmax,
     mix_log_probabilities,
+    with_tuned_rows,
 )
 from domain.errors import ClassifierUnavailable
 from domain.models import CategoryScore, IssueClassification
 
-# Format 2 adds the optional static-vector member; models without one are still written as 1,
-# so that older readers keep loading them.
+# Format 2 adds the optional static-vector member, format 3 its fine-tuned token vectors (a reader
+# of format 2 would silently use the untuned table, so it must refuse them). Models without a
+# member are still written as 1, so that older readers keep loading them.
 ARTIFACT_FORMAT = 1
 STATIC_ARTIFACT_FORMAT = 2
-SUPPORTED_FORMATS = (ARTIFACT_FORMAT, STATIC_ARTIFACT_FORMAT)
+TUNED_STATIC_ARTIFACT_FORMAT = 3
+SUPPORTED_FORMATS = (ARTIFACT_FORMAT, STATIC_ARTIFACT_FORMAT, TUNED_STATIC_ARTIFACT_FORMAT)
 WEIGHTS_FILE = "model.npz"
 STATIC_WEIGHTS_FILE = "static.npz"
 METADATA_FILE = "metadata.json"
@@ -179,7 +182,8 @@ class NgramClassifier:
             "static_vectors": None,
         }
         if self.static is not None:
-            full["format"] = STATIC_ARTIFACT_FORMAT
+            tuned = self.static.tuned_rows is not None
+            full["format"] = TUNED_STATIC_ARTIFACT_FORMAT if tuned else STATIC_ARTIFACT_FORMAT
             full["static_vectors"] = _save_static(directory, self.static)
         (directory / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -251,14 +255,17 @@ class NgramClassifier:
 
 
 def _save_static(directory: Path, static: StaticMember) -> dict[str, Any]:
-    np.savez_compressed(
-        directory / STATIC_WEIGHTS_FILE,
-        hidden_weights=static.hidden_weights.astype(np.float16),
-        hidden_bias=static.hidden_bias.astype(np.float32),
-        output_weights=static.output_weights.astype(np.float16),
-        output_bias=static.output_bias.astype(np.float32),
-    )
     table = static.embedder.table
+    arrays: dict[str, np.ndarray] = {
+        "hidden_weights": static.hidden_weights.astype(np.float16),
+        "hidden_bias": static.hidden_bias.astype(np.float32),
+        "output_weights": static.output_weights.astype(np.float16),
+        "output_bias": static.output_bias.astype(np.float32),
+    }
+    if static.tuned_rows is not None:
+        arrays["tuned_rows"] = static.tuned_rows.astype(np.int32)
+        arrays["tuned_vectors"] = table.vectors[static.tuned_rows].astype(np.float16)
+    np.savez_compressed(directory / STATIC_WEIGHTS_FILE, allow_pickle=False, **arrays)
     return {
         "table": table.name,
         "table_sha256": table.sha256,
@@ -266,6 +273,7 @@ def _save_static(directory: Path, static: StaticMember) -> dict[str, Any]:
         "hidden": int(static.hidden_weights.shape[1]),
         "input_scale": static.input_scale,
         "weight": static.weight,
+        "tuned_rows": None if static.tuned_rows is None else int(static.tuned_rows.size),
     }
 
 
@@ -273,7 +281,8 @@ def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
     table = load_table(spec["table"], spec.get("table_sha256"))
     try:
         with np.load(directory / STATIC_WEIGHTS_FILE) as arrays:
-            data = {name: arrays[name].astype(np.float32) for name in arrays.files}
+            data = {name: arrays[name].astype(np.float32) for name in arrays.files if name != "tuned_rows"}
+            tuned_rows = arrays["tuned_rows"].astype(np.int64) if "tuned_rows" in arrays.files else None
     except FileNotFoundError as exc:
         raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is missing") from exc
     except (OSError, ValueError) as exc:
@@ -283,6 +292,8 @@ def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
             f"{directory}: the static member takes {data['hidden_weights'].shape[0]}-d vectors, "
             f"table {table.name!r} has {table.dims}"
         )
+    if tuned_rows is not None:
+        table = with_tuned_rows(table, tuned_rows, data["tuned_vectors"])
     return StaticMember(
         embedder=StaticEmbedder(table),
         hidden_weights=data["hidden_weights"],
@@ -291,4 +302,5 @@ def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
         output_bias=data["output_bias"],
         input_scale=float(spec["input_scale"]),
         weight=float(spec["weight"]),
+        tuned_rows=tuned_rows,
     )

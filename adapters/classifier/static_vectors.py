@@ -9,6 +9,7 @@ package; a trained model names it and its SHA-256 rather than carrying a copy.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import unicodedata
@@ -95,6 +96,24 @@ def _read_table(name: str) -> StaticTable:
     return StaticTable(name=name, sha256=sha, vocabulary=vocabulary, vectors=vectors)
 
 
+def with_tuned_rows(table: StaticTable, rows: np.ndarray, vectors: np.ndarray) -> StaticTable:
+    """`table` with some rows replaced by a model's fine-tuned vectors.
+
+    Name and SHA-256 stay the base table's: a model names the table it started from, and carries
+    only the rows its training moved (the tokens it saw), so words it never saw keep their
+    shipped meaning.
+    """
+    if rows.shape[0] != vectors.shape[0] or vectors.shape[1:] != (table.dims,):
+        raise ClassifierUnavailable(
+            f"tuned rows of shape {vectors.shape} for {rows.shape[0]} tokens do not fit table {table.name!r} ({table.dims}-d)"
+        )
+    if rows.size and (rows.min() < 0 or rows.max() >= len(table.vocabulary)):
+        raise ClassifierUnavailable(f"tuned rows point outside table {table.name!r}")
+    tuned = table.vectors.copy()
+    tuned[rows] = vectors
+    return dataclasses.replace(table, vectors=tuned)
+
+
 class StaticEmbedder:
     """Text -> unit vector: WordPiece tokens looked up in a static table and summed."""
 
@@ -150,7 +169,8 @@ class StaticMember:
 
     The mix is log-linear: log p = (1 - weight) * log p_ngram + weight * log p_static, then
     renormalised. Hashed n-grams know the exact wording; this member knows which words mean
-    alike, so each corrects the other's typical mistakes.
+    alike, so each corrects the other's typical mistakes. `tuned_rows` are the table rows that
+    training fine-tuned (their vectors are in `embedder.table`); None for a frozen table.
     """
 
     embedder: StaticEmbedder
@@ -160,6 +180,7 @@ class StaticMember:
     output_bias: np.ndarray  # [labels]
     input_scale: float
     weight: float
+    tuned_rows: np.ndarray | None = None
 
     def logits(self, text: str) -> np.ndarray:
         features = self.embedder.embed(text) * self.input_scale

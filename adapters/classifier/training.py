@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import warnings
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,16 +25,26 @@ from adapters.classifier.static_vectors import (
     load_table,
     log_softmax,
     mix_log_probabilities,
+    with_tuned_rows,
 )
 
-# The static-vector member. Chosen on stratified 85/15 splits of banking77 train (three seeds,
-# bench/classifier.py): the mix beat the n-gram model alone at every weight from 0.2 to 0.5.
-DEFAULT_STATIC_WEIGHT = 0.3
+# The static-vector member: a bag of the table's token vectors, fine-tuned together with a
+# one-hidden-layer network (numpy, a few epochs). Chosen on stratified 85/15 splits of banking77
+# train: fine-tuning the vectors of the tokens seen in training lifted the member alone from 87-89%
+# (scikit-learn MLP over the frozen table) to 89-91%, and the mix by 0.2-0.4 points, in a tenth of
+# the training time. Weights 0.3 to 0.5 were all within 0.2 points of the best.
+DEFAULT_STATIC_WEIGHT = 0.4
 STATIC_HIDDEN_UNITS = 1024
-STATIC_L2 = 1e-2
+STATIC_L2 = 1e-4
 # Unit-length inputs are small per dimension; scaling them lets Adam's default step size work.
 STATIC_INPUT_SCALE = 3.0
-STATIC_MAX_EPOCHS = 300
+STATIC_LEARNING_RATE = 1e-3
+STATIC_BATCH = 32
+# Three passes over banking77-sized data; small data sets get more passes so that the network
+# still takes enough optimiser steps. More epochs over-fit: the member gets over-confident and the
+# mix loses what the member alone gains.
+STATIC_MIN_EPOCHS = 3
+STATIC_MIN_STEPS = 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +137,13 @@ def fit_ngram_classifier(
         static = fit_static_member(texts, y, len(labels), table=static_vectors, weight=static_weight, seed=seed)
         hyper["static"] = {
             "table": static_vectors,
+            "trainer": "fine-tuned embedding bag",
             "hidden_units": STATIC_HIDDEN_UNITS,
             "l2": STATIC_L2,
             "input_scale": STATIC_INPUT_SCALE,
-            "max_epochs": STATIC_MAX_EPOCHS,
+            "learning_rate": STATIC_LEARNING_RATE,
+            "batch_size": STATIC_BATCH,
+            "epochs": static_epochs(len(texts)),
             "seed": seed,
         }
     return NgramClassifier(
@@ -152,6 +165,11 @@ def fit_ngram_classifier(
     )
 
 
+def static_epochs(n_examples: int) -> int:
+    steps_per_epoch = max(1, math.ceil(n_examples / STATIC_BATCH))
+    return max(STATIC_MIN_EPOCHS, math.ceil(STATIC_MIN_STEPS / steps_per_epoch))
+
+
 def fit_static_member(
     texts: Sequence[str],
     y: np.ndarray,
@@ -161,43 +179,113 @@ def fit_static_member(
     weight: float = DEFAULT_STATIC_WEIGHT,
     seed: int = 0,
 ) -> StaticMember:
-    """A ReLU network with one hidden layer over the texts' static vectors (scikit-learn's MLP)."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    embedder = StaticEmbedder(load_table(table))
-    features = embedder.embed_many(list(texts)) * STATIC_INPUT_SCALE
-    network = MLPClassifier(
-        hidden_layer_sizes=(STATIC_HIDDEN_UNITS,),
-        alpha=STATIC_L2,
-        max_iter=STATIC_MAX_EPOCHS,
-        random_state=seed,
-    )
-    with warnings.catch_warnings():
-        # Small training sets stop on the epoch cap before the loss settles; the model is still usable.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        network.fit(features, y)
-    hidden_weights, output_weights = (np.asarray(w, dtype=np.float32) for w in network.coefs_)
-    hidden_bias, output_bias = (np.asarray(b, dtype=np.float32) for b in network.intercepts_)
-    # Columns follow network.classes_, which holds only the label indices seen in y.
-    full_weights = np.zeros((hidden_weights.shape[1], n_labels), dtype=np.float32)
-    full_bias = np.full(n_labels, -1e4, dtype=np.float32)
-    classes = np.asarray(network.classes_, dtype=np.int64)
-    if output_weights.shape[1] == 1:  # two classes: one logistic unit, the first class at logit 0
-        full_weights[:, classes[1]] = output_weights[:, 0]
-        full_bias[classes[0]], full_bias[classes[1]] = 0.0, output_bias[0]
-    else:
-        full_weights[:, classes] = output_weights
-        full_bias[classes] = output_bias
+    """A ReLU network with one hidden layer over the texts' static vectors, trained together with the
+    vectors of the tokens it sees (numpy, Adam, softmax cross-entropy)."""
+    base = load_table(table)
+    embedder = StaticEmbedder(base)
+    token_rows = [embedder.token_rows(t) for t in texts]
+    seen = np.array(sorted({row for rows in token_rows for row in rows}), dtype=np.int64)
+    compact = {int(row): i for i, row in enumerate(seen)}
+    examples = [np.array([compact[row] for row in rows], dtype=np.int64) for rows in token_rows]
+    bag = _EmbeddingBagNetwork(base.vectors[seen], n_labels, np.random.default_rng(seed))
+    bag.fit(examples, np.asarray(y, dtype=np.int64), static_epochs(len(examples)))
     return StaticMember(
-        embedder=embedder,
-        hidden_weights=hidden_weights,
-        hidden_bias=hidden_bias,
-        output_weights=full_weights,
-        output_bias=full_bias,
+        embedder=StaticEmbedder(with_tuned_rows(base, seen, bag.vectors)),
+        hidden_weights=bag.hidden_weights,
+        hidden_bias=bag.hidden_bias,
+        output_weights=bag.output_weights,
+        output_bias=bag.output_bias,
         input_scale=STATIC_INPUT_SCALE,
         weight=weight,
+        tuned_rows=seen,
     )
+
+
+class _EmbeddingBagNetwork:
+    """text vector = normalise(sum of its token vectors) * scale -> ReLU layer -> softmax.
+
+    Hand-written because neither scikit-learn nor numpy offers a network whose input vectors are
+    themselves trained; the forward pass is exactly `StaticMember.logits`.
+    """
+
+    def __init__(self, vectors: np.ndarray, n_labels: int, rng: np.random.Generator) -> None:
+        dims, hidden = vectors.shape[1], STATIC_HIDDEN_UNITS
+        self.rng = rng
+        self.vectors = vectors.astype(np.float32).copy()
+        self.hidden_weights = (rng.standard_normal((dims, hidden)) * np.sqrt(2 / (dims + hidden))).astype(np.float32)
+        self.hidden_bias = np.zeros(hidden, np.float32)
+        self.output_weights = (rng.standard_normal((hidden, n_labels)) * np.sqrt(2 / (hidden + n_labels))).astype(
+            np.float32
+        )
+        self.output_bias = np.zeros(n_labels, np.float32)
+
+    def _parameters(self) -> list[np.ndarray]:
+        return [self.hidden_weights, self.hidden_bias, self.output_weights, self.output_bias, self.vectors]
+
+    def fit(self, examples: list[np.ndarray], y: np.ndarray, epochs: int) -> None:
+        parameters = self._parameters()
+        first = [np.zeros_like(p) for p in parameters]
+        second = [np.zeros_like(p) for p in parameters]
+        step = 0
+        order = np.arange(len(examples))
+        for epoch in range(epochs):
+            self.rng.shuffle(order)
+            rate = STATIC_LEARNING_RATE * (1.0 - epoch / epochs)  # linear decay, per epoch
+            for start in range(0, len(order), STATIC_BATCH):
+                batch = order[start : start + STATIC_BATCH]
+                gradients = self._gradients([examples[i] for i in batch], y[batch])
+                step += 1
+                for moments in zip(parameters, gradients, first, second, strict=True):
+                    _adam_step(*moments, rate=rate, step=step)
+
+    def _gradients(self, batch: list[np.ndarray], y: np.ndarray) -> list[np.ndarray]:
+        lengths = np.array([len(rows) for rows in batch])
+        present = lengths > 0
+        flat = np.concatenate([rows for rows in batch if len(rows)]) if present.any() else np.zeros(0, np.int64)
+        summed = np.zeros((len(batch), self.vectors.shape[1]), np.float32)
+        if flat.size:
+            starts = np.concatenate([[0], np.cumsum(lengths[present])[:-1]])
+            summed[present] = np.add.reduceat(self.vectors[flat], starts, axis=0)
+        norms = np.linalg.norm(summed, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        unit = summed / norms
+        inputs = unit * STATIC_INPUT_SCALE
+        hidden = np.maximum(inputs @ self.hidden_weights + self.hidden_bias, 0.0)
+        logits = hidden @ self.output_weights + self.output_bias
+        probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        d_logits = probabilities
+        d_logits[np.arange(len(y)), y] -= 1.0
+        d_logits /= len(y)
+        d_output_weights = hidden.T @ d_logits + STATIC_L2 * self.output_weights
+        d_hidden = (d_logits @ self.output_weights.T) * (hidden > 0)
+        d_hidden_weights = inputs.T @ d_hidden + STATIC_L2 * self.hidden_weights
+        d_unit = (d_hidden @ self.hidden_weights.T) * STATIC_INPUT_SCALE
+        # Through the normalisation: d(s/|s|)/ds projects out the component along s.
+        d_summed = (d_unit - unit * (unit * d_unit).sum(axis=1, keepdims=True)) / norms
+        d_vectors = np.zeros_like(self.vectors)
+        if flat.size:
+            np.add.at(d_vectors, flat, np.repeat(d_summed[present], lengths[present], axis=0))
+        return [d_hidden_weights, d_hidden.sum(axis=0), d_output_weights, d_logits.sum(axis=0), d_vectors]
+
+
+def _adam_step(
+    parameter: np.ndarray,
+    gradient: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    *,
+    rate: float,
+    step: int,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+) -> None:
+    """One Adam update, in place."""
+    first *= beta1
+    first += (1 - beta1) * gradient
+    second *= beta2
+    second += (1 - beta2) * gradient * gradient
+    parameter -= rate * (first / (1 - beta1**step)) / (np.sqrt(second / (1 - beta2**step)) + 1e-8)
 
 
 def tune_static_weight(classifier: NgramClassifier, examples: Sequence[TrainingExample]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -104,13 +105,49 @@ def test_a_model_with_a_static_member_round_trips(tmp_path: Path) -> None:
     loaded = NgramClassifier.load(tmp_path / "m")
 
     metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
-    assert metadata["format"] == 2
+    assert metadata["format"] == 3
+    assert metadata["static_vectors"]["tuned_rows"] > 0
     assert metadata["static_vectors"]["table"] == DEFAULT_TABLE
     assert metadata["static_vectors"]["table_sha256"] == load_table().sha256
     assert loaded.static is not None
     for text, _ in UNSEEN_WORDING:
         assert np.allclose(loaded.probabilities(text), model.probabilities(text), atol=2e-3)
         assert loaded.classify(text).primary_category == model.classify(text).primary_category
+
+
+def test_training_tunes_only_the_vectors_of_tokens_it_saw() -> None:
+    # Given a model trained with the static member
+    model = fit_ngram_classifier(_examples(), seed=3)
+    assert model.static is not None and model.static.tuned_rows is not None
+    base, tuned = load_table(), model.static.embedder.table
+    seen = {row for e in _examples() for row in model.static.embedder.token_rows(e.text)}
+    # Then exactly the seen tokens' rows moved, and the shared table itself is untouched
+    assert set(model.static.tuned_rows.tolist()) == seen
+    moved = np.flatnonzero(np.abs(tuned.vectors - base.vectors).max(axis=1) > 0)
+    assert set(moved.tolist()) <= seen and len(moved) > 0.9 * len(seen)
+    assert tuned.sha256 == base.sha256 and tuned.vectors is not base.vectors
+
+
+def test_a_format_2_model_with_a_frozen_table_still_loads(tmp_path: Path) -> None:
+    # Given a model whose member reads the shipped table as it is (written by earlier versions)
+    model = fit_ngram_classifier(_examples(), seed=3)
+    assert model.static is not None
+    model.static = dataclasses.replace(model.static, embedder=StaticEmbedder(load_table()), tuned_rows=None)
+    model.save(tmp_path / "m", model.metadata)
+    # When it is loaded, then it is format 2 and predicts as it did in memory
+    assert json.loads((tmp_path / "m" / "metadata.json").read_text())["format"] == 2
+    loaded = NgramClassifier.load(tmp_path / "m")
+    assert loaded.static is not None and loaded.static.tuned_rows is None
+    for text, _ in UNSEEN_WORDING:
+        assert np.allclose(loaded.probabilities(text), model.probabilities(text), atol=2e-3)
+
+
+def test_tuned_rows_outside_the_table_are_refused() -> None:
+    table = load_table()
+    with pytest.raises(ClassifierUnavailable, match="outside table"):
+        static_vectors.with_tuned_rows(table, np.array([len(table.vocabulary)]), np.zeros((1, table.dims), np.float32))
+    with pytest.raises(ClassifierUnavailable, match="do not fit"):
+        static_vectors.with_tuned_rows(table, np.array([0]), np.zeros((1, table.dims + 1), np.float32))
 
 
 def test_a_model_without_static_member_keeps_format_1(tmp_path: Path) -> None:
