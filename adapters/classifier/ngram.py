@@ -287,6 +287,12 @@ def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
         raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is missing") from exc
     except (OSError, ValueError) as exc:
         raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is unreadable: {exc}") from exc
+    required = {"hidden_weights", "hidden_bias", "output_weights", "output_bias"}
+    if tuned_rows is not None:
+        required.add("tuned_vectors")
+    missing = sorted(required - data.keys())
+    if missing:
+        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} lacks {', '.join(missing)}")
     if data["hidden_weights"].shape[0] != table.dims:
         raise ClassifierUnavailable(
             f"{directory}: the static member takes {data['hidden_weights'].shape[0]}-d vectors, "

@@ -150,6 +150,19 @@ def test_tuned_rows_outside_the_table_are_refused() -> None:
         static_vectors.with_tuned_rows(table, np.array([0]), np.zeros((1, table.dims + 1), np.float32))
 
 
+def test_a_static_member_file_missing_an_array_is_a_clear_error(tmp_path: Path) -> None:
+    # Given a saved model whose static.npz lost its tuned vectors (a damaged or hand-edited file)
+    model = fit_ngram_classifier(_examples(), seed=3)
+    model.save(tmp_path / "m", model.metadata)
+    member_file = tmp_path / "m" / "static.npz"
+    with np.load(member_file) as arrays:
+        kept = {name: arrays[name] for name in arrays.files if name != "tuned_vectors"}
+    np.savez_compressed(member_file, **kept)
+    # When it is loaded, then the error names the missing array instead of a bare KeyError
+    with pytest.raises(ClassifierUnavailable, match="lacks tuned_vectors"):
+        NgramClassifier.load(tmp_path / "m")
+
+
 def test_a_model_without_static_member_keeps_format_1(tmp_path: Path) -> None:
     model = fit_ngram_classifier(_examples(), static_vectors=None)
     model.save(tmp_path / "m", model.metadata)
