@@ -39,6 +39,13 @@ def register(subparsers: Any) -> None:
         help="ngram: leave out the static MiniLM word-vector member (smaller, faster, less accurate)",
     )
     parser.add_argument(
+        "--precision",
+        choices=("auto", "int8", "fp32"),
+        default="auto",
+        help="minilm/ensemble: auto ships int8 (4x smaller, 2x faster) unless it costs over 0.3 points on "
+        "validation; fp32 when accuracy matters more than size",
+    )
+    parser.add_argument(
         "--no-refit",
         dest="refit",
         action="store_false",
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.validation_split < 0.9:
         raise ConfigurationError("--validation-split must be between 0 and 0.9")
+    if args.precision != "auto" and args.backend == "ngram":
+        raise ConfigurationError("--precision applies to --backend minilm or ensemble, not ngram")
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     for problem in data.problems[:20]:
         print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
@@ -98,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
             examples, train_idx, val_idx, model_dir, args.c, args.static_vectors, args.seed, args.refit, source
         )
     else:
-        metrics = _train_minilm(examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source)
+        quantize = {"auto": None, "int8": True, "fp32": False}[args.precision]
+        metrics = _train_minilm(
+            examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source, quantize
+        )
     print(f"Trained a {args.backend} model on {len(examples)} tickets, {len(counts)} labels -> {model_dir}")
     if metrics:
         print(
@@ -170,6 +182,7 @@ def _train_minilm(
     seed: int,
     refit: bool,
     source: dict[str, Any],
+    quantize: bool | None = None,
 ) -> dict[str, Any] | None:
     try:
         # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
@@ -198,6 +211,7 @@ def _train_minilm(
             ensemble=ensemble,
             metadata=source,
             seed=seed,
+            quantize=quantize,
             progress=progress,
         )
         if not validation:

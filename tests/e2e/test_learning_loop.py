@@ -114,7 +114,7 @@ class RecordingMiniLMTrainer:
         return {
             "validation": {"ensemble": {"accuracy": 0.93}} if validation else {},
             "ensemble": {"weight": self.weight} if ensemble else None,
-            "quantized": self.quantized,
+            "quantized": self.quantized if quantize is None else quantize,
         }
 
 
@@ -176,6 +176,34 @@ def test_minilm_training_without_refit_ships_the_split_model(
     assert (only["model_dir"], only["n_validation"], only["ensemble"]) == (target, 12, False)
     assert (target / "metadata.json").exists()
     assert "Validation (12 held out)" in capsys.readouterr().out
+
+
+def test_a_chosen_precision_holds_for_the_split_run_and_the_refit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    # Given a trainer that would pick int8 on its own
+    trainer = RecordingMiniLMTrainer(quantized=True)
+    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    # When fp32 is asked for
+    args = ["train", "--data", str(data), "--label-column", "intent", "--backend", "ensemble"]
+    code = main([*args, "--precision", "fp32", "--model-dir", str(tmp_path / "m")])
+    # Then both runs are told fp32
+    assert code == 0
+    assert [call["quantize"] for call in trainer.calls] == [False, False]
+
+
+def test_precision_is_refused_for_the_ngram_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    target = tmp_path / "m"
+    code = main(
+        ["train", "--data", str(data), "--label-column", "intent", "--precision", "fp32", "--model-dir", str(target)]
+    )
+    assert code != 0
+    assert "--precision applies to --backend minilm or ensemble" in capsys.readouterr().err
+    assert not target.exists()
 
 
 def test_ngram_training_without_refit_ships_the_model_it_measured(tmp_path: Path) -> None:
