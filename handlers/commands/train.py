@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
         "validation; fp32 when accuracy matters more than size",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="minilm/ensemble: torch threads for fine-tuning (default 1, fastest on a shared machine; "
+        "give a dedicated machine its core count)",
+    )
+    parser.add_argument(
         "--no-refit",
         dest="refit",
         action="store_false",
@@ -74,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.validation_split < 0.9:
         raise ConfigurationError("--validation-split must be between 0 and 0.9")
-    if args.precision != "auto" and args.backend == "ngram":
-        raise ConfigurationError("--precision applies to --backend minilm or ensemble, not ngram")
+    if args.backend == "ngram" and (args.precision != "auto" or args.threads is not None):
+        option = "--precision" if args.precision != "auto" else "--threads"
+        raise ConfigurationError(f"{option} applies to --backend minilm or ensemble, not ngram")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigurationError("--threads must be at least 1")
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     for problem in data.problems[:20]:
         print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
@@ -109,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         quantize = {"auto": None, "int8": True, "fp32": False}[args.precision]
         metrics = _train_minilm(
-            examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source, quantize
+            examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source, quantize, args.threads
         )
     print(f"Trained a {args.backend} model on {len(examples)} tickets, {len(counts)} labels -> {model_dir}")
     if metrics:
@@ -183,6 +193,7 @@ def _train_minilm(
     refit: bool,
     source: dict[str, Any],
     quantize: bool | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any] | None:
     try:
         # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
@@ -212,6 +223,7 @@ def _train_minilm(
             metadata=source,
             seed=seed,
             quantize=quantize,
+            threads=threads,
             progress=progress,
         )
         if not validation:
@@ -235,6 +247,7 @@ def _train_minilm(
         seed=seed,
         ensemble_weight=split_run["ensemble"]["weight"] if ensemble else None,
         quantize=bool(split_run["quantized"]),
+        threads=threads,
         held_out_metrics={**split_run["validation"], "evaluation": metrics},
         progress=progress,
     )

@@ -94,6 +94,7 @@ class RecordingMiniLMTrainer:
         ensemble_weight: float | None = None,
         quantize: bool | None = None,
         held_out_metrics: dict[str, Any] | None = None,
+        threads: int | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         self.calls.append(
@@ -104,6 +105,7 @@ class RecordingMiniLMTrainer:
                 "ensemble": ensemble,
                 "ensemble_weight": ensemble_weight,
                 "quantize": quantize,
+                "threads": threads,
                 "held_out_metrics": held_out_metrics,
             }
         )
@@ -178,7 +180,7 @@ def test_minilm_training_without_refit_ships_the_split_model(
     assert "Validation (12 held out)" in capsys.readouterr().out
 
 
-def test_a_chosen_precision_holds_for_the_split_run_and_the_refit(
+def test_a_chosen_precision_and_thread_count_hold_for_the_split_run_and_the_refit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "train.csv"
@@ -188,21 +190,29 @@ def test_a_chosen_precision_holds_for_the_split_run_and_the_refit(
     monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
     # When fp32 is asked for
     args = ["train", "--data", str(data), "--label-column", "intent", "--backend", "ensemble"]
-    code = main([*args, "--precision", "fp32", "--model-dir", str(tmp_path / "m")])
-    # Then both runs are told fp32
+    code = main([*args, "--precision", "fp32", "--threads", "4", "--model-dir", str(tmp_path / "m")])
+    # Then both runs are told fp32, on four threads
     assert code == 0
-    assert [call["quantize"] for call in trainer.calls] == [False, False]
+    assert [(call["quantize"], call["threads"]) for call in trainer.calls] == [(False, 4), (False, 4)]
 
 
-def test_precision_is_refused_for_the_ngram_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--precision", "fp32"], "--precision applies to --backend minilm or ensemble"),
+        (["--threads", "2"], "--threads applies to --backend minilm or ensemble"),
+        (["--backend", "minilm", "--threads", "0"], "--threads must be at least 1"),
+    ],
+)
+def test_minilm_only_options_are_checked_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
     data = tmp_path / "train.csv"
     write_dataset(data)
     target = tmp_path / "m"
-    code = main(
-        ["train", "--data", str(data), "--label-column", "intent", "--precision", "fp32", "--model-dir", str(target)]
-    )
+    code = main(["train", "--data", str(data), "--label-column", "intent", *options, "--model-dir", str(target)])
     assert code != 0
-    assert "--precision applies to --backend minilm or ensemble" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not target.exists()
 
 
