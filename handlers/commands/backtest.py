@@ -20,9 +20,8 @@ from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
-from handlers.commands.route import parse_now
+from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
 from handlers.labelled_data import TextColumns, read_labelled
-from handlers.settings import LocalSettings, load_settings
 from handlers.validation import describe_validation_error
 
 
@@ -39,10 +38,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--subject-column", default="subject")
     parser.add_argument("--body-column", default="description", help="ticket text column (default description)")
     parser.add_argument("--customer-column", default="customer_id")
-    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default pipeline)")
-    parser.add_argument("--model-dir", type=Path, help="trained classifier (default: the bundled model)")
-    parser.add_argument("--label-team-map", type=Path, help="map a model's labels to teams (JSON or CSV)")
-    parser.add_argument("--taxonomy", type=Path)
+    add_routing_arguments(parser)
     parser.add_argument("--customers", type=Path)
     parser.add_argument("--services", type=Path)
     parser.add_argument("--now", type=parse_now)
@@ -51,16 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    for flag, field in (
-        ("engine", "routing_engine"),
-        ("model_dir", "router_model_dir"),
-        ("label_team_map", "router_label_team_map"),
-        ("taxonomy", "router_taxonomy"),
-    ):
-        if getattr(args, flag):
-            overrides[field] = getattr(args, flag)
-    settings = load_settings(LocalSettings).model_copy(update=overrides)
+    settings = routing_settings(args)
     columns = TextColumns(text=None, subject=args.subject_column, body=args.body_column)
     data = read_labelled(args.file, columns, args.label_column)
     clock = FixedClock(args.now) if args.now else SystemClock()

@@ -27,6 +27,30 @@ def parse_now(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {value!r}") from exc
 
 
+def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose how tickets are routed; `route` and `backtest` share them."""
+    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default: pipeline)")
+    parser.add_argument("--model-dir", type=Path, help="trained classifier artifact (default: the bundled model)")
+    parser.add_argument(
+        "--label-team-map", type=Path, help="map a trained model's labels to teams (JSON object or label,team CSV)"
+    )
+    parser.add_argument("--taxonomy", type=Path, help="taxonomy TOML (default: the bundled telecom taxonomy)")
+
+
+def routing_settings(args: argparse.Namespace) -> LocalSettings:
+    """Local settings from the environment, overridden by the routing options given."""
+    overrides: dict[str, Any] = {}
+    for option, field in (
+        ("engine", "routing_engine"),
+        ("model_dir", "router_model_dir"),
+        ("label_team_map", "router_label_team_map"),
+        ("taxonomy", "router_taxonomy"),
+    ):
+        if getattr(args, option):
+            overrides[field] = getattr(args, option)
+    return load_settings(LocalSettings).model_copy(update=overrides)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "route",
@@ -44,22 +68,13 @@ def register(subparsers: Any) -> None:
         help="SQLite decision store to use and keep (default: a fresh in-memory store for this run)",
     )
     parser.add_argument("--outbox", type=Path, help="JSONL outbox standing in for the ticketing system")
-    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default: pipeline)")
-    parser.add_argument("--model-dir", type=Path, help="trained classifier artifact (default: the bundled model)")
-    parser.add_argument("--taxonomy", type=Path, help="taxonomy TOML (default: the bundled telecom taxonomy)")
+    add_routing_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    if args.engine:
-        overrides["routing_engine"] = args.engine
-    if args.model_dir:
-        overrides["router_model_dir"] = args.model_dir
-    if args.taxonomy:
-        overrides["router_taxonomy"] = args.taxonomy
-    settings = load_settings(LocalSettings).model_copy(update=overrides)
+    settings = routing_settings(args)
 
     parsed, errors = read_ticket_file(args.file)
     clock = FixedClock(args.now) if args.now else SystemClock()

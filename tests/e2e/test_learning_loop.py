@@ -262,6 +262,43 @@ def test_inference_needs_no_scikit_learn(tmp_path: Path) -> None:
     assert result.stdout.strip() == "card_lost"
 
 
+def test_route_sends_a_trained_models_labels_to_the_mapped_teams(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model trained on intents, and a map from those intents to the taxonomy's teams
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    args = ["train", "--data", str(data), "--label-column", "intent", "--no-static-vectors"]
+    assert main([*args, "--model-dir", str(tmp_path / "m")]) == 0
+    team_map = tmp_path / "teams.csv"
+    team_map.write_text(
+        "label,team\ncard_lost,Account Management\nrefund,Billing Support\n"
+        "login,Account Management\nrare,Technical Support\n"
+    )
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(
+        "".join(
+            json.dumps({"ticket_id": ticket_id, "customer_id": "C-1", "subject": "help", "description": text}) + "\n"
+            for ticket_id, text in (("T-1", "please refund the charge"), ("T-2", "I lost my card"))
+        )
+    )
+    capsys.readouterr()
+    # When the tickets are routed with both
+    code = main(
+        [
+            "route", str(tickets), "--model-dir", str(tmp_path / "m"), "--label-team-map", str(team_map),
+            "--output", str(tmp_path / "decisions.jsonl"), "--quiet",
+        ]
+    )  # fmt: skip
+    # Then each decision names the intent and the team the map gives it
+    assert code == 0
+    decisions = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert {d["ticket_id"]: (d["issue_classification"]["primary_category"], d["assigned_team"]) for d in decisions} == {
+        "T-1": ("refund", "Billing Support"),
+        "T-2": ("card_lost", "Account Management"),
+    }
+
+
 def test_evaluate_prints_the_json_contract_and_writes_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

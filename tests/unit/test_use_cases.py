@@ -7,7 +7,15 @@ import pytest
 from adapters.clock import FixedClock
 from adapters.engines.pipeline import PipelineEngine
 from domain.errors import SyncRejected, SyncUnavailable
-from domain.models import AccountType, PriorityLevel, RoutingDecision, SyncStatus, TicketReceived
+from domain.models import (
+    AccountType,
+    CategoryScore,
+    IssueClassification,
+    PriorityLevel,
+    RoutingDecision,
+    SyncStatus,
+    TicketReceived,
+)
 from domain.services import route_ticket, submit_ticket, sync_decision
 from domain.taxonomy import load_taxonomy
 from domain.toolkit import RoutingToolkit
@@ -74,6 +82,54 @@ def test_submit_still_publishes_when_the_customer_db_is_down() -> None:
     event = submit_ticket(a_ticket(), customers=FakeCustomers(down=True), publisher=bus)
     assert bus.events == [event]
     assert not event.customer_context.is_vip
+
+
+class ManyLabelClassifier:
+    """A fine-grained model: one weak favourite and a long tail of runner-ups."""
+
+    def classify(self, text: str) -> IssueClassification:
+        tail = [CategoryScore(category=f"intent_{i}", score=0.03) for i in range(2, 12)]
+        return IssueClassification(
+            primary_category="intent_0",
+            confidence=0.5,
+            alternatives=(CategoryScore(category="intent_1", score=0.2), *tail),
+        )
+
+
+def test_the_stored_decision_keeps_the_best_runner_ups_and_reviews_with_the_whole_ranking() -> None:
+    # Given intents mapped to teams, where many small runner-ups together outweigh the best one
+    taxonomy = TAXONOMY.with_label_teams(
+        {"intent_0": "Network Operations", "intent_1": "Billing Support"}
+        | {f"intent_{i}": "Technical Support" for i in range(2, 12)}
+    )
+    repo = InMemoryRepository()
+    engine = PipelineEngine(
+        RoutingToolkit(
+            taxonomy=taxonomy,
+            classifier=ManyLabelClassifier(),
+            customers=FakeCustomers(),
+            service_status=FakeServiceStatus(),
+            history=repo,
+            clock=CLOCK,
+        )
+    )
+    # When a ticket is routed
+    route_ticket(a_ticket(), correlation_id="c", engine=engine, repository=repo, taxonomy=taxonomy, clock=CLOCK)
+    # Then the record keeps the five best runner-ups only
+    stored = repo.get("T-1")
+    assert stored is not None and stored.requires_manual_review
+    assert [a.category for a in stored.issue_classification.alternatives] == [
+        "intent_1",
+        "intent_2",
+        "intent_3",
+        "intent_4",
+        "intent_5",
+    ]
+    # And the suggested teams still count the whole tail: Technical Support's ten 0.03s beat 0.2
+    assert [(t.team, t.score) for t in stored.alternative_teams] == [
+        ("Network Operations", 0.5),
+        ("Technical Support", 0.3),
+    ]
 
 
 def test_route_stores_one_decision_with_all_seven_tools_recorded() -> None:
