@@ -192,7 +192,7 @@ def run(*, epochs: int | None, full: bool, speed_texts: int, progress: bool = Tr
             "train_seconds_split": round(train_s, 1),
             "artifact_mb": dir_size_mb(model_dir),
         }
-        if table is None:  # the ensemble's n-gram member is this one
+        if table is not None:  # the ensemble's n-gram member is this one
             ngram_train_s = train_s
     results["backends"]["ngram"]["static_table_mb"] = dir_size_mb(table_path(DEFAULT_TABLE))
 

@@ -226,10 +226,11 @@ def fit_minilm_classifier(
         ngram: Any = None
         p_ngram: np.ndarray | None = None
         if ensemble:
-            # The plain n-gram model, without its static-vector member: those vectors come from
-            # MiniLM itself, so they repeat MiniLM's mistakes. On banking77 (same split, same
-            # MiniLM run) the ensemble scored 94.19% with the plain member vs 93.73% with it.
-            ngram = fit_ngram_classifier(train, static_vectors=None, metadata={"name": "ngram-part-of-ensemble"})
+            # The default n-gram model, fine-tuned static-vector member included. Its vectors come
+            # from MiniLM, yet once fine-tuned they err differently enough to help: over seven
+            # MiniLM runs on two banking77 splits the mix gained 0.16 points on average (6 of 7
+            # runs up) over a partner without the member. (The older frozen-table member lost 0.46.)
+            ngram = fit_ngram_classifier(train, seed=seed, metadata={"name": "ngram-part-of-ensemble"})
             if ngram.labels != labels:
                 raise RuntimeError("n-gram and MiniLM label orders differ")
             if len(validation):

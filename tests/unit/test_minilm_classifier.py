@@ -418,6 +418,8 @@ def test_fit_minilm_classifier_writes_an_artifact_that_loads_without_torch(tmp_p
     assert 0.0 <= metadata["ensemble"]["weight"] <= 1.0
     assert metadata["training_data_sha256"]
     assert {p.name for p in model_dir.iterdir()} == {"metadata.json", "model.onnx", "tokenizer.json", "ngram"}
+    # The n-gram partner is the default model, static-vector member included
+    assert json.loads((model_dir / "ngram" / "metadata.json").read_text())["static_vectors"]["tuned_rows"] > 0
 
     code = (
         "import sys; from adapters.classifier.loader import load_classifier; "
