@@ -244,28 +244,29 @@ def fit_minilm_classifier(
                 return tune_ensemble_weight(p_minilm, p_ngram, y_val), "validation"
             return DEFAULT_ENSEMBLE_WEIGHT, "default"
 
-        def shipped(p_minilm: np.ndarray) -> np.ndarray:
-            return p_minilm if p_ngram is None else mix_probabilities(p_minilm, p_ngram, weight_for(p_minilm)[0])
-
+        # Each precision gets its own tuned weight, once: the n-gram member can absorb part of
+        # int8's loss, so int8 vs fp32 is judged on what would ship (the mix, for an ensemble).
+        weights = {"int8": weight_for(p_int8), "fp32": weight_for(p_fp32)}
         if len(validation):
-            # int8 vs fp32 is judged on what would ship (the mix, for an ensemble), each precision
-            # with its own tuned weight: the n-gram member can absorb part of int8's loss.
-            metrics["shipped_fp32"] = classification_metrics(shipped(p_fp32), y_val)
-            metrics["shipped_int8"] = classification_metrics(shipped(p_int8), y_val)
+            for precision, p_precision in (("fp32", p_fp32), ("int8", p_int8)):
+                p_shipped = (
+                    p_precision if p_ngram is None else mix_probabilities(p_precision, p_ngram, weights[precision][0])
+                )
+                metrics[f"shipped_{precision}"] = classification_metrics(p_shipped, y_val)
         if quantize is None:
             if len(validation):
                 drop = metrics["shipped_fp32"]["accuracy"] - metrics["shipped_int8"]["accuracy"]
                 quantize = drop <= MAX_QUANTIZATION_ACCURACY_DROP
             else:
                 quantize = DEFAULT_QUANTIZE
-        p_minilm = p_int8 if quantize else p_fp32
-        metrics["minilm"] = metrics["minilm_int8" if quantize else "minilm_fp32"]
+        chosen = "int8" if quantize else "fp32"
+        metrics["minilm"] = metrics[f"minilm_{chosen}"]
 
         ensemble_info: dict[str, Any] | None = None
         if ensemble:
-            weight, source = weight_for(p_minilm)
-            if p_ngram is not None:
-                metrics["ensemble"] = classification_metrics(mix_probabilities(p_minilm, p_ngram, weight), y_val)
+            weight, source = weights[chosen]
+            if len(validation):
+                metrics["ensemble"] = metrics[f"shipped_{chosen}"]
             ensemble_info = {"weight": weight, "weight_source": source, "ngram_dir": NGRAM_SUBDIR}
             say(f"ensemble weight on MiniLM: {weight} ({source})")
         if len(validation):
