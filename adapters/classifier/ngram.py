@@ -264,7 +264,7 @@ def _save_static(directory: Path, static: StaticMember) -> dict[str, Any]:
     }
     if static.tuned_rows is not None:
         arrays["tuned_rows"] = static.tuned_rows.astype(np.int32)
-        arrays["tuned_vectors"] = table.vectors[static.tuned_rows].astype(np.float16)
+        arrays["tuned_vectors"] = table.rows(static.tuned_rows).astype(np.float16)
     np.savez_compressed(directory / STATIC_WEIGHTS_FILE, allow_pickle=False, **arrays)
     return {
         "table": table.name,

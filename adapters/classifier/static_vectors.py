@@ -26,6 +26,7 @@ DEFAULT_TABLE = "minilm-l6-v2"
 TABLE_SUFFIX = ".npz"
 # WordPiece gives up on very long "words" (hashes, base64) exactly like the original tokenizer.
 MAX_WORD_CHARS = 100
+WORD_VECTOR_CACHE_SIZE = 16_384
 
 _PIECES = re.compile(r"\w+|[^\w\s]")
 
@@ -54,14 +55,36 @@ def basic_tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class StaticTable:
+    """The token vectors, kept as the shipped int8 codes and per-row scales (7 MB rather than 28 MB
+    of float32) and turned into float32 only for the few rows a text uses. A model's fine-tuned rows
+    sit in a small overlay, so every model in a process shares one copy of the codes."""
+
     name: str
     sha256: str
     vocabulary: tuple[str, ...]
-    vectors: np.ndarray  # float32 [tokens, dims], rows unit length
+    codes: np.ndarray  # int8 [tokens, dims]
+    scale: np.ndarray  # float32 [tokens]; row = codes * scale, unit length
+    tuned_index: np.ndarray | None = None  # int32 [tokens]: row of tuned_vectors, or -1
+    tuned_vectors: np.ndarray | None = None  # float32 [tuned tokens, dims]
 
     @property
     def dims(self) -> int:
-        return int(self.vectors.shape[1])
+        return int(self.codes.shape[1])
+
+    def rows(self, token_rows: np.ndarray) -> np.ndarray:
+        """float32 [len(token_rows), dims]: the vectors of those tokens, fine-tuned ones included."""
+        vectors = self.codes[token_rows].astype(np.float32)
+        vectors *= self.scale[token_rows, None]
+        if self.tuned_index is not None and self.tuned_vectors is not None:
+            tuned = self.tuned_index[token_rows]
+            hit = tuned >= 0
+            if hit.any():
+                vectors[hit] = self.tuned_vectors[tuned[hit]]
+        return vectors
+
+    def dense(self) -> np.ndarray:
+        """Every row as float32 (28 MB): for tools and tests, not for serving."""
+        return self.rows(np.arange(len(self.vocabulary)))
 
 
 def load_table(name: str = DEFAULT_TABLE, expected_sha256: str | None = None) -> StaticTable:
@@ -90,10 +113,17 @@ def _read_table(name: str) -> StaticTable:
         raise ClassifierUnavailable(f"static vector table {path} is unreadable: {exc}") from exc
     sha = content_sha256(joined, codes, scale)
     vocabulary = tuple(joined.split("\n"))
-    vectors = codes.astype(np.float32) * scale.astype(np.float32)[:, None]
-    if len(vocabulary) != vectors.shape[0]:
-        raise ClassifierUnavailable(f"static vector table {path}: {len(vocabulary)} tokens for {vectors.shape[0]} rows")
-    return StaticTable(name=name, sha256=sha, vocabulary=vocabulary, vectors=vectors)
+    if codes.ndim != 2 or len(vocabulary) != codes.shape[0] or scale.shape != (codes.shape[0],):
+        raise ClassifierUnavailable(
+            f"static vector table {path}: {len(vocabulary)} tokens for codes {codes.shape} and scales {scale.shape}"
+        )
+    return StaticTable(
+        name=name,
+        sha256=sha,
+        vocabulary=vocabulary,
+        codes=codes.astype(np.int8, copy=False),
+        scale=scale.astype(np.float32, copy=False),
+    )
 
 
 def with_tuned_rows(table: StaticTable, rows: np.ndarray, vectors: np.ndarray) -> StaticTable:
@@ -109,9 +139,12 @@ def with_tuned_rows(table: StaticTable, rows: np.ndarray, vectors: np.ndarray) -
         )
     if rows.size and (rows.min() < 0 or rows.max() >= len(table.vocabulary)):
         raise ClassifierUnavailable(f"tuned rows point outside table {table.name!r}")
-    tuned = table.vectors.copy()
-    tuned[rows] = vectors
-    return dataclasses.replace(table, vectors=tuned)
+    index = (
+        np.full(len(table.vocabulary), -1, dtype=np.int32) if table.tuned_index is None else table.tuned_index.copy()
+    )
+    overlay = np.zeros((0, table.dims), np.float32) if table.tuned_vectors is None else table.tuned_vectors
+    index[rows] = len(overlay) + np.arange(rows.shape[0], dtype=np.int32)
+    return dataclasses.replace(table, tuned_index=index, tuned_vectors=np.vstack([overlay, vectors.astype(np.float32)]))
 
 
 class StaticEmbedder:
@@ -121,8 +154,11 @@ class StaticEmbedder:
         self.table = table
         self._ids = {token: i for i, token in enumerate(table.vocabulary)}
         self._unknown = self._ids.get("[UNK]")
-        # Per-instance cache: word -> token rows. Ticket vocabularies repeat, so this pays quickly.
+        # Per-instance caches; ticket vocabularies repeat, so they pay quickly. Word -> token rows
+        # is small and serves training; word -> the sum of its token vectors (1 KB a word, hence
+        # the lower bound) spares serving the per-text gather from the table.
         self._word_rows = lru_cache(maxsize=131_072)(self._wordpiece)
+        self._word_vector = lru_cache(maxsize=WORD_VECTOR_CACHE_SIZE)(self._summed_word)
 
     def _wordpiece(self, word: str) -> tuple[int, ...]:
         """Greedy longest-match-first WordPiece, as BERT's tokenizer does it."""
@@ -151,11 +187,15 @@ class StaticEmbedder:
             rows.extend(self._word_rows(word))
         return rows
 
+    def _summed_word(self, word: str) -> np.ndarray | None:
+        rows = self._word_rows(word)
+        return self.table.rows(np.array(rows, dtype=np.intp)).sum(axis=0) if rows else None
+
     def embed(self, text: str) -> np.ndarray:
-        rows = self.token_rows(text)
-        if not rows:
+        words = [vector for word in basic_tokens(text) if (vector := self._word_vector(word)) is not None]
+        if not words:
             return np.zeros(self.table.dims, dtype=np.float32)
-        summed = self.table.vectors[rows].sum(axis=0)
+        summed = np.add.reduce(words)
         norm = float(np.sqrt(np.dot(summed, summed)))
         return summed / norm if norm > 0 else summed
 

@@ -187,7 +187,7 @@ def fit_static_member(
     seen = np.array(sorted({row for rows in token_rows for row in rows}), dtype=np.int64)
     compact = {int(row): i for i, row in enumerate(seen)}
     examples = [np.array([compact[row] for row in rows], dtype=np.int64) for rows in token_rows]
-    bag = _EmbeddingBagNetwork(base.vectors[seen], n_labels, np.random.default_rng(seed))
+    bag = _EmbeddingBagNetwork(base.rows(seen), n_labels, np.random.default_rng(seed))
     bag.fit(examples, np.asarray(y, dtype=np.int64), static_epochs(len(examples)))
     return StaticMember(
         embedder=StaticEmbedder(with_tuned_rows(base, seen, bag.vectors)),

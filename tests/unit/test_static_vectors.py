@@ -123,9 +123,12 @@ def test_training_tunes_only_the_vectors_of_tokens_it_saw() -> None:
     seen = {row for e in _examples() for row in model.static.embedder.token_rows(e.text)}
     # Then exactly the seen tokens' rows moved, and the shared table itself is untouched
     assert set(model.static.tuned_rows.tolist()) == seen
-    moved = np.flatnonzero(np.abs(tuned.vectors - base.vectors).max(axis=1) > 0)
+    moved = np.flatnonzero(np.abs(tuned.dense() - base.dense()).max(axis=1) > 0)
     assert set(moved.tolist()) <= seen and len(moved) > 0.9 * len(seen)
-    assert tuned.sha256 == base.sha256 and tuned.vectors is not base.vectors
+    assert tuned.sha256 == base.sha256 and base.tuned_index is None
+    # And the tuned rows are an overlay on the one shared copy of the shipped codes
+    assert tuned.codes is base.codes
+    assert tuned.tuned_vectors is not None and tuned.tuned_vectors.shape == (len(seen), base.dims)
 
 
 def test_a_format_2_model_with_a_frozen_table_still_loads(tmp_path: Path) -> None:
@@ -140,6 +143,34 @@ def test_a_format_2_model_with_a_frozen_table_still_loads(tmp_path: Path) -> Non
     assert loaded.static is not None and loaded.static.tuned_rows is None
     for text, _ in UNSEEN_WORDING:
         assert np.allclose(loaded.probabilities(text), model.probabilities(text), atol=2e-3)
+
+
+def test_a_text_vector_sums_its_token_vectors_with_tuned_rows_overlaid() -> None:
+    # Given the shipped table with one token's vector replaced, as a trained model carries it
+    base = load_table()
+    stolen = base.vocabulary.index("stolen")
+    replacement = np.zeros((1, base.dims), np.float32)
+    replacement[0, 0] = 5.0
+    tuned = static_vectors.with_tuned_rows(base, np.array([stolen]), replacement)
+    card = base.vocabulary.index("card")
+    shipped_card = base.codes[card].astype(np.float32) * base.scale[card]
+
+    # When a text with that token is embedded, twice (the second time from the per-word cache)
+    embedder = StaticEmbedder(tuned)
+    first, second = embedder.embed("Stolen card"), embedder.embed("stolen CARD")
+
+    # Then the vector is the normalised sum of the tuned row and the shipped one
+    expected = replacement[0] + shipped_card
+    assert np.allclose(first, expected / np.linalg.norm(expected), atol=1e-6)
+    assert np.array_equal(first, second)
+    # And the shipped table still reads the original row for that token
+    assert not np.allclose(base.rows(np.array([stolen]))[0], replacement[0])
+    assert np.allclose(StaticEmbedder(base).embed("stolen card"), _unit(base, [stolen, card]), atol=1e-6)
+
+
+def _unit(table: static_vectors.StaticTable, rows: list[int]) -> np.ndarray:
+    summed = table.rows(np.array(rows)).sum(axis=0)
+    return np.asarray(summed / np.linalg.norm(summed))
 
 
 def test_tuned_rows_outside_the_table_are_refused() -> None:
