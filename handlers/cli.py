@@ -7,6 +7,7 @@ are printed as one line on stderr with a non-zero exit, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -28,6 +29,8 @@ COMMANDS = (
 EXIT_OK = 0
 EXIT_BAD_ROWS = 1
 EXIT_USAGE = 2
+# What shells report for a process ended by SIGPIPE, as `cmd | head` ends `cat`.
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader (`| head`, a closed pager) has gone. Point stdout at /dev/null so that the
+        # interpreter's final flush does not raise a second time, and exit quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

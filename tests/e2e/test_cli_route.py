@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from handlers.cli import main
+from handlers.cli import EXIT_BROKEN_PIPE, main
 
-SAMPLES = Path(__file__).parents[2] / "adapters" / "local" / "sample_data"
+ROOT = Path(__file__).parents[2]
+SAMPLES = ROOT / "adapters" / "local" / "sample_data"
 NOW = "2026-11-24T12:00:00Z"
 
 
@@ -128,3 +132,21 @@ def test_now_must_be_iso8601(capsys: pytest.CaptureFixture[str]) -> None:
         main(["route", str(SAMPLES / "tickets.jsonl"), "--now", "tomorrow"])
     assert exc.value.code == 2
     assert "not an ISO 8601 date-time" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly_with_the_work_kept(tmp_path: Path) -> None:
+    # Given `ticket-router route ... | head` whose reader has already gone
+    output = tmp_path / "decisions.jsonl"
+    command = [sys.executable, "-m", "handlers.cli", "route", str(SAMPLES / "tickets.jsonl"), "--now", NOW]
+    command += ["--output", str(output), "--outbox", str(tmp_path / "outbox.jsonl")]
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        # When the command prints its table into the closed pipe
+        result = subprocess.run(command, cwd=ROOT, stdout=writer, stderr=subprocess.PIPE, text=True, check=False)
+    finally:
+        os.close(writer)
+    # Then it exits as a SIGPIPE'd tool does, with no traceback, and every decision is written
+    assert result.returncode == EXIT_BROKEN_PIPE, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(output.read_text().splitlines()) == 24
