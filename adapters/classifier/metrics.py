@@ -138,17 +138,25 @@ def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]
 
 
 def tune_mixing_weight(
-    mixed: Callable[[float], np.ndarray], y: np.ndarray, grid: Sequence[float] | None = None
+    mixed: Callable[[float], np.ndarray],
+    y: np.ndarray,
+    grid: Sequence[float] | None = None,
+    *,
+    default: float | None = None,
 ) -> float:
     """The mixing weight with the best validation accuracy, smoothed over neighbouring weights.
 
     `mixed(w)` gives the [n, labels] probabilities at weight w. Accuracy on a few thousand
     examples moves in steps of one example, so each weight is scored by the mean accuracy of
-    itself and its grid neighbours; ties go to the lower log-loss.
+    itself and its grid neighbours; ties go to the lower log-loss. When every weight scores the
+    same (a small validation set that every mix gets right), accuracy says nothing about the mix
+    and `default`, if given, is kept: log-loss alone would pick the less smoothed member outright.
     """
     grid = list(grid) if grid is not None else [round(i * 0.05, 2) for i in range(21)]
     scores = [classification_metrics(mixed(w), y) for w in grid]
     accuracy = [m["accuracy"] for m in scores]
+    if default is not None and max(accuracy) == min(accuracy):
+        return float(default)
     best: tuple[float, float] | None = None
     best_weight = grid[-1]
     for i, weight in enumerate(grid):

@@ -97,8 +97,11 @@ class MiniLMHyperparameters:
 def tune_ensemble_weight(
     p_minilm: np.ndarray, p_ngram: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None
 ) -> float:
-    """The weight on MiniLM with the best (smoothed) validation accuracy."""
-    return tune_mixing_weight(lambda w: mix_probabilities(p_minilm, p_ngram, w), y, grid)
+    """The weight on MiniLM with the best (smoothed) validation accuracy; DEFAULT_ENSEMBLE_WEIGHT
+    when validation cannot tell the mixes apart."""
+    return tune_mixing_weight(
+        lambda w: mix_probabilities(p_minilm, p_ngram, w), y, grid, default=DEFAULT_ENSEMBLE_WEIGHT
+    )
 
 
 # --- data -------------------------------------------------------------------------------------

@@ -297,7 +297,9 @@ def tune_static_weight(classifier: NgramClassifier, examples: Sequence[TrainingE
     y = np.array([index[e.label] for e in known], dtype=np.int64)
     ngram_log_p = np.log(np.clip(np.vstack([classifier.ngram_probabilities(e.text) for e in known]), 1e-12, 1.0))
     static_log_p = log_softmax(classifier.static.logits_many([e.text for e in known]))
-    return tune_mixing_weight(lambda w: mix_log_probabilities(ngram_log_p, static_log_p, w), y)
+    return tune_mixing_weight(
+        lambda w: mix_log_probabilities(ngram_log_p, static_log_p, w), y, default=classifier.static.weight
+    )
 
 
 def with_static_weight(classifier: NgramClassifier, weight: float) -> NgramClassifier:

@@ -204,6 +204,23 @@ def test_ensemble_weight_tuning_leans_towards_the_better_member() -> None:
     assert tune_ensemble_weight(noisy, good, y) <= 0.5
 
 
+def test_a_validation_set_every_mix_gets_right_keeps_the_default_weight() -> None:
+    from adapters.classifier.minilm_training import DEFAULT_ENSEMBLE_WEIGHT, tune_ensemble_weight
+
+    # Given two members that are both always right, one far less confident (label smoothing)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    confident = np.full((6, 3), 0.01)
+    confident[np.arange(6), y] = 0.98
+    smoothed = np.full((6, 3), 0.2)
+    smoothed[np.arange(6), y] = 0.6
+    # When the weight is tuned, then validation says nothing and the default stands
+    assert tune_ensemble_weight(smoothed, confident, y) == DEFAULT_ENSEMBLE_WEIGHT
+    # And where accuracy does differ, it still decides
+    wrong_once = smoothed.copy()
+    wrong_once[0] = [0.2, 0.6, 0.2]
+    assert tune_ensemble_weight(wrong_once, confident, y) < DEFAULT_ENSEMBLE_WEIGHT
+
+
 # --- loader dispatch --------------------------------------------------------------------------
 
 
