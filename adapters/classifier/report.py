@@ -125,12 +125,14 @@ def _confusion_svg(evaluation: Evaluation) -> str:
     labels = []
     if label_space:
         for i, name in enumerate(evaluation.labels):
-            short = html.escape(name[:24])
+            # Long names are cut with an ellipsis; hovering shows the whole name.
+            short = html.escape(name if len(name) <= 24 else name[:23] + "…")
+            full = f"<title>{html.escape(name)}</title>"
             labels.append(
                 f'<text x="{label_space - 6}" y="{label_space + i * cell + cell / 2 + 4}" font-size="11" '
-                f'text-anchor="end">{short}</text>'
+                f'text-anchor="end">{full}{short}</text>'
                 f'<text x="{label_space + i * cell + cell / 2}" y="{label_space - 6}" font-size="11" '
-                f'transform="rotate(-45 {label_space + i * cell + cell / 2} {label_space - 6})">{short}</text>'
+                f'transform="rotate(-45 {label_space + i * cell + cell / 2} {label_space - 6})">{full}{short}</text>'
             )
     total = label_space + size * cell + 4
     wide = total + (120 if label_space else 0)  # room for the last rotated column label

@@ -1,0 +1,25 @@
+"""The evaluation report's page, rendered from an in-memory evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.classifier.metrics import Evaluation
+from adapters.classifier.report import render_report
+
+LONG = "Service Outages and Maintenance"
+
+
+def test_long_label_names_are_cut_with_an_ellipsis_and_kept_whole_on_hover() -> None:
+    # Given an evaluation whose labels include one longer than the matrix has room for
+    labels = ["Billing", LONG]
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    evaluation = Evaluation(labels=labels, y_true=np.array([0, 1, 1]), probabilities=probabilities, seconds=0.01)
+
+    # When the report is rendered
+    page = render_report(evaluation, title="helpdesk", model_info={})
+
+    # Then the matrix shows the cut name with an ellipsis, and the whole name as its tooltip
+    assert "Service Outages and Mai…</text>" in page
+    assert f"<title>{LONG}</title>" in page
+    assert "Service Outages and Main</text>" not in page
