@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import random
 import sys
 import tempfile
@@ -209,8 +208,8 @@ def _train_minilm(
     quantize: bool | None = None,
     threads: int | None = None,
 ) -> dict[str, Any] | None:
-    # Imported by name: the MiniLM trainer and its torch stack are an optional extra.
-    fit_minilm_classifier = importlib.import_module("adapters.classifier.minilm_training").fit_minilm_classifier
+    # The module itself is light; torch and the rest load inside fit_minilm_classifier.
+    from adapters.classifier import minilm_training
     from adapters.classifier.loader import load_classifier
     from handlers.evaluation import evaluate_classifier
 
@@ -224,7 +223,7 @@ def _train_minilm(
     refit = refit and bool(validation)
     with tempfile.TemporaryDirectory(prefix="ticket-router-split-") as scratch:
         split_dir = Path(scratch) / "split" if refit else model_dir
-        split_run: dict[str, Any] = fit_minilm_classifier(
+        split_run: dict[str, Any] = minilm_training.fit_minilm_classifier(
             [examples[i] for i in train_idx],
             validation,
             model_dir=split_dir,
@@ -247,7 +246,7 @@ def _train_minilm(
     )
     # The split run chose the mixing weight and int8 vs fp32; the refit reuses both, as it has no
     # held-out rows to choose them with.
-    fit_minilm_classifier(
+    minilm_training.fit_minilm_classifier(
         examples,
         [],
         model_dir=model_dir,
