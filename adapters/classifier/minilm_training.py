@@ -281,8 +281,8 @@ def fit_minilm_classifier(
             say(f"ensemble weight on MiniLM: {weight} ({source})")
         if len(validation):
             say(
-                f"int8 {metrics['shipped_int8']['accuracy']:.4f} vs fp32 {metrics['shipped_fp32']['accuracy']:.4f} "
-                f"on validation: shipping {'int8' if quantize else 'fp32'}"
+                f"validation accuracy int8 {metrics['shipped_int8']['accuracy']:.2%}, "
+                f"fp32 {metrics['shipped_fp32']['accuracy']:.2%}: shipping {'int8' if quantize else 'fp32'}"
             )
 
         _write_artifact(
@@ -484,7 +484,10 @@ def _train(
         if len(val_ids):
             point["val_accuracy"] = classification_metrics(softmax(_torch_logits(model, val_ids)), y_val)["accuracy"]
         curve.append(point)
-        say(f"epoch {epoch}/{hyper.epochs}: {point}")
+        line = f"epoch {epoch}/{hyper.epochs}: {point['seconds']:.0f} s, training loss {point['train_loss']:.3f}"
+        if "val_accuracy" in point:
+            line += f", validation accuracy {point['val_accuracy']:.1%}"
+        say(line)
     model.eval()
     return curve
 
