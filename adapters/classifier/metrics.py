@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -137,13 +137,20 @@ def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]
     }
 
 
+class TunedWeight(NamedTuple):
+    weight: float
+    # "default" when validation could not tell the weights apart, so that reports don't claim a
+    # weight was measured when it was only kept.
+    source: Literal["validation", "default"]
+
+
 def tune_mixing_weight(
     mixed: Callable[[float], np.ndarray],
     y: np.ndarray,
     grid: Sequence[float] | None = None,
     *,
     default: float | None = None,
-) -> float:
+) -> TunedWeight:
     """The mixing weight with the best validation accuracy, smoothed over neighbouring weights.
 
     `mixed(w)` gives the [n, labels] probabilities at weight w. Accuracy on a few thousand
@@ -156,7 +163,7 @@ def tune_mixing_weight(
     scores = [classification_metrics(mixed(w), y) for w in grid]
     accuracy = [m["accuracy"] for m in scores]
     if default is not None and max(accuracy) == min(accuracy):
-        return float(default)
+        return TunedWeight(float(default), "default")
     best: tuple[float, float] | None = None
     best_weight = grid[-1]
     for i, weight in enumerate(grid):
@@ -164,4 +171,4 @@ def tune_mixing_weight(
         key = (round(sum(window) / len(window), 6), -scores[i]["nll"])
         if best is None or key > best:
             best, best_weight = key, weight
-    return float(best_weight)
+    return TunedWeight(float(best_weight), "validation")

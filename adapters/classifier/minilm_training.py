@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.classifier.metrics import classification_metrics, tune_mixing_weight
+from adapters.classifier.metrics import TunedWeight, classification_metrics, tune_mixing_weight
 from adapters.classifier.minilm import (
     ARTIFACT_FORMAT,
     METADATA_FILE,
@@ -96,7 +96,7 @@ class MiniLMHyperparameters:
 
 def tune_ensemble_weight(
     p_minilm: np.ndarray, p_ngram: np.ndarray, y: np.ndarray, grid: Sequence[float] | None = None
-) -> float:
+) -> TunedWeight:
     """The weight on MiniLM with the best (smoothed) validation accuracy; DEFAULT_ENSEMBLE_WEIGHT
     when validation cannot tell the mixes apart."""
     return tune_mixing_weight(
@@ -251,7 +251,7 @@ def fit_minilm_classifier(
             if ensemble_weight is not None:
                 return ensemble_weight, "given"
             if p_ngram is not None:
-                return tune_ensemble_weight(p_minilm, p_ngram, y_val), "validation"
+                return tune_ensemble_weight(p_minilm, p_ngram, y_val)
             return DEFAULT_ENSEMBLE_WEIGHT, "default"
 
         # Each precision gets its own tuned weight, once: the n-gram member can absorb part of

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.classifier.metrics import tune_mixing_weight
+from adapters.classifier.metrics import TunedWeight, tune_mixing_weight
 from adapters.classifier.ngram import FeaturizerConfig, NgramClassifier, feature_hashes, term_frequencies
 from adapters.classifier.static_vectors import (
     DEFAULT_TABLE,
@@ -288,10 +288,11 @@ def _adam_step(
     parameter -= rate * (first / (1 - beta1**step)) / (np.sqrt(second / (1 - beta2**step)) + 1e-8)
 
 
-def tune_static_weight(classifier: NgramClassifier, examples: Sequence[TrainingExample]) -> float:
-    """The static member's mixing weight with the best accuracy on held-out `examples`."""
+def tune_static_weight(classifier: NgramClassifier, examples: Sequence[TrainingExample]) -> TunedWeight:
+    """The static member's mixing weight with the best accuracy on held-out `examples`; its
+    current weight when they cannot tell the weights apart."""
     if classifier.static is None or not examples:
-        return classifier.static.weight if classifier.static else 0.0
+        return TunedWeight(classifier.static.weight if classifier.static else 0.0, "default")
     index = {label: i for i, label in enumerate(classifier.labels)}
     known = [e for e in examples if e.label in index]
     y = np.array([index[e.label] for e in known], dtype=np.int64)

@@ -172,7 +172,7 @@ def _train_ngram(
             [examples[i] for i in train_idx], regularisation_c=c, static_vectors=table, seed=seed
         )
         if held_out.static is not None:
-            weight, weight_source = tune_static_weight(held_out, validation), "validation"
+            weight, weight_source = tune_static_weight(held_out, validation)
             with_static_weight(held_out, weight)
         metrics = evaluate_classifier(held_out, [e.text for e in validation], [e.label for e in validation]).summary()
         if not refit:

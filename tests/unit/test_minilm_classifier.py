@@ -200,8 +200,9 @@ def test_ensemble_weight_tuning_leans_towards_the_better_member() -> None:
     good = np.full((300, 3), 0.1)
     good[np.arange(300), y] = 0.8  # always right
     noisy = softmax(rng.normal(size=(300, 3)) * 3)  # right a third of the time
-    assert tune_ensemble_weight(good, noisy, y) >= 0.5
-    assert tune_ensemble_weight(noisy, good, y) <= 0.5
+    leaning_to_first = tune_ensemble_weight(good, noisy, y)
+    assert leaning_to_first.weight >= 0.5 and leaning_to_first.source == "validation"
+    assert tune_ensemble_weight(noisy, good, y).weight <= 0.5
 
 
 def test_a_validation_set_every_mix_gets_right_keeps_the_default_weight() -> None:
@@ -213,12 +214,13 @@ def test_a_validation_set_every_mix_gets_right_keeps_the_default_weight() -> Non
     confident[np.arange(6), y] = 0.98
     smoothed = np.full((6, 3), 0.2)
     smoothed[np.arange(6), y] = 0.6
-    # When the weight is tuned, then validation says nothing and the default stands
-    assert tune_ensemble_weight(smoothed, confident, y) == DEFAULT_ENSEMBLE_WEIGHT
+    # When the weight is tuned, then validation says nothing and the default stands, said so
+    assert tune_ensemble_weight(smoothed, confident, y) == (DEFAULT_ENSEMBLE_WEIGHT, "default")
     # And where accuracy does differ, it still decides
     wrong_once = smoothed.copy()
     wrong_once[0] = [0.2, 0.6, 0.2]
-    assert tune_ensemble_weight(wrong_once, confident, y) < DEFAULT_ENSEMBLE_WEIGHT
+    tuned = tune_ensemble_weight(wrong_once, confident, y)
+    assert tuned.weight < DEFAULT_ENSEMBLE_WEIGHT and tuned.source == "validation"
 
 
 # --- loader dispatch --------------------------------------------------------------------------
