@@ -25,7 +25,6 @@ import random
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,38 +34,17 @@ from moto import mock_aws
 from bench.common import EVAL_CUSTOMERS, EVAL_SERVICES, percentile, ticket_stream
 from domain.models import NewTicket, SyncStatus
 from domain.recovery import replay_failed_syncs
-from handlers import ingestion, orchestrator, ticketing_update
-from handlers.bootstrap import (
-    IngestionDeps,
-    OrchestratorDeps,
-    TicketingUpdateDeps,
-    build_ingestion_deps,
-    build_orchestrator_deps,
-    build_ticketing_update_deps,
-)
-from handlers.local_context import LocalLambdaContext
 from handlers.observability import SERVICE_NAME
-from tests.aws_resources import (
-    StackResources,
-    StreamTail,
-    stream_event,
-)
 from tests.http_servers import (
-    FakeCustomerDb,
-    FakeServiceStatusApi,
     FakeTicketingSystem,
     Fault,
     RecordedRequest,
     Reply,
 )
-
-ROOT = Path(__file__).parents[1]
-POST_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "api_post_ticket.json").read_text())
+from tests.in_process_stack import STACK, InProcessStack, in_process_stack
 
 REGION = "us-east-1"
-STACK = StackResources()
 DECISIONS_TABLE = STACK.decisions_table
-IDEMPOTENCY_TABLE = STACK.idempotency_table
 API_KEY = "tk-bench-0123456789abcdef"
 
 STREAM_BATCH_SIZE = 10  # the template's BatchSize
@@ -223,77 +201,27 @@ def _passes_filter_criteria(record: dict[str, Any]) -> bool:
     return record.get("eventName") == "INSERT" and image.get("sync_status") == {"S": SyncStatus.PENDING.value}
 
 
-@dataclass
-class _Stack:
-    ingestion: IngestionDeps
-    orchestrator: OrchestratorDeps
-    ticketing_update: TicketingUpdateDeps
-    ticketing_api: FaultyTicketingSystem
-    dynamodb: Any
-    sqs: Any
-    queue_url: str
-    stream: StreamTail
-    latencies: dict[str, list[float]] = field(
-        default_factory=lambda: {"ingestion": [], "orchestrator": [], "ticketing_update": []}
-    )
-
-    def post(self, ticket: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        event = copy.deepcopy(POST_EVENT)
-        event["body"] = json.dumps(ticket)
-        context = _context("ingestion")
-        started = time.perf_counter()
-        result = ingestion.lambda_handler(event, context, deps=self.ingestion)
-        self.latencies["ingestion"].append((time.perf_counter() - started) * 1000)
-        return int(result["statusCode"]), json.loads(result["body"])
-
-    def delivered_events(self) -> list[dict[str, Any]]:
-        """Everything the TicketReceived rule put on its queue, consumed (received and deleted)."""
-        events: list[dict[str, Any]] = []
-        while True:
-            response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = response.get("Messages", [])
-            if not messages:
-                return events
-            events.extend(json.loads(m["Body"]) for m in messages)
-            self.sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
-
-    def route(self, event: dict[str, Any]) -> dict[str, Any]:
-        context = _context("orchestrator")
-        started = time.perf_counter()
-        result = orchestrator.lambda_handler(event, context, deps=self.orchestrator)
-        self.latencies["orchestrator"].append((time.perf_counter() - started) * 1000)
-        return result
-
-    def sync(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        context = _context("ticketing-update")
-        started = time.perf_counter()
-        result = ticketing_update.lambda_handler(stream_event(records), context, deps=self.ticketing_update)
-        self.latencies["ticketing_update"].append((time.perf_counter() - started) * 1000)
-        return result
-
-    def stored_statuses(self) -> list[tuple[str, str]]:
-        """(ticket_id, sync_status) of every item in the decisions table: a full scan, following pages.
-
-        Projected to the two attributes: moto takes milliseconds to serialise each full decision.
-        """
-        rows: list[tuple[str, str]] = []
-        for page in self.dynamodb.get_paginator("scan").paginate(
-            TableName=DECISIONS_TABLE, ProjectionExpression="ticket_id, sync_status"
-        ):
-            rows.extend((item["ticket_id"]["S"], item["sync_status"]["S"]) for item in page["Items"])
-        return rows
-
-    def ids_with_status(self, status: SyncStatus, limit: int) -> set[str]:
-        """Through the sync_status-timestamp-index, as an operator (or the DLQ replay) finds them."""
-        found = self.ticketing_update.repository.find_by_sync_status(status, limit=limit)
-        return {decision.ticket_id for decision in found}
+Stack = InProcessStack[FaultyTicketingSystem]
 
 
-def _context(function: str) -> LocalLambdaContext:
-    return LocalLambdaContext(function_name=function, timeout_seconds=30.0)
+def _stored_statuses(stack: Stack) -> list[tuple[str, str]]:
+    """(ticket_id, sync_status) of every item in the decisions table: a full scan, following pages.
+
+    Projected to the two attributes: moto takes milliseconds to serialise each full decision.
+    """
+    rows: list[tuple[str, str]] = []
+    for page in stack.dynamodb.get_paginator("scan").paginate(
+        TableName=DECISIONS_TABLE, ProjectionExpression="ticket_id, sync_status"
+    ):
+        rows.extend((item["ticket_id"]["S"], item["sync_status"]["S"]) for item in page["Items"])
+    return rows
+
+
+def _ids_with_status(stack: Stack, status: SyncStatus, limit: int) -> set[str]:
+    """Through the sync_status-timestamp-index, as an operator (or the DLQ replay) finds them."""
+    repository = stack.ticketing_update.repository
+    assert repository is not None
+    return {decision.ticket_id for decision in repository.find_by_sync_status(status, limit=limit)}
 
 
 def _stats(latencies: list[float]) -> dict[str, Any]:
@@ -319,32 +247,17 @@ def baseline_validate_us(rows: list[dict[str, Any]], repeats: int = 5) -> float:
 
 
 @contextlib.contextmanager
-def _stack(env: _Environment) -> Iterator[_Stack]:
-    dynamodb, sqs, queue_url = STACK.create(REGION, API_KEY)
-    customers = json.loads(EVAL_CUSTOMERS.read_text())
-    outages = json.loads(EVAL_SERVICES.read_text())["outages"]
-    with (
-        FakeCustomerDb(customers) as customer_db,
-        FakeServiceStatusApi(outages) as status_api,
-        FaultyTicketingSystem(api_key=API_KEY) as ticketing_api,
-    ):
-        for name, value in STACK.environment(
-            customer_db=customer_db.url,
-            service_status=status_api.url,
-            ticketing=ticketing_api.url,
-            retry_delay_base="0.001",
-        ).items():
-            env.set(name, value)
-        yield _Stack(
-            ingestion=build_ingestion_deps(),
-            orchestrator=build_orchestrator_deps(),
-            ticketing_update=build_ticketing_update_deps(),
-            ticketing_api=ticketing_api,
-            dynamodb=dynamodb,
-            sqs=sqs,
-            queue_url=queue_url,
-            stream=StreamTail(dynamodb, boto3.client("dynamodbstreams", region_name=REGION), DECISIONS_TABLE),
-        )
+def _stack(env: _Environment) -> Iterator[Stack]:
+    with in_process_stack(
+        FaultyTicketingSystem(api_key=API_KEY),
+        customers=json.loads(EVAL_CUSTOMERS.read_text()),
+        outages=json.loads(EVAL_SERVICES.read_text())["outages"],
+        set_env=env.set,
+        region=REGION,
+        api_key=API_KEY,
+        retry_delay_base="0.001",
+    ) as stack:
+        yield stack
 
 
 def run(count: int = 500, fault_rate: float = 0.2, seed: int = 7) -> dict[str, Any]:
@@ -398,11 +311,11 @@ def run(count: int = 500, fault_rate: float = 0.2, seed: int = 7) -> dict[str, A
 
         # Reconcile: one decision per accepted ticket, each either synced or findable as failed.
         limit = count * 2 + 10
-        rows = stack.stored_statuses()
+        rows = _stored_statuses(stack)
         stored = [ticket_id for ticket_id, _ in rows]
         synced = {ticket_id for ticket_id, status in rows if status == SyncStatus.SUCCESS.value}
-        failed = stack.ids_with_status(SyncStatus.FAILED, limit)
-        pending = stack.ids_with_status(SyncStatus.PENDING, limit)
+        failed = _ids_with_status(stack, SyncStatus.FAILED, limit)
+        pending = _ids_with_status(stack, SyncStatus.PENDING, limit)
         lost = accepted - synced - failed
         applied = list(stack.ticketing_api.applied_keys)
         applied_tickets = {key.split(":", 1)[0] for key in applied}
@@ -415,8 +328,8 @@ def run(count: int = 500, fault_rate: float = 0.2, seed: int = 7) -> dict[str, A
         report = replay_failed_syncs(
             repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=limit
         )
-        synced_after = {t for t, status in stack.stored_statuses() if status == SyncStatus.SUCCESS.value}
-        failed_after = stack.ids_with_status(SyncStatus.FAILED, limit)
+        synced_after = {t for t, status in _stored_statuses(stack) if status == SyncStatus.SUCCESS.value}
+        failed_after = _ids_with_status(stack, SyncStatus.FAILED, limit)
         applied_after = stack.ticketing_api.applied_keys
         duplicate_puts = len(stack.ticketing_api.reapplied_keys) + len(applied_after) - len(set(applied_after))
 

@@ -10,42 +10,23 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from domain.models import SyncStatus
-from handlers import ingestion, orchestrator, ticketing_update
-from handlers.bootstrap import (
-    IngestionDeps,
-    OrchestratorDeps,
-    TicketingUpdateDeps,
-    build_ingestion_deps,
-    build_orchestrator_deps,
-    build_ticketing_update_deps,
-)
-from handlers.local_context import LocalLambdaContext
-from tests.aws_resources import (
-    StackResources,
-    StreamTail,
-    receive_events,
-    stream_event,
-)
-from tests.http_servers import FakeCustomerDb, FakeServiceStatusApi, FakeTicketingSystem
+from handlers.bootstrap import build_ingestion_deps, build_ticketing_update_deps
+from tests.http_servers import FakeTicketingSystem
+from tests.in_process_stack import STACK, InProcessStack, in_process_stack
 from tests.integration.conftest import REGION
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "adapters" / "local" / "sample_data"
-POST_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "api_post_ticket.json").read_text())
-
-STACK = StackResources()
 DECISIONS_TABLE = STACK.decisions_table
 IDEMPOTENCY_TABLE = STACK.idempotency_table
 API_KEY = "tk-live-0123456789abcdef"
+Flow = InProcessStack[FakeTicketingSystem]
 
 # An hour old, so that no ticket earns age points and every priority below is exact.
 RECEIVED = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
@@ -108,86 +89,24 @@ TICKETS: list[tuple[dict[str, str], str, str]] = [
         "P1",
     ),
 ]
+TICKETS = [({**ticket, "timestamp": RECEIVED}, team, priority) for ticket, team, priority in TICKETS]
 TICKET_IDS = [ticket["ticket_id"] for ticket, _, _ in TICKETS]
-
-
-@dataclass
-class Flow:
-    """The deployed system, in-process: three handlers with their deps and the AWS/HTTP fakes around them."""
-
-    ingestion: IngestionDeps
-    orchestrator: OrchestratorDeps
-    ticketing_update: TicketingUpdateDeps
-    ticketing_api: FakeTicketingSystem
-    customer_db: FakeCustomerDb
-    dynamodb: Any
-    sqs: Any
-    queue_url: str
-    stream: StreamTail
-
-    def post(self, ticket: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        event = copy.deepcopy(POST_EVENT)
-        event["body"] = json.dumps({**ticket, "timestamp": RECEIVED})
-        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.ingestion)
-        return int(result["statusCode"]), json.loads(result["body"])
-
-    def get(self, ticket_id: str) -> tuple[int, dict[str, Any]]:
-        event = copy.deepcopy(POST_EVENT)
-        event.update({"httpMethod": "GET", "path": f"/tickets/{ticket_id}", "body": None, "headers": {}})
-        event.update({"resource": "/tickets/{ticket_id}", "multiValueHeaders": {}})
-        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.ingestion)
-        return int(result["statusCode"]), json.loads(result["body"])
-
-    def delivered_events(self) -> list[dict[str, Any]]:
-        """What the TicketReceived rule put on its target queue, consumed."""
-        events: list[dict[str, Any]] = []
-        while batch := receive_events(self.sqs, self.queue_url):
-            events.extend(batch)
-        return events
-
-    def route(self, event: dict[str, Any]) -> dict[str, Any]:
-        context = LocalLambdaContext(function_name="orchestrator")
-        return orchestrator.lambda_handler(event, context, deps=self.orchestrator)
-
-    def sync(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        context = LocalLambdaContext(function_name="ticketing-update")
-        return ticketing_update.lambda_handler(stream_event(records), context, deps=self.ticketing_update)
-
-    def puts_for(self, ticket_id: str) -> list[Any]:
-        return [r for r in self.ticketing_api.puts if r.path == f"/tickets/{ticket_id}/routing"]
 
 
 @pytest.fixture
 def flow(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]:
-    # Given the stack's AWS resources, as the SAM template declares them
-    dynamodb, sqs, queue_url = STACK.create(REGION, API_KEY)
-    customers = json.loads((SAMPLES / "customers.json").read_text())
-    outages = json.loads((SAMPLES / "services.json").read_text())["outages"]
-    # And the three external HTTP services
-    with (
-        FakeCustomerDb(customers) as customer_db,
-        FakeServiceStatusApi(outages) as status_api,
-        FakeTicketingSystem(api_key=API_KEY) as ticketing_api,
-    ):
-        # And the environment the functions' settings read
-        for name, value in STACK.environment(
-            customer_db=customer_db.url,
-            service_status=status_api.url,
-            ticketing=ticketing_api.url,
-            retry_delay_base="0.01",
-        ).items():
-            monkeypatch.setenv(name, value)
-        yield Flow(
-            ingestion=build_ingestion_deps(),
-            orchestrator=build_orchestrator_deps(),
-            ticketing_update=build_ticketing_update_deps(),
-            ticketing_api=ticketing_api,
-            customer_db=customer_db,
-            dynamodb=dynamodb,
-            sqs=sqs,
-            queue_url=queue_url,
-            stream=StreamTail(dynamodb, boto3.client("dynamodbstreams", region_name=REGION), DECISIONS_TABLE),
-        )
+    # Given the stack's AWS resources as the SAM template declares them, the three external HTTP
+    # services, and the environment the functions' settings read
+    with in_process_stack(
+        FakeTicketingSystem(api_key=API_KEY),
+        customers=json.loads((SAMPLES / "customers.json").read_text()),
+        outages=json.loads((SAMPLES / "services.json").read_text())["outages"],
+        set_env=monkeypatch.setenv,
+        region=REGION,
+        api_key=API_KEY,
+        retry_delay_base="0.01",
+    ) as stack:
+        yield stack
 
 
 def test_tickets_flow_from_the_api_to_the_ticketing_system(flow: Flow) -> None:
