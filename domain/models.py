@@ -39,9 +39,17 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+# At least one letter or digit: ids end up as URL path segments, where "." and ".." name other resources.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:@+-]*[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
+IDENTIFIER_MAX_LENGTH = 128
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@+-]+$"),
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=IDENTIFIER_MAX_LENGTH,
+        pattern=IDENTIFIER_PATTERN,
+    ),
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.models import Feedback, NewTicket, RoutingDecision
+from domain.models import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Feedback, NewTicket, RoutingDecision
 from handlers import __version__
 from handlers.validation import MAX_BODY_BYTES
 
@@ -74,7 +74,7 @@ def openapi_document() -> dict[str, Any]:
         "name": "ticket_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9._:@+-]+$", "maxLength": 128},
+        "schema": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": IDENTIFIER_MAX_LENGTH},
     }
     return {
         "openapi": "3.0.3",

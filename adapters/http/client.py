@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import requests
+
+
+def path_segment(value: str) -> str:
+    """`value` as one URL path segment that addresses nothing else: "/" is encoded, and a segment
+    of dots is refused, since "%2E" is decoded again by requests and "." or ".." resolve to other
+    resources. Identifiers are validated at the API; this keeps a stored or replayed one honest."""
+    if value.strip(".") == "":
+        raise ValueError(f"{value!r} cannot be a URL path segment")
+    return quote(value, safe="")
 
 
 class HttpClient:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient
+from adapters.http.client import HttpClient, path_segment
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import CustomerProfile
@@ -22,8 +21,10 @@ class HttpCustomerDirectory(HttpClient):
         super().__init__(endpoint, session=session, timeout=timeout)
 
     def get_profile(self, customer_id: str) -> CustomerProfile:
-        # safe="" so that an id containing "/" cannot address another resource.
-        url = f"{self.endpoint}/customers/{quote(customer_id, safe='')}"
+        try:
+            url = f"{self.endpoint}/customers/{path_segment(customer_id)}"
+        except ValueError:
+            return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
         try:
             response = send_with_quick_retry(
                 lambda: self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})

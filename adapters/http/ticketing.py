@@ -6,11 +6,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 
 import requests
 
-from adapters.http.client import HttpClient
+from adapters.http.client import HttpClient, path_segment
 from adapters.http.retry import (
     TRANSIENT_ERRORS,
     backoff_delay,
@@ -64,7 +63,10 @@ class HttpTicketingSystem(HttpClient):
 
     def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
         ticket = decision.ticket_id
-        url = f"{self.endpoint}/tickets/{quote(ticket, safe='')}/routing"
+        try:
+            url = f"{self.endpoint}/tickets/{path_segment(ticket)}/routing"
+        except ValueError as exc:
+            raise SyncRejected(f"cannot push {ticket}: {exc}") from exc
         payload = routing_update_payload(decision)
         headers = {
             "Authorization": f"Bearer {self._api_key(ticket)}",

@@ -74,6 +74,16 @@ def test_customer_ids_are_url_quoted(customer_db: FakeCustomerDb) -> None:
     assert customer_db.requests[0].path == "/customers/acme%2Feast%2B1"
 
 
+@pytest.mark.parametrize("customer_id", ["..", "."])
+def test_a_dot_segment_id_is_no_customer_and_addresses_nothing(customer_db: FakeCustomerDb, customer_id: str) -> None:
+    # Given / When an id that URL resolution would turn into "this" or "the parent" segment
+    profile = HttpCustomerDirectory(customer_db.url).get_profile(customer_id)
+
+    # Then it is an unknown customer, and nothing was asked of another resource
+    assert profile == CustomerProfile.unknown(customer_id)
+    assert customer_db.requests == []
+
+
 def test_an_unknown_customer_gets_the_unprivileged_default_profile(customer_db: FakeCustomerDb) -> None:
     # Given / When a customer the DB answers 404 for
     profile = HttpCustomerDirectory(customer_db.url).get_profile("CUST-404")
@@ -355,6 +365,16 @@ def test_a_503_retry_after_is_honoured_too(ticketing: FakeTicketingSystem, clock
     ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
     assert clock.sleeps == [20.0]
     assert "T-1" in ticketing.routing
+
+
+def test_a_dot_segment_ticket_id_is_rejected_without_a_request(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a decision whose ticket id would resolve to the parent path (/tickets/../routing)
+    # When it is pushed / Then it is refused for good, and no request reached any resource
+    with pytest.raises(SyncRejected, match="path segment"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision(".."))
+    assert ticketing.requests == []
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 422])

@@ -189,6 +189,12 @@ def test_posting_the_same_ticket_twice_answers_the_same_and_publishes_once(api: 
             id="ticket_id-too-long",
         ),
         pytest.param(
+            # A URL path segment meaning "the parent" once pushed to the ticketing system.
+            {"ticket_id": "..", "customer_id": ".", "description": "d"},
+            {"ticket_id": None, "customer_id": None},
+            id="ids-of-dots-only",
+        ),
+        pytest.param(
             {"customer_id": "C-1", "description": "d" * 20_001},
             {"description": None},
             id="description-too-long",
@@ -351,7 +357,7 @@ def test_get_of_an_unknown_ticket_is_404(api: Harness) -> None:
     assert "T-UNKNOWN" in body["message"]
 
 
-@pytest.mark.parametrize("ticket_id", ["bad!id", "T" * 200, "a,b", "T-\u00e9"])
+@pytest.mark.parametrize("ticket_id", ["bad!id", "T" * 200, "a,b", "T-\u00e9", "..."])
 def test_get_of_an_invalid_ticket_id_is_400(api: Harness, ticket_id: str) -> None:
     status, body = api.request("GET", f"/tickets/{ticket_id}")
     assert status == 400
