@@ -48,7 +48,10 @@ class DecisionRepository(Protocol):
         synced_at: datetime | None = None,
     ) -> None: ...
 
-    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]: ...
+    def find_by_sync_status(
+        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+    ) -> list[RoutingDecision]:
+        """Newest first; with `received_before`, only tickets received before that Unix time."""
 
 
 class TicketHistory(Protocol):

@@ -1,13 +1,24 @@
-"""Re-driving ticketing updates that failed: every failed decision can be found and replayed."""
+"""Re-driving ticketing updates that failed: every failed decision can be found and replayed.
+
+So can a decision left `pending`: a stream record can fail before its sync is recorded at all (the
+table throttled on the read, the function timed out mid-push), and once the stream's retries are
+spent its dead-letter message only points at stream positions. Past `STALE_PENDING_AFTER` nothing
+else will push it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from domain.errors import SyncUnavailable
 from domain.models import SyncStatus
 from domain.ports import Clock, DecisionRepository, TicketingSystem
 from domain.services import sync_decision
+
+# Far beyond the stream's own retries (seconds to minutes), so a replay never races a live push;
+# a push that does overlap is harmless, as the Idempotency-Key makes the second one a no-op.
+STALE_PENDING_AFTER = timedelta(minutes=15)
 
 
 @dataclass
@@ -16,10 +27,12 @@ class ReplayReport:
     succeeded: list[str] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    stale_pending: int = 0  # of `attempted`: decisions whose sync was never recorded
 
     def as_dict(self) -> dict[str, object]:
         return {
             "attempted": self.attempted,
+            "stale_pending": self.stale_pending,
             "succeeded": len(self.succeeded),
             "still_failing": len(self.still_failing),
             "rejected": len(self.rejected),
@@ -34,11 +47,17 @@ def replay_failed_syncs(
     ticketing: TicketingSystem,
     clock: Clock,
     limit: int = 500,
+    stale_pending_after: timedelta = STALE_PENDING_AFTER,
 ) -> ReplayReport:
-    """Push every decision whose sync failed again. The Idempotency-Key makes a replay of an update
+    """Push again every decision whose sync failed, then those still pending for longer than
+    `stale_pending_after`, at most `limit` in all. The Idempotency-Key makes a replay of an update
     that did land in the ticketing system harmless."""
     report = ReplayReport()
-    for decision in repository.find_by_sync_status(SyncStatus.FAILED, limit=limit):
+    failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
+    stale_before = int((clock.now() - stale_pending_after).timestamp())
+    stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit - len(failed), received_before=stale_before)
+    report.stale_pending = len(stale)
+    for decision in [*failed, *stale]:
         report.attempted += 1
         try:
             status = sync_decision(decision, ticketing=ticketing, repository=repository, clock=clock)

@@ -132,8 +132,15 @@ class InMemoryRepository:
             update={"sync_status": status, "sync_error": error, "synced_at": synced_at}
         )
 
-    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
-        return [d for d in self.decisions.values() if d.sync_status is status][:limit]
+    def find_by_sync_status(
+        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+    ) -> list[RoutingDecision]:
+        found = [
+            d
+            for d in self.decisions.values()
+            if d.sync_status is status and (received_before is None or d.timestamp < received_before)
+        ]
+        return sorted(found, key=lambda d: -d.timestamp)[:limit]
 
     def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
         mine = sorted((d for d in self.decisions.values() if d.customer_id == customer_id), key=lambda d: -d.timestamp)

@@ -154,8 +154,12 @@ class DynamoDBDecisionRepository:
         except BotoCoreError as exc:
             raise unavailable(exc, "update_sync_status", self.table_name) from exc
 
-    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
-        return self._query_index(SYNC_STATUS_INDEX, "sync_status", status.value, limit, "find_by_sync_status")
+    def find_by_sync_status(
+        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+    ) -> list[RoutingDecision]:
+        return self._query_index(
+            SYNC_STATUS_INDEX, "sync_status", status.value, limit, "find_by_sync_status", before=received_before
+        )
 
     # --- TicketHistory ----------------------------------------------------------------------
 
@@ -235,14 +239,23 @@ class DynamoDBDecisionRepository:
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc, "feedback scan", self.table_name) from exc
 
-    def _query_index(self, index: str, key: str, value: str, limit: int, action: str) -> list[RoutingDecision]:
+    def _query_index(
+        self, index: str, key: str, value: str, limit: int, action: str, *, before: int | None = None
+    ) -> list[RoutingDecision]:
+        """Items of one partition of an index whose sort key is `timestamp`, newest first."""
         if limit <= 0:
             return []
+        condition = f"{key} = :value"
+        values: dict[str, Any] = {":value": {"S": value}}
+        if before is not None:
+            condition += " AND #timestamp < :before"
+            values[":before"] = {"N": str(before)}
         items = self._query(
             action,
             IndexName=index,
-            KeyConditionExpression=f"{key} = :value",
-            ExpressionAttributeValues={":value": {"S": value}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": {"#timestamp": "timestamp"}} if before is not None else {}),
             ScanIndexForward=False,
             limit=limit,
         )

@@ -113,9 +113,12 @@ class SqliteDecisionRepository:
                 (status.value, updated.model_dump_json(), ticket_id, timestamp),
             )
 
-    def find_by_sync_status(self, status: SyncStatus, limit: int = 100) -> list[RoutingDecision]:
+    def find_by_sync_status(
+        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+    ) -> list[RoutingDecision]:
         rows = self._query(
-            "SELECT body FROM decisions WHERE sync_status = ? ORDER BY timestamp DESC LIMIT ?", (status.value, limit)
+            "SELECT body FROM decisions WHERE sync_status = ? AND timestamp < ? ORDER BY timestamp DESC LIMIT ?",
+            (status.value, received_before if received_before is not None else 2**63 - 1, limit),
         )
         return [RoutingDecision.model_validate_json(body) for (body,) in rows]
 

@@ -171,6 +171,20 @@ def test_find_by_sync_status_returns_matching_decisions_newest_first_up_to_the_l
     assert repository.find_by_sync_status(SyncStatus.SUCCESS) == []
 
 
+def test_find_by_sync_status_can_keep_only_tickets_received_before_a_time(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given pending decisions for tickets received at t, t+1 ... t+4
+    for n in range(5):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+
+    # When those received before t+2 are asked for
+    older = repository.find_by_sync_status(SyncStatus.PENDING, received_before=1_700_000_002)
+
+    # Then only those come back, newest first
+    assert [d.ticket_id for d in older] == ["T-1", "T-0"]
+
+
 def test_recent_for_customer_returns_that_customers_latest_decisions(
     repository: DynamoDBDecisionRepository, make_decision: MakeDecision
 ) -> None:

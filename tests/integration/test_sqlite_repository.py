@@ -94,6 +94,14 @@ def test_sync_status_updates_and_failed_lookup(repo: SqliteDecisionRepository) -
     assert repo.get("T-2").sync_status is SyncStatus.SUCCESS
 
 
+def test_pending_lookup_can_keep_only_tickets_received_before_a_time(repo: SqliteDecisionRepository) -> None:
+    # Given pending decisions for tickets received at 1, 2 and 3
+    for n in (1, 2, 3):
+        repo.save(a_decision(f"T-{n}", timestamp=n))
+    # When / Then those received before 3 come back, newest first
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING, received_before=3)] == ["T-2", "T-1"]
+
+
 def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "d.db"
     first = SqliteDecisionRepository(path)

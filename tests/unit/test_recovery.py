@@ -54,3 +54,35 @@ def test_replay_reports_what_still_fails_and_what_is_rejected() -> None:
     assert (report.succeeded, report.still_failing, report.rejected) == (["T-1"], ["T-2"], ["T-3"])
     # Still failing stays visibly failed, ready for the next replay
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
+
+
+def test_replay_also_pushes_decisions_whose_sync_was_never_recorded() -> None:
+    # Given a decision left pending by a stream record that failed before its sync was recorded,
+    # and one that is still pending because its stream record is being processed right now
+    repo = InMemoryRepository()
+    an_hour_ago, a_minute_ago = int(NOW.timestamp()) - 3600, int(NOW.timestamp()) - 60
+    repo.save(a_decision("T-STRANDED", timestamp=an_hour_ago))
+    repo.save(a_decision("T-IN-FLIGHT", timestamp=a_minute_ago))
+    ticketing = FlakyTicketing({})
+
+    # When failed syncs are replayed
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+
+    # Then the stranded one is pushed and synced; the one in flight is left to its stream
+    assert ticketing.pushed == ["T-STRANDED"]
+    assert report.as_dict()["stale_pending"] == 1 and report.as_dict()["succeeded"] == 1
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)] == ["T-IN-FLIGHT"]
+
+
+def test_failed_decisions_come_first_within_the_limit() -> None:
+    # Given two failed decisions and an hour-old pending one
+    repo = failed_store("T-1", "T-2")
+    repo.save(a_decision("T-STRANDED", timestamp=int(NOW.timestamp()) - 3600))
+    ticketing = FlakyTicketing({})
+
+    # When a replay may push two
+    replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2)
+
+    # Then the failed ones went, and the pending one waits for the next replay
+    assert sorted(ticketing.pushed) == ["T-1", "T-2"]
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)] == ["T-STRANDED"]
