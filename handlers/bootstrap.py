@@ -239,8 +239,10 @@ def build_acceptor(
     """submit_ticket wrapped in Powertools idempotency keyed on ticket_id.
 
     A second POST of the same ticket_id then returns the first answer (and correlation id)
-    without publishing again. Each acceptor gets its own config: a persistence layer binds to the
-    first config it sees.
+    without publishing again, as long as it is the same ticket: a different customer, subject or
+    description under a used ticket_id raises IdempotencyValidationError instead of being dropped
+    (the timestamp is left out, as a retry without one is stamped anew). Each acceptor gets its own
+    config: a persistence layer binds to the first config it sees.
     """
 
     def accept_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +255,7 @@ def build_acceptor(
 
     config = IdempotencyConfig(
         event_key_jmespath="ticket_id",
+        payload_validation_jmespath="[customer_id, subject, description]",
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
     )

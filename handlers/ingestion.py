@@ -94,12 +94,23 @@ def post_ticket() -> Response:
         raise validation_bad_request(exc) from exc
     ticket = new_ticket.to_ticket(deps.clock.now())
     # Imported here: it pulls in boto3, which a cold start should only pay for when it is used.
-    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
 
     try:
         accepted = deps.accept(ticket=ticket.model_dump(mode="json"))
     except IdempotencyAlreadyInProgressError:
         return _json(409, {"message": f"ticket {ticket.ticket_id} is being accepted by another request; retry"})
+    except IdempotencyValidationError:
+        message = f"ticket_id {ticket.ticket_id} was already submitted with another customer_id, subject or description"
+        return _json(409, {"message": message, "errors": [{"field": "ticket_id", "message": "already used"}]})
+    except IdempotencyPersistenceLayerError as exc:
+        # Nothing was published: the sender's retry is safe once the store answers again.
+        logger.error("idempotency store unavailable", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
+        return _json(503, {"message": "could not accept the ticket right now; retry"})
     except PublishFailed as exc:
         # Nothing was recorded, so the sender's retry is safe and nothing is lost.
         logger.error("event bus rejected ticket", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
