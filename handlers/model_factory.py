@@ -16,16 +16,27 @@ from domain.ports import RoutingEngine
 from domain.toolkit import RoutingToolkit
 from handlers.settings import RoutingSettings
 
+MODEL_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+def model_call_worst_case_seconds(settings: RoutingSettings) -> float:
+    """The longest one model call can take: the agent starts a call only with this much time left.
+
+    One attempt, no retry in botocore or in Strands: a retry (with botocore's backoff and up to 5 s
+    of x-amz-retry-after) would make the worst case about 30 s, all of the orchestrator's 30 s, and
+    leave no room for a second call. A failed call instead ends in the pipeline's decision, flagged
+    for review, which is what the engines fall back to anyway.
+    """
+    return MODEL_CONNECT_TIMEOUT_SECONDS + settings.model_read_timeout_seconds
+
 
 def _bedrock_client_config(settings: RoutingSettings) -> Any:
     from botocore.config import Config
 
-    # One retry inside botocore and none in Strands: two attempts of at most read_timeout each
-    # fit the orchestrator's 30 s, and the hybrid engine falls back rather than waiting longer.
     return Config(
-        connect_timeout=2,
+        connect_timeout=MODEL_CONNECT_TIMEOUT_SECONDS,
         read_timeout=settings.model_read_timeout_seconds,
-        retries={"total_max_attempts": 2, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
     )
 
 
@@ -118,6 +129,7 @@ def build_model_engine(
         model_id=model_id or settings.bedrock_model_id,
         prices=prices,
         max_tool_calls=settings.agent_max_tool_calls,
+        min_seconds_per_call=model_call_worst_case_seconds(settings),
         second_opinion=second_opinion,
         # Bedrock prompt caching for Claude: the tool specs and system prompt are the same for
         # every ticket, so they are written to the cache once and read at a tenth of the price.

@@ -115,6 +115,8 @@ class TicketTools:
         masked: MaskedText,
         log: ToolLog,
         second_opinion: Callable[[str], tuple[dict[str, Any], ModelUsage]] | None,
+        *,
+        has_time_for_model_call: Callable[[], bool] = lambda: True,
     ) -> None:
         from strands import tool
 
@@ -123,6 +125,7 @@ class TicketTools:
         self._masked = masked
         self._log = log
         self._second_opinion = second_opinion
+        self._has_time_for_model_call = has_time_for_model_call
         self.extra_usage = ModelUsage()
         self.calls = 0
 
@@ -239,7 +242,8 @@ class TicketTools:
         return self._log.run(f"agent:{name}", fn)
 
     def _classify(self) -> dict[str, Any]:
-        if self._second_opinion is not None:
+        # The second opinion is a model call of its own, so it too waits for the time to finish.
+        if self._second_opinion is not None and self._has_time_for_model_call():
             answer, usage = self._second_opinion(self._masked.text)
             self.extra_usage = self.extra_usage + usage
             return answer
@@ -291,7 +295,7 @@ class AgentEngine:
     ) -> EngineResult:
         baseline = self.pipeline.propose_from_evidence(evidence, log)
         ticket = evidence.ticket
-        masked = mask_personal_data(ticket.text)
+        masked = mask_personal_data(ticket.text, self.toolkit.default_region)
         priority = self.toolkit.calculate_priority(
             ticket,
             evidence.classification.primary_category,
@@ -300,9 +304,11 @@ class AgentEngine:
             evidence.entities,
         )
         prompt = f"{_ticket_block(ticket, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
-        tools = TicketTools(self.toolkit, evidence, masked, log, self._second_opinion_fn())
-        started = time.perf_counter()
         budget = _Budget(self.max_model_calls, self.max_tool_calls, deadline, self.min_seconds_per_call)
+        tools = TicketTools(
+            self.toolkit, evidence, masked, log, self._second_opinion_fn(), has_time_for_model_call=budget.has_time
+        )
+        started = time.perf_counter()
         try:
             answer, usage = self._ask(prompt, tools, budget)
         except Exception as exc:  # any model failure: the pipeline's answer stands
@@ -424,10 +430,14 @@ class _Budget:
         registry.add_callback(BeforeModelCallEvent, self._before_model)
         registry.add_callback(BeforeToolCallEvent, self._before_tool)
 
+    def has_time(self) -> bool:
+        """Whether a model call started now would end before the deadline, at its slowest."""
+        return self.deadline is None or self.deadline - time.monotonic() >= self.min_seconds
+
     def _before_model(self, event: Any) -> None:
         if self.model_calls >= self.max_model_calls:
             raise ModelBudgetExceeded(f"model call budget of {self.max_model_calls} exhausted")
-        if self.deadline is not None and self.deadline - time.monotonic() < self.min_seconds:
+        if not self.has_time():
             raise ModelBudgetExceeded("not enough time left before the function's deadline")
         self.model_calls += 1
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.retries.standard
 import pytest
 from moto import mock_aws
 
@@ -305,8 +304,7 @@ def test_a_throttled_model_still_leaves_every_ticket_decided_and_flagged(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Given Bedrock throttling every request (botocore's backoff sleep skipped, its retry kept)
-    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    # Given Bedrock throttling every request
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # metrics on, whatever ran before
     monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
     bedrock.policy = always_throttle
@@ -322,8 +320,8 @@ def test_a_throttled_model_still_leaves_every_ticket_decided_and_flagged(
         # And each ticket that needed the model fell back to the pipeline and asks for a person
         assert decision.requires_manual_review
         assert [d.split(":")[0] for d in failed_model_calls(decision)] == ["ModelThrottledException"]
-        # And the client tried exactly twice (botocore total_max_attempts=2, no Strands retry)
-        assert len(bedrock.calls_for(ticket_id)) == 2
+        # And the client tried once (no botocore or Strands retry: a retry could outlast the function)
+        assert len(bedrock.calls_for(ticket_id)) == 1
         assert decision.cost_usd == 0.0
     # And the handler counted one BedrockAPIErrors per ticket that needed the model
     assert emitted_metric(capsys.readouterr().out, "BedrockAPIErrors") == len(consulted)

@@ -13,7 +13,7 @@ from adapters.clock import FixedClock
 from adapters.engines.agent import AgentEngine
 from adapters.engines.hybrid import HybridEngine
 from adapters.engines.pipeline import PipelineEngine
-from domain.models import AccountType, PriorityLevel, RoutingDecision
+from domain.models import AccountType, ModelUsage, PriorityLevel, RoutingDecision
 from domain.services import route_ticket
 from domain.taxonomy import load_taxonomy
 from domain.toolkit import RoutingToolkit
@@ -220,3 +220,81 @@ def test_deadline_too_close_skips_the_model() -> None:
     result = agent.propose(a_ticket(), deadline=time.monotonic() + 1.0)
     assert model.requests == []
     assert result.force_review
+
+
+def test_the_second_opinion_waits_for_time_to_finish_like_any_model_call() -> None:
+    from adapters.engines.agent import TicketTools
+    from domain.entities import mask_personal_data
+    from domain.toolkit import ToolLog
+
+    # Given the agent's tools for a ticket, with a second-opinion model and no time left for a call
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    ticket = a_ticket()
+    log = ToolLog()
+    evidence = agent.toolkit.gather_evidence(ticket, log)
+    asked: list[str] = []
+
+    def second_opinion(text: str) -> tuple[dict[str, object], ModelUsage]:
+        asked.append(text)
+        return {"ranked": []}, ModelUsage(model_calls=1)
+
+    tools = TicketTools(
+        agent.toolkit,
+        evidence,
+        mask_personal_data(ticket.text),
+        log,
+        second_opinion,
+        has_time_for_model_call=lambda: False,
+    )
+    classify_issue = next(t for t in tools.tools if t.tool_name == "classify_issue")
+
+    # When the model asks for the classification
+    result = classify_issue()
+
+    # Then the local classifier answers, and no second model call was started
+    assert asked == []
+    assert result["ranked"][0]["category"] == "Billing Dispute"
+    assert tools.extra_usage == ModelUsage()
+
+
+def test_the_agent_never_starts_a_model_call_that_could_outlast_the_deadline() -> None:
+    from handlers.model_factory import build_model_engine, model_call_worst_case_seconds
+    from handlers.settings import RoutingSettings
+
+    # Given the engine the orchestrator builds for Bedrock
+    settings = RoutingSettings(routing_engine="agent", model_read_timeout_seconds=7.0)
+    agent, _, _ = engines(ScriptedModel([]), FixedClassifier("Billing Dispute", 0.9))
+    built = build_model_engine(settings, toolkit=agent.toolkit, pipeline=agent.pipeline)
+    assert isinstance(built, AgentEngine)
+    config = built.model.client.meta.config
+
+    # Then the time it asks for before each call covers every attempt the client makes, at its slowest
+    attempts = config.retries["total_max_attempts"]
+    slowest_call = attempts * (config.connect_timeout + config.read_timeout)
+    assert built.min_seconds_per_call >= slowest_call
+    assert built.min_seconds_per_call == model_call_worst_case_seconds(settings) == 9.0
+
+
+def test_phone_numbers_are_masked_by_the_deployment_s_region_before_the_model_sees_them() -> None:
+    # Given a German deployment and a ticket quoting a German mobile number in national format
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support")])
+    repo = InMemoryRepository()
+    toolkit = RoutingToolkit(
+        taxonomy=TAXONOMY,
+        classifier=FixedClassifier("Billing Dispute", 0.9),
+        customers=FakeCustomers(),
+        service_status=FakeServiceStatus(),
+        history=repo,
+        clock=CLOCK,
+        default_region="DE",
+    )
+    agent = AgentEngine(toolkit=toolkit, pipeline=PipelineEngine(toolkit), model=model, model_id=SONNET)
+
+    # When the agent routes it
+    route(agent, repo, description="Kein SMS-Code auf 0151 23456789 seit gestern, bitte helfen.")
+
+    # Then the number never reached the model, only its placeholder
+    sent = str(model.requests)
+    assert "23456789" not in sent
+    assert "<PHONE_1>" in sent
