@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from domain.models import IssueClassification
-from domain.routing import RoutingProposal
+from domain.routing import RoutingProposal, overruled_reasoning
 
 _INJECTION_PATTERNS = [
     r"\bignore\s+(?:all\s+|any\s+|the\s+)?(?:previous|prior|above|earlier)\s+(?:instructions|prompts?|rules)",
@@ -53,19 +53,21 @@ def reconcile_with_evidence(
     """Keep a model's category only where the ticket's own content supports it."""
     agrees = proposal.category.strip().casefold() == classification.primary_category.casefold()
     if markers and not agrees:
-        fallback = RoutingProposal.from_classification(classification, reasoning=proposal.reasoning)
+        # The model's reasoning is not kept: it may be the injected text speaking.
         return Reconciled(
-            fallback,
+            RoutingProposal.from_classification(classification),
             ("The ticket contains instruction-like text; the model's category was not used, the classifier's was.",),
             force_review=True,
         )
     scores = {c.category.casefold(): c.score for c in classification.ranked}
     supported = scores.get(proposal.category.strip().casefold(), 0.0)
     if not agrees and supported < IMPLAUSIBLE_SCORE:
-        fallback = RoutingProposal.from_classification(classification, reasoning=proposal.reasoning)
         return Reconciled(
-            fallback,
-            (f"The model's category {proposal.category!r} is not supported by the ticket's text; classifier kept.",),
+            RoutingProposal.from_classification(classification),
+            (
+                f"The model's category {proposal.category!r} is not supported by the ticket's text; classifier kept.",
+                *overruled_reasoning(proposal.reasoning),
+            ),
             force_review=True,
         )
     notes = ("The ticket contains instruction-like text; flagged for review.",) if markers else ()

@@ -42,6 +42,8 @@ class RoutingVerdict:
     requires_manual_review: bool
     alternative_teams: tuple[TeamScore, ...]
     notes: tuple[str, ...] = field(default=())
+    # The proposal named a category or team the rules did not follow.
+    overruled: bool = False
 
     @property
     def category(self) -> str:
@@ -61,6 +63,28 @@ def rank_teams(ranked_categories: list[CategoryScore], taxonomy: Taxonomy) -> li
             totals[category.team] = totals.get(category.team, 0.0) + item.score
     ordered = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
     return [TeamScore(team=team, score=round(min(score, 1.0), 4)) for team, score in ordered]
+
+
+def overruled_reasoning(reasoning: str) -> tuple[str, ...]:
+    """An overruled proposal's reasoning argues for what was not decided: kept for the audit as a
+    labelled note, never as the decision's own explanation."""
+    reasoning = reasoning.strip()
+    return (f"The overruled proposal's reasoning: {reasoning}",) if reasoning else ()
+
+
+def suggested_teams(
+    classification: IssueClassification, fallback: IssueClassification, taxonomy: Taxonomy
+) -> tuple[TeamScore, ...]:
+    """The top two teams for a reviewer: from the decided classification, topped up from the
+    deterministic classifier's ranking when the first names fewer (a model proposal without
+    alternatives, or one the rules replaced)."""
+    suggested = rank_teams(classification.ranked, taxonomy)[:2]
+    for candidate in rank_teams(fallback.ranked, taxonomy):
+        if len(suggested) == 2:
+            break
+        if all(candidate.team != team.team for team in suggested):
+            suggested.append(candidate)
+    return tuple(suggested)
 
 
 def _known_alternatives(proposal: RoutingProposal, taxonomy: Taxonomy, primary: str) -> tuple[CategoryScore, ...]:
@@ -118,13 +142,12 @@ def apply_routing_rules(
             f"{taxonomy.manual_review_threshold:.2f}: manual review."
         )
     requires_review = rejected or low_confidence
-    alternative_teams: tuple[TeamScore, ...] = ()
-    if requires_review:
-        alternative_teams = tuple(rank_teams(classification.ranked, taxonomy)[:2])
+    alternative_teams = suggested_teams(classification, fallback, taxonomy) if requires_review else ()
     return RoutingVerdict(
         classification=classification,
         team=category.team,
         requires_manual_review=requires_review,
         alternative_teams=alternative_teams,
         notes=tuple(notes),
+        overruled=rejected,
     )

@@ -31,7 +31,7 @@ from domain.ports import (
     TicketingSystem,
 )
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
-from domain.routing import apply_routing_rules, rank_teams
+from domain.routing import apply_routing_rules, overruled_reasoning, suggested_teams
 from domain.taxonomy import Taxonomy
 
 # Runner-up categories kept in the stored decision. A model with many labels (77 intents, say) ranks
@@ -120,7 +120,7 @@ def decide(
 
     alternative_teams = verdict.alternative_teams
     if review and not alternative_teams:
-        alternative_teams = tuple(rank_teams(verdict.classification.ranked, taxonomy)[:2])
+        alternative_teams = suggested_teams(verdict.classification, evidence.classification, taxonomy)
 
     classification = verdict.classification
     if len(classification.alternatives) > RECORDED_ALTERNATIVES:
@@ -128,12 +128,14 @@ def decide(
         classification = classification.model_copy(update={"alternatives": tuple(ranked[:RECORDED_ALTERNATIVES])})
 
     factors = ", ".join(f"{k} {v}" for k, v in priority.factors.items())
+    proposal_reasoning = result.proposal.reasoning.strip()
     reasoning_parts = [
-        result.proposal.reasoning.strip()
+        (not verdict.overruled and proposal_reasoning)
         or f"Classified as {verdict.category} ({verdict.confidence:.2f}) -> {verdict.team}.",
         f"Priority {priority.level.value} (score {priority.score}: {factors}).",
         *priority.overrides,
         *notes,
+        *(overruled_reasoning(proposal_reasoning) if verdict.overruled else ()),
     ]
     return RoutingDecision(
         ticket_id=ticket.ticket_id,

@@ -163,6 +163,19 @@ def test_unknown_team_from_the_model_is_rejected() -> None:
     assert "Executive Escalations" in decision.reasoning
 
 
+def test_an_overruled_model_s_reasoning_is_not_the_decision_s_explanation() -> None:
+    # Given a model arguing for an outage team on a ticket the rules keep with billing
+    reasoning = "Clear network outage affecting the area."
+    model = ScriptedModel([answer("Urgent CEO Matter", "Network Operations", confidence=0.99, reasoning=reasoning)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    # When the agent routes it
+    decision = route(agent, repo)
+    # Then the stored explanation states what was decided, and the model's argument is kept, labelled
+    assert decision.assigned_team == "Billing Support"
+    assert decision.reasoning.startswith("Classified as Billing Dispute")
+    assert f"The overruled proposal's reasoning: {reasoning}" in decision.reasoning
+
+
 def test_unknown_category_from_the_model_falls_back_to_the_classifier() -> None:
     model = ScriptedModel([answer("Urgent CEO Matter", "Billing Support", confidence=0.99)])
     agent, _, repo = engines(model, FixedClassifier("Technical Problem", 0.8))

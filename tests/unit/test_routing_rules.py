@@ -92,3 +92,21 @@ def test_category_names_match_case_insensitively() -> None:
         "Network Operations",
         False,
     )
+
+
+def test_a_proposal_without_alternatives_still_suggests_two_teams() -> None:
+    # Given a low-confidence proposal that names no alternative (a model's answer, say)
+    # When the rules apply
+    verdict = apply_routing_rules(propose("Billing Dispute", 0.6), TAXONOMY, fallback=FALLBACK)
+    # Then the reviewer still gets two teams: the proposal's, then the classifier's best other one
+    assert verdict.requires_manual_review
+    assert [t.team for t in verdict.alternative_teams] == ["Billing Support", "Technical Support"]
+
+
+def test_a_rejected_team_suggests_the_rules_team_and_the_classifier_s_next() -> None:
+    # Given a confident proposal whose team does not handle its category
+    verdict = apply_routing_rules(
+        propose("Technical Problem", 0.95, team="Billing Support"), TAXONOMY, fallback=FALLBACK
+    )
+    # Then the rules' team leads and the classifier's runner-up completes the pair
+    assert [t.team for t in verdict.alternative_teams] == ["Technical Support", "Network Operations"]
