@@ -545,11 +545,14 @@ def test_api_routes_all_need_the_key(resources: dict[str, Any]) -> None:
             assert "${IngestionFunctionAliaslive}" in uri, "the API must call the live alias (canary)"
 
 
-def test_post_tickets_body_is_validated_against_the_schema(resources: dict[str, Any]) -> None:
+def test_post_tickets_body_schema_is_published_and_validated_by_the_handler(resources: dict[str, Any]) -> None:
     body = resources["TicketApi"]["Properties"]["Body"]
     operation = body["paths"]["/tickets"]["post"]
-    validator = body["x-amazon-apigateway-request-validators"][operation["x-amazon-apigateway-request-validator"]]
-    assert validator["validateRequestBody"] is True
+    # API Gateway does not validate the body: its error could not name the field in valid JSON.
+    validator = body.get("x-amazon-apigateway-request-validators", {}).get(
+        operation.get("x-amazon-apigateway-request-validator", ""), {}
+    )
+    assert not validator.get("validateRequestBody", False)
     ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     schema = body["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     assert schema["required"] == ["customer_id", "description"]
@@ -559,6 +562,31 @@ def test_post_tickets_body_is_validated_against_the_schema(resources: dict[str, 
     # No bigger than the code accepts.
     assert schema["properties"]["description"]["maxLength"] == MAX_DESCRIPTION_CHARS
     assert schema["properties"]["subject"]["maxLength"] == MAX_SUBJECT_CHARS
+
+
+def test_gateway_error_responses_and_access_logs_are_valid_json(resources: dict[str, Any]) -> None:
+    def filled(template: str) -> str:
+        # messageString arrives JSON-quoted; the other variables used are plain tokens.
+        template = template.replace("$context.error.messageString", '"Invalid request body"')
+        return re.sub(r"\$context\.[A-Za-z.]+", "value", template)
+
+    body = resources["TicketApi"]["Properties"]["Body"]
+    templates = [
+        template
+        for response in body.get("x-amazon-apigateway-gateway-responses", {}).values()
+        for template in response.get("responseTemplates", {}).values()
+    ]
+    templates += [
+        template
+        for r in of_type(resources, "AWS::ApiGateway::GatewayResponse").values()
+        for template in r["Properties"].get("ResponseTemplates", {}).values()
+    ]
+    assert templates, "the BAD_REQUEST_BODY response is declared"
+    templates.append(resources["TicketApiStage"]["Properties"]["AccessLogSetting"]["Format"])
+    for template in templates:
+        # validationErrorString carries unescaped quotes: no template can hold it and stay JSON.
+        assert "validationErrorString" not in template
+        json.loads(filled(template))
 
 
 def test_usage_plan_throttle_and_access_logs(resources: dict[str, Any]) -> None:
