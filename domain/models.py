@@ -343,5 +343,18 @@ class Feedback(_Frozen):
     recorded_at: UtcDatetime
 
 
+class FeedbackSubmission(BaseModel):
+    """A correction as an agent submits it: the ticket comes from the URL, the time from our clock."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+
+    correct_team: str = Field(min_length=1, max_length=100)
+    correct_category: str | None = Field(default=None, min_length=1, max_length=100)
+    agent_id: Identifier | None = None
+
+    def to_feedback(self, ticket_id: str, recorded_at: datetime) -> Feedback:
+        return Feedback(ticket_id=ticket_id, recorded_at=recorded_at, **self.model_dump())
+
+
 def retention_deadline(created_at: datetime) -> int:
     return int(created_at.timestamp()) + DECISION_RETENTION_DAYS * 86_400

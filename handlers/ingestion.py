@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from domain.errors import PublishFailed, RepositoryUnavailable
-from domain.models import Feedback, NewTicket
+from domain.models import Feedback, FeedbackSubmission, NewTicket
+from domain.taxonomy import Taxonomy
 from handlers import __version__
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
@@ -147,19 +148,30 @@ def post_feedback(ticket_id: str) -> Response:
     if deps.feedback is None:
         return _json(501, {"message": "feedback is not enabled on this deployment"})
     try:
-        feedback = Feedback.model_validate({**body, "ticket_id": ticket_id, "recorded_at": deps.clock.now()})
+        feedback = FeedbackSubmission.model_validate(body).to_feedback(ticket_id, deps.clock.now())
     except ValidationError as exc:
         raise validation_bad_request(exc, "feedback") from exc
-    if deps.taxonomy is not None and feedback.correct_team not in deps.taxonomy.teams:
-        raise BadRequest(
-            f"correct_team: {feedback.correct_team!r} is not a team of the taxonomy",
-            errors=[{"field": "correct_team", "message": f"must be one of {', '.join(deps.taxonomy.teams)}"}],
-        )
+    if deps.taxonomy is not None:
+        _check_against_taxonomy(feedback, deps.taxonomy)
     deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
     # Averaged over a period, this is the share of reviewed decisions that were right.
     metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=0.0 if rerouted else 100.0)
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
+
+
+def _check_against_taxonomy(feedback: Feedback, taxonomy: Taxonomy) -> None:
+    """Corrections become training data, so one that contradicts the taxonomy is refused. A
+    category the taxonomy does not know may still be a trained model's label, and is kept."""
+    if feedback.correct_team not in taxonomy.teams:
+        raise BadRequest(
+            f"correct_team: {feedback.correct_team!r} is not a team of the taxonomy",
+            errors=[{"field": "correct_team", "message": f"must be one of {', '.join(taxonomy.teams)}"}],
+        )
+    category = taxonomy.find_category(feedback.correct_category) if feedback.correct_category else None
+    if category is not None and category.team != feedback.correct_team:
+        message = f"category {category.name!r} is handled by {category.team!r}, not {feedback.correct_team!r}"
+        raise BadRequest(f"correct_category: {message}", errors=[{"field": "correct_category", "message": message}])
 
 
 @app.get("/health")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.models import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Feedback, NewTicket, RoutingDecision
+from domain.models import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, FeedbackSubmission, NewTicket, RoutingDecision
 from handlers import __version__
 from handlers.validation import MAX_BODY_BYTES
 
@@ -38,7 +38,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "Invalid input; `errors` names each field at fault",
         403: "Missing or wrong x-api-key",
         404: "Not found",
-        409: "The same ticket is being accepted by a concurrent request",
+        409: "The ticket_id is being accepted by a concurrent request, or was used for another ticket",
         413: f"Body larger than {MAX_BODY_BYTES} bytes",
         415: "Content-Type is not application/json",
         503: "A dependency is unavailable; retry",
@@ -47,15 +47,9 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    feedback_schema = _schema(Feedback)
-    for internal in ("ticket_id", "recorded_at"):
-        feedback_schema["properties"].pop(internal, None)
-        if internal in feedback_schema.get("required", []):
-            feedback_schema["required"].remove(internal)
-    feedback_schema["additionalProperties"] = False
     components: dict[str, Any] = {
         "NewTicket": _schema(NewTicket),
-        "Feedback": feedback_schema,
+        "Feedback": _schema(FeedbackSubmission),
         "Accepted": {
             "type": "object",
             "required": ["ticket_id", "correlation_id", "status"],

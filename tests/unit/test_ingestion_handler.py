@@ -460,6 +460,42 @@ def test_feedback_with_invalid_fields_is_400(api: Harness) -> None:
     assert [e["field"] for e in body["errors"]] == ["correct_team"]
 
 
+@pytest.mark.parametrize(
+    ("correction", "field"),
+    [
+        pytest.param({"correct_team": "Billing Support", "team": "x"}, "team", id="unknown-field"),
+        pytest.param({"correct_team": "Billing Support", "agent_id": "a b!"}, "agent_id", id="agent-id-not-an-id"),
+        pytest.param(
+            {"correct_team": "Billing Support", "correct_category": "Network Outage"},
+            "correct_category",
+            id="category-of-another-team",
+        ),
+    ],
+)
+def test_a_correction_that_would_teach_the_model_nonsense_is_400(
+    api: Harness, correction: dict[str, str], field: str
+) -> None:
+    # Given a routed ticket
+    api.post_ticket(VALID_TICKET)
+    # When a correction arrives with a field it does not know, or a category its team does not handle
+    status, body = api.request("POST", "/tickets/T-100/feedback", json.dumps(correction))
+    # Then it is refused naming that field, and nothing reaches the retraining data
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert api.app.repository.feedback() == []
+
+
+def test_a_correction_with_a_category_the_taxonomy_does_not_know_is_kept(api: Harness) -> None:
+    # Given a routed ticket, and a deployment whose model may use finer labels than the taxonomy
+    api.post_ticket(VALID_TICKET)
+    # When the correction names such a label
+    correction = {"correct_team": "Billing Support", "correct_category": "card_payment_fee_charged"}
+    status, _ = api.request("POST", "/tickets/T-100/feedback", json.dumps(correction))
+    # Then it is recorded as given
+    assert status == 201
+    assert [f.correct_category for f in api.app.repository.feedback()] == ["card_payment_fee_charged"]
+
+
 def test_feedback_on_an_unknown_ticket_is_404(api: Harness) -> None:
     status, body = api.request("POST", "/tickets/T-NONE/feedback", json.dumps({"correct_team": "Billing Support"}))
     assert status == 404
