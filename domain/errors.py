@@ -32,7 +32,8 @@ class ClassifierUnavailable(TicketRouterError):
 
 
 class SyncRejected(TicketRouterError):
-    """The ticketing system refused the update for good (a 4xx other than 429): retrying won't help."""
+    """The ticketing system refused the update for good (a 4xx other than 408 and 429, or a 401/403 that a
+    freshly read API key does not cure): retrying won't help."""
 
 
 class SyncUnavailable(TicketRouterError):

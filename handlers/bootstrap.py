@@ -386,6 +386,7 @@ def build_ticketing_update_deps(settings: TicketingUpdateSettings | None = None)
     from adapters.http.ticketing import HttpTicketingSystem
 
     settings = settings or load_settings(TicketingUpdateSettings)
+    api_key = SecretsManagerApiKey(settings.ticketing_system_api_key_secret)
     return TicketingUpdateDeps(
         repository=(
             DynamoDBDecisionRepository(settings.routing_decisions_table) if settings.routing_decisions_table else None
@@ -393,7 +394,8 @@ def build_ticketing_update_deps(settings: TicketingUpdateSettings | None = None)
         repository_for_table=DynamoDBDecisionRepository,
         ticketing=HttpTicketingSystem(
             settings.ticketing_system_endpoint,
-            SecretsManagerApiKey(settings.ticketing_system_api_key_secret),
+            api_key,
+            refresh_api_key=api_key.refresh,
             max_retries=settings.max_retries,
             retry_delay_base=settings.retry_delay_base,
             timeout=settings.http_timeout_seconds,

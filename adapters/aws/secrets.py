@@ -19,6 +19,8 @@ class SecretsManagerApiKey:
 
     A secret that is a JSON object with an "api_key" (or else "token") string yields that value;
     any other secret string is the key itself.
+    `refresh()` reads the secret again whatever the cache holds, and caches what it read: for a
+    caller whose key was refused, since after a rotation the cached key stays stale for `max_age`.
     Failures raise ConfigurationError naming the secret and the AWS error code; callers that
     can replay later (the ticketing adapter) turn it into their own transient error.
     """
@@ -38,8 +40,14 @@ class SecretsManagerApiKey:
         return self._provider
 
     def __call__(self) -> str:
+        return self._read(force_fetch=False)
+
+    def refresh(self) -> str:
+        return self._read(force_fetch=True)
+
+    def _read(self, *, force_fetch: bool) -> str:
         try:
-            value = self.provider.get(self.secret_id, max_age=self.max_age)
+            value = self.provider.get(self.secret_id, max_age=self.max_age, force_fetch=force_fetch)
         except GetParameterError as exc:
             cause = exc.__cause__
             code = cause.response.get("Error", {}).get("Code", "") if isinstance(cause, ClientError) else ""

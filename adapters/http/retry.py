@@ -19,7 +19,8 @@ TRANSIENT_ERRORS: tuple[type[requests.RequestException], ...] = (
 
 
 def is_retryable_status(status: int) -> bool:
-    return status == 429 or status >= 500
+    # 408: the server gave up waiting for the request, which says nothing against sending it again.
+    return status in (408, 429) or status >= 500
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: Callable[[], float]) -> float:

@@ -30,12 +30,20 @@ class HttpTicketingSystem(HttpClient):
     Every attempt carries the same `Idempotency-Key` (ticket_id:timestamp), which is what makes
     retrying a PUT whose answer was lost (timeout, dropped connection) safe.
 
-    Retry policy: 429, 5xx, connection errors and timeouts are retried up to `max_retries` times
+    Retry policy: 408, 429, 5xx, connection errors and timeouts are retried up to `max_retries` times
     after the first attempt. The wait before retry n (0-based) is equal-jitter backoff around
-    min(retry_delay_base * 2**n, max_delay); the Retry-After of a 429 (or 503) wins when longer. With a
-    `deadline` (a time.monotonic() value), no wait and no request runs past it: when the next wait
-    would cross it the adapter gives up at once with SyncUnavailable, leaving the replay to the
-    dead-letter path rather than being killed mid-sleep by the Lambda timeout.
+    min(retry_delay_base * 2**n, max_delay); the Retry-After of a 429 (or 503) wins when longer. A
+    Retry-After longer than `max_retry_after` is never cut short: the adapter gives up at once with
+    SyncUnavailable, leaving the push to a later replay, since without a deadline (`dlq replay`) it
+    would otherwise sleep as long as the server asks. With a `deadline` (a time.monotonic() value),
+    no wait and no request runs past it: when the next wait would cross it the adapter gives up at
+    once with SyncUnavailable, leaving the replay to the dead-letter path rather than being killed
+    mid-sleep by the Lambda timeout.
+
+    Other answers are final (SyncRejected), except that with `refresh_api_key` the first 401 or 403
+    of a push re-reads the key past any cache: if it changed (a rotation), the request is sent again
+    at once with the new key, without counting as a retry; if it did not, or the new key is refused
+    too, the push is rejected. A key that cannot be re-read is SyncUnavailable.
     """
 
     def __init__(
@@ -43,10 +51,12 @@ class HttpTicketingSystem(HttpClient):
         endpoint: str,
         api_key: Callable[[], str],
         *,
+        refresh_api_key: Callable[[], str] | None = None,
         session: requests.Session | None = None,
         max_retries: int = 5,
         retry_delay_base: float = 1.0,
         max_delay: float = 16.0,
+        max_retry_after: float = 300.0,
         timeout: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
@@ -54,9 +64,11 @@ class HttpTicketingSystem(HttpClient):
     ) -> None:
         super().__init__(endpoint, session=session, timeout=timeout)
         self.api_key = api_key
+        self.refresh_api_key = refresh_api_key
         self.max_retries = max_retries
         self.retry_delay_base = retry_delay_base
         self.max_delay = max_delay
+        self.max_retry_after = max_retry_after
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
@@ -68,12 +80,14 @@ class HttpTicketingSystem(HttpClient):
         except ValueError as exc:
             raise SyncRejected(f"cannot push {ticket}: {exc}") from exc
         payload = routing_update_payload(decision)
+        api_key = self._api_key(ticket)
         headers = {
-            "Authorization": f"Bearer {self._api_key(ticket)}",
+            "Authorization": f"Bearer {api_key}",
             "Idempotency-Key": decision.idempotency_key,
             "Content-Type": "application/json",
             "Accept": "application/json",
         }
+        key_refetched = False
         attempt = 0
         while True:
             timeout = self._request_timeout(deadline)
@@ -92,11 +106,26 @@ class HttpTicketingSystem(HttpClient):
                     if 200 <= status < 300:
                         return
                     failure = describe_response(response)
+                    if status in (401, 403) and not key_refetched and self.refresh_api_key is not None:
+                        # Once per push: a key refused twice is not a stale cache, and a loop here
+                        # would hammer both the secret store and the ticketing system.
+                        key_refetched = True
+                        fresh_key = self._refetched_api_key(self.refresh_api_key, ticket, failure)
+                        if fresh_key != api_key:
+                            logger.info("push of %s refused (%s); retrying with the re-read API key", ticket, failure)
+                            api_key = fresh_key
+                            headers["Authorization"] = f"Bearer {api_key}"
+                            continue
                     if not is_retryable_status(status):
                         raise SyncRejected(f"ticketing system rejected {ticket}: {failure}")
                     if status in (429, 503):  # RFC 9110 gives Retry-After meaning on both
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
+            if retry_after is not None and retry_after > self.max_retry_after:
+                raise SyncUnavailable(
+                    f"ticketing system asked to wait {retry_after:.0f}s before retrying {ticket}, more than "
+                    f"max_retry_after {self.max_retry_after:.0f}s, after {attempt + 1} attempt(s): {failure}"
+                )
             if attempt >= self.max_retries:
                 raise SyncUnavailable(
                     f"ticketing system unavailable for {ticket} after {attempt + 1} attempt(s): {failure}"
@@ -120,6 +149,15 @@ class HttpTicketingSystem(HttpClient):
             # Without a key nothing can be sent; recording the sync as failed lets a replay send it
             # once the secret is fixed, where a crash would only retry into the same wall.
             raise SyncUnavailable(f"no API key to push {ticket}: {exc}") from exc
+
+    @staticmethod
+    def _refetched_api_key(refresh: Callable[[], str], ticket: str, failure: str) -> str:
+        try:
+            return refresh()
+        except TicketRouterError as exc:
+            # Whether the refused key was merely stale is unknown until the secret can be read;
+            # rejecting for good now could drop a decision that a replay would deliver.
+            raise SyncUnavailable(f"{failure} for {ticket} and the API key could not be re-read: {exc}") from exc
 
     def _request_timeout(self, deadline: float | None) -> float | None:
         """The per-request timeout, shortened so a request never runs past the deadline."""

@@ -17,7 +17,7 @@ from adapters.http.customer_db import HttpCustomerDirectory
 from adapters.http.retry import parse_retry_after
 from adapters.http.service_status import HttpServiceStatusProvider
 from adapters.http.ticketing import HttpTicketingSystem
-from domain.errors import EvidenceUnavailable, SyncRejected, SyncUnavailable
+from domain.errors import ConfigurationError, EvidenceUnavailable, SyncRejected, SyncUnavailable
 from domain.models import AccountType, CustomerProfile, OutageStatus
 from domain.ticketing import routing_update_payload
 from tests.http_servers import FakeCustomerDb, FakeServiceStatusApi, FakeTicketingSystem, Fault, Reply
@@ -367,6 +367,56 @@ def test_a_503_retry_after_is_honoured_too(ticketing: FakeTicketingSystem, clock
     assert "T-1" in ticketing.routing
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param(lambda s: s.throttle_next(1, retry_after="86400"), id="429"),
+        pytest.param(
+            lambda s: s.add_fault(Fault(Reply.json({"error": "maintenance"}, 503, {"Retry-After": "86400"}))), id="503"
+        ),
+    ],
+)
+def test_a_retry_after_beyond_max_retry_after_ends_the_push_at_once_even_without_a_deadline(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic, fault: Any
+) -> None:
+    # Given a ticketing system asking to wait a day, and a push with no deadline (as `dlq replay` does)
+    fault(ticketing)
+
+    # When / Then the push is left for a later replay, naming the requested wait, without sleeping
+    with pytest.raises(SyncUnavailable, match=r"86400s.*max_retry_after 300s"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+    assert clock.sleeps == []
+    assert len(ticketing.puts) == 1
+    assert ticketing.routing == {}
+
+
+def test_a_retry_after_up_to_max_retry_after_is_waited_in_full(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system asking for exactly the longest wait the adapter accepts
+    ticketing.throttle_next(1, retry_after="600")
+
+    # When a decision is pushed
+    ticketing_adapter(ticketing, clock, max_retry_after=600.0).push_routing(a_decision("T-1"))
+
+    # Then the adapter waited all of it, not less, and the update landed
+    assert clock.sleeps == [600.0]
+    assert "T-1" in ticketing.routing
+
+
+def test_a_408_request_timeout_is_retried(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
+    # Given a ticketing system that times out reading one request
+    ticketing.reject_next(1, status=408, message="request timeout")
+
+    # When a decision is pushed
+    ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+
+    # Then it was retried after the usual backoff and applied once
+    assert len(ticketing.puts) == 2
+    assert clock.sleeps == [1.0]
+    assert ticketing.applied_keys == [a_decision("T-1").idempotency_key]
+
+
 def test_a_dot_segment_ticket_id_is_rejected_without_a_request(
     ticketing: FakeTicketingSystem, clock: FakeMonotonic
 ) -> None:
@@ -399,6 +449,95 @@ def test_a_wrong_api_key_is_rejected(ticketing: FakeTicketingSystem, clock: Fake
     with pytest.raises(SyncRejected, match="HTTP 401"):
         adapter.push_routing(a_decision())
     assert ticketing.routing == {}
+
+
+class KeySource:
+    """The key reader's two doors: the (possibly stale) cached key and a forced re-read."""
+
+    def __init__(self, cached: str, fresh: str | Exception) -> None:
+        self.cached = cached
+        self.fresh = fresh
+        self.refreshes = 0
+
+    def __call__(self) -> str:
+        return self.cached
+
+    def refresh(self) -> str:
+        self.refreshes += 1
+        if isinstance(self.fresh, Exception):
+            raise self.fresh
+        self.cached = self.fresh
+        return self.fresh
+
+
+def key_adapter(server: FakeTicketingSystem, clock: FakeMonotonic, keys: KeySource) -> HttpTicketingSystem:
+    return HttpTicketingSystem(server.url, keys, refresh_api_key=keys.refresh, sleep=clock.sleep, clock=clock)
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        pytest.param(lambda s: None, id="401-from-the-key-check"),
+        pytest.param(lambda s: s.reject_next(1, status=403, message="forbidden"), id="403"),
+    ],
+)
+def test_a_refused_key_is_refetched_once_and_the_push_retried_at_once(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic, refusal: Any
+) -> None:
+    # Given a key rotated in the secret store while the adapter still holds the old one cached
+    refusal(ticketing)
+    keys = KeySource(cached="old-key-before-rotation", fresh=API_KEY)
+
+    # When a decision is pushed
+    key_adapter(ticketing, clock, keys).push_routing(a_decision("T-1"))
+
+    # Then the key was re-read once and the second request, sent without waiting, carried the new key
+    assert "T-1" in ticketing.routing
+    assert [p.header("Authorization") for p in ticketing.puts] == [
+        "Bearer old-key-before-rotation",
+        f"Bearer {API_KEY}",
+    ]
+    assert keys.refreshes == 1
+    assert clock.sleeps == []
+
+
+def test_a_refused_key_that_is_unchanged_after_refetch_is_a_permanent_rejection(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a key that is wrong in the secret store itself
+    keys = KeySource(cached="wrong-key", fresh="wrong-key")
+
+    # When / Then the refetch finds nothing new: rejected for good, without sending the same request again
+    with pytest.raises(SyncRejected, match="HTTP 401"):
+        key_adapter(ticketing, clock, keys).push_routing(a_decision())
+    assert len(ticketing.puts) == 1
+    assert keys.refreshes == 1
+
+
+def test_a_refetched_key_that_is_refused_too_is_a_permanent_rejection(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a secret store that holds another key the ticketing system refuses as well
+    keys = KeySource(cached="old-key", fresh="new-but-also-wrong-key")
+
+    # When / Then the push is rejected after the one retry with the new key, and the key read only once more
+    with pytest.raises(SyncRejected, match="HTTP 401"):
+        key_adapter(ticketing, clock, keys).push_routing(a_decision())
+    assert [p.header("Authorization") for p in ticketing.puts] == ["Bearer old-key", "Bearer new-but-also-wrong-key"]
+    assert keys.refreshes == 1
+    assert ticketing.routing == {}
+
+
+def test_a_refused_key_that_cannot_be_refetched_leaves_the_push_for_a_replay(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a refused key and a secret store that cannot be read right now
+    keys = KeySource(cached="old-key", fresh=ConfigurationError("cannot read secret ticketing/api-key: Throttling"))
+
+    # When / Then the push is retry-later rather than rejected for good
+    with pytest.raises(SyncUnavailable, match=r"HTTP 401.*Throttling"):
+        key_adapter(ticketing, clock, keys).push_routing(a_decision())
+    assert len(ticketing.puts) == 1
 
 
 def test_a_hung_request_times_out_and_is_retried(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:

@@ -83,6 +83,22 @@ def test_with_max_age_zero_every_call_sees_the_current_secret(secretsmanager: An
     assert len(fetches) == 2
 
 
+def test_refresh_bypasses_the_cache_and_later_calls_see_the_new_key(secretsmanager: Any, fetches: list[str]) -> None:
+    # Given a key read and cached for five minutes, then rotated in Secrets Manager
+    secretsmanager.create_secret(Name=SECRET, SecretString="key-v1-0123456789")
+    api_key = SecretsManagerApiKey(SECRET, client=secretsmanager, max_age=300)
+    api_key()
+    secretsmanager.put_secret_value(SecretId=SECRET, SecretString="key-v2-0123456789")
+
+    # When the key is refreshed within max_age
+    refreshed = api_key.refresh()
+
+    # Then Secrets Manager was asked again, and the cache now holds the new key
+    assert refreshed == "key-v2-0123456789"
+    assert api_key() == "key-v2-0123456789"
+    assert fetches == [SECRET, SECRET]
+
+
 def test_a_missing_secret_raises_configuration_error(secretsmanager: Any) -> None:
     # Given no secret
     api_key = SecretsManagerApiKey("no/such/secret", client=secretsmanager)
@@ -125,3 +141,23 @@ def test_the_key_from_secrets_manager_authorises_the_push(secretsmanager: Any) -
         # Then the ticketing system accepted it with the bearer key
         assert "T-9" in ticketing.routing
         assert ticketing.puts[0].header("Authorization") == "Bearer real-key-0123456789"
+
+
+def test_a_push_after_a_key_rotation_succeeds_with_the_refetched_key(secretsmanager: Any) -> None:
+    # Given a cached key, then a rotation that the ticketing system already enforces
+    secretsmanager.create_secret(Name=SECRET, SecretString='{"api_key": "key-v1-0123456789"}')
+    api_key = SecretsManagerApiKey(SECRET, client=secretsmanager, max_age=300)
+    api_key()
+    secretsmanager.put_secret_value(SecretId=SECRET, SecretString='{"api_key": "key-v2-0123456789"}')
+    with FakeTicketingSystem(api_key="key-v2-0123456789") as ticketing:
+        adapter = HttpTicketingSystem(ticketing.url, api_key, refresh_api_key=api_key.refresh, sleep=lambda _: None)
+
+        # When a decision is pushed
+        adapter.push_routing(a_decision("T-9"))
+
+        # Then the stale key's 401 led to one retry with the rotated key, which was applied
+        assert "T-9" in ticketing.routing
+        assert [p.header("Authorization") for p in ticketing.puts] == [
+            "Bearer key-v1-0123456789",
+            "Bearer key-v2-0123456789",
+        ]
