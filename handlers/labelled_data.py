@@ -1,19 +1,28 @@
-"""Reading labelled tickets (CSV or JSON Lines) for train, evaluate and backtest.
+"""Reading labelled tickets (CSV or JSON Lines) for train, evaluate and backtest, and checking the
+paths they will write before any slow work starts.
 
 Rows that cannot be used are reported with their row number and skipped, never fatal.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import csv
 import io
 import json
+import sys
+import tempfile
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import TicketRouterError
+from domain.errors import ConfigurationError, TicketRouterError
+
+# Problems printed per file; the rest are counted, so that a broken export does not flood the terminal.
+SHOWN_PROBLEMS = 20
 
 
 class DataFileError(TicketRouterError):
@@ -37,6 +46,8 @@ class LabelledData:
     texts: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
+    # The file's own row number of each kept record, for messages about it made later.
+    rows: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def label_counts(self) -> Counter[str]:
@@ -49,7 +60,9 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[str]]:
     except FileNotFoundError as exc:
         raise DataFileError(f"data file not found: {path}") from exc
     except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not UTF-8 text") from exc
+        raise DataFileError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise DataFileError(f"cannot read data file {path}: {exc.strerror or exc}") from exc
     if not text.strip():
         raise DataFileError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
@@ -59,6 +72,8 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[str]]:
                 return list(enumerate(json.loads(text), start=1)), []
             except json.JSONDecodeError as exc:
                 raise DataFileError(f"{path}: not valid JSON: {exc.msg}") from exc
+            except RecursionError as exc:
+                raise DataFileError(f"{path}: JSON nested too deeply to read") from exc
         records, problems = [], []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -67,19 +82,39 @@ def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[str]]:
                 records.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 problems.append(f"row {number}: malformed JSON ({exc.msg})")
+            except RecursionError:
+                problems.append(f"row {number}: JSON nested too deeply to read")
         return records, problems
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames:
-        raise DataFileError(f"{path}: CSV has no header row")
-    return list(enumerate(reader, start=2)), []
+    return _read_csv(path, text), []
 
 
-def read_labelled(path: str | Path, columns: TextColumns, label_column: str | None) -> LabelledData:
-    """Texts and labels from a file; `label_column=None` reads texts only."""
+def _read_csv(path: Path, text: str) -> list[tuple[int, Any]]:
+    # The csv module refuses fields over 128 KiB, a guard for streamed input; this file is
+    # already in memory, so a long ticket is read whole rather than refused. The limit is
+    # process-wide, hence restored.
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not reader.fieldnames:
+            raise DataFileError(f"{path}: CSV has no header row")
+        return list(enumerate(reader, start=2))
+    except csv.Error as exc:
+        # After a parse error the reader's place in a quoted field is lost: going on could turn
+        # the rest of a ticket into rows of its own, so the file is refused instead.
+        raise DataFileError(f"{path}: malformed CSV near line {reader.line_num + 1}: {exc}") from exc
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def read_labelled(
+    path: str | Path, columns: TextColumns, label_column: str | None, *, optional: Collection[str] = ()
+) -> LabelledData:
+    """Texts and labels from a file; `label_column=None` reads texts only. Columns in `optional`
+    may be absent from the file."""
     target = Path(path)
     rows, problems = _read_records(target)
     data = LabelledData(problems=list(problems))
-    wanted = [c for c in (columns.text, columns.subject, columns.body, label_column) if c]
+    wanted = [c for c in (columns.text, columns.subject, columns.body, label_column) if c and c not in optional]
     if rows and isinstance(rows[0][1], dict):
         present = set().union(*(r.keys() for _, r in rows[:50] if isinstance(r, dict)))
         missing = [c for c in wanted if c not in present]
@@ -109,14 +144,90 @@ def read_labelled(path: str | Path, columns: TextColumns, label_column: str | No
         data.texts.append(text)
         data.labels.append(label)
         data.records.append(record)
+        data.rows.append(number)
     return data
 
 
+def report_problems(path: Path, problems: list[str]) -> None:
+    for problem in problems[:SHOWN_PROBLEMS]:
+        print(f"ticket-router: {path}: {problem} (skipped)", file=sys.stderr)
+    if len(problems) > SHOWN_PROBLEMS:
+        print(f"ticket-router: ... and {len(problems) - SHOWN_PROBLEMS} more rows skipped", file=sys.stderr)
+
+
+def require_rows(path: Path, kept: int, problems: list[str]) -> None:
+    """Refuse a file with nothing left to measure: figures over no tickets would read as a result."""
+    if kept == 0:
+        skipped = f"; all {len(problems)} row(s) were skipped" if problems else ""
+        raise DataFileError(f"{path}: no usable labelled rows{skipped}")
+
+
+def check_writable(path: Path, what: str, *, directory: bool) -> None:
+    """Fail now, not after minutes of training or evaluating, when `path` cannot be written.
+
+    Probes by doing: permission bits do not tell (root ignores them, /proc refuses everyone).
+    Whatever the probe creates is removed, so a run that fails later leaves nothing behind.
+    """
+    folder = path if directory else path.parent
+    created: list[Path] = []
+    try:
+        missing = []
+        ancestor = folder
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            missing.append(ancestor)
+            ancestor = ancestor.parent
+        for step in reversed(missing):
+            step.mkdir()
+            created.append(step)
+        if directory:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        else:
+            existed = path.exists()
+            with path.open("ab"):
+                pass
+            if not existed:
+                path.unlink()
+    except OSError as exc:
+        raise ConfigurationError(f"{what} {path} cannot be written: {exc.strerror or exc}") from exc
+    finally:
+        for step in reversed(created):
+            with contextlib.suppress(OSError):
+                step.rmdir()
+
+
+class _TextColumnOption(argparse.Action):
+    """--text-column names the whole text, so it cannot go with --subject-column or --body-column.
+
+    argparse's mutually exclusive groups cannot say "one against either of two that go together",
+    so each of these options refuses the other kind as it is parsed, with argparse's own message.
+    """
+
+    WHOLE = "text_column"
+    PARTS = ("subject_column", "body_column")
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        rivals = self.PARTS if self.dest == self.WHOLE else (self.WHOLE,)
+        for rival in rivals:
+            if getattr(namespace, rival, None) is not None:
+                option = "--" + rival.replace("_", "-")
+                raise argparse.ArgumentError(self, f"not allowed with argument {option}")
+        setattr(namespace, self.dest, values)
+
+
 def add_column_arguments(parser: Any, *, label_required: bool = True) -> None:
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--text-column", default=None, help="column holding the whole text (default: text)")
-    group.add_argument("--subject-column", default=None, help="column holding the subject (use with --body-column)")
-    parser.add_argument("--body-column", default=None, help="column holding the body/description")
+    parser.add_argument(
+        "--text-column", action=_TextColumnOption, default=None, help="column holding the whole text (default: text)"
+    )
+    parser.add_argument(
+        "--subject-column",
+        action=_TextColumnOption,
+        default=None,
+        help="column holding the subject (use with --body-column)",
+    )
+    parser.add_argument(
+        "--body-column", action=_TextColumnOption, default=None, help="column holding the body/description"
+    )
     parser.add_argument("--label-column", required=label_required, help="column holding the label")
 
 

@@ -13,7 +13,6 @@ writes the artifact:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -140,13 +139,10 @@ class MiniLMClassifier:
     @classmethod
     def load(cls, model_dir: str | Path, *, threads: int | None = None) -> MiniLMClassifier:
         """Read an artifact written by `fit_minilm_classifier`; `threads` caps onnxruntime's intra-op pool."""
+        from adapters.classifier.ngram import NgramClassifier, read_metadata
+
         directory = Path(model_dir)
-        try:
-            metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ClassifierUnavailable(f"no classifier model in {directory}: {exc.filename} is missing") from exc
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ClassifierUnavailable(f"classifier metadata in {directory} is unreadable: {exc}") from exc
+        metadata = read_metadata(directory)
         backend = metadata.get("backend")
         if backend not in BACKENDS or metadata.get("format") != ARTIFACT_FORMAT:
             raise ClassifierUnavailable(
@@ -183,8 +179,6 @@ class MiniLMClassifier:
         ngram: ProbabilityModel | None = None
         weight = 1.0
         if backend == "ensemble":
-            from adapters.classifier.ngram import NgramClassifier
-
             ensemble = metadata.get("ensemble") or {}
             ngram = NgramClassifier.load(directory / ensemble.get("ngram_dir", NGRAM_SUBDIR))
             weight = float(ensemble["weight"])

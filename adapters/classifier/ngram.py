@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import unicodedata
+import zipfile
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +42,10 @@ WEIGHTS_FILE = "model.npz"
 STATIC_WEIGHTS_FILE = "static.npz"
 METADATA_FILE = "metadata.json"
 DEFAULT_MODEL_DIR = Path(__file__).with_name("default_model")
+
+# What a damaged .npz can raise besides OSError and ValueError: a truncated zip, a member cut short,
+# a member whose compressed bytes are corrupt.
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DIGIT = re.compile(r"\d")
@@ -136,28 +142,35 @@ class NgramClassifier:
     @classmethod
     def load(cls, model_dir: str | Path | None = None) -> NgramClassifier:
         directory = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
-        try:
-            metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
-            with np.load(directory / WEIGHTS_FILE) as arrays:
-                data = {name: arrays[name] for name in arrays.files}
-        except FileNotFoundError as exc:
-            raise ClassifierUnavailable(f"no classifier model in {directory}: {exc.filename} is missing") from exc
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
-            raise ClassifierUnavailable(f"classifier model in {directory} is unreadable: {exc}") from exc
+        metadata = read_metadata(directory)
         if metadata.get("backend") != "ngram" or metadata.get("format") not in SUPPORTED_FORMATS:
             raise ClassifierUnavailable(
                 f"{directory} holds a {metadata.get('backend')!r} model of format {metadata.get('format')!r}, "
                 f"not an n-gram model of format {' or '.join(map(str, SUPPORTED_FORMATS))}"
             )
-        static = _load_static(directory, metadata["static_vectors"]) if metadata.get("static_vectors") else None
+        data = _read_arrays(directory, WEIGHTS_FILE)
+        # Everything a damaged or hand-edited artifact could get wrong is checked here, once, so
+        # that it fails at load with a message naming the directory, not at the first ticket (or
+        # never, giving quietly wrong answers).
+        try:
+            labels = _labels(metadata.get("labels"))
+            config = _featurizer(metadata.get("featurizer"))
+            temperature = _finite(metadata.get("temperature", 1.0), "temperature", positive=True)
+            arrays = _ngram_arrays(data, len(labels), config.n_features)
+            spec = metadata.get("static_vectors")
+            if spec is not None and not isinstance(spec, dict):
+                raise _Invalid(f"static_vectors is {spec!r}, not an object or null")
+        except _Invalid as exc:
+            raise ClassifierUnavailable(f"classifier model in {directory} is invalid: {exc}") from exc
+        static = _load_static(directory, spec, len(labels)) if spec else None
         return cls(
-            labels=metadata["labels"],
-            config=FeaturizerConfig(**metadata["featurizer"]),
-            feature_ids=data["feature_ids"],
-            idf=data["idf"],
-            weights=data["weights"],
-            bias=data["bias"],
-            temperature=float(metadata.get("temperature", 1.0)),
+            labels=labels,
+            config=config,
+            feature_ids=arrays["feature_ids"],
+            idf=arrays["idf"],
+            weights=arrays["weights"],
+            bias=arrays["bias"],
+            temperature=temperature,
             metadata=metadata,
             static=static,
         )
@@ -277,36 +290,165 @@ def _save_static(directory: Path, static: StaticMember) -> dict[str, Any]:
     }
 
 
-def _load_static(directory: Path, spec: dict[str, Any]) -> StaticMember:
-    table = load_table(spec["table"], spec.get("table_sha256"))
+class _Invalid(ValueError):
+    """A model file's content is wrong; the caller names the directory."""
+
+
+def read_metadata(directory: Path) -> dict[str, Any]:
+    """A model directory's metadata.json as an object, or ClassifierUnavailable saying why not."""
     try:
-        with np.load(directory / STATIC_WEIGHTS_FILE) as arrays:
-            data = {name: arrays[name].astype(np.float32) for name in arrays.files if name != "tuned_rows"}
-            tuned_rows = arrays["tuned_rows"].astype(np.int64) if "tuned_rows" in arrays.files else None
+        metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is missing") from exc
-    except (OSError, ValueError) as exc:
-        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} is unreadable: {exc}") from exc
-    required = {"hidden_weights", "hidden_bias", "output_weights", "output_bias"}
-    if tuned_rows is not None:
-        required.add("tuned_vectors")
-    missing = sorted(required - data.keys())
-    if missing:
-        raise ClassifierUnavailable(f"{directory}: {STATIC_WEIGHTS_FILE} lacks {', '.join(missing)}")
-    if data["hidden_weights"].shape[0] != table.dims:
+        raise ClassifierUnavailable(f"no classifier model in {directory} ({METADATA_FILE} is missing)") from exc
+    except UnicodeDecodeError as exc:
+        raise ClassifierUnavailable(f"classifier metadata in {directory} is not UTF-8 (byte {exc.start})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ClassifierUnavailable(f"classifier metadata in {directory} is unreadable: {exc}") from exc
+    if not isinstance(metadata, dict):
         raise ClassifierUnavailable(
-            f"{directory}: the static member takes {data['hidden_weights'].shape[0]}-d vectors, "
-            f"table {table.name!r} has {table.dims}"
+            f"classifier metadata in {directory} is a JSON {type(metadata).__name__}, not an object"
         )
+    return metadata
+
+
+def _read_arrays(directory: Path, name: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(directory / name, allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except FileNotFoundError as exc:
+        raise ClassifierUnavailable(f"no classifier model in {directory}: {name} is missing") from exc
+    except NPZ_ERRORS as exc:
+        raise ClassifierUnavailable(f"classifier model in {directory}: {name} is unreadable: {exc}") from exc
+
+
+def _labels(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"labels must be a non-empty list of names, not {value!r}"[:200])
+    if not all(isinstance(label, str) and label for label in value) or len(set(value)) != len(value):
+        raise _Invalid("labels must be distinct non-empty strings")
+    return value
+
+
+def _whole(value: Any, name: str, minimum: int) -> int:
+    # bool is an int to Python, never a count here.
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _Invalid(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    return value
+
+
+def _finite(value: Any, name: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Invalid(f"{name} must be a finite number, not {value!r}")
+    if positive and value <= 0:
+        raise _Invalid(f"{name} must be above 0, not {value!r}")
+    return float(value)
+
+
+def _featurizer(value: Any) -> FeaturizerConfig:
+    if not isinstance(value, dict):
+        raise _Invalid(f"featurizer must be an object, not {value!r}")
+    known = FeaturizerConfig().to_dict()
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise _Invalid(f"featurizer has unknown setting(s) {', '.join(unknown)}")
+    settings = {**known, **value}
+    char_min = _whole(settings["char_min"], "featurizer.char_min", 1)
+    if not isinstance(settings["word_bigrams"], bool):
+        raise _Invalid(f"featurizer.word_bigrams must be true or false, not {settings['word_bigrams']!r}")
+    return FeaturizerConfig(
+        n_features=_whole(settings["n_features"], "featurizer.n_features", 1),
+        char_min=char_min,
+        char_max=_whole(settings["char_max"], "featurizer.char_max", char_min),
+        word_bigrams=settings["word_bigrams"],
+    )
+
+
+def _require(data: dict[str, np.ndarray], file: str, shapes: dict[str, tuple[int | None, ...]]) -> None:
+    """Each array present, numeric and finite, with the shape given (None: any length)."""
+    missing = sorted(set(shapes) - data.keys())
+    if missing:
+        raise _Invalid(f"{file} lacks {', '.join(missing)}")
+    for name, shape in shapes.items():
+        array = data[name]
+        if array.ndim != len(shape) or any(
+            want not in (None, got) for want, got in zip(shape, array.shape, strict=True)
+        ):
+            expected = ", ".join("any" if want is None else str(want) for want in shape)
+            raise _Invalid(f"{file}: {name} has shape {array.shape}, expected ({expected})")
+        if array.dtype.kind not in "iuf" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+            raise _Invalid(f"{file}: {name} is not all finite numbers")
+
+
+def _ngram_arrays(data: dict[str, np.ndarray], n_labels: int, n_features: int) -> dict[str, np.ndarray]:
+    shapes: dict[str, tuple[int | None, ...]] = {
+        "feature_ids": (None,),
+        "idf": (None,),
+        "weights": (None, n_labels),
+        "bias": (n_labels,),
+    }
+    for name in ("weights", "bias"):
+        # The commonest mismatch gets its own words: metadata.json edited apart from the weights.
+        if name in data and data[name].ndim in (1, 2) and data[name].shape[-1] != n_labels:
+            raise _Invalid(f"{n_labels} labels in {METADATA_FILE} but {data[name].shape[-1]} in {WEIGHTS_FILE} {name}")
+    _require(data, WEIGHTS_FILE, shapes)
+    ids = data["feature_ids"]
+    if ids.dtype.kind not in "iu" or ids.size == 0:
+        raise _Invalid(f"{WEIGHTS_FILE}: feature_ids must be a non-empty list of whole numbers")
+    if data["idf"].shape[0] != ids.size or data["weights"].shape[0] != ids.size:
+        raise _Invalid(
+            f"{WEIGHTS_FILE}: {ids.size} feature_ids for {data['idf'].shape[0]} idf values "
+            f"and {data['weights'].shape[0]} weight rows"
+        )
+    # Lookups binary-search the ids, which only works on ids sorted, unique and in range.
+    if ids[0] < 0 or ids[-1] >= n_features or (ids.size > 1 and not (np.diff(ids) > 0).all()):
+        raise _Invalid(f"{WEIGHTS_FILE}: feature_ids must be increasing and below n_features {n_features}")
+    return data
+
+
+def _load_static(directory: Path, spec: dict[str, Any], n_labels: int) -> StaticMember:
+    try:
+        table_name, sha256 = spec.get("table"), spec.get("table_sha256")
+        if not isinstance(table_name, str) or not isinstance(sha256, str | None):
+            raise _Invalid(f"static_vectors.table {table_name!r} / table_sha256 {sha256!r} are not names")
+        input_scale = _finite(spec.get("input_scale"), "static_vectors.input_scale", positive=True)
+        weight = _finite(spec.get("weight"), "static_vectors.weight")
+        if not 0.0 <= weight <= 1.0:
+            raise _Invalid(f"static_vectors.weight must be between 0 and 1, not {weight}")
+    except _Invalid as exc:
+        raise ClassifierUnavailable(f"classifier model in {directory} is invalid: {exc}") from exc
+    table = load_table(table_name, sha256)
+    data = _read_arrays(directory, STATIC_WEIGHTS_FILE)
+    tuned = "tuned_rows" in data
+    try:
+        shapes: dict[str, tuple[int | None, ...]] = {
+            "hidden_weights": (table.dims, None),
+            "hidden_bias": (None,),
+            "output_weights": (None, n_labels),
+            "output_bias": (n_labels,),
+        }
+        if tuned:
+            shapes |= {"tuned_rows": (None,), "tuned_vectors": (None, table.dims)}
+        _require(data, STATIC_WEIGHTS_FILE, shapes)
+        hidden = data["hidden_weights"].shape[1]
+        if data["hidden_bias"].shape[0] != hidden or data["output_weights"].shape[0] != hidden:
+            raise _Invalid(f"{STATIC_WEIGHTS_FILE}: the hidden layer's arrays disagree on its size")
+        if tuned and data["tuned_rows"].dtype.kind not in "iu":
+            raise _Invalid(f"{STATIC_WEIGHTS_FILE}: tuned_rows must be whole numbers")
+    except _Invalid as exc:
+        raise ClassifierUnavailable(f"classifier model in {directory} is invalid: {exc}") from exc
+    tuned_rows = data["tuned_rows"].astype(np.int64) if tuned else None
     if tuned_rows is not None:
-        table = with_tuned_rows(table, tuned_rows, data["tuned_vectors"])
+        try:
+            table = with_tuned_rows(table, tuned_rows, data["tuned_vectors"].astype(np.float32))
+        except ClassifierUnavailable as exc:
+            raise ClassifierUnavailable(f"classifier model in {directory} is invalid: {exc}") from exc
     return StaticMember(
         embedder=StaticEmbedder(table),
-        hidden_weights=data["hidden_weights"],
-        hidden_bias=data["hidden_bias"],
-        output_weights=data["output_weights"],
-        output_bias=data["output_bias"],
-        input_scale=float(spec["input_scale"]),
-        weight=float(spec["weight"]),
+        hidden_weights=data["hidden_weights"].astype(np.float32),
+        hidden_bias=data["hidden_bias"].astype(np.float32),
+        output_weights=data["output_weights"].astype(np.float32),
+        output_bias=data["output_bias"].astype(np.float32),
+        input_scale=input_scale,
+        weight=weight,
         tuned_rows=tuned_rows,
     )

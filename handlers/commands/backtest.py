@@ -18,10 +18,11 @@ from pydantic import ValidationError
 
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
+from domain.errors import ConfigurationError
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
-from handlers.labelled_data import TextColumns, read_labelled
+from handlers.labelled_data import TextColumns, read_labelled, report_problems, require_rows
 from handlers.validation import describe_validation_error
 
 
@@ -35,7 +36,9 @@ def register(subparsers: Any) -> None:
         default="team",
         help="whether the label is a team (default) or a category of the taxonomy",
     )
-    parser.add_argument("--subject-column", default="subject")
+    parser.add_argument(
+        "--subject-column", default=None, help="ticket subject column (default subject, used when the file has one)"
+    )
     parser.add_argument("--body-column", default="description", help="ticket text column (default description)")
     parser.add_argument("--customer-column", default="customer_id")
     add_routing_arguments(parser)
@@ -48,8 +51,12 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = routing_settings(args)
-    columns = TextColumns(text=None, subject=args.subject_column, body=args.body_column)
-    data = read_labelled(args.file, columns, args.label_column)
+    # A subject is optional for a ticket, so the default column may be absent; one named on the
+    # command line must be there.
+    subject_column = args.subject_column or "subject"
+    columns = TextColumns(text=None, subject=subject_column, body=args.body_column)
+    optional = () if args.subject_column else (subject_column,)
+    data = read_labelled(args.file, columns, args.label_column, optional=optional)
     clock = FixedClock(args.now) if args.now else SystemClock()
     app = bootstrap_local(
         settings,
@@ -59,42 +66,77 @@ def run(args: argparse.Namespace) -> int:
         services_file=args.services,
         ticketing=DiscardingTicketingSystem(),
     )
-    problems = list(data.problems)
-    expected: dict[str, str] = {}
-    started = time.perf_counter()
-    for number, (record, raw_label) in enumerate(zip(data.records, data.labels, strict=True), start=1):
-        candidate = {
-            "ticket_id": str(record.get("ticket_id") or f"BT-{number:06d}"),
-            "customer_id": str(record.get(args.customer_column) or "UNKNOWN"),
-            "subject": str(record.get(args.subject_column) or "")[:500],
-            "description": str(record.get(args.body_column) or "")[:20_000],
-        }
-        if record.get("timestamp"):
-            candidate["timestamp"] = record["timestamp"]
-        try:
-            ticket = NewTicket.model_validate(candidate).to_ticket(clock.now())
-        except ValidationError as exc:
-            problems.extend(f"row {number}: {f}: {m}" for f, m in describe_validation_error(exc))
-            continue
-        if ticket.ticket_id in expected:
-            continue
-        label = raw_label
-        if args.label_kind == "category":
-            category = app.taxonomy.find_category(raw_label)
-            label = category.team if category else f"(unknown category {raw_label})"
-        expected[ticket.ticket_id] = label
-        app.submit(ticket)
-    seconds = time.perf_counter() - started
-    decisions = [d for d in (app.repository.get(tid) for tid in expected) if d is not None]
-    app.close()
-    report = _summarise(decisions, expected, seconds, app.engine.name)
-    for problem in problems[:20]:
-        print(f"ticket-router: {args.file}: {problem} (skipped)", file=sys.stderr)
+    try:
+        known = _known_labels(app.taxonomy, args.label_kind, args.label_column, data.labels)
+        problems = list(data.problems)
+        expected: dict[str, str] = {}
+        first_row: dict[str, int] = {}
+        started = time.perf_counter()
+        for number, record, raw_label in zip(data.rows, data.records, data.labels, strict=True):
+            candidate = {
+                "ticket_id": str(record.get("ticket_id") or f"BT-{number:06d}"),
+                "customer_id": str(record.get(args.customer_column) or "UNKNOWN"),
+                "subject": str(record.get(subject_column) or "")[:500],
+                "description": str(record.get(args.body_column) or "")[:20_000],
+            }
+            if record.get("timestamp"):
+                candidate["timestamp"] = record["timestamp"]
+            try:
+                ticket = NewTicket.model_validate(candidate).to_ticket(clock.now())
+            except ValidationError as exc:
+                problems.extend(f"row {number}: {f}: {m}" for f, m in describe_validation_error(exc))
+                continue
+            if ticket.ticket_id in expected:
+                problems.append(
+                    f"row {number}: ticket_id {ticket.ticket_id!r} repeats row {first_row[ticket.ticket_id]}"
+                )
+                continue
+            label = raw_label
+            if args.label_kind == "category":
+                category = app.taxonomy.find_category(raw_label)
+                label = category.team if category else f"(unknown category {raw_label})"
+            expected[ticket.ticket_id] = label
+            first_row[ticket.ticket_id] = number
+            app.submit(ticket)
+        seconds = time.perf_counter() - started
+        decisions = [d for d in (app.repository.get(tid) for tid in expected) if d is not None]
+        engine = app.engine.name
+    finally:
+        app.close()
+    report_problems(args.file, problems)
+    require_rows(args.file, len(decisions), problems)
+    unknown = len(data.labels) - known
+    if unknown:
+        print(
+            f"ticket-router: warning: {unknown} of {len(data.labels)} label(s) are not a known {args.label_kind} "
+            "(counted wrong)",
+            file=sys.stderr,
+        )
+    report = _summarise(decisions, expected, seconds, engine)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
     return 0
+
+
+def _known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> int:
+    """How many labels name a team (or a category, for `kind` category) of the taxonomy in force.
+
+    None at all means the wrong --label-kind or --label-column: every ticket would count wrong
+    and the run would report 0% as if it were a finding.
+    """
+    teams = set(taxonomy.teams)
+    known = sum(1 for label in labels if (taxonomy.find_category(label) if kind == "category" else label in teams))
+    if labels and not known:
+        names = "teams" if kind == "team" else "categories"
+        choices = taxonomy.teams if kind == "team" else taxonomy.category_names
+        other = "category" if kind == "team" else "team"
+        raise ConfigurationError(
+            f"no label in column {column!r} is one of the {names} ({', '.join(choices)}); "
+            f"are they {other} labels (--label-kind {other})?"
+        )
+    return known
 
 
 def _summarise(decisions: list[Any], expected: dict[str, str], seconds: float, engine: str) -> dict[str, Any]:

