@@ -12,12 +12,16 @@ from decimal import Decimal, InvalidOperation
 
 from domain.models import ExtractedEntities, Money
 
-_ACCOUNT = re.compile(r"\bACC[-_ ]?(\d{3,12})\b", re.IGNORECASE)
-_SERVICE = re.compile(r"\bSVC[-_]?(\d{2,8})\b", re.IGNORECASE)
-# Upper-case prefix, dash, digits: NET-500, ERR-1042, DSL-651. Account and service ids share the
-# shape, so they are excluded by prefix.
-_ERROR_CODE = re.compile(r"\b([A-Z][A-Z0-9]{1,7})-(\d{2,6})\b")
-_NOT_ERROR_PREFIXES = frozenset({"ACC", "SVC", "EV", "TKT", "TICKET", "CUST", "INC", "CASE", "REQ"})
+_ACCOUNT = re.compile(r"\bACCT?[-_ ]?(\d{3,12})\b", re.IGNORECASE)
+_SERVICE = re.compile(r"\bSVC[-_ ]?(\d{2,8})\b", re.IGNORECASE)
+# Upper-case prefix, dash, digits: NET-500, ERR-1042, DSL-651. Account, service and reference numbers
+# share the shape, so they are excluded by prefix; a further "-digits" group (INV-2026-11834) marks a
+# reference number, whatever its prefix.
+_ERROR_CODE = re.compile(r"\b([A-Z][A-Z0-9]{1,7})-(\d{2,6})\b(?!-\d)")
+_NOT_ERROR_PREFIXES = frozenset(
+    {"ACC", "ACCT", "SVC", "EV", "TKT", "TICKET", "CUST", "INC", "CASE", "REQ"}
+    | {"INV", "INVOICE", "PAY", "ORD", "ORDER", "REF", "CN", "OUT", "PO", "RMA", "SR", "QUOTE"}
+)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
@@ -29,16 +33,23 @@ _DATE_OR_TIME = re.compile(
     r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?Z?)?|\b\d{1,2}:\d{2}(?::\d{2})?\b"
 )
 
+# Replaces each character of what `_scrub` removes: offsets stay those of the original text (masking
+# replaces spans of it), and a phone candidate cannot run across it as it could across a space.
+_BLANK = "\0"
+
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
 _CURRENCY_CODES = "USD|EUR|GBP|CAD|AUD|CHF|INR|SEK|NOK|DKK|PLN|ZAR|NZD|JPY"
 _CURRENCY_WORDS = {"dollars": "USD", "dollar": "USD", "euros": "EUR", "euro": "EUR", "pounds": "GBP"}
-_NUMBER = r"\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+# Thousands separators: dot, comma, space, and the Swiss apostrophe (1'234.50).
+_NUMBER = r"\d{1,3}(?:[.,\s'’]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _MONEY = re.compile(
     rf"(?P<sym>[$€£])\s?(?P<n1>{_NUMBER})"
     rf"|\b(?P<code1>{_CURRENCY_CODES})\s?(?P<n2>{_NUMBER})\b"
-    rf"|(?<![\w.,])(?P<n3>{_NUMBER})\s?(?:(?P<code2>{_CURRENCY_CODES})\b|(?P<sym2>[€£$])|(?P<word>dollars?|euros?|pounds)\b)",
+    rf"|(?<![\w.,#])(?P<n3>{_NUMBER})\s?(?:(?P<code2>{_CURRENCY_CODES})\b|(?P<sym2>[€£$])|(?P<word>dollars?|euros?|pounds)\b)",
     re.IGNORECASE,
 )
+# More integer digits than any telecom bill has: an identifier, not money (and DynamoDB stores 38 digits at most).
+_MAX_AMOUNT_INTEGER_DIGITS = 12
 
 # Country calling code and national trunk prefix for the regions we normalise national numbers of.
 _REGIONS: dict[str, tuple[str, str | None]] = {
@@ -50,6 +61,7 @@ _REGIONS: dict[str, tuple[str, str | None]] = {
     "IE": ("353", "0"),
     "AU": ("61", "0"),
 }
+_UK_NATIONAL_PREFIXES = frozenset({"01", "02", "03", "07", "08"})
 
 
 def _unique(items: list[str]) -> tuple[str, ...]:
@@ -59,6 +71,9 @@ def _unique(items: list[str]) -> tuple[str, ...]:
 def normalise_phone(raw: str, default_region: str = "US") -> str | None:
     """E.164 for a phone number as people write it, or None when it is not a plausible number."""
     stripped = raw.strip()
+    if stripped.startswith(("+", "00")):
+        # "+44 (0)20 ...": the trunk prefix is only dialled nationally, never after the country code.
+        stripped = stripped.replace("(0)", "")
     digits = re.sub(r"\D", "", stripped)
     if stripped.startswith("+"):
         return f"+{digits}" if 8 <= len(digits) <= 15 else None
@@ -71,8 +86,9 @@ def normalise_phone(raw: str, default_region: str = "US") -> str | None:
             digits = digits[1:]
         if len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789":
             return f"+1{digits}"
-        # A UK-style national number quoted to a North American desk: still worth keeping.
-        if len(digits) in (10, 11) and digits.startswith("0"):
+        # A UK national number quoted to a North American desk: still worth keeping. Only the UK's
+        # shape, so that references and other countries' national numbers do not become UK phones.
+        if len(digits) == 11 and digits[:2] in _UK_NATIONAL_PREFIXES:
             return f"+44{digits[1:]}"
         return None
     if trunk and digits.startswith(trunk) and 9 <= len(digits) <= 12:
@@ -81,7 +97,7 @@ def normalise_phone(raw: str, default_region: str = "US") -> str | None:
 
 
 def _parse_amount(text: str) -> Decimal | None:
-    compact = text.replace(" ", "")
+    compact = re.sub(r"[\s'’]", "", text)
     last_comma, last_dot = compact.rfind(","), compact.rfind(".")
     decimal_sep = None
     if max(last_comma, last_dot) >= 0:
@@ -114,22 +130,46 @@ def _extract_money(text: str) -> list[Money]:
         else:
             currency = _CURRENCY_WORDS[groups["word"].lower()]
         amount = _parse_amount(number.strip())
-        if amount is not None:
+        if amount is not None and amount.adjusted() < _MAX_AMOUNT_INTEGER_DIGITS:
             found.append(Money(amount=amount, currency=currency))
     return list(dict.fromkeys(found))
 
 
-def _extract_phones(text: str, default_region: str) -> list[str]:
-    phones: list[str] = []
-    for match in _PHONE.finditer(text):
-        candidate = match.group(0).strip()
-        # Dates, times and version numbers have phone-like shapes; require enough digits.
-        if sum(ch.isdigit() for ch in candidate) < 9:
-            continue
-        normalised = normalise_phone(candidate, default_region)
+def _scrub(text: str) -> str:
+    """The text with emails, identifiers, dates and times blanked out, so their digits are not reused."""
+    for pattern in (_EMAIL, _ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
+        text = pattern.sub(lambda m: _BLANK * len(m.group(0)), text)
+    return text
+
+
+def _as_phone(candidate: str, default_region: str) -> str | None:
+    # Version numbers and short references have phone-like shapes; require enough digits.
+    if sum(ch.isdigit() for ch in candidate) < 9:
+        return None
+    return normalise_phone(candidate, default_region)
+
+
+def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str]]:
+    """(start, end, E.164) of each phone number in text that went through `_scrub`."""
+    found: list[tuple[int, int, str]] = []
+    pos = 0
+    while match := _PHONE.search(scrubbed, pos):
+        start, end = match.span()
+        candidate = match.group(0)
+        normalised = _as_phone(candidate, default_region)
+        if normalised is None:
+            # Numbers one space apart read as one over-long run ("07700 900123 07700 900456"): keep the
+            # longest leading part that is a number on its own and look for the next one after it.
+            for gap in reversed([m.start() for m in re.finditer(r"\s", candidate)]):
+                prefix = candidate[:gap].rstrip()
+                normalised = _as_phone(prefix, default_region)
+                if normalised:
+                    end = start + len(prefix)
+                    break
         if normalised:
-            phones.append(normalised)
-    return phones
+            found.append((start, end, normalised))
+        pos = end
+    return found
 
 
 def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities:
@@ -138,15 +178,12 @@ def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities
     error_codes = [
         f"{m.group(1)}-{m.group(2)}" for m in _ERROR_CODE.finditer(text) if m.group(1) not in _NOT_ERROR_PREFIXES
     ]
-    # Strip identifiers before looking for phones and money so their digits are not reused.
-    scrubbed = _EMAIL.sub(" ", text)
-    for pattern in (_ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
-        scrubbed = pattern.sub(" ", scrubbed)
+    scrubbed = _scrub(text)
     return ExtractedEntities(
         account_numbers=_unique(accounts),
         service_ids=_unique(services),
         error_codes=_unique(error_codes),
-        phone_numbers=_unique(_extract_phones(scrubbed, default_region)),
+        phone_numbers=_unique([phone for _, _, phone in _phone_spans(scrubbed, default_region)]),
         monetary_amounts=tuple(_extract_money(scrubbed)),
         emails=_unique([m.group(0) for m in _EMAIL.finditer(text)]),
     )
@@ -181,16 +218,16 @@ def mask_personal_data(text: str, default_region: str = "US") -> MaskedText:
             replacements[token] = original
         return seen[original]
 
-    masked = _EMAIL.sub(lambda m: placeholder("EMAIL", m.group(0)), text)
-    masked = _ACCOUNT.sub(lambda m: placeholder("ACCOUNT", m.group(0)), masked)
-
-    def phone(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        if _DATE_OR_TIME.search(candidate):
-            return candidate
-        if sum(ch.isdigit() for ch in candidate) >= 9 and normalise_phone(candidate.strip(), default_region):
-            return placeholder("PHONE", candidate)
-        return candidate
-
-    masked = _PHONE.sub(phone, masked)
-    return MaskedText(text=masked, replacements=replacements)
+    # Spans of the original text, found as extraction finds them, so that every phone number
+    # extraction reports is masked too (a date next to a number must not hide it).
+    spans = [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
+    spans += [(start, end, "PHONE") for start, end, _ in _phone_spans(_scrub(text), default_region)]
+    pieces: list[str] = []
+    done = 0
+    for start, end, kind in sorted(spans):
+        pieces += [text[done:start], placeholder(kind, text[start:end])]
+        done = end
+    pieces.append(text[done:])
+    return MaskedText(text="".join(pieces), replacements=replacements)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 
-from domain.entities import extract_entities, normalise_phone
+from domain.entities import extract_entities, mask_personal_data, normalise_phone
 
 
 def test_identifiers_are_found_and_error_codes_never_include_account_numbers() -> None:
@@ -91,3 +92,124 @@ def test_plain_text_has_no_entities() -> None:
         "monetary_amounts": (),
         "emails": (),
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("office +44 (0)20 7946 0958", "+442079460958"),
+        ("office +49 (0)30 12345678", "+493012345678"),
+        ("office 0044 (0)20 7946 0958", "+442079460958"),
+    ],
+)
+def test_the_trunk_zero_written_after_the_country_code_is_dropped(text: str, expected: str) -> None:
+    # Given a number written "+44 (0)20 ...", with the national trunk prefix in brackets
+    # When entities are extracted
+    phones = extract_entities(text).phone_numbers
+    # Then the E.164 number has no trunk zero
+    assert phones == (expected,)
+
+
+def test_a_service_id_may_be_written_with_a_space() -> None:
+    # Given a service id written with a space, as accounts may be
+    # When entities are extracted
+    entities = extract_entities("service SVC 004 is down")
+    # Then the service id is found in its canonical form
+    assert entities.service_ids == ("SVC004",)
+
+
+def test_reference_numbers_are_not_error_codes_and_acct_is_an_account() -> None:
+    # Given a ticket quoting invoices, payments, orders and other references next to real error codes
+    text = (
+        "Invoice INV-2026-11834 and payment PAY-77120 (credit note CN-33019, outage OUT-2026-311) "
+        "for ACCT-48213, order ORD-1234, ref REF-5512: modem shows NET-500, ERR-1042 and DSL-651"
+    )
+    # When entities are extracted
+    entities = extract_entities(text)
+    # Then only the real error codes are error codes, and ACCT-48213 is the account
+    assert entities.error_codes == ("NET-500", "ERR-1042", "DSL-651")
+    assert entities.account_numbers == ("ACC-48213",)
+
+
+def test_acct_with_a_space_is_an_account_number() -> None:
+    assert extract_entities("customer ACCT 48213 called").account_numbers == ("ACC-48213",)
+
+
+def test_only_uk_shaped_national_numbers_become_uk_phones_on_a_us_desk() -> None:
+    # Given a US desk and a ticket with a 10-digit reference, an Australian mobile and two UK numbers
+    text = "reference 0123456789, AU mobile 0412 345 678, office 020 7946 0958, mobile 07700 900123"
+    # When entities are extracted with the default region
+    phones = extract_entities(text, "US").phone_numbers
+    # Then only the UK-shaped numbers are taken for UK phones
+    assert phones == ("+442079460958", "+447700900123")
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("Refund request #2 100 EUR", "100", "EUR"),
+        ("CHF 1'234.50 charged", "1234.50", "CHF"),
+        ("CHF 1\u2019234.50 charged", "1234.50", "CHF"),
+    ],
+)
+def test_amounts_after_a_hash_and_with_swiss_separators(text: str, amount: str, currency: str) -> None:
+    # Given a ticket with an ordinal before an amount, or a Swiss thousands separator
+    # When entities are extracted
+    money = extract_entities(text).monetary_amounts
+    # Then the amount is the one the customer meant
+    assert [(m.amount, m.currency) for m in money] == [(Decimal(amount), currency)]
+
+
+def test_amounts_with_more_than_twelve_integer_digits_are_not_money() -> None:
+    # Given a ticket with absurd amounts (DynamoDB could not even store the first) and a large real one
+    text = "charged 12345678901234567890123456789012345678901 USD, then 1234567890123 EUR, then 999999999999.99 GBP"
+    # When entities are extracted
+    money = extract_entities(text).monetary_amounts
+    # Then only the amount with at most twelve integer digits is money
+    assert [(m.amount, m.currency) for m in money] == [(Decimal("999999999999.99"), "GBP")]
+
+
+def test_a_date_next_to_a_phone_number_does_not_hide_it_from_masking() -> None:
+    # Given a phone number followed by a date
+    text = "reach me 415-555-0132 2026-11-20"
+    # When the text is masked
+    masked = mask_personal_data(text, "US")
+    # Then the phone number is masked and the date kept
+    assert masked.text == "reach me <PHONE_1> 2026-11-20"
+    assert masked.restore(masked.text) == text
+
+
+_REALISTIC_TICKETS = [
+    "Hi, my line ACC-48213 is dead since 2026-11-20 08:15. Call me on 415-555-0132 or jane.doe@example.com.",
+    "reach me 415-555-0132 2026-11-20",
+    "Charged $49.99 twice on 2026-11-02; my number is (415) 555-0132 12:30 works best.",
+    "Customer called from +44 (0)20 7946 0958 at 10:30 about invoice INV-2026-11834.",
+    "Please ring 020 7946 0958 2026-11-21 after 17:00, or mobile 07700 900123.",
+    "Two numbers on file: 07700 900123 07700 900456",
+    "Rückruf bitte unter 030 1234567 2026-11-20 ab 09:00, Kundennummer ACCT 48213.",
+    "Outage on SVC 004, error NET-500 at 14:05; callback +49 (0)30 12345678 or +1 (415) 555-0199.",
+]
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "DE"])
+def test_every_phone_number_extraction_finds_is_masked(region: str) -> None:
+    # Given realistic tickets, and the phone numbers extraction finds in them for the region
+    for text in _REALISTIC_TICKETS:
+        phones = extract_entities(text, region).phone_numbers
+        # When the ticket is masked for the same region
+        masked = mask_personal_data(text, region).text
+        # Then none of those numbers survives, however it was written
+        left = re.sub(r"[\s().+-]", "", masked)
+        survivors = [phone for phone in phones if phone[-7:] in left]
+        assert survivors == [], f"{text!r} -> {masked!r}"
+
+
+def test_two_uk_mobiles_one_space_apart_are_both_found_and_masked() -> None:
+    # Given two UK mobiles separated by a single space
+    text = "07700 900123 07700 900456"
+    # When the text is read with region GB
+    phones = extract_entities(text, "GB").phone_numbers
+    masked = mask_personal_data(text, "GB").text
+    # Then both numbers are found and masked
+    assert phones == ("+447700900123", "+447700900456")
+    assert masked == "<PHONE_1> <PHONE_2>"
