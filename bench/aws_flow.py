@@ -19,7 +19,6 @@ import contextlib
 import copy
 import io
 import json
-import logging
 import os
 import random
 import tempfile
@@ -34,7 +33,7 @@ from moto import mock_aws
 from bench.common import EVAL_CUSTOMERS, EVAL_SERVICES, percentile, ticket_stream
 from domain.models import NewTicket, SyncStatus
 from domain.recovery import replay_failed_syncs
-from handlers.observability import SERVICE_NAME
+from handlers.observability import logs_to
 from tests.http_servers import (
     FakeTicketingSystem,
     Fault,
@@ -112,22 +111,6 @@ def _fake_aws_environment() -> Iterator[_Environment]:
 class _Discard(io.TextIOBase):
     def write(self, text: str) -> int:
         return len(text)
-
-
-@contextlib.contextmanager
-def _quiet_handlers() -> Iterator[None]:
-    """The handlers' JSON logs and EMF metric lines are still formatted (a real per-invocation cost) but
-    dropped, so that stdout carries only the result."""
-    sink = _Discard()
-    handlers = [h for h in logging.getLogger(SERVICE_NAME).handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(sink) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(sink):
-            yield
-    finally:
-        for handler, stream in zip(handlers, streams, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
 
 
 class FaultyTicketingSystem(FakeTicketingSystem):
@@ -266,7 +249,7 @@ def run(count: int = 500, fault_rate: float = 0.2, seed: int = 7) -> dict[str, A
     tickets = ticket_stream(count)
     ids = [t["ticket_id"] for t in tickets]
     faults = plan_faults(ids, fault_rate, rng)
-    with _fake_aws_environment() as env, mock_aws(), _quiet_handlers(), _stack(env) as stack:
+    with _fake_aws_environment() as env, mock_aws(), logs_to(_Discard()), _stack(env) as stack:
         for ticket_id, kind in faults.items():
             stack.ticketing_api.plan(ticket_id, _fault(kind))
 

@@ -45,9 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Inside the try: importing the commands reads the environment (LOG_LEVEL...), which can
+        # be invalid even for --help.
+        parser = build_parser()
+        args = parser.parse_args(argv)
         return int(args.func(args))
     except TicketRouterError as exc:
         print(f"ticket-router: error: {exc}", file=sys.stderr)
@@ -60,6 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        # A file that cannot be read or written (a directory, no permission, a full disk) is the
+        # user's to fix; commands check what they can up front, and this catches what is left.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ticket-router: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

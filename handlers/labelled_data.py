@@ -7,19 +7,17 @@ Rows that cannot be used are reported with their row number and skipped, never f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import ConfigurationError, TicketRouterError
+from domain.errors import TicketRouterError
 
 # Problems printed per file; the rest are counted, so that a broken export does not flood the terminal.
 SHOWN_PROBLEMS = 20
@@ -160,40 +158,6 @@ def require_rows(path: Path, kept: int, problems: list[str]) -> None:
     if kept == 0:
         skipped = f"; all {len(problems)} row(s) were skipped" if problems else ""
         raise DataFileError(f"{path}: no usable labelled rows{skipped}")
-
-
-def check_writable(path: Path, what: str, *, directory: bool) -> None:
-    """Fail now, not after minutes of training or evaluating, when `path` cannot be written.
-
-    Probes by doing: permission bits do not tell (root ignores them, /proc refuses everyone).
-    Whatever the probe creates is removed, so a run that fails later leaves nothing behind.
-    """
-    folder = path if directory else path.parent
-    created: list[Path] = []
-    try:
-        missing = []
-        ancestor = folder
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            missing.append(ancestor)
-            ancestor = ancestor.parent
-        for step in reversed(missing):
-            step.mkdir()
-            created.append(step)
-        if directory:
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        else:
-            existed = path.exists()
-            with path.open("ab"):
-                pass
-            if not existed:
-                path.unlink()
-    except OSError as exc:
-        raise ConfigurationError(f"{what} {path} cannot be written: {exc.strerror or exc}") from exc
-    finally:
-        for step in reversed(created):
-            with contextlib.suppress(OSError):
-                step.rmdir()
 
 
 class _TextColumnOption(argparse.Action):

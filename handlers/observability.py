@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from domain.entities import mask_personal_data
+from domain.errors import ConfigurationError
 
 SERVICE_NAME = "ticket-router"
 METRICS_NAMESPACE = "TicketRouting"
@@ -38,4 +43,39 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 
 def build_logger(service: str = SERVICE_NAME, **kwargs: Any) -> Logger:
-    return Logger(service=service, logger_formatter=RedactingFormatter(), **kwargs)
+    try:
+        return Logger(service=service, logger_formatter=RedactingFormatter(), **kwargs)
+    except ValueError as exc:  # Powertools' own reading of the level: "Unknown level: 'BOGUS'"
+        raise ConfigurationError(
+            f"invalid LOG_LEVEL (or POWERTOOLS_LOG_LEVEL): {exc}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        ) from exc
+
+
+@contextlib.contextmanager
+def logs_to(stream: Any, service: str = SERVICE_NAME) -> Iterator[None]:
+    """Send the handlers' log lines, and anything they print (EMF metrics), to `stream` meanwhile.
+
+    For the command line, whose stdout carries a result that must stay parseable, and benchmarks.
+    Powertools binds its handler to the stdout of the time it was built, so the handler is
+    re-pointed, then restored.
+    """
+    handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
+    previous = [(h, _swap_stream(h, stream)) for h in handlers]
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        for handler, original in previous:
+            _swap_stream(handler, original)
+
+
+def logs_to_stderr(service: str = SERVICE_NAME) -> contextlib.AbstractContextManager[None]:
+    return logs_to(sys.stderr, service)
+
+
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    # Not setStream, which flushes the old stream first: that stream may be closed already (a
+    # test's captured stdout), and each record is flushed as it is written anyway.
+    with handler.lock or contextlib.nullcontext():
+        previous, handler.stream = handler.stream, stream
+    return previous

@@ -6,9 +6,9 @@ No other module reads os.environ. A missing or invalid variable fails with its n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.errors import ConfigurationError
@@ -18,11 +18,19 @@ DEFAULT_SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 DEFAULT_HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+# Powertools, which applies the level, accepts any case (LOG_LEVEL=debug); so must this check.
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
+
+
 class _Settings(BaseSettings):
     # defer_build: a function validates only its own settings model; the others cost nothing.
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, defer_build=True)
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: LogLevel = "INFO"
     router_taxonomy: Path | None = None
     router_model_dir: Path | None = None
     # Maps a trained model's labels to teams when the labels are not taxonomy categories.

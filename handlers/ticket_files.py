@@ -1,4 +1,5 @@
-"""Reading ticket files (JSON array, JSON Lines, CSV) into validated tickets, row by row.
+"""Reading ticket files (JSON array, JSON Lines, CSV) into validated tickets, row by row, and
+checking the files a command will write before it does any work.
 
 A bad row never stops the file: it becomes a RowError naming the row and the field at fault.
 """
@@ -20,6 +21,8 @@ from domain.models import NewTicket
 from handlers.validation import describe_validation_error
 
 TICKET_FIELDS = frozenset(NewTicket.model_fields)
+# json.loads recurses once per level of nesting; no ticket is nested anywhere near that deep.
+_TOO_DEEP = "JSON nested too deeply to read"
 
 
 class TicketFileError(TicketRouterError):
@@ -62,21 +65,15 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     suffix = path.suffix.lower()
     stripped = text.lstrip()
     if suffix == ".csv" or (suffix not in {".json", ".jsonl", ".ndjson"} and stripped[:1] not in "[{"):
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if not reader.fieldnames:
-            raise TicketFileError(f"{path}: CSV has no header row")
-        for number, record in enumerate(reader, start=2):  # row 1 is the header
-            if None in record:
-                extra_cells = len(record[None])  # DictReader files surplus cells under the key None
-                yield number, ValueError(f"has {extra_cells} more cell(s) than the header's {len(reader.fieldnames)}")
-                continue
-            yield number, record
+        yield from _csv_records(path, text)
         return
     if stripped.startswith("["):
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TicketFileError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        except RecursionError as exc:
+            raise TicketFileError(f"{path}: {_TOO_DEEP}") from exc
         for number, record in enumerate(document, start=1):
             yield number, record
         return
@@ -87,6 +84,38 @@ def _records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, ValueError(f"malformed JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield number, ValueError(_TOO_DEEP)
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    source = io.StringIO(text, newline="")
+    reader = csv.DictReader(source)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise TicketFileError(f"{path}: unreadable CSV header: {exc}") from exc
+    if not fieldnames:
+        raise TicketFileError(f"{path}: CSV has no header row")
+    number = 1  # row 1 is the header
+    while True:
+        number += 1
+        position = source.tell()
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader has consumed the bad record's lines and carries on with the next one.
+            yield number, ValueError(f"unreadable CSV: {exc}")
+            if source.tell() == position:  # no progress: stop rather than loop for ever
+                return
+            continue
+        if None in record:
+            extra_cells = len(record[None])  # DictReader files surplus cells under the key None
+            yield number, ValueError(f"has {extra_cells} more cell(s) than the header's {len(fieldnames)}")
+            continue
+        yield number, record
 
 
 def read_ticket_file(path: str | Path) -> tuple[list[ParsedRow], list[RowError]]:

@@ -11,6 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
+from domain.errors import TicketRouterError
 from domain.models import TicketReceived
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,12 @@ class InProcessEventBus:
             except Exception as exc:  # a failing subscriber must not take the bus down
                 # Kept, like EventBridge's DLQ, so that nothing accepted is silently lost.
                 self.failed.append((event, f"{type(exc).__name__}: {exc}"))
-                logger.exception("subscriber failed for ticket %s", event.ticket_id)
+                if isinstance(exc, TicketRouterError):
+                    # An anticipated failure (a locked store, a model down) says all in its message;
+                    # a traceback would only bury it. Anything else is a bug and keeps its trace.
+                    logger.error("subscriber failed for ticket %s: %s", event.ticket_id, exc)
+                else:
+                    logger.exception("subscriber failed for ticket %s", event.ticket_id)
 
     def start_worker(self) -> None:
         if self._worker is not None:

@@ -6,6 +6,7 @@ import json
 import threading
 from pathlib import Path
 
+from domain.errors import SyncUnavailable
 from domain.models import RoutingDecision
 from domain.ticketing import routing_update_payload
 
@@ -25,6 +26,14 @@ class JsonlOutbox:
             "payload": routing_update_payload(decision),
         }
         line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+        try:
+            self._append(line)
+        except OSError as exc:
+            # Transient as far as the decision goes (a full disk, a path that became a directory):
+            # the caller records the sync as failed, which `ticket-router dlq replay` retries.
+            raise SyncUnavailable(f"cannot append to outbox {self.path}: {exc.strerror or exc}") from exc
+
+    def _append(self, line: str) -> None:
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from domain.errors import DuplicateDecision, RepositoryUnavailable
+from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
 from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus
 
 _SCHEMA = """
@@ -40,13 +40,23 @@ class SqliteDecisionRepository:
     calls in from several threads.
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, create: bool = True) -> None:
+        """Open the store at `path`, creating it unless `create` is False.
+
+        Commands that only read or amend an existing store pass create=False: a mistyped path then
+        fails instead of answering from a new, empty store, and a SQLite file that is not a decision
+        store is left as it was (no tables added, no journal mode changed).
+        """
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            if self.path == ":memory:":
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            elif create:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            else:
+                self._db = self._open_existing(Path(self.path))
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose
             # the last transactions, an acceptable trade for a local tool.
@@ -55,6 +65,26 @@ class SqliteDecisionRepository:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(f"cannot open decision store {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise RepositoryUnavailable(f"cannot open decision store {self.path}: {exc.strerror or exc}") from exc
+
+    @staticmethod
+    def _open_existing(path: Path) -> sqlite3.Connection:
+        if not path.is_file():
+            raise ConfigurationError(f"no decision store at {path}")
+        # mode=rw: SQLite must not create the file should it vanish between the check and here.
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False, isolation_level=None
+        )
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error:
+            db.close()
+            raise
+        if "decisions" not in tables:
+            db.close()
+            raise ConfigurationError(f"{path} is not a ticket-router decision store (it has no decisions table)")
+        return db
 
     def close(self) -> None:
         with self._lock:
@@ -97,21 +127,46 @@ class SqliteDecisionRepository:
         error: str | None = None,
         synced_at: datetime | None = None,
     ) -> None:
-        with self._lock:
+        try:
+            with self._lock:
+                self._update_sync_status(ticket_id, timestamp, status, error=error, synced_at=synced_at)
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
+
+    def _update_sync_status(
+        self,
+        ticket_id: str,
+        timestamp: int,
+        status: SyncStatus,
+        *,
+        error: str | None,
+        synced_at: datetime | None,
+    ) -> None:
+        # IMMEDIATE takes the write lock before the read: another process (`serve` and `dlq replay`
+        # share a store) cannot record a success between our read and our write and have it undone.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             row = self._db.execute(
                 "SELECT body FROM decisions WHERE ticket_id = ? AND timestamp = ?", (ticket_id, timestamp)
             ).fetchone()
             if row is None:
+                self._db.execute("COMMIT")
                 return
             current = RoutingDecision.model_validate_json(row[0])
             # A success is final: a late failure report (e.g. a retried stream record) must not undo it.
             if current.sync_status is SyncStatus.SUCCESS and status is not SyncStatus.SUCCESS:
+                self._db.execute("COMMIT")
                 return
             updated = current.model_copy(update={"sync_status": status, "sync_error": error, "synced_at": synced_at})
             self._db.execute(
                 "UPDATE decisions SET sync_status = ?, body = ? WHERE ticket_id = ? AND timestamp = ?",
                 (status.value, updated.model_dump_json(), ticket_id, timestamp),
             )
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def find_by_sync_status(
         self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
@@ -155,11 +210,14 @@ class SqliteDecisionRepository:
     # --- FeedbackStore ----------------------------------------------------------------------
 
     def record(self, feedback: Feedback) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO feedback VALUES (?, ?, ?)",
-                (feedback.ticket_id, feedback.recorded_at.isoformat(), feedback.model_dump_json()),
-            )
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO feedback VALUES (?, ?, ?)",
+                    (feedback.ticket_id, feedback.recorded_at.isoformat(), feedback.model_dump_json()),
+                )
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
 
     def feedback(self) -> list[Feedback]:
         rows = self._query("SELECT body FROM feedback ORDER BY recorded_at", ())

@@ -154,7 +154,7 @@ def _summarise(decisions: list[Any], expected: dict[str, str], seconds: float, e
         "n": n,
         "team_accuracy": round(len(right) / n, 4) if n else 0.0,
         "manual_review_rate": round(len(review) / n, 4) if n else 0.0,
-        "auto_route_accuracy": round(len(auto_right) / len(automatic), 4) if automatic else 0.0,
+        "auto_route_accuracy": round(len(auto_right) / len(automatic), 4) if automatic else None,
         "review_top2_contains_answer": round(len(review_top2) / len(review), 4) if review else None,
         "priority_distribution": dict(sorted(Counter(d.priority_level.value for d in decisions).items())),
         "team_distribution": dict(Counter(d.assigned_team for d in decisions).most_common()),
@@ -170,7 +170,8 @@ def _print(report: dict[str, Any]) -> None:
     print(f"Backtest of {report['n']} tickets with the {report['engine']} engine")
     print(f"  team accuracy          {report['team_accuracy']:.1%}")
     print(f"  manual review          {report['manual_review_rate']:.1%}")
-    print(f"  accuracy when automatic {report['auto_route_accuracy']:.1%}")
+    if report["auto_route_accuracy"] is not None:
+        print(f"  accuracy when automatic {report['auto_route_accuracy']:.1%}")
     if report["review_top2_contains_answer"] is not None:
         print(f"  reviewed with the right team in the top two: {report['review_top2_contains_answer']:.1%}")
     print("  priorities             " + ", ".join(f"{k} {v}" for k, v in report["priority_distribution"].items()))

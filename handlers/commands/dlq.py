@@ -12,7 +12,12 @@ import argparse
 import json
 from typing import Any
 
+from domain.errors import ConfigurationError
 from domain.recovery import replay_failed_syncs
+
+# Each replayed decision is one push; past this a run is better split, and SQLite needs the
+# limit to fit in 64 bits anyway.
+MAX_LIMIT = 100_000
 
 
 def register(subparsers: Any) -> None:
@@ -21,13 +26,27 @@ def register(subparsers: Any) -> None:
     replay = actions.add_parser("replay", help="push every decision whose sync failed again")
     replay.add_argument("--aws", action="store_true", help="use the AWS resources named by the environment")
     replay.add_argument("--queue-url", help="(--aws) the stream DLQ to empty once every replay succeeded")
-    replay.add_argument("--limit", type=int, default=500, help="at most this many decisions (default 500)")
+    replay.add_argument(
+        "--limit", type=replay_limit, default=500, help=f"at most this many decisions (default 500, most {MAX_LIMIT})"
+    )
     replay.set_defaults(func=run_replay)
 
 
+def replay_limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if not 1 <= limit <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIMIT}, not {value}")
+    return limit
+
+
 def run_replay(args: argparse.Namespace) -> int:
+    if args.queue_url and not args.aws:
+        # Ignoring it would let the user believe the queue was dealt with.
+        raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
     if args.aws:
-        from domain.errors import ConfigurationError
         from handlers.bootstrap import build_ticketing_update_deps
 
         deps = build_ticketing_update_deps()
@@ -39,10 +58,18 @@ def run_replay(args: argparse.Namespace) -> int:
         drained = _drain_queue(args.queue_url) if args.queue_url and not report.still_failing else 0
         payload: dict[str, Any] = {**report.as_dict(), "dlq_messages_deleted": drained}
     else:
+        from adapters.local.sqlite_repository import SqliteDecisionRepository
         from handlers.bootstrap import bootstrap_local
+        from handlers.output_paths import check_writable
         from handlers.settings import LocalSettings, load_settings
 
-        app = bootstrap_local(load_settings(LocalSettings))
+        settings = load_settings(LocalSettings)
+        # A missing store has nothing to replay; creating one would only hide a mistyped path.
+        SqliteDecisionRepository(settings.db_path, create=False).close()
+        check_writable(
+            settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
+        )
+        app = bootstrap_local(settings)
         try:
             report = replay_failed_syncs(
                 repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=args.limit

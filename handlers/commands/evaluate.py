@@ -11,12 +11,12 @@ from typing import Any
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
 from handlers.labelled_data import (
     add_column_arguments,
-    check_writable,
     columns_from_args,
     read_labelled,
     report_problems,
     require_rows,
 )
+from handlers.output_paths import check_writable
 
 
 def _probability(value: str) -> float:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from handlers.evaluation import evaluate_classifier
 
     if args.report:
-        check_writable(args.report, "--report", directory=False)
+        check_writable(args.report, "--report")
     classifier: Any = load_classifier(args.model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)
@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"Evaluated {summary['n']} tickets from {args.data}")
     for key in ("accuracy", "macro_f1", "top2_accuracy", "ece", "auto_route_rate", "auto_route_accuracy"):
-        print(f"  {key:<22} {summary[key]:.4f}")
+        value = summary[key]
+        print(f"  {key:<22} {'n/a (none routed automatically)' if value is None else f'{value:.4f}'}")
     print(f"  {'tickets_per_second':<22} {summary['tickets_per_second']}")
     if summary["unknown_labels"]:
         print(f"  {summary['unknown_labels']} ticket(s) carry labels the model does not know (counted wrong)")

@@ -11,6 +11,8 @@ from typing import Any
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.feedback import correction_rows, routing_accuracy
 from domain.taxonomy import load_taxonomy
+from handlers.observability import logs_to_stderr
+from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
 
 EXPORT_FIELDS = (
@@ -43,12 +45,15 @@ def register(subparsers: Any) -> None:
 
 def _store(args: argparse.Namespace) -> tuple[SqliteDecisionRepository, LocalSettings]:
     settings = load_settings(LocalSettings)
-    return SqliteDecisionRepository(args.db or settings.db_path), settings
+    # Only an existing store: a mistyped --db would otherwise report a perfect score from an
+    # empty one it had just created.
+    return SqliteDecisionRepository(args.db or settings.db_path, create=False), settings
 
 
 def run_export(args: argparse.Namespace) -> int:
     store, settings = _store(args)
     try:
+        check_writable(args.output, "--output", keep_apart={"the decision store": Path(store.path)})
         rows = correction_rows(
             store.feedback(), store.get, load_taxonomy(settings.router_taxonomy), include_confirmations=args.all
         )
@@ -84,5 +89,11 @@ def run_stats(args: argparse.Namespace) -> int:
     print(json.dumps(stats, indent=2))
     metrics = Metrics(namespace="TicketRouting", service="ticket-router")
     metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=stats["routing_accuracy"] * 100)
-    metrics.flush_metrics()
+    try:
+        # stdout holds the one JSON document above; the EMF line is for a log collector.
+        with logs_to_stderr():
+            metrics.flush_metrics()
+    finally:
+        # Metrics share one set per process; with metrics disabled nothing flushes it.
+        metrics.clear_metrics()
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from handlers.bootstrap import (
     local_ticketing_update_deps,
 )
 from handlers.local_context import LocalLambdaContext
+from handlers.observability import logs_to_stderr
 from handlers.settings import LocalSettings, load_settings
 
 FUNCTIONS = ("ingestion", "orchestrator", "ticketing-update")
@@ -45,35 +47,53 @@ def _read_event(path: Path) -> dict[str, Any]:
         raise EventFileError(f"cannot read event file {path}: {exc.strerror or exc}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EventFileError(f"event file {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise EventFileError(f"event file {path} is JSON nested too deeply to read") from exc
     if not isinstance(event, dict):
         raise EventFileError(f"event file {path} must hold a JSON object")
     return event
 
 
+def _check_shape(function: str, event: dict[str, Any], path: Path) -> None:
+    """Refuse an event of another source, which the handler would fail on with a bare KeyError."""
+    if function == "ingestion" and not isinstance(event.get("httpMethod"), str):
+        raise EventFileError(
+            f"event file {path} is not an API Gateway (REST proxy) event, which the ingestion function takes:"
+            " it has no httpMethod (see events/api_*.json)"
+        )
+    if function == "ticketing-update" and not isinstance(event.get("Records"), list):
+        raise EventFileError(
+            f"event file {path} is not a DynamoDB stream event, which the ticketing-update function takes:"
+            " it has no Records list (see events/dynamodb_stream_decision.json)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    # Imported before logs_to_stderr: a handler's logger built inside it would stay on stderr.
+    from handlers import ingestion, orchestrator, ticketing_update
+
     # The handler's EMF metric lines mean nothing without CloudWatch and would mix with the result.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     event = _read_event(args.event)
+    _check_shape(args.function, event, args.event)
     app = bootstrap_local(load_settings(LocalSettings))
     context = LocalLambdaContext(function_name=args.function)
-    try:
-        if args.function == "ingestion":
-            from handlers import ingestion
-
-            result = ingestion.lambda_handler(event, context, deps=local_ingestion_deps(app))
-            app.bus.drain()
-        elif args.function == "orchestrator":
-            from handlers import orchestrator
-
-            try:
-                result = orchestrator.lambda_handler(event, context, deps=local_orchestrator_deps(app))
-            except orchestrator.InvalidEvent as exc:
-                raise EventFileError(str(exc)) from exc
-        else:
-            from handlers import ticketing_update
-
-            result = ticketing_update.lambda_handler(event, context, deps=local_ticketing_update_deps(app))
-    finally:
-        app.close()
+    # stdout carries the result alone, so that it can be piped to jq: the handler's log lines go
+    # to stderr, and the warning that a handler which failed early had no metric to flush goes.
+    with logs_to_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        try:
+            if args.function == "ingestion":
+                result = ingestion.lambda_handler(event, context, deps=local_ingestion_deps(app))
+                app.bus.drain()
+            elif args.function == "orchestrator":
+                try:
+                    result = orchestrator.lambda_handler(event, context, deps=local_orchestrator_deps(app))
+                except orchestrator.InvalidEvent as exc:
+                    raise EventFileError(str(exc)) from exc
+            else:
+                result = ticketing_update.lambda_handler(event, context, deps=local_ticketing_update_deps(app))
+        finally:
+            app.close()
     print(json.dumps(result, indent=2, default=str))
     return 0

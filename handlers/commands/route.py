@@ -12,10 +12,11 @@ from typing import Any, TextIO
 from pydantic import TypeAdapter, ValidationError
 
 from adapters.clock import FixedClock, SystemClock
-from domain.models import RoutingDecision, UtcDatetime
+from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from handlers.bootstrap import LocalApp, bootstrap_local
+from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
-from handlers.ticket_files import read_ticket_file
+from handlers.ticket_files import TicketFileError, read_ticket_file
 
 _TIMESTAMP = TypeAdapter(UtcDatetime)
 
@@ -75,8 +76,20 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = routing_settings(args)
+    outbox = args.outbox or settings.outbox_path
+    # Checked before any ticket is routed: a late failure would leave decisions stored in --db
+    # with no output, or pending syncs that no later run pushes.
+    inputs = {"FILE": args.file, "--db": args.db, "--customers": args.customers, "--services": args.services}
+    check_writable(outbox, "--outbox", keep_apart=inputs)
+    if args.output:
+        check_writable(args.output, "--output", keep_apart={**inputs, "--outbox": outbox})
 
     parsed, errors = read_ticket_file(args.file)
+    if not parsed:
+        for error in errors:
+            print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
+        reason = f"all {len({e.row for e in errors})} row(s) were rejected" if errors else "it holds no rows"
+        raise TicketFileError(f"{args.file}: no ticket could be read: {reason}")
     clock = FixedClock(args.now) if args.now else SystemClock()
     app = bootstrap_local(
         settings,
@@ -84,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         db_path=args.db or ":memory:",
         customers_file=args.customers,
         services_file=args.services,
-        outbox_path=args.outbox,
+        outbox_path=outbox,
     )
     try:
         decisions, duplicates = _route_all(app, parsed)
@@ -99,7 +112,18 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(decisions, duplicates, errors, app, out)
     for error in errors:
         print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
-    return 1 if errors or app.bus.failed else 0
+    unsynced = [d for d in decisions if d.sync_status is SyncStatus.FAILED]
+    if unsynced:
+        print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
+    return 1 if errors or app.bus.failed or unsynced else 0
+
+
+def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
+    reasons = sorted({d.sync_error or "unknown error" for d in unsynced})
+    message = f"{len(unsynced)} decision(s) not pushed to the ticketing system: {'; '.join(reasons)}"
+    if db is None:
+        return message + "; the store was in memory, so route them again once the outbox is writable"
+    return message + f"; they are kept as failed in {db}, and `ROUTER_DB={db} ticket-router dlq replay` pushes them"
 
 
 def _route_all(app: LocalApp, rows: list[Any]) -> tuple[list[RoutingDecision], list[int]]:
@@ -177,3 +201,6 @@ def _print_summary(
         print(f"Rejected {bad_rows} row(s) with errors (details on stderr).", file=out)
     if app.bus.failed:
         print(f"Failed to route {len(app.bus.failed)} ticket(s): " + "; ".join(m for _, m in app.bus.failed), file=out)
+    unsynced = sum(d.sync_status is SyncStatus.FAILED for d in decisions)
+    if unsynced:
+        print(f"Not pushed to the ticketing system: {unsynced} of {count} (details on stderr).", file=out)

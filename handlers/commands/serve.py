@@ -6,11 +6,17 @@ import argparse
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from domain.errors import ConfigurationError
 from handlers.bootstrap import LocalApp, bootstrap_local, local_ingestion_deps
 from handlers.local_server import ApiGatewayWsgiApp
+from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
+
+# Each waitress thread handles one request at a time; routing itself runs on the bus worker.
+MAX_THREADS = 256
 
 
 def register(subparsers: Any) -> None:
@@ -20,9 +26,28 @@ def register(subparsers: Any) -> None:
         description="POST /tickets, GET /tickets/{id}, GET /health, POST /tickets/{id}/feedback, GET /openapi.json.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3000, help="port (default 3000)")
-    parser.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
+    parser.add_argument(
+        "--port", type=_bounded("port", 0, 65535), default=3000, help="port (default 3000; 0: any free port)"
+    )
+    parser.add_argument(
+        "--threads", type=_bounded("thread count", 1, MAX_THREADS), default=8, help="HTTP worker threads (default 8)"
+    )
     parser.set_defaults(func=run)
+
+
+def _bounded(what: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+        # Out of range, the socket layer wraps a port round (99999 listens on 34463) and waitress
+        # with no thread accepts connections it never answers.
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, not {value}")
+        return number
+
+    return parse
 
 
 def build_wsgi_app(settings: LocalSettings, **overrides: Any) -> tuple[ApiGatewayWsgiApp, LocalApp, str]:
@@ -40,11 +65,20 @@ def run(args: argparse.Namespace) -> int:
     # the user asked for them.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     settings = load_settings(LocalSettings)
+    check_writable(
+        settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
+    )
     wsgi, app, api_key = build_wsgi_app(settings)
-    server = create_server(wsgi, host=args.host, port=args.port, threads=args.threads, ident="ticket-router")
+    try:
+        server = create_server(wsgi, host=args.host, port=args.port, threads=args.threads, ident="ticket-router")
+    except (OSError, ValueError) as exc:  # ValueError: waitress cannot resolve the host
+        app.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {reason}") from exc
     if not settings.router_api_key:
         print(f"ROUTER_API_KEY not set; generated API key for this run: {api_key}", flush=True)
-    print(f"ticket-router API on http://{args.host}:{args.port} (send the key as x-api-key)", flush=True)
+    port = getattr(server, "effective_port", args.port)
+    print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
     print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
     try:
         server.run()

@@ -15,11 +15,11 @@ from typing import Any
 from domain.errors import ConfigurationError
 from handlers.labelled_data import (
     add_column_arguments,
-    check_writable,
     columns_from_args,
     read_labelled,
     report_problems,
 )
+from handlers.output_paths import check_writable
 
 MIN_EXAMPLES_PER_LABEL = 10
 
@@ -181,7 +181,12 @@ def run(args: argparse.Namespace) -> int:
     if metrics:
         print(
             f"Validation ({len(val_idx)} held out): accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
-            f"auto-routed {metrics['auto_route_rate']:.1%} at {metrics['auto_route_accuracy']:.1%} accuracy"
+            f"auto-routed {metrics['auto_route_rate']:.1%}"
+            + (
+                f" at {metrics['auto_route_accuracy']:.1%} accuracy"
+                if metrics["auto_route_accuracy"] is not None
+                else ""
+            )
         )
     return 0
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from adapters.local.outbox import JsonlOutbox
+from adapters.local.sqlite_repository import SqliteDecisionRepository
+from domain.models import RoutingDecision, SyncStatus
 from handlers.cli import EXIT_BROKEN_PIPE, main
 
 ROOT = Path(__file__).parents[2]
@@ -150,3 +155,189 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_the_work_kept(tmp
     assert result.returncode == EXIT_BROKEN_PIPE, result.stderr
     assert "Traceback" not in result.stderr
     assert len(output.read_text().splitlines()) == 24
+
+
+def three_tickets(tmp_path: Path) -> Path:
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(SAMPLES.joinpath("tickets.jsonl").read_text().splitlines(keepends=True)[:3]))
+    return tickets
+
+
+def stored(db: Path) -> list[RoutingDecision]:
+    store = SqliteDecisionRepository(db, create=False)
+    try:
+        return store.all()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "options"),
+    [
+        pytest.param("db", ["--output", "{db}"], id="output-is-the-db"),
+        pytest.param("input", ["--output", "{input}"], id="output-is-the-input"),
+        pytest.param("input", ["--outbox", "{input}"], id="outbox-is-the-input"),
+        pytest.param("db", ["--outbox", "{db}"], id="outbox-is-the-db"),
+    ],
+)
+def test_an_output_naming_the_input_or_the_store_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, options: list[str]
+) -> None:
+    # Given a ticket file and a decision store from an earlier run
+    tickets = three_tickets(tmp_path)
+    db = tmp_path / "decisions.db"
+    assert main(["route", str(tickets), "--db", str(db), "--outbox", str(tmp_path / "o.jsonl"), "--quiet"]) == 0
+    capsys.readouterr()
+    protected = db if target == "db" else tickets
+    before = protected.read_bytes()
+    # When an output option names one of them (through a different spelling of the path)
+    aliases = {"db": str(tmp_path / "." / db.name), "input": str(tmp_path / "sub" / ".." / tickets.name)}
+    (tmp_path / "sub").mkdir()
+    argv = ["route", str(tickets), "--db", str(db), "--quiet", "--now", NOW]
+    argv += [o.format(**aliases) for o in options]
+    if "--outbox" not in options:
+        argv += ["--outbox", str(tmp_path / "o.jsonl")]
+    code = main(argv)
+    # Then the command refuses in one line and the file is as it was
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("ticket-router: error: ") and err.count("\n") == 1
+    assert "same file" in err
+    assert protected.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("option", "make_path"),
+    [
+        pytest.param("--output", lambda tmp: _mkdir(tmp / "a-dir"), id="output-is-a-directory"),
+        pytest.param("--output", lambda tmp: _touch(tmp / "a-file") / "x.jsonl", id="output-under-a-file"),
+        pytest.param("--outbox", lambda tmp: _mkdir(tmp / "a-dir"), id="outbox-is-a-directory"),
+        pytest.param("--outbox", lambda tmp: _touch(tmp / "a-file") / "x.jsonl", id="outbox-under-a-file"),
+    ],
+)
+def test_an_unwritable_output_fails_before_any_ticket_is_routed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, make_path: Any
+) -> None:
+    # Given an output path that cannot be written
+    path = make_path(tmp_path)
+    db = tmp_path / "decisions.db"
+    argv = ["route", str(three_tickets(tmp_path)), "--db", str(db), "--now", NOW, option, str(path)]
+    if option != "--outbox":
+        argv += ["--outbox", str(tmp_path / "outbox.jsonl")]
+    # When the tickets are routed
+    code = main(argv)
+    # Then it fails in one line naming the path, before any decision is stored
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"ticket-router: error: cannot write {option} {path}: ")
+    assert err.count("\n") == 1
+    assert not db.exists()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+def _touch(path: Path) -> Path:
+    path.touch()
+    return path
+
+
+def test_a_failed_outbox_write_leaves_the_decisions_failed_for_dlq_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an outbox that becomes unwritable once routing has started (the disk fills up)
+    def disk_full(self: JsonlOutbox, line: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(JsonlOutbox, "_append", disk_full)
+    db, outbox = tmp_path / "decisions.db", tmp_path / "outbox.jsonl"
+    # When three tickets are routed into a kept store
+    code = main(["route", str(three_tickets(tmp_path)), "--db", str(db), "--outbox", str(outbox), "--now", NOW])
+    err = capsys.readouterr().err
+    # Then the run fails in one line, with every decision stored as a failed sync, not a pending one
+    assert code == 1
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "3 decision(s) not pushed to the ticketing system" in err and "No space left on device" in err
+    assert [d.sync_status for d in stored(db)] == [SyncStatus.FAILED] * 3
+    # And once there is room again, `dlq replay` pushes all three
+    monkeypatch.undo()
+    monkeypatch.setenv("ROUTER_DB", str(db))
+    monkeypatch.setenv("ROUTER_OUTBOX", str(outbox))
+    assert main(["dlq", "replay"]) == 0
+    assert json.loads(capsys.readouterr().out)["succeeded"] == 3
+    assert [d.sync_status for d in stored(db)] == [SyncStatus.SUCCESS] * 3
+
+
+def test_oversized_csv_fields_and_deeply_nested_json_are_row_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a CSV with a 200 KB cell and a JSONL file with a row nested 5000 deep, between good rows
+    big = tmp_path / "big.csv"
+    big.write_text(
+        "ticket_id,customer_id,description\n"
+        "A1,C1,internet down in my whole street\n"
+        f"A2,C2,{'x' * 200_000}\n"
+        "A3,C3,I was charged twice please refund\n"
+    )
+    deep = tmp_path / "deep.jsonl"
+    nested = "[" * 5000 + "]" * 5000
+    deep.write_text(
+        '{"ticket_id": "D1", "customer_id": "C", "description": "internet down in my whole street"}\n'
+        f'{{"ticket_id": "D2", "customer_id": "C", "description": "x", "notes": {nested}}}\n'
+        '{"ticket_id": "D3", "customer_id": "C", "description": "I was charged twice please refund"}\n'
+    )
+    for path, good, bad_row, message in [
+        (big, ["A1", "A3"], 3, "field larger than field limit"),
+        (deep, ["D1", "D3"], 2, "nested too deeply"),
+    ]:
+        # When each is routed
+        code, decisions = route(tmp_path, str(path))
+        err = capsys.readouterr().err
+        # Then the bad row is named and the rows around it are routed
+        assert code == 1
+        assert [d["ticket_id"] for d in decisions] == good
+        assert f"row {bad_row}: (record):" in err and message in err
+        assert "Traceback" not in err
+
+
+def test_a_json_array_nested_too_deeply_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.json"
+    path.write_text("[" + "[" * 5000 + "]" * 5000 + "]")
+    code, _ = route(tmp_path, str(path))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"ticket-router: error: {path}: JSON nested too deeply to read\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        pytest.param("header.csv", "ticket_id,customer_id,description\n", "it holds no rows", id="header-only"),
+        pytest.param("bad.jsonl", '{"ticket_id": "B1"}\n{"ticket_id": "B2"}\n', "all 2 row(s)", id="all-rejected"),
+    ],
+)
+def test_a_file_with_no_readable_ticket_fails_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str, reason: str
+) -> None:
+    # Given a file in which no row is a ticket
+    path = tmp_path / name
+    path.write_text(content)
+    # When it is routed
+    code = main(["route", str(path), "--db", str(tmp_path / "d.db"), "--output", str(tmp_path / "out.jsonl")])
+    # Then the run fails saying so, and neither a store nor an output is left behind
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"ticket-router: error: {path}: no ticket could be read: {reason}" in err
+    assert not (tmp_path / "d.db").exists() and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_customers_path_that_is_a_directory_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When the customers file given is a directory
+    code, _ = route(tmp_path, str(three_tickets(tmp_path)), "--customers", str(tmp_path))
+    # Then the error names the path and the reason, in one line
+    assert code == 2
+    assert capsys.readouterr().err == f"ticket-router: error: {tmp_path}: Is a directory\n"

@@ -36,3 +36,43 @@ def test_replay_moves_failed_decisions_to_the_outbox(
     store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
     assert store.find_by_sync_status(SyncStatus.FAILED) == []
     store.close()
+
+
+def test_replay_refuses_a_missing_store_and_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a decision store path that holds nothing (a typo, a fresh machine)
+    db = tmp_path / "no" / "such" / "ticket-router.db"
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    monkeypatch.setenv("ROUTER_DB", str(db))
+    # When the DLQ is replayed
+    code = main(["dlq", "replay"])
+    # Then it says there is no store, and creates neither the store nor its directories
+    assert code == 2
+    assert capsys.readouterr().err == f"ticket-router: error: no decision store at {db}\n"
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999"])
+def test_replay_limit_must_be_a_positive_bounded_number(limit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["dlq", "replay", "--limit", limit])
+    assert exc.value.code == 2
+    assert "argument --limit" in capsys.readouterr().err
+
+
+def test_queue_url_without_aws_is_refused_rather_than_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a local store with a failed decision
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    store.save(a_decision("T-1"))
+    store.update_sync_status("T-1", 1_000, SyncStatus.FAILED, error="503")
+    store.close()
+    # When a queue to empty is named without --aws
+    code = main(["dlq", "replay", "--queue-url", "https://sqs.example/dlq"])
+    # Then nothing is replayed and the user is told the option needs --aws
+    assert code == 2
+    assert "--queue-url needs --aws" in capsys.readouterr().err
+    assert not (tmp_path / "outbox.jsonl").exists()

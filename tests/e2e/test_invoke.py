@@ -34,17 +34,11 @@ def router_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def invoke(capsys: pytest.CaptureFixture[str], function: str, event: str | Path) -> tuple[int, Any, str]:
-    """Exit code, the printed result, and stderr.
-
-    The handler's own log and metric lines go to stdout before the result, which is printed last
-    as an indented JSON document.
-    """
+    """Exit code, the printed result, and stderr, where the handler's own log lines go."""
     path = event if isinstance(event, Path) else EVENTS / event
     code = main(["invoke", function, "-e", str(path)])
     captured = capsys.readouterr()
-    out = captured.out
-    start = 0 if out.startswith("{\n") else out.rfind("\n{\n") + 1
-    result = json.loads(out[start:]) if code == 0 else None
+    result = json.loads(captured.out) if code == 0 else None
     return code, result, captured.err
 
 
@@ -146,6 +140,27 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
             "ticket_id",
             id="invalid-ticket-received",
         ),
+        pytest.param(
+            "ingestion",
+            lambda tmp: EVENTS / "dynamodb_stream_decision.json",
+            "not an API Gateway (REST proxy) event",
+            id="ingestion-given-a-stream-event",
+        ),
+        pytest.param(
+            "ingestion", lambda tmp: _write(tmp, "e.json", "{}"), "not an API Gateway", id="ingestion-given-{}"
+        ),
+        pytest.param(
+            "ticketing-update",
+            lambda tmp: EVENTS / "api_post_ticket.json",
+            "not a DynamoDB stream event",
+            id="ticketing-update-given-an-api-event",
+        ),
+        pytest.param(
+            "ingestion",
+            lambda tmp: _write(tmp, "deep.json", '{"body": ' + "[" * 5000 + "]" * 5000 + "}"),
+            "nested too deeply",
+            id="nested-5000-deep",
+        ),
     ],
 )
 def test_an_unusable_event_file_is_a_one_line_error_with_exit_code_2(
@@ -162,3 +177,14 @@ def test_an_unusable_event_file_is_a_one_line_error_with_exit_code_2(
     assert reason in err
     assert err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_stdout_holds_the_result_alone_and_logs_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    # When the sample POST is invoked, which logs "ticket accepted"
+    code = main(["invoke", "ingestion", "-e", str(EVENTS / "api_post_ticket.json")])
+    captured = capsys.readouterr()
+    # Then stdout parses as one JSON document, the handler's response, and the log line is on stderr
+    assert code == 0
+    assert json.loads(captured.out)["statusCode"] == 202
+    logged = [json.loads(line) for line in captured.err.splitlines()]
+    assert [entry["message"] for entry in logged] == ["ticket accepted"]

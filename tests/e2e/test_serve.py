@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import requests
 from waitress import create_server
 
 from handlers.bootstrap import LocalApp
+from handlers.cli import main
 from handlers.commands.serve import build_wsgi_app
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
@@ -187,3 +189,49 @@ def test_the_openapi_document_is_served_without_a_key(served: Served) -> None:
     assert document["openapi"].startswith("3.")
     assert "/tickets" in document["paths"]
     assert "post" in document["paths"]["/tickets"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--port", "-1"), ("--port", "99999"), ("--port", "http"), ("--threads", "0")],
+)
+def test_a_port_or_thread_count_out_of_range_is_refused(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When serve is started with a port no socket can have, or no thread to answer requests
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", option, value])
+    # Then it stops at the argument, naming it, before listening anywhere
+    assert exc.value.code == 2
+    assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.fixture
+def local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    monkeypatch.setenv("ROUTER_API_KEY", API_KEY)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    for name in ("ROUTER_DB", "ROUTER_OUTBOX"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_port_in_use_is_one_clear_error(local_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a port another process listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # When serve is started on it
+        code = main(["serve", "--port", str(port)])
+    # Then it fails in one line saying why
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"ticket-router: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_a_host_that_is_no_address_is_one_clear_error(local_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--host", "999.1.1.1", "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("ticket-router: error: cannot listen on 999.1.1.1:0: ") and err.count("\n") == 1

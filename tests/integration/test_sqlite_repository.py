@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from domain.errors import DuplicateDecision
+from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
 from domain.models import (
     Feedback,
     IssueClassification,
@@ -116,3 +120,79 @@ def test_feedback_is_stored_in_order(repo: SqliteDecisionRepository) -> None:
     repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
     repo.record(Feedback(ticket_id="T-2", correct_team="Billing Support", recorded_at=NOW + timedelta(seconds=1)))
     assert [f.ticket_id for f in repo.feedback()] == ["T-1", "T-2"]
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda r: r.update_sync_status("T-1", 1_000, SyncStatus.FAILED, error="503"), id="sync-status"),
+        pytest.param(
+            lambda r: r.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW)),
+            id="feedback",
+        ),
+    ],
+)
+def test_a_write_the_store_cannot_take_is_reported_as_unavailable(
+    tmp_path: Path, write: Callable[[SqliteDecisionRepository], None]
+) -> None:
+    # Given a store whose connection is gone (closed, as after a shutdown)
+    store = SqliteDecisionRepository(tmp_path / "d.db")
+    store.save(a_decision())
+    store.close()
+    # When / Then the write fails as the domain's RepositoryUnavailable, not a raw sqlite3 error
+    with pytest.raises(RepositoryUnavailable):
+        write(store)
+
+
+def test_a_success_recorded_by_another_process_is_not_undone_by_a_late_failure(tmp_path: Path) -> None:
+    # Given a pending decision, and another process (serve, say) recording its sync as a success
+    path = tmp_path / "d.db"
+    store = SqliteDecisionRepository(path)
+    store.save(a_decision())
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    succeeded = a_decision().model_copy(update={"sync_status": SyncStatus.SUCCESS})
+    other.execute(
+        "UPDATE decisions SET sync_status = 'success', body = ? WHERE ticket_id = 'T-1'", (succeeded.model_dump_json(),)
+    )
+    # When this process records a failure for it while that transaction is still open
+    late = threading.Thread(
+        target=store.update_sync_status, args=("T-1", 1_000, SyncStatus.FAILED), kwargs={"error": "timeout"}
+    )
+    late.start()
+    time.sleep(0.3)  # long enough for the late writer to have read the decision, were it not locked out
+    other.execute("COMMIT")
+    late.join(timeout=10)
+    other.close()
+    # Then the success stands
+    assert store.get("T-1").sync_status is SyncStatus.SUCCESS
+    assert store.find_by_sync_status(SyncStatus.FAILED) == []
+    store.close()
+
+
+def test_opening_an_existing_store_only_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "d.db"
+    with pytest.raises(ConfigurationError, match="no decision store at"):
+        SqliteDecisionRepository(path, create=False)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_opening_an_existing_store_only_leaves_another_database_untouched(tmp_path: Path) -> None:
+    # Given another application's SQLite database
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.close()
+    before = path.read_bytes()
+    # When / Then it is refused as not a decision store, and its bytes are unchanged
+    with pytest.raises(ConfigurationError, match="not a ticket-router decision store"):
+        SqliteDecisionRepository(path, create=False)
+    assert path.read_bytes() == before
+
+
+def test_opening_an_existing_store_only_reads_a_real_one(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    SqliteDecisionRepository(path).close()
+    store = SqliteDecisionRepository(path, create=False)
+    assert store.count() == 0
+    store.close()

@@ -1,0 +1,81 @@
+"""Checking, before any slow work, that the paths a command will write can be written.
+
+A late failure wastes minutes of training, or strands decisions already stored with no output
+and no sync; so every command checks its outputs first, here, in one way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from domain.errors import TicketRouterError
+
+
+class OutputPathError(TicketRouterError):
+    """A path the command is to write cannot be written, or is a file it reads."""
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: through symlinks, `..` and hard links too."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return False
+
+
+def check_writable(
+    path: Path,
+    option: str,
+    *,
+    directory: bool = False,
+    keep_apart: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Fail now if `path` (a file, or with `directory` a folder to write files in) cannot be
+    written, or is one of the files in `keep_apart` (the input, the decision store...), which
+    writing it would destroy.
+
+    Probes by doing, since permission bits do not tell (root ignores them, /proc refuses everyone).
+    An existing file is opened for appending, so nothing it holds is lost; whatever the probe
+    creates is removed again, so a run that fails later leaves nothing behind.
+    """
+    for name, other in (keep_apart or {}).items():
+        if other is not None and same_file(path, other):
+            raise OutputPathError(f"{option} {path} is the same file as {name}; refusing to write to it")
+    if not directory and path.is_dir():
+        raise OutputPathError(f"cannot write {option} {path}: it is a directory")
+    if directory and path.exists() and not path.is_dir():
+        raise OutputPathError(f"cannot write {option} {path}: it is a file, not a directory")
+    folder = path if directory else path.parent
+    created: list[Path] = []
+    try:
+        missing = []
+        ancestor = folder
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            missing.append(ancestor)
+            ancestor = ancestor.parent
+        for step in reversed(missing):
+            step.mkdir()
+            created.append(step)
+        if directory:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        else:
+            existed = path.exists()
+            with path.open("ab"):
+                pass
+            if not existed:
+                path.unlink()
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise OutputPathError(f"cannot write {option} {path}: a parent of it is a file, not a directory") from exc
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {option} {path}: {exc.strerror or exc}") from exc
+    finally:
+        for step in reversed(created):
+            with contextlib.suppress(OSError):
+                step.rmdir()

@@ -1,0 +1,43 @@
+"""The command line under a bad environment: one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    # A fresh interpreter: the level is read when the handlers' modules are first imported.
+    return subprocess.run(
+        [sys.executable, "-m", "handlers.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("variable", ["LOG_LEVEL", "POWERTOOLS_LOG_LEVEL"])
+def test_an_unknown_log_level_is_named_in_one_line_even_for_help(variable: str) -> None:
+    # When any command, --help included, runs with a log level that does not exist
+    result = run_cli("--help", **{variable: "bogus"})
+    # Then it exits with a usage error naming the variable, and no traceback
+    assert result.returncode == 2
+    assert result.stderr.startswith("ticket-router: error: invalid LOG_LEVEL (or POWERTOOLS_LOG_LEVEL)")
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+
+
+def test_a_log_level_in_lower_case_is_accepted_as_powertools_accepts_it(tmp_path: Path) -> None:
+    # When a command that reads its settings runs with LOG_LEVEL=debug
+    result = run_cli("feedback", "stats", "--db", str(tmp_path / "none.db"), LOG_LEVEL="debug")
+    # Then the settings are valid and the command goes on to its own error
+    assert result.stderr == f"ticket-router: error: no decision store at {tmp_path / 'none.db'}\n"

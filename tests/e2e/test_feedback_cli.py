@@ -1,0 +1,88 @@
+"""`ticket-router feedback stats|export` on a store that is missing, foreign, or the output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from adapters.local.sqlite_repository import SqliteDecisionRepository
+from domain.models import Feedback
+from handlers.cli import main
+from tests.builders import NOW
+from tests.integration.test_sqlite_repository import a_decision
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A decision store with two decisions, one of them re-routed by an agent."""
+    path = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(path)
+    repo.save(a_decision("T-1", timestamp=1))
+    repo.save(a_decision("T-2", timestamp=2))
+    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
+    repo.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "command", [["feedback", "stats"], ["feedback", "export", "--output", "{tmp}/out.csv"]], ids=["stats", "export"]
+)
+def test_a_missing_store_is_refused_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # Given a --db path where there is no store
+    db = tmp_path / "typo" / "decisions.db"
+    # When feedback is read from it
+    code = main([c.format(tmp=tmp_path) for c in command] + ["--db", str(db)])
+    # Then it fails saying so, and creates no store, directory or output
+    assert code == 2
+    assert capsys.readouterr().err == f"ticket-router: error: no decision store at {db}\n"
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "out.csv").exists()
+
+
+def test_a_sqlite_file_of_another_application_is_refused_and_left_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given some other application's SQLite database
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.close()
+    before = db.read_bytes()
+    # When feedback stats are asked of it
+    code = main(["feedback", "stats", "--db", str(db)])
+    # Then it is refused as not a decision store, with no table added
+    assert code == 2
+    assert "not a ticket-router decision store" in capsys.readouterr().err
+    assert db.read_bytes() == before
+
+
+def test_export_refuses_to_overwrite_the_decision_store(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = store.read_bytes()
+    # When the export is pointed at the store itself
+    code = main(["feedback", "export", "--db", str(store), "--output", str(tmp_path / "." / store.name)])
+    # Then it refuses, and the store still holds its decisions
+    assert code == 2
+    assert "same file as the decision store" in capsys.readouterr().err
+    assert store.read_bytes() == before
+    repo = SqliteDecisionRepository(store)
+    assert repo.count() == 2
+    repo.close()
+
+
+def test_stats_print_one_json_document_on_stdout(
+    store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given metrics switched on, as they would be where a collector reads them
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # When the stats are printed
+    assert main(["feedback", "stats", "--db", str(store)]) == 0
+    captured = capsys.readouterr()
+    # Then stdout is the stats alone, and the metric line went to stderr
+    assert json.loads(captured.out) == {"decisions": 2, "rerouted": 1, "routing_accuracy": 0.5}
+    assert '"RoutingAccuracy"' in captured.err
