@@ -201,6 +201,11 @@ class TeamScore(_Frozen):
     score: float = Field(ge=0.0, le=1.0)
 
 
+# Classifiers report confidences to this many decimals, and routing compares what they report:
+# anything that predicts routing from raw probabilities (evaluation) rounds the same way.
+CONFIDENCE_DECIMALS = 4
+
+
 class IssueClassification(_Frozen):
     primary_category: str
     confidence: float = Field(ge=0.0, le=1.0)

@@ -9,6 +9,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from domain.models import CONFIDENCE_DECIMALS
+
 AUTO_ROUTE_THRESHOLD = 0.70
 
 
@@ -30,7 +32,9 @@ class Evaluation:
 
     @property
     def confidence(self) -> np.ndarray:
-        return np.asarray(self.probabilities.max(axis=1))
+        """As the classifier reports it, so that a ticket counts as auto-routed exactly when the router
+        would auto-route it (0.69996 is reported, and routed, as 0.70)."""
+        return np.round(np.asarray(self.probabilities.max(axis=1)), CONFIDENCE_DECIMALS)
 
     @property
     def correct(self) -> np.ndarray:
@@ -55,12 +59,14 @@ class Evaluation:
             precision = tp / (tp + fp) if tp + fp else 0.0
             recall = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+            out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn, "predicted": tp + fp}
         return out
 
     def macro_f1(self) -> float:
-        present = [m["f1"] for m in self.per_class().values() if m["support"] > 0]
-        return float(np.mean(present)) if present else 0.0
+        # A class that is predicted but never the answer counts too, at F1 0: leaving it out would
+        # hide exactly the false positives (as scikit-learn and `classification_metrics` count it).
+        seen = [m["f1"] for m in self.per_class().values() if m["support"] or m["predicted"]]
+        return float(np.mean(seen)) if seen else 0.0
 
     def expected_calibration_error(self, bins: int = 15) -> float:
         if not self.n:
@@ -74,18 +80,20 @@ class Evaluation:
                 ece += mask.mean() * abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
         return float(ece)
 
-    def coverage_at(self, threshold: float) -> tuple[float, float]:
-        """Share routed automatically at this confidence, and the accuracy of those."""
+    def coverage_at(self, threshold: float) -> tuple[float, float | None]:
+        """Share routed automatically at this confidence, and the accuracy of those (None when none is)."""
         mask = self.confidence >= threshold
         rate = float(mask.mean()) if self.n else 0.0
-        accuracy = float(self.correct[mask].mean()) if mask.any() else 0.0
+        accuracy = float(self.correct[mask].mean()) if mask.any() else None
         return rate, accuracy
 
-    def coverage_curve(self, points: int = 21) -> list[dict[str, float]]:
+    def coverage_curve(self, points: int = 21) -> list[dict[str, Any]]:
+        """Coverage and accuracy on a grid of thresholds that includes the one in force, exactly."""
+        grid = {round(i / (points - 1), CONFIDENCE_DECIMALS) for i in range(points)} | {self.threshold}
         return [
-            {"threshold": float(t), "coverage": c, "accuracy": a}
-            for t in np.linspace(0.0, 1.0, points)
-            for c, a in [self.coverage_at(float(t))]
+            {"threshold": threshold, "coverage": coverage, "accuracy": accuracy}
+            for threshold in sorted(grid)
+            for coverage, accuracy in [self.coverage_at(threshold)]
         ]
 
     def confusion(self) -> np.ndarray:
@@ -106,7 +114,7 @@ class Evaluation:
             "ece": round(self.expected_calibration_error(), 4),
             "auto_route_threshold": self.threshold,
             "auto_route_rate": round(auto_rate, 4),
-            "auto_route_accuracy": round(auto_accuracy, 4),
+            "auto_route_accuracy": round(auto_accuracy, 4) if auto_accuracy is not None else None,
             "tickets_per_second": round(self.n / self.seconds, 1) if self.seconds > 0 else None,
             "unknown_labels": int((self.y_true < 0).sum()),
         }

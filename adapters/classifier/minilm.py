@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from domain.errors import ClassifierUnavailable
-from domain.models import CategoryScore, IssueClassification
+from domain.models import CONFIDENCE_DECIMALS, CategoryScore, IssueClassification
 
 ARTIFACT_FORMAT = 1
 BACKENDS = ("minilm", "ensemble")
@@ -223,9 +223,9 @@ class MiniLMClassifier:
         best = int(order[0])
         return IssueClassification(
             primary_category=self.labels[best],
-            confidence=round(min(1.0, float(probs[best])), 4),
+            confidence=round(min(1.0, float(probs[best])), CONFIDENCE_DECIMALS),
             alternatives=tuple(
-                CategoryScore(category=self.labels[int(i)], score=round(min(1.0, float(probs[i])), 4))
+                CategoryScore(category=self.labels[int(i)], score=round(min(1.0, float(probs[i])), CONFIDENCE_DECIMALS))
                 for i in order[1:]
             ),
             keywords=self._keywords(text, self.labels[best]),

@@ -29,7 +29,7 @@ from adapters.classifier.static_vectors import (
     with_tuned_rows,
 )
 from domain.errors import ClassifierUnavailable
-from domain.models import CategoryScore, IssueClassification
+from domain.models import CONFIDENCE_DECIMALS, CategoryScore, IssueClassification
 
 # Format 2 adds the optional static-vector member, format 3 its fine-tuned token vectors (a reader
 # of format 2 would silently use the untuned table, so it must refuse them). Models without a
@@ -239,9 +239,10 @@ class NgramClassifier:
         best = int(order[0])
         return IssueClassification(
             primary_category=self.labels[best],
-            confidence=round(float(probs[best]), 4),
+            confidence=round(float(probs[best]), CONFIDENCE_DECIMALS),
             alternatives=tuple(
-                CategoryScore(category=self.labels[int(i)], score=round(float(probs[i]), 4)) for i in order[1:]
+                CategoryScore(category=self.labels[int(i)], score=round(float(probs[i]), CONFIDENCE_DECIMALS))
+                for i in order[1:]
             ),
             keywords=self._keywords(tokens, best),
         )

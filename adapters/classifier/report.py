@@ -25,15 +25,17 @@ th{background:#f5f7fa} td.num{text-align:right;font-variant-numeric:tabular-nums
 """
 
 
-def _pct(value: float) -> str:
-    return f"{value * 100:.1f}%"
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
-def _grade(value: float, good: float, fair: float) -> str:
+def _grade(value: float | None, good: float, fair: float) -> str:
+    if value is None:
+        return ""
     return "good" if value >= good else "warn" if value >= fair else "bad"
 
 
-def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 500, height: int = 300) -> str:
+def _line_chart(points: list[dict[str, Any]], threshold: float, width: int = 500, height: int = 300) -> str:
     pad, left = 44, 70
     inner_w, inner_h = width - left - pad, height - 2 * pad
 
@@ -47,8 +49,17 @@ def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 5
             xy(p["coverage"], p["accuracy"]) for p in sorted(usable, key=lambda p: p["coverage"])
         )
     )
-    marker = min(points, key=lambda p: abs(p["threshold"] - threshold))
-    mx, my = xy(marker["coverage"], marker["accuracy"])
+    # The curve's grid holds the threshold in force exactly; with nothing routed there, no dot.
+    marker = next(p for p in points if p["threshold"] == threshold)
+    dot = ""
+    if marker["accuracy"] is not None:
+        mx, my = xy(marker["coverage"], marker["accuracy"])
+        dot = (
+            f'<circle cx="{mx:.1f}" cy="{my:.1f}" r="6" fill="#c53030"/>'
+            f'<text x="{mx + (-8 if mx > width / 2 else 8):.1f}" y="{my - 10:.1f}" font-size="12" fill="#c53030" '
+            f'text-anchor="{"end" if mx > width / 2 else "start"}">'
+            f"confidence ≥ {threshold:.2f}</text>"
+        )
     grid = "".join(
         f'<line x1="{left}" x2="{width - pad}" y1="{pad + f * inner_h:.1f}" y2="{pad + f * inner_h:.1f}" stroke="#eef0f2"/>'
         f'<text x="{left - 6}" y="{pad + f * inner_h + 4:.1f}" font-size="11" text-anchor="end">{_pct(1 - f)}</text>'
@@ -57,11 +68,7 @@ def _line_chart(points: list[dict[str, float]], threshold: float, width: int = 5
     )
     return (
         f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="Accuracy versus coverage">{grid}'
-        f'<path d="{path}" fill="none" stroke="#2b6cb0" stroke-width="2.5"/>'
-        f'<circle cx="{mx:.1f}" cy="{my:.1f}" r="6" fill="#c53030"/>'
-        f'<text x="{mx + (-8 if mx > width / 2 else 8):.1f}" y="{my - 10:.1f}" font-size="12" fill="#c53030" '
-        f'text-anchor="{"end" if mx > width / 2 else "start"}">'
-        f"confidence ≥ {threshold:.2f}</text>"
+        f'<path d="{path}" fill="none" stroke="#2b6cb0" stroke-width="2.5"/>{dot}'
         f'<text x="{width / 2}" y="{height - 6}" font-size="12" text-anchor="middle">share routed automatically</text>'
         f'<text x="14" y="{height / 2}" font-size="12" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
         "accuracy of those</text></svg>"
@@ -156,11 +163,15 @@ def _top_confusions(evaluation: Evaluation, limit: int = 10) -> list[tuple[str, 
 def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, Any]) -> str:
     s = evaluation.summary()
     auto_rate, auto_acc = s["auto_route_rate"], s["auto_route_accuracy"]
+    routed = (
+        f"<b>{_pct(auto_rate)}</b> of tickets would be routed automatically with <b>{_pct(auto_acc)}</b> accuracy; "
+        f"the other {_pct(1 - auto_rate)} would go to manual review"
+        if auto_acc is not None
+        else "no ticket would be routed automatically; all would go to manual review"
+    )
     verdict = (
-        f"At confidence ≥ {evaluation.threshold:.2f}, <b>{_pct(auto_rate)}</b> of tickets would be routed "
-        f"automatically with <b>{_pct(auto_acc)}</b> accuracy; the other {_pct(1 - auto_rate)} would go to manual "
-        f"review with the top two suggestions, which contain the right answer {_pct(s['top2_accuracy'])} of the time "
-        "overall."
+        f"At confidence ≥ {evaluation.threshold:.2f}, {routed} with the top two suggestions, which contain the right "
+        f"answer {_pct(s['top2_accuracy'])} of the time overall."
     )
     tiles = [
         ("Accuracy", _pct(s["accuracy"]), _grade(s["accuracy"], 0.9, 0.8)),
@@ -181,7 +192,7 @@ def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, A
         f"<tr><td>{html.escape(label)}</td><td class=num>{_pct(m['precision'])}</td><td class=num>{_pct(m['recall'])}"
         f"</td><td class=num>{m['f1']:.3f}</td><td class=num>{m['support']}</td></tr>"
         for label, m in per_class
-        if m["support"] or m["precision"]
+        if m["support"] or m["predicted"]
     )
     confusion_rows = (
         "".join(
