@@ -62,5 +62,6 @@ def routing_accuracy(
         decision = decision_of(ticket_id)
         if decision is not None and item.correct_team != decision.assigned_team:
             rerouted += 1
-    accuracy = 1 - rerouted / decisions_total if decisions_total else 1.0
-    return {"decisions": decisions_total, "rerouted": rerouted, "routing_accuracy": round(accuracy, 4)}
+    # With no decision there is nothing to be right about: unknown, not 100%.
+    accuracy = round(1 - rerouted / decisions_total, 4) if decisions_total else None
+    return {"decisions": decisions_total, "rerouted": rerouted, "routing_accuracy": accuracy}

@@ -155,8 +155,11 @@ def post_feedback(ticket_id: str) -> Response:
         _check_against_taxonomy(feedback, deps.taxonomy)
     deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
-    # Averaged over a period, this is the share of reviewed decisions that were right.
-    metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=0.0 if rerouted else 100.0)
+    if rerouted:
+        # RoutingAccuracy is the share of decisions not re-routed: the dashboard divides this count by
+        # TicketsProcessed. A 0/100 per feedback would average over reviewed decisions only, and
+        # agents mostly write when a ticket was wrong.
+        metrics.add_metric(name="TicketsRerouted", unit=MetricUnit.Count, value=1)
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
 
 

@@ -87,6 +87,8 @@ def run_stats(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(stats, indent=2))
+    if stats["routing_accuracy"] is None:
+        return 0
     metrics = Metrics(namespace="TicketRouting", service="ticket-router")
     metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=stats["routing_accuracy"] * 100)
     try:

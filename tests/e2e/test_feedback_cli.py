@@ -86,3 +86,18 @@ def test_stats_print_one_json_document_on_stdout(
     # Then stdout is the stats alone, and the metric line went to stderr
     assert json.loads(captured.out) == {"decisions": 2, "rerouted": 1, "routing_accuracy": 0.5}
     assert '"RoutingAccuracy"' in captured.err
+
+
+def test_stats_of_a_store_with_no_decision_claim_no_accuracy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a decision store that has routed nothing yet, and metrics on
+    db = tmp_path / "decisions.db"
+    SqliteDecisionRepository(db).close()
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # When the stats are printed
+    assert main(["feedback", "stats", "--db", str(db)]) == 0
+    captured = capsys.readouterr()
+    # Then the accuracy is unknown rather than 100%, and no metric claims one
+    assert json.loads(captured.out) == {"decisions": 0, "rerouted": 0, "routing_accuracy": None}
+    assert "RoutingAccuracy" not in captured.err

@@ -85,6 +85,17 @@ class Harness:
         return self.request("POST", "/tickets", json.dumps(document), unavailable_ok=unavailable_ok)
 
 
+def emitted_metrics(stdout: str) -> dict[str, Any]:
+    """Metric values in the EMF lines a handler printed."""
+    found: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                found[definition["Name"]] = document[definition["Name"]]
+    return found
+
+
 class UnreachableIdempotencyStore(SqliteIdempotencyLayer):
     def _put_record(self, data_record: Any) -> None:
         raise sqlite3.OperationalError("unable to open database file")
@@ -440,6 +451,25 @@ def test_feedback_confirming_the_team_is_not_a_reroute(api: Harness) -> None:
     status, body = api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Network Operations"}))
     assert status == 201
     assert body["rerouted"] is False
+
+
+def test_a_reroute_is_counted_for_routing_accuracy_and_a_confirmation_is_not(
+    api: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a routed ticket, and metrics on
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    api.post_ticket(VALID_TICKET)
+    capsys.readouterr()
+    # When one agent confirms the team and another re-routes the ticket
+    api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Network Operations"}))
+    confirmed = emitted_metrics(capsys.readouterr().out)
+    api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Billing Support"}))
+    rerouted = emitted_metrics(capsys.readouterr().out)
+    # Then only the re-route is counted: the dashboard divides TicketsRerouted by TicketsProcessed
+    assert "TicketsRerouted" not in confirmed
+    assert rerouted["TicketsRerouted"] == [1.0]
+    assert "RoutingAccuracy" not in confirmed | rerouted
 
 
 def test_feedback_naming_an_unknown_team_is_400(api: Harness) -> None:
