@@ -21,8 +21,9 @@ from adapters.local.outbox import DiscardingTicketingSystem
 from domain.errors import ConfigurationError
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
+from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
-from handlers.labelled_data import TextColumns, read_labelled, report_problems, require_rows
+from handlers.labelled_data import SHOWN_PROBLEMS, TextColumns, read_labelled, report_problems, require_rows
 from handlers.validation import describe_validation_error
 
 
@@ -67,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
         ticketing=DiscardingTicketingSystem(),
     )
     try:
-        known = _known_labels(app.taxonomy, args.label_kind, args.label_column, data.labels)
+        _require_known_labels(app.taxonomy, args.label_kind, args.label_column, data.labels)
         problems = list(data.problems)
         expected: dict[str, str] = {}
+        raw_labels: dict[str, str] = {}
         first_row: dict[str, int] = {}
         started = time.perf_counter()
         for number, record, raw_label in zip(data.rows, data.records, data.labels, strict=True):
@@ -96,38 +98,43 @@ def run(args: argparse.Namespace) -> int:
                 category = app.taxonomy.find_category(raw_label)
                 label = category.team if category else f"(unknown category {raw_label})"
             expected[ticket.ticket_id] = label
+            raw_labels[ticket.ticket_id] = raw_label
             first_row[ticket.ticket_id] = number
             app.submit(ticket)
         seconds = time.perf_counter() - started
         decisions = [d for d in (app.repository.get(tid) for tid in expected) if d is not None]
+        # A ticket the engine failed on has no decision: the figures cover the decided ones only,
+        # so the failures are reported, and the exit status says the run was incomplete.
+        failures = [f"ticket {event.ticket_id}: {reason}" for event, reason in app.bus.failed]
         engine = app.engine.name
     finally:
         app.close()
     report_problems(args.file, problems)
     require_rows(args.file, len(decisions), problems)
-    unknown = len(data.labels) - known
+    for failure in failures[:SHOWN_PROBLEMS]:
+        print(f"ticket-router: routing failed for {failure} (left out of the figures)", file=sys.stderr)
+    unknown = sum(1 for d in decisions if not _is_known(app.taxonomy, args.label_kind, raw_labels[d.ticket_id]))
     if unknown:
         print(
-            f"ticket-router: warning: {unknown} of {len(data.labels)} label(s) are not a known {args.label_kind} "
+            f"ticket-router: warning: {unknown} of {len(decisions)} label(s) are not a known {args.label_kind} "
             "(counted wrong)",
             file=sys.stderr,
         )
-    report = _summarise(decisions, expected, seconds, engine)
+    report = {**_summarise(decisions, expected, seconds, engine), "routing_failures": len(failures)}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
-    return 0
+    return EXIT_BAD_ROWS if failures else 0
 
 
-def _known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> int:
-    """How many labels name a team (or a category, for `kind` category) of the taxonomy in force.
+def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> None:
+    """Some labels must name a team (or a category, for `kind` category) of the taxonomy in force.
 
     None at all means the wrong --label-kind or --label-column: every ticket would count wrong
     and the run would report 0% as if it were a finding.
     """
-    teams = set(taxonomy.teams)
-    known = sum(1 for label in labels if (taxonomy.find_category(label) if kind == "category" else label in teams))
+    known = sum(1 for label in labels if _is_known(taxonomy, kind, label))
     if labels and not known:
         names = "teams" if kind == "team" else "categories"
         choices = taxonomy.teams if kind == "team" else taxonomy.category_names
@@ -136,7 +143,10 @@ def _known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> i
             f"no label in column {column!r} is one of the {names} ({', '.join(choices)}); "
             f"are they {other} labels (--label-kind {other})?"
         )
-    return known
+
+
+def _is_known(taxonomy: Any, kind: str, label: str) -> bool:
+    return taxonomy.find_category(label) is not None if kind == "category" else label in taxonomy.teams
 
 
 def _summarise(decisions: list[Any], expected: dict[str, str], seconds: float, engine: str) -> dict[str, Any]:

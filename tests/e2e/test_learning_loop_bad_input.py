@@ -204,6 +204,43 @@ def test_backtest_warns_about_labels_that_are_no_team(tmp_path: Path, capsys: py
     assert "warning: 1 of 4 label(s) are not a known team" in capsys.readouterr().err
 
 
+def test_backtest_counts_unknown_labels_among_the_tickets_it_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given four rows, one with an unknown label and one that is skipped for its invalid customer id
+    data = tmp_path / "history.csv"
+    rows = [*TICKETS, ("T-4", "C-4", "Help", "my bill is wrong", "Billing"), ("T-5", "bad id!", "x", "y", "Sales")]
+    write_tickets(data, rows, TICKET_HEADER)
+    # When it is replayed / Then the warning counts over the four replayed tickets, not the five rows
+    assert main(["backtest", str(data), "--label-column", "team", "--json"]) == 0
+    assert "warning: 1 of 4 label(s) are not a known team" in capsys.readouterr().err
+
+
+def test_backtest_reports_tickets_the_engine_failed_on_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import bootstrap
+
+    # Given history of three tickets, and an engine that fails on T-2
+    data = tmp_path / "history.csv"
+    write_tickets(data, TICKETS, TICKET_HEADER)
+    route_ticket = bootstrap.route_ticket
+
+    def failing_on_t2(ticket: Any, **kwargs: Any) -> Any:
+        if ticket.ticket_id == "T-2":
+            raise RuntimeError("engine down")
+        return route_ticket(ticket, **kwargs)
+
+    monkeypatch.setattr(bootstrap, "route_ticket", failing_on_t2)
+    # When it is replayed
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    # Then the figures cover the two decided tickets, and the failure is reported, not hidden
+    captured = capsys.readouterr()
+    assert code == 1
+    assert '"n": 2' in captured.out and '"routing_failures": 1' in captured.out
+    assert "routing failed for ticket T-2: RuntimeError: engine down" in captured.err
+
+
 def test_backtest_names_the_file_row_of_a_bad_ticket_and_reports_a_repeated_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
