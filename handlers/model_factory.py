@@ -10,7 +10,7 @@ from typing import Any
 from adapters.engines.agent import AgentEngine
 from adapters.engines.hybrid import HybridEngine
 from adapters.engines.pipeline import PipelineEngine
-from domain.costs import PriceTable
+from domain.costs import DEFAULT_PRICES, PriceTable
 from domain.errors import ConfigurationError
 from domain.ports import RoutingEngine
 from domain.toolkit import RoutingToolkit
@@ -116,24 +116,35 @@ def build_model_engine(
     model: Any | None = None,
     model_id: str | None = None,
 ) -> RoutingEngine:
-    prices = PriceTable()
+    prices = PriceTable(prices={**DEFAULT_PRICES, **settings.model_prices})
     if model is None:
         model, model_id = build_model(settings)
+    model_id = model_id or settings.bedrock_model_id
     second_opinion = build_second_opinion(settings, prices)
+    # A model without a price would report every ticket as free, hiding the cost per ticket the
+    # deployment is judged on. (A local Ollama model is free indeed.)
+    priced = [model_id] + ([settings.bedrock_classifier_model_id or ""] if second_opinion is not None else [])
+    unpriced = [m for m in priced if prices.price_for(m) is None]
+    if unpriced and settings.model_provider != "ollama":
+        raise ConfigurationError(
+            f"no price is known for model {unpriced[0]!r}: set MODEL_PRICES, e.g. "
+            '{"' + unpriced[0] + '": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}} '
+            "(US dollars per million tokens)"
+        )
     if second_opinion is not None:
         second_opinion.categories = list(toolkit.taxonomy.category_names)
     agent = AgentEngine(
         toolkit=toolkit,
         pipeline=pipeline,
         model=model,
-        model_id=model_id or settings.bedrock_model_id,
+        model_id=model_id,
         prices=prices,
         max_tool_calls=settings.agent_max_tool_calls,
         min_seconds_per_call=model_call_worst_case_seconds(settings),
         second_opinion=second_opinion,
         # Bedrock prompt caching for Claude: the tool specs and system prompt are the same for
         # every ticket, so they are written to the cache once and read at a tenth of the price.
-        cache_static_prompt=settings.model_provider == "bedrock" and _supports_prompt_caching(model_id or ""),
+        cache_static_prompt=settings.model_provider == "bedrock" and _supports_prompt_caching(model_id),
     )
     if settings.routing_engine == "agent":
         return agent

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.costs import ModelPrice
 from domain.errors import ConfigurationError
 
 EngineName = Literal["pipeline", "agent", "hybrid"]
@@ -61,6 +62,9 @@ class RoutingSettings(_Settings):
     model_api_key: str | None = None
     model_max_tokens: int = Field(default=600, ge=64, le=4096)
     model_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # JSON {"model id or part of it": {"input": .., "output": .., "cache_read": .., "cache_write": ..}},
+    # US dollars per million tokens, over the built-in table: for models it does not price.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     agent_max_tool_calls: int = Field(default=4, ge=0, le=20)
     router_default_region: str = "US"
 

@@ -17,7 +17,8 @@ from botocore.stub import Stubber
 
 from adapters.clock import FixedClock
 from adapters.engines.pipeline import PipelineEngine
-from domain.costs import DEFAULT_PRICES, PER_MILLION
+from domain.costs import DEFAULT_PRICES, PER_MILLION, ModelPrice
+from domain.errors import ConfigurationError
 from domain.models import ModelUsage, RoutingDecision
 from domain.ports import RoutingEngine
 from domain.services import route_ticket
@@ -75,12 +76,17 @@ class Rig:
         return outcome.decision
 
 
-def rig(engine: EngineName = "hybrid", *, model_id: str = SONNET) -> Rig:
+NOVA_PRO_PRICE = ModelPrice(input=0.8, output=3.2, cache_read=0.2, cache_write=0.8)
+
+
+def rig(engine: EngineName = "hybrid", *, model_id: str = SONNET, prices: dict[str, ModelPrice] | None = None) -> Rig:
     """The engine as production wires it, with the real BedrockModel's client under a Stubber.
 
     The classifier is unsure (0.55, runner-up 0.45), so the hybrid engine consults the model.
     """
-    settings = RoutingSettings(routing_engine=engine, model_provider="bedrock", bedrock_model_id=model_id)
+    settings = RoutingSettings(
+        routing_engine=engine, model_provider="bedrock", bedrock_model_id=model_id, model_prices=prices or {}
+    )
     model, priced_as = build_model(settings)
     repository = InMemoryRepository()
     toolkit = RoutingToolkit(
@@ -204,12 +210,36 @@ def test_the_request_carries_the_production_inference_config_tools_and_prompt_ca
 
 def test_no_prompt_cache_point_is_sent_to_a_model_without_prompt_caching() -> None:
     # Given the same factory pointed at a non-Anthropic model (CacheConfig "auto" must leave it alone)
-    r = rig("agent", model_id="amazon.nova-pro-v1:0")
+    r = rig("agent", model_id="amazon.nova-pro-v1:0", prices={"amazon.nova-pro": NOVA_PRO_PRICE})
     r.stubber.add_response("converse", routing_answer("Billing Dispute", "Billing Support", 0.9, inputTokens=10))
     # When a ticket is routed
     r.route()
     # Then the request has no cache point anywhere (Bedrock would reject one for this model)
     assert "cachePoint" not in json.dumps(r.sent[0])
+
+
+def test_a_model_without_a_known_price_is_refused_at_start_up_rather_than_billed_as_free() -> None:
+    # Given a model the built-in price table does not know, and no MODEL_PRICES for it
+    # When the engine is built / Then it refuses, saying how to give the price
+    with pytest.raises(
+        ConfigurationError, match=r"no price is known for model 'amazon\.nova-pro-v1:0': set MODEL_PRICES"
+    ):
+        rig("agent", model_id="amazon.nova-pro-v1:0")
+
+
+def test_model_prices_from_the_environment_price_the_tickets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given MODEL_PRICES naming the model, as a deployment sets it
+    monkeypatch.setenv("MODEL_PRICES", json.dumps({"amazon.nova-pro": NOVA_PRO_PRICE.model_dump()}))
+    settings = RoutingSettings(routing_engine="agent", bedrock_model_id="amazon.nova-pro-v1:0")
+    # When a ticket is routed with 1M input and 1M output tokens
+    r = rig("agent", model_id="amazon.nova-pro-v1:0", prices=settings.model_prices)
+    r.stubber.add_response(
+        "converse",
+        routing_answer("Billing Dispute", "Billing Support", 0.9, inputTokens=1_000_000, outputTokens=1_000_000),
+    )
+    decision = r.route()
+    # Then it costs what the price says: 0.8 + 3.2 dollars
+    assert decision.cost_usd == pytest.approx(4.0)
 
 
 # --- (b) throttling -------------------------------------------------------------------------------
