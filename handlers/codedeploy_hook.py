@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,6 +65,15 @@ HEALTH_EVENT: dict[str, Any] = {
 # How much of a failing function's answer goes into the log line.
 _EXCERPT = 500
 
+# Invoking a version: the ingestion function times out at 10 s, so 25 s leaves room for a cold start.
+_INVOKE_CONNECT_SECONDS, _INVOKE_READ_SECONDS, _INVOKE_ATTEMPTS = 3, 25, 2
+# A check starts only with this much time left: its slowest, every attempt timing out.
+CHECK_WORST_CASE_SECONDS = _INVOKE_ATTEMPTS * (_INVOKE_CONNECT_SECONDS + _INVOKE_READ_SECONDS)
+# Reporting to CodeDeploy, at its slowest: kept free, since a hook that never reports holds the
+# deployment for CodeDeploy's one-hour hook timeout.
+_REPORT_CONNECT_SECONDS, _REPORT_READ_SECONDS, _REPORT_ATTEMPTS = 3, 5, 3
+REPORT_RESERVE_SECONDS = _REPORT_ATTEMPTS * (_REPORT_CONNECT_SECONDS + _REPORT_READ_SECONDS) + 3
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -83,23 +93,28 @@ class CheckResult:
         }
 
 
-def _client_config() -> Any:
+def _client_config(connect: float, read: float, attempts: int) -> Any:
     from botocore.config import Config
 
-    # The ingestion function times out at 10 s; leave room for a cold start of the new version.
-    return Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 3})
+    return Config(
+        connect_timeout=connect, read_timeout=read, retries={"mode": "standard", "total_max_attempts": attempts}
+    )
 
 
 def _lambda_client() -> Any:
     import boto3
 
-    return boto3.client("lambda", config=_client_config())
+    return boto3.client(
+        "lambda", config=_client_config(_INVOKE_CONNECT_SECONDS, _INVOKE_READ_SECONDS, _INVOKE_ATTEMPTS)
+    )
 
 
 def _codedeploy_client() -> Any:
     import boto3
 
-    return boto3.client("codedeploy", config=_client_config())
+    return boto3.client(
+        "codedeploy", config=_client_config(_REPORT_CONNECT_SECONDS, _REPORT_READ_SECONDS, _REPORT_ATTEMPTS)
+    )
 
 
 def _read_payload(response: Mapping[str, Any]) -> bytes:
@@ -146,13 +161,26 @@ def check_dry_run(lambda_client: Any, target: str, function_arn: str) -> CheckRe
     return CheckResult(target, function_arn, "dry-run", True, "DryRun answered 204")
 
 
-def run_checks(lambda_client: Any, environ: Mapping[str, str]) -> list[CheckResult]:
-    """One result per configured target; a failed invoke call is a failed check, not an exception."""
+def run_checks(
+    lambda_client: Any,
+    environ: Mapping[str, str],
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[CheckResult]:
+    """One result per configured target; a failed invoke call is a failed check, not an exception.
+
+    With a `deadline` (a `clock` value), a check that could not finish by then, at its slowest, is
+    failed without being run: the hook must keep the time to report.
+    """
     results = []
     for target, kind in TARGETS.items():
         function_arn = environ.get(target, "").strip()
         if not function_arn:
             results.append(CheckResult(target, "", kind, False, f"{target} is not set"))
+            continue
+        if deadline is not None and deadline - clock() < CHECK_WORST_CASE_SECONDS:
+            results.append(CheckResult(target, function_arn, kind, False, "not checked: the hook ran out of time"))
             continue
         try:
             if kind == "health":
@@ -171,8 +199,11 @@ def handle(
     codedeploy_client: Any = None,
     lambda_client: Any = None,
     environ: Mapping[str, str] | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """Run the checks and report the verdict to CodeDeploy. Clients are injectable for tests."""
+    """Run the checks, by `deadline` if given, and report the verdict to CodeDeploy. Clients are
+    injectable for tests."""
     deployment_id = event.get("DeploymentId")
     execution_id = event.get("LifecycleEventHookExecutionId")
     if not deployment_id or not execution_id:
@@ -182,7 +213,8 @@ def handle(
     env = os.environ if environ is None else environ
     results: list[CheckResult] = []
     try:
-        results = run_checks(lambda_client if lambda_client is not None else _lambda_client(), env)
+        client = lambda_client if lambda_client is not None else _lambda_client()
+        results = run_checks(client, env, deadline=deadline, clock=clock)
         status: HookStatus = "Succeeded" if results and all(r.ok for r in results) else "Failed"
     except Exception:  # e.g. no client could be built: still report, or CodeDeploy waits an hour
         logger.exception("pre-traffic checks could not run")
@@ -209,4 +241,5 @@ def handle(
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle(event)
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return handle(event, deadline=time.monotonic() + remaining - REPORT_RESERVE_SECONDS)

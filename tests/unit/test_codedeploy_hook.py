@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from botocore.stub import ANY, Stubber
 
 from handlers import codedeploy_hook
 from handlers.codedeploy_hook import HEALTH_EVENT, handle, lambda_handler
+from handlers.local_context import LocalLambdaContext
 
 REGION = "us-east-1"
 INGESTION = "arn:aws:lambda:us-east-1:123456789012:function:stack-IngestionFunction-abc:7"
@@ -210,5 +212,36 @@ def test_lambda_handler_builds_clients_from_the_environment(monkeypatch: pytest.
 
     monkeypatch.setattr(codedeploy_hook, "handle", fake_handle)
 
-    assert lambda_handler(EVENT, None) == {"status": "Succeeded", "checks": []}
-    assert seen == {"event": EVENT, "kwargs": {}}
+    context = LocalLambdaContext(function_name="hook", timeout_seconds=120.0)
+    assert lambda_handler(EVENT, context) == {"status": "Succeeded", "checks": []}
+    assert seen["event"] == EVENT
+    # The checks must end in time to report, whatever the invokes do
+    remaining = seen["kwargs"]["deadline"] - time.monotonic()
+    assert (
+        120.0 - codedeploy_hook.REPORT_RESERVE_SECONDS - 5 < remaining <= 120.0 - codedeploy_hook.REPORT_RESERVE_SECONDS
+    )
+
+
+def test_checks_that_could_not_finish_in_time_fail_without_running(
+    clients: tuple[Any, Stubber, Any, Stubber],
+) -> None:
+    # Given time for one slow check only: the health check takes all of it
+    lambda_client, lambda_stub, codedeploy_client, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": '{"status": "ok"}'})
+    _expect_report(codedeploy_stub, "Failed")
+    times = iter([0.0, 100.0, 100.0])
+    # When the hook runs
+    outcome = handle(
+        EVENT,
+        codedeploy_client=codedeploy_client,
+        lambda_client=lambda_client,
+        environ=ENVIRON,
+        deadline=codedeploy_hook.CHECK_WORST_CASE_SECONDS + 10,
+        clock=lambda: next(times),
+    )
+    # Then the other two are failed unrun (no invoke was made for them), and Failed is reported
+    assert outcome["status"] == "Failed"
+    assert [(c["target"], c["ok"], c["detail"]) for c in outcome["checks"][1:]] == [
+        ("ORCHESTRATOR_VERSION_ARN", False, "not checked: the hook ran out of time"),
+        ("TICKETING_UPDATE_VERSION_ARN", False, "not checked: the hook ran out of time"),
+    ]
