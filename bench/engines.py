@@ -164,7 +164,7 @@ def _stats(
             sum(d.assigned_team == r["expected_team"] for d, r in zip(decisions, rows, strict=True)) / n, 4
         ),
         "manual_review_rate": round(sum(d.requires_manual_review for d in decisions) / n, 4),
-        "model_failures": sum(1 for d in decisions for c in d.tool_calls if c.tool == "model" and not c.ok),
+        "model_failures": sum(1 for d in decisions for c in d.tool_calls if c.is_model_call and not c.ok),
         "tickets_per_second": round(n / elapsed, 1),
         "p50_ms": round(percentile(latencies, 50), 2),
         "p95_ms": round(percentile(latencies, 95), 2),

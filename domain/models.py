@@ -225,11 +225,19 @@ class PriorityAssessment(_Frozen):
     overrides: tuple[str, ...] = ()
 
 
+MODEL_TOOL = "model"
+
+
 class ToolCall(_Frozen):
     tool: str
     duration_ms: float
     ok: bool = True
     detail: str = ""
+
+    @property
+    def is_model_call(self) -> bool:
+        """A call to a language model: the main one ("model") or another ("model:<role>")."""
+        return self.tool == MODEL_TOOL or self.tool.startswith(f"{MODEL_TOOL}:")
 
 
 class ModelUsage(_Frozen):

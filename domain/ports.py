@@ -84,7 +84,8 @@ class IssueClassifier(Protocol):
 
 
 class FeedbackStore(Protocol):
-    def record(self, feedback: Feedback) -> None: ...
+    def record(self, feedback: Feedback) -> Feedback | None:
+        """Store a correction; returns the ticket's previous one, which it supersedes, if any."""
 
     def feedback(self) -> list[Feedback]: ...
 

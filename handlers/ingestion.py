@@ -153,12 +153,13 @@ def post_feedback(ticket_id: str) -> Response:
         raise validation_bad_request(exc, "feedback") from exc
     if deps.taxonomy is not None:
         _check_against_taxonomy(feedback, deps.taxonomy)
-    deps.feedback.record(feedback)
+    previous = deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
-    if rerouted:
-        # RoutingAccuracy is the share of decisions not re-routed: the dashboard divides this count by
-        # TicketsProcessed. A 0/100 per feedback would average over reviewed decisions only, and
-        # agents mostly write when a ticket was wrong.
+    already_rerouted = previous is not None and previous.correct_team != decision.assigned_team
+    if rerouted and not already_rerouted:
+        # RoutingAccuracy is the share of decisions not re-routed: the dashboard divides this count,
+        # one per re-routed decision, by TicketsProcessed. A 0/100 per feedback would average over
+        # reviewed decisions only, and agents mostly write when a ticket was wrong.
         metrics.add_metric(name="TicketsRerouted", unit=MetricUnit.Count, value=1)
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
 

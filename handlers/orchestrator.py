@@ -69,7 +69,7 @@ def lambda_handler(
             name="ManualReviewRate", unit=MetricUnit.Percent, value=100.0 if decision.requires_manual_review else 0.0
         )
         metrics.add_metric(name="CostPerTicket", unit=MetricUnit.NoUnit, value=decision.cost_usd)
-        if any(call.tool == "model" and not call.ok for call in decision.tool_calls):
+        if any(call.is_model_call and not call.ok for call in decision.tool_calls):
             metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
         logger.info(
             "ticket routed",

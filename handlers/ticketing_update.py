@@ -65,18 +65,23 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
     decision = decision_from_stream_image(record.dynamodb.new_image)
     repository = deps.repository_for(record.event_source_arn)
     current = repository.get(decision.ticket_id)
-    if current is not None and current.timestamp == decision.timestamp and current.sync_status is SyncStatus.SUCCESS:
+    same_decision = current is not None and current.timestamp == decision.timestamp
+    if same_decision and current is not None and current.sync_status is SyncStatus.SUCCESS:
         return "already-synced"  # a retried batch: the ticketing system has this update
+    # The stream retries a failed record up to 3 times: the failure metric counts tickets, not attempts.
+    failed_before = same_decision and current is not None and current.sync_status is SyncStatus.FAILED
     try:
         status = sync_decision(
             decision, ticketing=deps.ticketing, repository=repository, clock=deps.clock, deadline=deadline
         )
     except SyncUnavailable:
-        metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
+        if not failed_before:
+            metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
         logger.error("ticketing update failed after retries", extra={"ticket_id": decision.ticket_id})
         raise
     if status is SyncStatus.FAILED:
-        metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
+        if not failed_before:
+            metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
         logger.error("ticketing system rejected the update", extra={"ticket_id": decision.ticket_id})
     else:
         metrics.add_metric(name="TicketingSystemSyncs", unit=MetricUnit.Count, value=1)

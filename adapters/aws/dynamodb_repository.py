@@ -198,8 +198,9 @@ class DynamoDBDecisionRepository:
 
     # --- FeedbackStore ----------------------------------------------------------------------
 
-    def record(self, feedback: Feedback) -> None:
-        """Attach an agent's correction to the latest decision of its ticket.
+    def record(self, feedback: Feedback) -> Feedback | None:
+        """Attach an agent's correction to the latest decision of its ticket, replacing an earlier
+        one, which is returned.
 
         Kept on the decision item itself: the correction is part of that decision's audit trail,
         and the stream consumer ignores the MODIFY record this write causes.
@@ -209,15 +210,18 @@ class DynamoDBDecisionRepository:
             raise RepositoryUnavailable(f"no decision for ticket {feedback.ticket_id} to attach feedback to")
         item = to_attribute_value(feedback.model_dump(mode="json"))
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table_name,
                 Key={"ticket_id": {"S": decision.ticket_id}, "timestamp": {"N": str(decision.timestamp)}},
                 UpdateExpression="SET feedback = :feedback",
                 ConditionExpression="attribute_exists(ticket_id)",
                 ExpressionAttributeValues={":feedback": serialize_item({"v": item})["v"]},
+                ReturnValues="UPDATED_OLD",
             )
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc, "record feedback", self.table_name) from exc
+        previous = deserialize_item(response.get("Attributes", {})).get("feedback")
+        return Feedback.model_validate(previous) if previous else None
 
     def feedback(self) -> list[Feedback]:
         """Every recorded correction (a scan: for exports, never on the request path)."""

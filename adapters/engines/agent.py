@@ -18,7 +18,7 @@ from adapters.engines.pipeline import PipelineEngine
 from domain.costs import PriceTable
 from domain.entities import MaskedText, mask_personal_data
 from domain.guardrails import injection_markers, reconcile_with_evidence
-from domain.models import CategoryScore, ModelUsage, Ticket, ToolCall
+from domain.models import MODEL_TOOL, CategoryScore, ModelUsage, Ticket, ToolCall
 from domain.ports import EngineResult, Evidence
 from domain.routing import RoutingProposal
 from domain.taxonomy import Taxonomy
@@ -102,6 +102,9 @@ def evidence_block(evidence: Evidence, priority_level: str) -> str:
         f"- text classifier: {ranked}\n"
         f"- priority (computed by rules, final): {priority_level}"
     )
+
+
+SECOND_OPINION_TOOL = f"{MODEL_TOOL}:second_opinion"
 
 
 class TicketTools:
@@ -243,10 +246,15 @@ class TicketTools:
 
     def _classify(self) -> dict[str, Any]:
         # The second opinion is a model call of its own, so it too waits for the time to finish.
-        if self._second_opinion is not None and self._has_time_for_model_call():
-            answer, usage = self._second_opinion(self._masked.text)
-            self.extra_usage = self.extra_usage + usage
-            return answer
+        ask = self._second_opinion
+        if ask is not None and self._has_time_for_model_call():
+            try:
+                answer, usage = self._log.run(SECOND_OPINION_TOOL, lambda: ask(self._masked.text))
+            except Exception:
+                pass
+            else:
+                self.extra_usage = self.extra_usage + usage
+                return answer
         return {"ranked": [c.model_dump() for c in self._evidence.classification.ranked]}
 
 
@@ -315,7 +323,7 @@ class AgentEngine:
             # Calls that were answered before the failure are billed all the same.
             usage = budget.usage + tools.extra_usage
             model_call = ToolCall(
-                tool="model", duration_ms=_ms_since(started), ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]
+                tool=MODEL_TOOL, duration_ms=_ms_since(started), ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]
             )
             return EngineResult(
                 proposal=baseline.proposal,
@@ -328,7 +336,7 @@ class AgentEngine:
             )
         usage = usage + tools.extra_usage
         model_call = ToolCall(
-            tool="model",
+            tool=MODEL_TOOL,
             duration_ms=_ms_since(started),
             detail=f"{self.model_id} calls={usage.model_calls} in={usage.input_tokens} out={usage.output_tokens}",
         )

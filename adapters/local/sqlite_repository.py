@@ -209,15 +209,20 @@ class SqliteDecisionRepository:
 
     # --- FeedbackStore ----------------------------------------------------------------------
 
-    def record(self, feedback: Feedback) -> None:
+    def record(self, feedback: Feedback) -> Feedback | None:
         try:
             with self._lock:
+                previous = self._db.execute(
+                    "SELECT body FROM feedback WHERE ticket_id = ? ORDER BY recorded_at DESC LIMIT 1",
+                    (feedback.ticket_id,),
+                ).fetchone()
                 self._db.execute(
                     "INSERT INTO feedback VALUES (?, ?, ?)",
                     (feedback.ticket_id, feedback.recorded_at.isoformat(), feedback.model_dump_json()),
                 )
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
+        return Feedback.model_validate_json(previous[0]) if previous else None
 
     def feedback(self) -> list[Feedback]:
         rows = self._query("SELECT body FROM feedback ORDER BY recorded_at", ())

@@ -360,11 +360,16 @@ def test_feedback_is_attached_to_the_latest_decision_and_exported(
 
     decision = make_decision(ticket_id="T-FB")
     repository.save(decision)
-    # When an agent re-routes it
-    repository.record(
+    # When an agent re-routes it, and another agent corrects that
+    first = Feedback(
+        ticket_id="T-FB", correct_team="Technical Support", agent_id="a-0", recorded_at=decision.created_at
+    )
+    assert repository.record(first) is None
+    replaced = repository.record(
         Feedback(ticket_id="T-FB", correct_team="Billing Support", agent_id="a-1", recorded_at=decision.created_at)
     )
-    # Then the correction is exported, and the decision itself is unchanged
+    # Then the second replaced the first (and said so), the latest is exported, and the decision is unchanged
+    assert replaced == first
     assert [(f.ticket_id, f.correct_team, f.agent_id) for f in repository.feedback()] == [
         ("T-FB", "Billing Support", "a-1")
     ]

@@ -117,9 +117,13 @@ def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
 
 
 def test_feedback_is_stored_in_order(repo: SqliteDecisionRepository) -> None:
-    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
+    first = Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW)
+    assert repo.record(first) is None
     repo.record(Feedback(ticket_id="T-2", correct_team="Billing Support", recorded_at=NOW + timedelta(seconds=1)))
     assert [f.ticket_id for f in repo.feedback()] == ["T-1", "T-2"]
+    # A later correction of a ticket says which one it supersedes
+    again = Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW + timedelta(seconds=2))
+    assert repo.record(again) == first
 
 
 @pytest.mark.parametrize(

@@ -311,3 +311,30 @@ def test_phone_numbers_are_masked_by_the_deployment_s_region_before_the_model_se
     sent = str(model.requests)
     assert "23456789" not in sent
     assert "<PHONE_1>" in sent
+
+
+def test_a_failed_second_opinion_is_a_failed_model_call_and_the_local_classifier_answers() -> None:
+    from adapters.engines.agent import TicketTools
+    from domain.entities import mask_personal_data
+    from domain.toolkit import ToolLog
+
+    # Given the agent's tools with a second-opinion model that is throttled
+    agent, _, _ = engines(ScriptedModel([]), FixedClassifier("Billing Dispute", 0.9))
+    ticket = a_ticket()
+    log = ToolLog()
+    evidence = agent.toolkit.gather_evidence(ticket, log)
+
+    def throttled(text: str) -> tuple[dict[str, object], ModelUsage]:
+        raise ModelThrottledException("Too many requests")
+
+    tools = TicketTools(agent.toolkit, evidence, mask_personal_data(ticket.text), log, throttled)
+    classify_issue = next(t for t in tools.tools if t.tool_name == "classify_issue")
+
+    # When the model asks for the classification
+    result = classify_issue()
+
+    # Then the tool still answers, from the local classifier, and the failure is logged as a model call
+    # (the orchestrator counts those as BedrockAPIErrors)
+    assert result["ranked"][0]["category"] == "Billing Dispute"
+    failed = [call for call in log.calls if call.is_model_call and not call.ok]
+    assert [(call.tool, call.detail) for call in failed] == [("model:second_opinion", "ModelThrottledException")]

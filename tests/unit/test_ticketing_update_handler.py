@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from adapters.aws.serialization import decision_from_stream_image
 from adapters.clock import FixedClock
 from domain.errors import SyncRejected, SyncUnavailable
@@ -190,3 +192,27 @@ def test_an_empty_batch_does_nothing() -> None:
     deps, ticketing = wire()
     assert invoke({"Records": []}, deps) == {"batchItemFailures": []}
     assert ticketing.pushed == []
+
+
+def test_a_ticket_whose_retries_keep_failing_counts_as_one_sync_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a ticketing system that stays unavailable, and metrics on
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    ticketing_update.metrics.clear_metrics()  # what earlier tests added while metrics were off
+    ticketing = FakeTicketing({"T-EVT-0001": SyncUnavailable("HTTP 503 after 6 attempts")})
+    deps, _ = wire(RECORD, ticketing=ticketing)
+    capsys.readouterr()
+    # When the stream delivers the record, then retries it three times
+    for _ in range(4):
+        invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then the alarm's metric counted the ticket once, not once per attempt
+    counted = [
+        value
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+        for value in [json.loads(line).get("TicketingSystemSyncFailures")]
+        if value is not None
+    ]
+    assert counted == [[1.0]]
