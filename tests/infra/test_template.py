@@ -373,22 +373,18 @@ def test_orchestrator_grants(resources: dict[str, Any]) -> None:
         "GetAtt:RoutingDecisionsTable.Arn",
         "${RoutingDecisionsTable.Arn}/index/customer_id-timestamp-index",
     }
-    assert (
-        table.pop("dynamodb:PutItem")
-        == table.pop("dynamodb:GetItem")
-        == {
-            "GetAtt:RoutingDecisionsTable.Arn",
-            "GetAtt:CustomerCacheTable.Arn",
-        }
-    )
+    assert table.pop("dynamodb:PutItem") == {"GetAtt:RoutingDecisionsTable.Arn", "GetAtt:CustomerCacheTable.Arn"}
+    # The repository reads decisions by Query only.
+    assert table.pop("dynamodb:GetItem") == {"GetAtt:CustomerCacheTable.Arn"}
     assert table.pop("sqs:SendMessage") == {"GetAtt:OrchestratorFailureQueue.Arn"}
     assert not any(action.startswith(("secretsmanager:", "events:", "dynamodb:Update")) for action in table)
 
 
 def test_ticketing_update_grants(resources: dict[str, Any]) -> None:
     table = grants(resources["TicketingSystemUpdateRole"])
-    for action in ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"):
+    for action in ("dynamodb:UpdateItem", "dynamodb:Query"):
         assert table.pop(action) == {"GetAtt:RoutingDecisionsTable.Arn"}
+    assert "dynamodb:GetItem" not in table
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"):
         assert table.pop(action) == {"GetAtt:RoutingDecisionsTable.StreamArn"}
     assert table.pop("dynamodb:ListStreams") == {"${RoutingDecisionsTable.Arn}/stream/*"}
