@@ -19,11 +19,16 @@ SERVICE_NAME = "ticket-router"
 METRICS_NAMESPACE = "TicketRouting"
 # Keys whose values are free text written by customers: dropped from logs entirely.
 _FREE_TEXT_KEYS = frozenset({"subject", "description", "body", "text", "ticket_text", "reasoning"})
+# Logs are masked for every region's national numbers, not the deployment's alone (unknown to a
+# logger built at import): North American ones, and those dialled with a trunk 0 (GB, DE, FR, IE, AU).
+_LOG_MASKING_REGIONS = ("US", "GB")
 
 
 def redact(value: Any) -> Any:
     if isinstance(value, str):
-        return mask_personal_data(value).text
+        for region in _LOG_MASKING_REGIONS:
+            value = mask_personal_data(value, region).text
+        return value
     if isinstance(value, dict):
         return {
             key: "[redacted]" if str(key).lower() in _FREE_TEXT_KEYS else redact(item) for key, item in value.items()

@@ -10,6 +10,7 @@ import uuid
 from handlers.observability import build_logger
 
 SECRET_BITS = ["(415) 555-0132", "+44 7700 900123", "jane.doe@example.com", "ACC-48213", "my router is on fire"]
+NATIONAL_NUMBERS = ["0151 23456789", "030 12345678", "01 42 68 53 00", "0412 345 678"]  # DE, DE, FR, AU
 
 
 def test_formatter_masks_personal_data_and_drops_free_text() -> None:
@@ -74,3 +75,14 @@ def test_handler_logs_of_a_routed_ticket_hold_no_personal_data(tmp_path, caplog)
     assert "T-PII" in logged
     for bit in SECRET_BITS:
         assert bit not in logged
+
+
+def test_national_numbers_of_other_regions_are_masked_too() -> None:
+    # Given a log line quoting German, French and Australian numbers in national format
+    stream = io.StringIO()
+    logger = build_logger(service=f"redaction-test-{uuid.uuid4().hex}", stream=stream)
+    # When it is written
+    logger.info("callback numbers: " + ", ".join(NATIONAL_NUMBERS))
+    # Then none of them is in the log
+    line = stream.getvalue()
+    assert all(number not in line for number in NATIONAL_NUMBERS), line
