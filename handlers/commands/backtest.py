@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         app.close()
     report_problems(args.file, problems)
-    require_rows(args.file, len(decisions), problems)
+    require_rows(args.file, len(expected), problems)
     for failure in failures[:SHOWN_PROBLEMS]:
         print(f"ticket-router: routing failed for {failure} (left out of the figures)", file=sys.stderr)
     unknown = sum(1 for d in decisions if not _is_known(app.taxonomy, args.label_kind, raw_labels[d.ticket_id]))

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from handlers.evaluation import evaluate_classifier
 
     if args.report:
-        check_writable(args.report, "--report")
+        check_writable(args.report, "--report", keep_apart={"--data": args.data})
     classifier: Any = load_classifier(args.model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)

@@ -160,6 +160,19 @@ def test_evaluate_checks_the_report_path_before_evaluating(
     assert (tmp_path / "a-file").read_text() == "keep me"
 
 
+def test_evaluate_refuses_a_report_over_its_own_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given labelled data
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    before = data.read_bytes()
+    # When the report is pointed at the data file itself
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--report", str(data)])
+    # Then it is refused, and the data is kept
+    assert code == 2
+    assert "same file as --data" in capsys.readouterr().err
+    assert data.read_bytes() == before
+
+
 @pytest.mark.parametrize("content", ["text,intent\n", "text,intent\n,refund\n"])
 def test_evaluate_with_no_usable_rows_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
     # Given a header-only file, or one whose every row is skipped
@@ -239,6 +252,29 @@ def test_backtest_reports_tickets_the_engine_failed_on_and_exits_non_zero(
     assert code == 1
     assert '"n": 2' in captured.out and '"routing_failures": 1' in captured.out
     assert "routing failed for ticket T-2: RuntimeError: engine down" in captured.err
+
+
+def test_backtest_of_tickets_the_engine_all_failed_on_lists_the_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import bootstrap
+
+    # Given history the engine fails on entirely
+    data = tmp_path / "history.csv"
+    write_tickets(data, TICKETS, TICKET_HEADER)
+
+    def failing(ticket: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("engine down")
+
+    monkeypatch.setattr(bootstrap, "route_ticket", failing)
+    # When it is replayed
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    # Then each failure is reported, not mistaken for a file without usable rows
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.count("routing failed for ticket") == 3
+    assert "no usable labelled rows" not in captured.err
+    assert '"routing_failures": 3' in captured.out
 
 
 def test_backtest_names_the_file_row_of_a_bad_ticket_and_reports_a_repeated_id(
