@@ -155,12 +155,14 @@ def post_feedback(ticket_id: str) -> Response:
         _check_against_taxonomy(feedback, deps.taxonomy)
     previous = deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
-    already_rerouted = previous is not None and previous.correct_team != decision.assigned_team
-    if rerouted and not already_rerouted:
-        # RoutingAccuracy is the share of decisions not re-routed: the dashboard divides this count,
-        # one per re-routed decision, by TicketsProcessed. A 0/100 per feedback would average over
-        # reviewed decisions only, and agents mostly write when a ticket was wrong.
-        metrics.add_metric(name="TicketsRerouted", unit=MetricUnit.Count, value=1)
+    was_rerouted = previous is not None and previous.correct_team != decision.assigned_team
+    if rerouted != was_rerouted:
+        # RoutingAccuracy is the share of decisions not re-routed, the latest correction of each
+        # deciding (as `feedback stats` counts): the dashboard divides the sum of this count by
+        # TicketsProcessed, so a correction that undoes a re-route takes it back. A 0/100 per
+        # feedback would average over reviewed decisions only, and agents mostly write when a
+        # ticket was wrong.
+        metrics.add_metric(name="TicketsRerouted", unit=MetricUnit.Count, value=1 if rerouted else -1)
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
 
 

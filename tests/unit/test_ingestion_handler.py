@@ -467,14 +467,17 @@ def test_a_reroute_is_counted_for_routing_accuracy_and_a_confirmation_is_not(
     confirmed = emitted_metrics(capsys.readouterr().out)
     api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Billing Support"}))
     rerouted = emitted_metrics(capsys.readouterr().out)
-    # And a third agent re-routes it again
+    # And a third agent re-routes it again, and a fourth confirms the original team after all
     api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Technical Support"}))
     rerouted_again = emitted_metrics(capsys.readouterr().out)
-    # Then the decision is counted once, as re-routed: the dashboard divides TicketsRerouted by
-    # TicketsProcessed
+    api.request("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Network Operations"}))
+    confirmed_at_last = emitted_metrics(capsys.readouterr().out)
+    # Then the count follows the latest correction, as `feedback stats` does: +1 when the decision
+    # became re-routed, nothing while it stayed so, -1 when it was confirmed after all
     assert "TicketsRerouted" not in confirmed
     assert rerouted["TicketsRerouted"] == [1.0]
     assert "TicketsRerouted" not in rerouted_again
+    assert confirmed_at_last["TicketsRerouted"] == [-1.0]
     assert "RoutingAccuracy" not in confirmed | rerouted
 
 
