@@ -16,8 +16,9 @@ from domain.models import SyncStatus
 from domain.ports import Clock, DecisionRepository, TicketingSystem
 from domain.services import sync_decision
 
-# Far beyond the stream's own retries (seconds to minutes), so a replay never races a live push;
-# a push that does overlap is harmless, as the Idempotency-Key makes the second one a no-op.
+# Since the decision was made: far beyond the stream's own retries (seconds to minutes), so a replay
+# does not race the push of a live stream record. One that still overlaps is harmless: the
+# Idempotency-Key makes the second push a no-op.
 STALE_PENDING_AFTER = timedelta(minutes=15)
 
 
@@ -54,8 +55,13 @@ def replay_failed_syncs(
     that did land in the ticketing system harmless."""
     report = ReplayReport()
     failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
-    stale_before = int((clock.now() - stale_pending_after).timestamp())
-    stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit - len(failed), received_before=stale_before)
+    cutoff = clock.now() - stale_pending_after
+    # The index is sorted by the ticket's receipt time, which a client may set in the past: it
+    # narrows the search, and the decision's own creation time decides.
+    candidates = repository.find_by_sync_status(
+        SyncStatus.PENDING, limit=limit - len(failed), received_before=int(cutoff.timestamp())
+    )
+    stale = [decision for decision in candidates if decision.created_at <= cutoff]
     report.stale_pending = len(stale)
     for decision in [*failed, *stale]:
         report.attempted += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from adapters.clock import FixedClock
@@ -24,6 +26,10 @@ class FlakyTicketing:
         if decision.ticket_id in self.failures:
             raise self.failures[decision.ticket_id]
         self.pushed.append(decision.ticket_id)
+
+
+def made(decision: RoutingDecision, at: datetime) -> RoutingDecision:
+    return decision.model_copy(update={"created_at": at})
 
 
 def failed_store(*ticket_ids: str) -> InMemoryRepository:
@@ -57,27 +63,29 @@ def test_replay_reports_what_still_fails_and_what_is_rejected() -> None:
 
 
 def test_replay_also_pushes_decisions_whose_sync_was_never_recorded() -> None:
-    # Given a decision left pending by a stream record that failed before its sync was recorded,
-    # and one that is still pending because its stream record is being processed right now
+    # Given a decision made an hour ago and left pending by a stream record that failed before its
+    # sync was recorded, one made a minute ago whose stream record is being processed right now,
+    # and one made just now for a ticket its sender dated an hour back
     repo = InMemoryRepository()
-    an_hour_ago, a_minute_ago = int(NOW.timestamp()) - 3600, int(NOW.timestamp()) - 60
-    repo.save(a_decision("T-STRANDED", timestamp=an_hour_ago))
-    repo.save(a_decision("T-IN-FLIGHT", timestamp=a_minute_ago))
+    an_hour_ago = int(NOW.timestamp()) - 3600
+    repo.save(made(a_decision("T-STRANDED", timestamp=an_hour_ago), NOW - timedelta(hours=1)))
+    repo.save(made(a_decision("T-IN-FLIGHT", timestamp=an_hour_ago + 1), NOW - timedelta(minutes=1)))
+    repo.save(made(a_decision("T-BACKDATED", timestamp=an_hour_ago + 2), NOW))
     ticketing = FlakyTicketing({})
 
     # When failed syncs are replayed
     report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
 
-    # Then the stranded one is pushed and synced; the one in flight is left to its stream
+    # Then the stranded one is pushed and synced; the other two are left to their stream records
     assert ticketing.pushed == ["T-STRANDED"]
     assert report.as_dict()["stale_pending"] == 1 and report.as_dict()["succeeded"] == 1
-    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)] == ["T-IN-FLIGHT"]
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)} == {"T-IN-FLIGHT", "T-BACKDATED"}
 
 
 def test_failed_decisions_come_first_within_the_limit() -> None:
     # Given two failed decisions and an hour-old pending one
     repo = failed_store("T-1", "T-2")
-    repo.save(a_decision("T-STRANDED", timestamp=int(NOW.timestamp()) - 3600))
+    repo.save(made(a_decision("T-STRANDED", timestamp=int(NOW.timestamp()) - 3600), NOW - timedelta(hours=1)))
     ticketing = FlakyTicketing({})
 
     # When a replay may push two
