@@ -7,6 +7,7 @@ stay free of heavy dependencies. Phone numbers are normalised to E.164 for the d
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -36,6 +37,7 @@ _DATE_OR_TIME = re.compile(
 # Replaces each character of what `_scrub` removes: offsets stay those of the original text (masking
 # replaces spans of it), and a phone candidate cannot run across it as it could across a space.
 _BLANK = "\0"
+_DIGIT = re.compile(r"\d")
 
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
 _CURRENCY_CODES = "USD|EUR|GBP|CAD|AUD|CHF|INR|SEK|NOK|DKK|PLN|ZAR|NZD|JPY"
@@ -202,12 +204,17 @@ class MaskedText:
         return text
 
 
-def mask_personal_data(text: str, default_region: str = "US") -> MaskedText:
+def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") -> MaskedText:
     """Replace emails, account numbers and phone numbers with stable placeholders.
 
     Used before ticket text reaches a language model or a log line: neither needs the values,
-    only the fact that they are there.
+    only the fact that they are there. Phone numbers are those of `default_region`, or of each of
+    several regions (for logs, whose region is unknown).
     """
+    # Accounts and phone numbers have digits and emails an "@": most log values have neither.
+    if "@" not in text and not _DIGIT.search(text):
+        return MaskedText(text=text, replacements={})
+    regions = [default_region] if isinstance(default_region, str) else list(default_region)
     replacements: dict[str, str] = {}
     seen: dict[str, str] = {}
 
@@ -223,10 +230,13 @@ def mask_personal_data(text: str, default_region: str = "US") -> MaskedText:
     spans = [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
     without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
-    spans += [(start, end, "PHONE") for start, end, _ in _phone_spans(_scrub(text), default_region)]
+    scrubbed = _scrub(text)
+    spans += [(start, end, "PHONE") for region in regions for start, end, _ in _phone_spans(scrubbed, region)]
     pieces: list[str] = []
     done = 0
     for start, end, kind in sorted(spans):
+        if start < done:  # the same number found for another region
+            continue
         pieces += [text[done:start], placeholder(kind, text[start:end])]
         done = end
     pieces.append(text[done:])

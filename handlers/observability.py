@@ -26,9 +26,7 @@ _LOG_MASKING_REGIONS = ("US", "GB")
 
 def redact(value: Any) -> Any:
     if isinstance(value, str):
-        for region in _LOG_MASKING_REGIONS:
-            value = mask_personal_data(value, region).text
-        return value
+        return mask_personal_data(value, _LOG_MASKING_REGIONS).text
     if isinstance(value, dict):
         return {
             key: "[redacted]" if str(key).lower() in _FREE_TEXT_KEYS else redact(item) for key, item in value.items()
