@@ -1,5 +1,4 @@
-"""Reading labelled tickets (CSV or JSON Lines) for train, evaluate and backtest, and checking the
-paths they will write before any slow work starts.
+"""Reading labelled tickets (CSV or JSON Lines) for train, evaluate and backtest.
 
 Rows that cannot be used are reported with their row number and skipped, never fatal.
 """

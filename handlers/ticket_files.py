@@ -1,5 +1,4 @@
-"""Reading ticket files (JSON array, JSON Lines, CSV) into validated tickets, row by row, and
-checking the files a command will write before it does any work.
+"""Reading ticket files (JSON array, JSON Lines, CSV) into validated tickets, row by row.
 
 A bad row never stops the file: it becomes a RowError naming the row and the field at fault.
 """

@@ -125,21 +125,13 @@ def classification_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]
     if len(y) == 0:
         return {}
     y = np.asarray(y, dtype=np.int64)
-    n_labels = probs.shape[1]
-    predicted = probs.argmax(axis=1)
-    top2 = np.argsort(-probs, axis=1)[:, :2]
-    f1s = []
-    for label in range(n_labels):
-        tp = int(np.sum((predicted == label) & (y == label)))
-        fp = int(np.sum((predicted == label) & (y != label)))
-        fn = int(np.sum((predicted != label) & (y == label)))
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
+    # The same definitions as `evaluate` reports; labels only need to be distinct here.
+    evaluation = Evaluation(labels=[str(i) for i in range(probs.shape[1])], y_true=y, probabilities=probs, seconds=0.0)
     picked = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     return {
-        "accuracy": round(float(np.mean(predicted == y)), 5),
-        "macro_f1": round(float(np.mean(f1s)), 5),
-        "top2_accuracy": round(float(np.mean((top2 == y[:, None]).any(axis=1))), 5),
+        "accuracy": round(evaluation.accuracy(), 5),
+        "macro_f1": round(evaluation.macro_f1(), 5),
+        "top2_accuracy": round(evaluation.top_k_accuracy(2), 5),
         "nll": round(float(-np.mean(np.log(picked))), 5),
         "n": len(y),
     }

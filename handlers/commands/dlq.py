@@ -14,6 +14,7 @@ from typing import Any
 
 from domain.errors import ConfigurationError
 from domain.recovery import replay_failed_syncs
+from handlers.commands.arguments import whole_number
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
 # limit to fit in 64 bits anyway.
@@ -27,19 +28,12 @@ def register(subparsers: Any) -> None:
     replay.add_argument("--aws", action="store_true", help="use the AWS resources named by the environment")
     replay.add_argument("--queue-url", help="(--aws) the stream DLQ to empty once every replay succeeded")
     replay.add_argument(
-        "--limit", type=replay_limit, default=500, help=f"at most this many decisions (default 500, most {MAX_LIMIT})"
+        "--limit",
+        type=whole_number(1, MAX_LIMIT),
+        default=500,
+        help=f"at most this many decisions (default 500, most {MAX_LIMIT})",
     )
     replay.set_defaults(func=run_replay)
-
-
-def replay_limit(value: str) -> int:
-    try:
-        limit = int(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if not 1 <= limit <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIMIT}, not {value}")
-    return limit
 
 
 def run_replay(args: argparse.Namespace) -> int:

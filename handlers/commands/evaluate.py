@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
+from handlers.commands.arguments import real_number
 from handlers.labelled_data import (
     add_column_arguments,
     columns_from_args,
@@ -19,23 +19,13 @@ from handlers.labelled_data import (
 from handlers.output_paths import check_writable
 
 
-def _probability(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
-    return number
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("evaluate", help="measure a model on labelled tickets")
     parser.add_argument("--model-dir", type=Path, help="trained model (default: the bundled telecom model)")
     parser.add_argument("--data", type=Path, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
     parser.add_argument(
-        "--threshold", type=_probability, default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
+        "--threshold", type=real_number(0, 1), default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--report", type=Path, help="write a self-contained HTML report here")

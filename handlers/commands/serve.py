@@ -6,11 +6,11 @@ import argparse
 import os
 import secrets
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from domain.errors import ConfigurationError
 from handlers.bootstrap import LocalApp, bootstrap_local, local_ingestion_deps
+from handlers.commands.arguments import whole_number
 from handlers.local_server import ApiGatewayWsgiApp
 from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
@@ -27,27 +27,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=_bounded("port", 0, 65535), default=3000, help="port (default 3000; 0: any free port)"
+        "--port", type=whole_number(0, 65535), default=3000, help="port (default 3000; 0: any free port)"
     )
     parser.add_argument(
-        "--threads", type=_bounded("thread count", 1, MAX_THREADS), default=8, help="HTTP worker threads (default 8)"
+        "--threads", type=whole_number(1, MAX_THREADS), default=8, help="HTTP worker threads (default 8)"
     )
     parser.set_defaults(func=run)
-
-
-def _bounded(what: str, low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-        # Out of range, the socket layer wraps a port round (99999 listens on 34463) and waitress
-        # with no thread accepts connections it never answers.
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be between {low} and {high}, not {value}")
-        return number
-
-    return parse
 
 
 def build_wsgi_app(settings: LocalSettings, **overrides: Any) -> tuple[ApiGatewayWsgiApp, LocalApp, str]:

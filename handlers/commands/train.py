@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigurationError
+from handlers.commands.arguments import real_number, whole_number
 from handlers.labelled_data import (
     add_column_arguments,
     columns_from_args,
@@ -22,27 +22,6 @@ from handlers.labelled_data import (
 from handlers.output_paths import check_writable
 
 MIN_EXAMPLES_PER_LABEL = 10
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not math.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
-    return number
-
-
-def _seed(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    # numpy's generators take no negative seed.
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return number
 
 
 def register(subparsers: Any) -> None:
@@ -57,9 +36,12 @@ def register(subparsers: Any) -> None:
         help="ngram: numpy-only (default); minilm/ensemble: ONNX MiniLM, needs the `minilm` extra to train",
     )
     parser.add_argument("--validation-split", type=float, default=0.15, help="share held out to measure (0.15)")
-    parser.add_argument("--seed", type=_seed, default=13, help="random seed, 0 or more (default 13)")
+    parser.add_argument("--seed", type=whole_number(0), default=13, help="random seed, 0 or more (default 13)")
     parser.add_argument(
-        "--c", type=_positive_float, default=20.0, help="n-gram regularisation strength C, above 0 (default 20)"
+        "--c",
+        type=real_number(0, above_low=True),
+        default=20.0,
+        help="n-gram regularisation strength C, above 0 (default 20)",
     )
     parser.add_argument(
         "--no-static-vectors",

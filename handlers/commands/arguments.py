@@ -1,0 +1,43 @@
+"""argparse types for numbers in a range: a value outside it is a usage error naming the option,
+never a traceback from whatever would have received it (numpy, scikit-learn, the socket layer)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+        if number < low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(_range(low, high, value, strict_low=False))
+        return number
+
+    return parse
+
+
+def real_number(low: float, high: float | None = None, *, above_low: bool = False) -> Callable[[str], float]:
+    """A finite number from `low` (or, with `above_low`, above it) to `high`."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+        too_low = number <= low if above_low else number < low
+        if not math.isfinite(number) or too_low or (high is not None and number > high):
+            raise argparse.ArgumentTypeError(_range(low, high, value, strict_low=above_low))
+        return number
+
+    return parse
+
+
+def _range(low: float, high: float | None, value: str, *, strict_low: bool) -> str:
+    if high is not None:
+        return f"must be between {low} and {high}, not {value}"
+    return f"must be above {low}, not {value}" if strict_low else f"must be {low} or more, not {value}"
