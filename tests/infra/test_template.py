@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from domain.models import MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, SyncStatus
+from domain.models import (
+    IDENTIFIER_MAX_LENGTH,
+    IDENTIFIER_PATTERN,
+    MAX_DESCRIPTION_CHARS,
+    MAX_SUBJECT_CHARS,
+    SyncStatus,
+)
 from handlers import observability, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -563,6 +569,10 @@ def test_post_tickets_body_schema_is_published_and_validated_by_the_handler(reso
     # No bigger than the code accepts.
     assert schema["properties"]["description"]["maxLength"] == MAX_DESCRIPTION_CHARS
     assert schema["properties"]["subject"]["maxLength"] == MAX_SUBJECT_CHARS
+    # Ids as the handler takes them: surrounding spaces are stripped, then the domain's pattern applies.
+    for field in ("ticket_id", "customer_id"):
+        assert schema["properties"][field]["maxLength"] == IDENTIFIER_MAX_LENGTH
+        assert schema["properties"][field]["pattern"] == r"^\s*" + IDENTIFIER_PATTERN[1:-1] + r"\s*$"
 
 
 def test_gateway_error_responses_and_access_logs_are_valid_json(resources: dict[str, Any]) -> None:
