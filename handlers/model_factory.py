@@ -20,7 +20,8 @@ MODEL_CONNECT_TIMEOUT_SECONDS = 2.0
 
 
 def model_call_worst_case_seconds(settings: RoutingSettings) -> float:
-    """The longest one model call can take: the agent starts a call only with this much time left.
+    """The longest one model call can take, whichever the provider (each client is built to it): the
+    agent starts a call only with this much time left.
 
     One attempt, no retry in botocore or in Strands: a retry (with botocore's backoff and up to 5 s
     of x-amz-retry-after) would make the worst case about 30 s, all of the orchestrator's 30 s, and
@@ -28,6 +29,12 @@ def model_call_worst_case_seconds(settings: RoutingSettings) -> float:
     for review, which is what the engines fall back to anyway.
     """
     return MODEL_CONNECT_TIMEOUT_SECONDS + settings.model_read_timeout_seconds
+
+
+def _sdk_client_limits(settings: RoutingSettings) -> dict[str, Any]:
+    """For the OpenAI and Anthropic SDK clients, which retry twice and wait minutes by default:
+    the same one attempt within the same time as a Bedrock call, so the agent's deadline holds."""
+    return {"timeout": model_call_worst_case_seconds(settings), "max_retries": 0}
 
 
 def _bedrock_client_config(settings: RoutingSettings) -> Any:
@@ -62,7 +69,7 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
 
             client_args = {"api_key": settings.model_api_key, "base_url": settings.model_endpoint}
             return OpenAIModel(
-                client_args={k: v for k, v in client_args.items() if v},
+                client_args={k: v for k, v in client_args.items() if v} | _sdk_client_limits(settings),
                 model_id=model_id,
                 params={"temperature": 0.1, "max_tokens": settings.model_max_tokens},
             ), model_id
@@ -71,6 +78,8 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
 
             return OllamaModel(
                 settings.model_endpoint or "http://127.0.0.1:11434",
+                # The ollama client takes httpx's options; it does not retry.
+                ollama_client_args={"timeout": model_call_worst_case_seconds(settings)},
                 model_id=model_id,
                 temperature=0.1,
                 max_tokens=settings.model_max_tokens,
@@ -79,7 +88,8 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
             from strands.models.anthropic import AnthropicModel
 
             return AnthropicModel(
-                client_args={"api_key": settings.model_api_key} if settings.model_api_key else {},
+                client_args=({"api_key": settings.model_api_key} if settings.model_api_key else {})
+                | _sdk_client_limits(settings),
                 model_id=model_id,
                 max_tokens=settings.model_max_tokens,
                 params={"temperature": 0.1},

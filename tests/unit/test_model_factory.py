@@ -1,0 +1,47 @@
+"""The model clients the composition root builds: each provider's client is held to one attempt
+within the time the agent reserves for a call."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import pytest
+
+from handlers.model_factory import build_model, model_call_worst_case_seconds
+from handlers.settings import RoutingSettings
+
+
+@pytest.mark.parametrize(
+    ("provider", "module", "cls"),
+    [
+        ("openai", "strands.models.openai", "OpenAIModel"),
+        ("anthropic", "strands.models.anthropic", "AnthropicModel"),
+        ("ollama", "strands.models.ollama", "OllamaModel"),
+    ],
+)
+def test_every_provider_s_client_is_held_to_one_attempt_within_the_call_budget(
+    monkeypatch: pytest.MonkeyPatch, provider: str, module: str, cls: str
+) -> None:
+    # Given a provider whose SDK (an optional extra, absent here) records what its client is given
+    built: dict[str, Any] = {}
+
+    class RecordingModel:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.update(kwargs)
+
+    fake = types.ModuleType(module)
+    setattr(fake, cls, RecordingModel)
+    monkeypatch.setitem(sys.modules, module, fake)
+    settings = RoutingSettings(model_provider=provider, model_id="some-model", model_read_timeout_seconds=7.0)
+
+    # When the model is built
+    build_model(settings)
+
+    # Then its client times out within the agent's budget for one call, and does not retry
+    budget = model_call_worst_case_seconds(settings)
+    if provider == "ollama":
+        assert built["ollama_client_args"] == {"timeout": budget}  # httpx options: no retries to turn off
+    else:
+        assert (built["client_args"]["timeout"], built["client_args"]["max_retries"]) == (budget, 0)
