@@ -160,15 +160,24 @@ def test_a_success_recorded_by_another_process_is_not_undone_by_a_late_failure(t
         "UPDATE decisions SET sync_status = 'success', body = ? WHERE ticket_id = 'T-1'", (succeeded.model_dump_json(),)
     )
     # When this process records a failure for it while that transaction is still open
-    late = threading.Thread(
-        target=store.update_sync_status, args=("T-1", 1_000, SyncStatus.FAILED), kwargs={"error": "timeout"}
-    )
+    errors: list[BaseException] = []
+
+    def record_failure() -> None:
+        try:
+            store.update_sync_status("T-1", 1_000, SyncStatus.FAILED, error="timeout")
+        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    late = threading.Thread(target=record_failure)
     late.start()
     time.sleep(0.3)  # long enough for the late writer to have read the decision, were it not locked out
+    # Then it waits for the other transaction rather than reading around it
+    assert late.is_alive()
     other.execute("COMMIT")
     late.join(timeout=10)
     other.close()
-    # Then the success stands
+    # And once it ran, the success stands
+    assert errors == []
     assert store.get("T-1").sync_status is SyncStatus.SUCCESS
     assert store.find_by_sync_status(SyncStatus.FAILED) == []
     store.close()
