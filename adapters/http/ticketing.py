@@ -73,6 +73,14 @@ class HttpTicketingSystem(HttpClient):
         self._rng = rng
         self._clock = clock
 
+    @property
+    def longest_push_seconds(self) -> float:
+        """How long a push can take when every attempt times out and every wait is at its longest,
+        short of a Retry-After that asks for more: what a caller's deadline must leave room for if
+        it wants every retry to run."""
+        waits = sum(min(self.retry_delay_base * 2**attempt, self.max_delay) for attempt in range(self.max_retries))
+        return (self.max_retries + 1) * self.timeout + waits
+
     def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
         ticket = decision.ticket_id
         try:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from pydantic import BaseModel
 
+from adapters.http.ticketing import HttpTicketingSystem
 from domain.models import (
     IDENTIFIER_MAX_LENGTH,
     IDENTIFIER_PATTERN,
@@ -25,7 +28,7 @@ from domain.models import (
     MAX_SUBJECT_CHARS,
     SyncStatus,
 )
-from handlers import observability, settings
+from handlers import observability, settings, ticketing_update
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -247,13 +250,34 @@ def test_function_runtime_and_packaging(sam_template: dict[str, Any], resources:
 
 def test_sizes_timeouts_and_reserved_concurrency(resources: dict[str, Any]) -> None:
     expected = {"IngestionFunction": (512, 10, 10), "OrchestratorFunction": (2048, 30, 20)}
-    expected["TicketingUpdateFunction"] = (512, 30, 10)
+    expected["TicketingUpdateFunction"] = (512, 75, 10)
     for function, (memory, timeout, reserved) in expected.items():
         props = resources[function]["Properties"]
         assert (props["MemorySize"], props["Timeout"]) == (memory, timeout), function
         assert props["ReservedConcurrentExecutions"] == {
             "Fn::If": ["UseReservedConcurrency", reserved, {"Ref": "AWS::NoValue"}]
         }
+
+
+def test_the_ticketing_update_outlives_every_retry_of_a_push(resources: dict[str, Any]) -> None:
+    # Given the function's timeout and the retry settings it runs with
+    props = resources["TicketingUpdateFunction"]["Properties"]
+    env = {name: value for name, value in props["Environment"]["Variables"].items() if isinstance(value, str)}
+    with patch.dict(
+        os.environ, {**env, "TICKETING_SYSTEM_ENDPOINT": "https://t", "TICKETING_SYSTEM_API_KEY_SECRET": "s"}
+    ):
+        update_settings = settings.load_settings(settings.TicketingUpdateSettings)
+    adapter = HttpTicketingSystem(
+        "https://t",
+        lambda: "key",
+        max_retries=update_settings.max_retries,
+        retry_delay_base=update_settings.retry_delay_base,
+        timeout=update_settings.http_timeout_seconds,
+    )
+
+    # Then a push whose every attempt times out still makes all its retries before the deadline
+    # the handler sets (the timeout less its margin); the stream's retries come on top
+    assert props["Timeout"] - ticketing_update.DEADLINE_MARGIN_SECONDS >= adapter.longest_push_seconds
 
 
 @pytest.mark.parametrize("function", sorted(DEPLOYED))

@@ -326,6 +326,18 @@ def test_exhausted_retries_raise_sync_unavailable_after_capped_backoff(
     assert ticketing.routing == {}
 
 
+def test_longest_push_seconds_is_every_attempt_timing_out_after_the_longest_waits(clock: FakeMonotonic) -> None:
+    # Given nothing listening and waits at the top of their jitter range
+    adapter = ticketing_adapter(closed_port_url(), clock, max_retries=6, timeout=5.0)
+
+    # When a push runs out of retries
+    with pytest.raises(SyncUnavailable):
+        adapter.push_routing(a_decision())
+
+    # Then its waits plus a full timeout for each of its 7 attempts are the advertised worst case
+    assert sum(clock.sleeps) + 7 * 5.0 == adapter.longest_push_seconds == 1 + 2 + 4 + 8 + 16 + 16 + 35
+
+
 def test_jitter_keeps_each_wait_between_half_and_all_of_the_nominal_delay(
     ticketing: FakeTicketingSystem, clock: FakeMonotonic
 ) -> None:
