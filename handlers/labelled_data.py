@@ -6,9 +6,6 @@ Rows that cannot be used are reported with their row number and skipped, never f
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import sys
 from collections import Counter
 from collections.abc import Collection
@@ -16,14 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.errors import TicketRouterError
+from handlers.record_files import BadRecord, RecordFileError, read_records
 
 # Problems printed per file; the rest are counted, so that a broken export does not flood the terminal.
 SHOWN_PROBLEMS = 20
-
-
-class DataFileError(TicketRouterError):
-    """The data file as a whole is unusable (missing, empty, unknown columns)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,72 +44,25 @@ class LabelledData:
         return Counter(self.labels)
 
 
-def _read_records(path: Path) -> tuple[list[tuple[int, Any]], list[str]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise DataFileError(f"data file not found: {path}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except OSError as exc:
-        raise DataFileError(f"cannot read data file {path}: {exc.strerror or exc}") from exc
-    if not text.strip():
-        raise DataFileError(f"{path}: the file is empty")
-    suffix = path.suffix.lower()
-    if suffix in {".jsonl", ".ndjson", ".json"} or text.lstrip()[:1] in "{[":
-        if text.lstrip().startswith("["):
-            try:
-                return list(enumerate(json.loads(text), start=1)), []
-            except json.JSONDecodeError as exc:
-                raise DataFileError(f"{path}: not valid JSON: {exc.msg}") from exc
-            except RecursionError as exc:
-                raise DataFileError(f"{path}: JSON nested too deeply to read") from exc
-        records, problems = [], []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                problems.append(f"row {number}: malformed JSON ({exc.msg})")
-            except RecursionError:
-                problems.append(f"row {number}: JSON nested too deeply to read")
-        return records, problems
-    return _read_csv(path, text), []
-
-
-def _read_csv(path: Path, text: str) -> list[tuple[int, Any]]:
-    # The csv module refuses fields over 128 KiB, a guard for streamed input; this file is
-    # already in memory, so a long ticket is read whole rather than refused. The limit is
-    # process-wide, hence restored.
-    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if not reader.fieldnames:
-            raise DataFileError(f"{path}: CSV has no header row")
-        return list(enumerate(reader, start=2))
-    except csv.Error as exc:
-        # After a parse error the reader's place in a quoted field is lost: going on could turn
-        # the rest of a ticket into rows of its own, so the file is refused instead.
-        raise DataFileError(f"{path}: malformed CSV near line {reader.line_num + 1}: {exc}") from exc
-    finally:
-        csv.field_size_limit(previous_limit)
-
-
 def read_labelled(
     path: str | Path, columns: TextColumns, label_column: str | None, *, optional: Collection[str] = ()
 ) -> LabelledData:
     """Texts and labels from a file; `label_column=None` reads texts only. Columns in `optional`
     may be absent from the file."""
     target = Path(path)
-    rows, problems = _read_records(target)
-    data = LabelledData(problems=list(problems))
+    data = LabelledData()
+    rows: list[tuple[int, Any]] = []
+    for number, record in read_records(target, "data file"):
+        if isinstance(record, BadRecord):
+            data.problems.append(f"row {number}: {record.reason}")
+        else:
+            rows.append((number, record))
     wanted = [c for c in (columns.text, columns.subject, columns.body, label_column) if c and c not in optional]
     if rows and isinstance(rows[0][1], dict):
         present = set().union(*(r.keys() for _, r in rows[:50] if isinstance(r, dict)))
         missing = [c for c in wanted if c not in present]
         if missing:
-            raise DataFileError(
+            raise RecordFileError(
                 f"{target}: no column {', '.join(repr(m) for m in missing)}; columns are {', '.join(sorted(present))}"
             )
     for number, record in rows:
@@ -156,7 +102,7 @@ def require_rows(path: Path, kept: int, problems: list[str]) -> None:
     """Refuse a file with nothing left to measure: figures over no tickets would read as a result."""
     if kept == 0:
         skipped = f"; all {len(problems)} row(s) were skipped" if problems else ""
-        raise DataFileError(f"{path}: no usable labelled rows{skipped}")
+        raise RecordFileError(f"{path}: no usable labelled rows{skipped}")
 
 
 class _TextColumnOption(argparse.Action):

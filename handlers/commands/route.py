@@ -15,8 +15,9 @@ from adapters.clock import FixedClock, SystemClock
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.output_paths import check_writable
+from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
-from handlers.ticket_files import TicketFileError, read_ticket_file
+from handlers.ticket_files import read_ticket_file
 
 _TIMESTAMP = TypeAdapter(UtcDatetime)
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         for error in errors:
             print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
         reason = f"all {len({e.row for e in errors})} row(s) were rejected" if errors else "it holds no rows"
-        raise TicketFileError(f"{args.file}: no ticket could be read: {reason}")
+        raise RecordFileError(f"{args.file}: no ticket could be read: {reason}")
     clock = FixedClock(args.now) if args.now else SystemClock()
     app = bootstrap_local(
         settings,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.labelled_data import DataFileError, TextColumns, read_labelled
+from handlers.labelled_data import TextColumns, read_labelled
+from handlers.record_files import RecordFileError
 
 TEXT = TextColumns(text="text")
 
@@ -18,7 +19,7 @@ def test_a_directory_given_as_the_data_file_is_a_data_file_error(tmp_path: Path)
     folder = tmp_path / "exports"
     folder.mkdir()
     # When it is read, then the error says it cannot be read, instead of an IsADirectoryError
-    with pytest.raises(DataFileError, match=r"cannot read data file .*exports"):
+    with pytest.raises(RecordFileError, match=r"cannot read data file .*exports"):
         read_labelled(folder, TEXT, "label")
 
 
@@ -51,7 +52,7 @@ def test_a_json_lines_row_nested_too_deeply_is_a_row_error(tmp_path: Path) -> No
 def test_a_json_document_nested_too_deeply_is_a_data_file_error(tmp_path: Path) -> None:
     data = tmp_path / "deep.json"
     data.write_text("[" + "[" * 5000 + "]" * 5000 + "]")
-    with pytest.raises(DataFileError, match="nested too deeply"):
+    with pytest.raises(RecordFileError, match="nested too deeply"):
         read_labelled(data, TEXT, "label")
 
 

@@ -1,0 +1,124 @@
+"""Reading a file of records (a JSON array, JSON Lines, or CSV with a header row) one record at a
+time, for every command that takes a file of tickets (route, train, evaluate, backtest).
+
+A record that cannot be read becomes a `BadRecord` at its place, and the rest of the file is still
+read: the callers report it and skip it. Only a file unusable as a whole raises `RecordFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domain.errors import TicketRouterError
+
+JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
+# json.loads recurses once per level of nesting; no ticket is nested anywhere near that deep.
+TOO_DEEP = "JSON nested too deeply to read"
+
+
+class RecordFileError(TicketRouterError):
+    """The file as a whole cannot be read: missing, not UTF-8, empty, not JSON, no CSV header."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record that could not be read, with the reason."""
+
+    reason: str
+
+
+def read_text(path: Path, what: str) -> str:
+    """The file's text; `what` ("ticket file", "data file") names it in errors."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise RecordFileError(f"{what} not found: {path}") from exc
+    except OSError as exc:
+        raise RecordFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecordFileError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    if not text.strip():
+        raise RecordFileError(f"{path}: the file is empty")
+    return text
+
+
+def read_records(path: Path, what: str) -> Iterator[tuple[int, Any]]:
+    """(row number, record or BadRecord) for each record of the file. Rows are numbered as a
+    spreadsheet shows them: JSON Lines by line, a JSON array from 1, CSV from 2 (1 is the header)."""
+    text = read_text(path, what)
+    suffix = path.suffix.lower()
+    stripped = text.lstrip()
+    if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):
+        yield from _csv_records(path, text)
+    elif stripped.startswith("["):
+        yield from enumerate(_json_document(path, text), start=1)
+    else:
+        yield from _json_lines(text)
+
+
+def _json_document(path: Path, text: str) -> Any:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordFileError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise RecordFileError(f"{path}: {TOO_DEEP}") from exc
+    return document  # a list: the text starts with '['
+
+
+def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, BadRecord(f"malformed JSON: {exc.msg} at column {exc.colno}")
+        except RecursionError:
+            yield number, BadRecord(TOO_DEEP)
+
+
+def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    # The csv module refuses fields over 128 KiB, a guard for streamed input; this file is already
+    # in memory, so a long ticket is read whole (and judged by the caller's own limits). The limit
+    # is process-wide, hence restored.
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        source = io.StringIO(text, newline="")
+        reader = csv.DictReader(source)
+        try:
+            fieldnames = reader.fieldnames
+        except csv.Error as exc:
+            raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
+        if not fieldnames:
+            raise RecordFileError(f"{path}: CSV has no header row")
+        number = 1
+        while True:
+            number += 1
+            position = source.tell()
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # The reader has consumed the bad record's lines and carries on with the next one.
+                yield number, BadRecord(f"unreadable CSV: {exc}")
+                if source.tell() == position:  # no progress: stop rather than loop for ever
+                    return
+                continue
+            if None in record:
+                # DictReader files surplus cells under the key None: most often an unquoted comma,
+                # which shifts every later column, so the row cannot be trusted.
+                yield number, BadRecord(f"has {len(record[None])} more cell(s) than the header's {len(fieldnames)}")
+                continue
+            yield number, record
+    finally:
+        csv.field_size_limit(previous_limit)

@@ -1,0 +1,99 @@
+"""The one reader behind route, train, evaluate and backtest: records numbered as a person would
+look them up, unreadable records reported in place, and the rest of the file still read."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from handlers.record_files import BadRecord, RecordFileError, read_records
+
+
+def test_csv_rows_are_numbered_as_a_spreadsheet_shows_them(tmp_path: Path) -> None:
+    # Given a CSV with a header and two rows
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label\nfirst,a\nsecond,b\n", encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the header is row 1 and the records start at row 2
+    assert records == [(2, {"text": "first", "label": "a"}), (3, {"text": "second", "label": "b"})]
+
+
+def test_a_csv_row_with_more_cells_than_the_header_is_a_bad_record(tmp_path: Path) -> None:
+    # Given a CSV whose second row has an unquoted comma, shifting its columns
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label\nfirst,a\nsecond, with a comma,b\nthird,c\n", encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then that row is reported with the reason, and the rows around it are read
+    assert records == [
+        (2, {"text": "first", "label": "a"}),
+        (3, BadRecord("has 1 more cell(s) than the header's 2")),
+        (4, {"text": "third", "label": "c"}),
+    ]
+
+
+def test_json_lines_are_numbered_by_line_and_skip_blank_lines(tmp_path: Path) -> None:
+    # Given JSON Lines with a blank line and a malformed line
+    data = tmp_path / "tickets.jsonl"
+    data.write_text('{"text": "first"}\n\n{"text": \n{"text": "third"}\n', encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the malformed line is a bad record at its own line number
+    assert [number for number, _ in records] == [1, 3, 4]
+    assert records[0][1] == {"text": "first"}
+    assert isinstance(records[1][1], BadRecord) and records[1][1].reason.startswith("malformed JSON")
+    assert records[2][1] == {"text": "third"}
+
+
+def test_a_json_array_is_numbered_from_one(tmp_path: Path) -> None:
+    data = tmp_path / "tickets.json"
+    data.write_text('[{"text": "first"}, {"text": "second"}]', encoding="utf-8")
+    assert list(read_records(data, "data file")) == [(1, {"text": "first"}), (2, {"text": "second"})]
+
+
+def test_a_file_with_no_suffix_is_read_by_its_content(tmp_path: Path) -> None:
+    # Given an export saved without a suffix, one JSON and one CSV
+    as_json = tmp_path / "export1"
+    as_json.write_text('{"text": "first"}\n', encoding="utf-8")
+    as_csv = tmp_path / "export2"
+    as_csv.write_text("text\nfirst\n", encoding="utf-8")
+    # When each is read, then each is read as what it holds
+    assert list(read_records(as_json, "data file")) == [(1, {"text": "first"})]
+    assert list(read_records(as_csv, "data file")) == [(2, {"text": "first"})]
+
+
+def test_a_long_csv_cell_is_read_whole_and_the_process_wide_limit_is_restored(tmp_path: Path) -> None:
+    # Given a CSV cell past the csv module's 128 KiB default
+    data = tmp_path / "tickets.csv"
+    long_text = "x" * 200_000
+    data.write_text(f"text\n{long_text}\n", encoding="utf-8")
+    limit_before = csv.field_size_limit()
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the cell arrives whole, and other csv users keep their limit
+    assert records == [(2, {"text": long_text})]
+    assert csv.field_size_limit() == limit_before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"  \n", "the file is empty"),
+        (b"text\n\xff\xfe\n", "not UTF-8 text"),
+        (b"[{]", "not valid JSON"),
+    ],
+)
+def test_a_file_unusable_as_a_whole_is_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    data = tmp_path / ("tickets.json" if content.startswith(b"[") else "tickets.csv")
+    data.write_bytes(content)
+    with pytest.raises(RecordFileError, match=message):
+        list(read_records(data, "data file"))
+
+
+def test_a_missing_file_names_what_was_expected(tmp_path: Path) -> None:
+    with pytest.raises(RecordFileError, match="ticket file not found"):
+        list(read_records(tmp_path / "absent.csv", "ticket file"))
