@@ -152,7 +152,7 @@ def post_feedback(ticket_id: str) -> Response:
     except ValidationError as exc:
         raise validation_bad_request(exc, "feedback") from exc
     if deps.taxonomy is not None:
-        _check_against_taxonomy(feedback, deps.taxonomy)
+        feedback = _check_against_taxonomy(feedback, deps.taxonomy)
     previous = deps.feedback.record(feedback)
     rerouted = feedback.correct_team != decision.assigned_team
     was_rerouted = previous is not None and previous.correct_team != decision.assigned_team
@@ -166,9 +166,11 @@ def post_feedback(ticket_id: str) -> Response:
     return _json(201, {"ticket_id": ticket_id, "rerouted": rerouted, "status": "recorded"})
 
 
-def _check_against_taxonomy(feedback: Feedback, taxonomy: Taxonomy) -> None:
-    """Corrections become training data, so one that contradicts the taxonomy is refused. A
-    category the taxonomy does not know may still be a trained model's label, and is kept."""
+def _check_against_taxonomy(feedback: Feedback, taxonomy: Taxonomy) -> Feedback:
+    """Corrections become training data, so one that contradicts the taxonomy is refused, and a
+    known category is stored under the taxonomy's own spelling ("network outage" would otherwise
+    become a label of its own). A category the taxonomy does not know may still be a trained
+    model's label, and is kept as written."""
     if feedback.correct_team not in taxonomy.teams:
         raise BadRequest(
             f"correct_team: {feedback.correct_team!r} is not a team of the taxonomy",
@@ -178,6 +180,9 @@ def _check_against_taxonomy(feedback: Feedback, taxonomy: Taxonomy) -> None:
     if category is not None and category.team != feedback.correct_team:
         message = f"category {category.name!r} is handled by {category.team!r}, not {feedback.correct_team!r}"
         raise BadRequest(f"correct_category: {message}", errors=[{"field": "correct_category", "message": message}])
+    if category is not None:
+        return feedback.model_copy(update={"correct_category": category.name})
+    return feedback
 
 
 @app.get("/health")

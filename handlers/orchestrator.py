@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from domain.models import TicketReceived
+from domain.models import Ticket, TicketReceived
 from domain.services import route_ticket
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
@@ -33,14 +33,19 @@ class InvalidEvent(ValueError):
     """The event is not a TicketReceived; raising sends it to the DLQ for a person to look at."""
 
 
-def _parse(event: dict[str, Any]) -> TicketReceived:
+def _parse(event: dict[str, Any]) -> tuple[TicketReceived, Ticket]:
+    """The event and its ticket. Both checks raise InvalidEvent naming only the fields at fault:
+    pydantic's own message quotes the input, the customer's text, into logs and the failure queue."""
     if event.get("detail-type") not in (None, "TicketReceived"):
         raise InvalidEvent(f"unexpected detail-type {event.get('detail-type')!r}")
     try:
-        return TicketReceived.model_validate(event.get("detail"))
+        received = TicketReceived.model_validate(event.get("detail"))
+        # The envelope's fields are plain strings; the ticket's own limits (id shape, lengths,
+        # text) are checked here too, so a bad ticket is not retried for nothing.
+        return received, received.to_ticket()
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "detail" for e in exc.errors())
-        raise InvalidEvent(f"TicketReceived detail is invalid at: {fields}") from exc
+        raise InvalidEvent(f"TicketReceived detail is invalid at: {fields}") from None
 
 
 @metrics.log_metrics
@@ -48,11 +53,11 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: OrchestratorDeps | None = None
 ) -> dict[str, Any]:
     resolved = deps or _deps or build_orchestrator_deps()
-    received = _parse(event)
+    received, ticket = _parse(event)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     log_keys = {"ticket_id": received.ticket_id, "correlation_id": received.correlation_id}
     outcome = route_ticket(
-        received.to_ticket(),
+        ticket,
         correlation_id=received.correlation_id,
         engine=resolved.engine,
         repository=resolved.repository,

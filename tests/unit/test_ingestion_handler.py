@@ -535,6 +535,17 @@ def test_a_correction_with_a_category_the_taxonomy_does_not_know_is_kept(api: Ha
     assert [f.correct_category for f in api.app.repository.feedback()] == ["card_payment_fee_charged"]
 
 
+def test_a_known_category_written_in_another_case_is_stored_as_the_taxonomy_spells_it(api: Harness) -> None:
+    # Given a routed ticket
+    api.post_ticket(VALID_TICKET)
+    # When an agent's correction names a category in lower case
+    correction = {"correct_team": "Network Operations", "correct_category": "network outage"}
+    status, _ = api.request("POST", "/tickets/T-100/feedback", json.dumps(correction))
+    # Then it is stored under the taxonomy's name, so retraining sees one label, not two
+    assert status == 201
+    assert [f.correct_category for f in api.app.repository.feedback()] == ["Network Outage"]
+
+
 def test_feedback_on_an_unknown_ticket_is_404(api: Harness) -> None:
     status, body = api.request("POST", "/tickets/T-NONE/feedback", json.dumps({"correct_team": "Billing Support"}))
     assert status == 404

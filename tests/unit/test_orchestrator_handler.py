@@ -127,6 +127,10 @@ def _without(detail: dict[str, Any], *keys: str) -> dict[str, Any]:
         pytest.param(lambda d: {**d, "customer_context": None}, ["customer_context"], id="null-context"),
         pytest.param(lambda d: None, ["detail"], id="no-detail"),
         pytest.param(lambda d: ["not", "an", "object"], ["detail"], id="detail-is-a-list"),
+        # The envelope passes, the ticket inside it does not: still an InvalidEvent, not retried
+        pytest.param(lambda d: {**d, "ticket_id": "a/b"}, ["ticket_id"], id="ticket-id-with-a-slash"),
+        pytest.param(lambda d: {**d, "description": ""}, ["description"], id="empty-description"),
+        pytest.param(lambda d: {**d, "description": "x" * 30_000}, ["description"], id="description-too-long"),
     ],
 )
 def test_an_invalid_detail_raises_invalid_event_naming_the_field(make_detail: Any, fields: list[str]) -> None:
@@ -151,3 +155,16 @@ def test_an_event_of_another_type_raises_invalid_event() -> None:
     with pytest.raises(orchestrator.InvalidEvent, match="TicketClosed"):
         invoke(event, deps_for(repository))
     assert repository.decisions == {}
+
+
+@NO_METRICS
+def test_an_invalid_ticket_is_reported_without_quoting_the_customers_text() -> None:
+    # Given a ticket whose private text is too long to route
+    event = copy.deepcopy(EVENT)
+    event["detail"]["description"] = "my PIN is 4821 " * 2_000
+    # When the orchestrator refuses it
+    with pytest.raises(orchestrator.InvalidEvent) as raised:
+        invoke(event, deps_for(InMemoryRepository()))
+    # Then neither the message nor a chained error carries the text into logs
+    assert "4821" not in str(raised.value)
+    assert raised.value.__cause__ is None
