@@ -93,13 +93,18 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     try:
         source = io.StringIO(text, newline="")
-        reader = csv.DictReader(source)
+        # strict: a quote left open would otherwise swallow every later row into one cell, silently.
+        reader = csv.DictReader(source, strict=True)
         try:
             fieldnames = reader.fieldnames
         except csv.Error as exc:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
+        repeated = sorted({name for name in fieldnames if fieldnames.count(name) > 1})
+        if repeated:
+            # DictReader would keep the last such column and drop the others without a word.
+            raise RecordFileError(f"{path}: the CSV header names {', '.join(map(repr, repeated))} more than once")
         number = 1
         while True:
             number += 1

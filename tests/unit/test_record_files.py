@@ -97,3 +97,32 @@ def test_a_file_unusable_as_a_whole_is_one_clear_error(tmp_path: Path, content: 
 def test_a_missing_file_names_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(RecordFileError, match="ticket file not found"):
         list(read_records(tmp_path / "absent.csv", "ticket file"))
+
+
+def test_a_quote_left_open_is_reported_instead_of_swallowing_the_rows_after_it(tmp_path: Path) -> None:
+    # Given a CSV whose second row opens a quote that is never closed
+    data = tmp_path / "tickets.csv"
+    data.write_text('text,label\nfirst,a\n"unterminated,b\nthird,c\n', encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the good row is read and the rest is one reported bad record, not a silent long cell
+    assert records[0] == (2, {"text": "first", "label": "a"})
+    assert [type(record) for _, record in records[1:]] == [BadRecord]
+    assert "unexpected end of data" in records[1][1].reason
+
+
+def test_a_stray_quote_inside_a_cell_is_a_row_error_and_reading_goes_on(tmp_path: Path) -> None:
+    data = tmp_path / "tickets.csv"
+    data.write_text('text,label\n"say "hi" here,a\nsecond,b\n', encoding="utf-8")
+    records = list(read_records(data, "data file"))
+    assert isinstance(records[0][1], BadRecord) and records[0][1].reason.startswith("unreadable CSV")
+    assert records[-1][1] == {"text": "second", "label": "b"}
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    # Given a header with two description columns: which one holds the ticket is anyone's guess
+    data = tmp_path / "tickets.csv"
+    data.write_text("ticket_id,description,description\nT1,a,b\n", encoding="utf-8")
+    # When it is read, then the file is refused naming the column
+    with pytest.raises(RecordFileError, match="names 'description' more than once"):
+        list(read_records(data, "data file"))
