@@ -13,6 +13,7 @@ from datetime import datetime
 
 from domain.errors import DuplicateDecision, EvidenceUnavailable, SyncRejected, SyncUnavailable
 from domain.models import (
+    CONFIDENCE_DECIMALS,
     CustomerContext,
     CustomerProfile,
     RoutingDecision,
@@ -123,9 +124,17 @@ def decide(
         alternative_teams = suggested_teams(verdict.classification, evidence.classification, taxonomy)
 
     classification = verdict.classification
-    if len(classification.alternatives) > RECORDED_ALTERNATIVES:
-        ranked = sorted(classification.alternatives, key=lambda alt: alt.score, reverse=True)
-        classification = classification.model_copy(update={"alternatives": tuple(ranked[:RECORDED_ALTERNATIVES])})
+    ranked = sorted(classification.alternatives, key=lambda alt: alt.score, reverse=True)[:RECORDED_ALTERNATIVES]
+    # Recorded scores are rounded as routing reads them. A model's raw 1e-200 would also be more
+    # than a store can hold: DynamoDB numbers stop at 1e-130, and such a decision could never be saved.
+    classification = classification.model_copy(
+        update={
+            "confidence": round(classification.confidence, CONFIDENCE_DECIMALS),
+            "alternatives": tuple(
+                alt.model_copy(update={"score": round(alt.score, CONFIDENCE_DECIMALS)}) for alt in ranked
+            ),
+        }
+    )
 
     factors = ", ".join(f"{k} {v}" for k, v in priority.factors.items())
     proposal_reasoning = result.proposal.reasoning.strip()
@@ -144,7 +153,7 @@ def decide(
         assigned_team=verdict.team,
         priority_level=priority.level,
         priority=priority,
-        confidence_score=round(verdict.confidence, 4),
+        confidence_score=round(verdict.confidence, CONFIDENCE_DECIMALS),
         issue_classification=classification,
         reasoning=" ".join(part for part in reasoning_parts if part),
         requires_manual_review=review,

@@ -96,6 +96,45 @@ class ManyLabelClassifier:
         )
 
 
+class RawScoreClassifier:
+    """A model that reports raw probabilities, down to ones no store can hold."""
+
+    def classify(self, text: str) -> IssueClassification:
+        return IssueClassification(
+            primary_category="Billing Dispute",
+            confidence=0.912345678,
+            alternatives=(
+                CategoryScore(category="Network Outage", score=0.087654321),
+                CategoryScore(category="Account Access", score=1e-200),
+            ),
+        )
+
+
+def test_the_stored_decision_records_scores_as_routing_reads_them() -> None:
+    # Given a classifier whose scores carry every digit, one of them 1e-200 (DynamoDB stops at 1e-130)
+    repo = InMemoryRepository()
+    engine = PipelineEngine(
+        RoutingToolkit(
+            taxonomy=TAXONOMY,
+            classifier=RawScoreClassifier(),
+            customers=FakeCustomers(),
+            service_status=FakeServiceStatus(),
+            history=repo,
+            clock=CLOCK,
+        )
+    )
+    # When a ticket is routed
+    route_ticket(a_ticket(), correlation_id="c", engine=engine, repository=repo, taxonomy=TAXONOMY, clock=CLOCK)
+    # Then every recorded score is rounded to the confidence decimals, the tiny one to zero
+    stored = repo.get("T-1")
+    assert stored is not None
+    assert stored.issue_classification.confidence == 0.9123
+    assert [(a.category, a.score) for a in stored.issue_classification.alternatives] == [
+        ("Network Outage", 0.0877),
+        ("Account Access", 0.0),
+    ]
+
+
 def test_the_stored_decision_keeps_the_best_runner_ups_and_reviews_with_the_whole_ranking() -> None:
     # Given intents mapped to teams, where many small runner-ups together outweigh the best one
     taxonomy = TAXONOMY.with_label_teams(
