@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
+import threading
+from types import FrameType
 from typing import Any
 
 from domain.errors import ConfigurationError
@@ -43,6 +46,10 @@ def build_wsgi_app(settings: LocalSettings, **overrides: Any) -> tuple[ApiGatewa
     return ApiGatewayWsgiApp(local_ingestion_deps(app), api_key), app, api_key
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from waitress import create_server
 
@@ -65,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     port = getattr(server, "effective_port", args.port)
     print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
     print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # A service manager (systemd, docker stop, kill) stops with SIGTERM, whose default ends the
+        # process on the spot: tickets already answered 202 but still queued would be lost. Treat
+        # it as Ctrl-C, so the queue is drained below before the process exits.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run()
     except KeyboardInterrupt:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -235,3 +241,45 @@ def test_a_host_that_is_no_address_is_one_clear_error(local_home: Path, capsys: 
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("ticket-router: error: cannot listen on 999.1.1.1:0: ") and err.count("\n") == 1
+
+
+def test_sigterm_routes_every_accepted_ticket_before_the_server_exits(tmp_path: Path) -> None:
+    # Given `ticket-router serve` running as its own process, as a service manager starts it
+    env = {
+        **os.environ,
+        "ROUTER_HOME": str(tmp_path),
+        "ROUTER_DB": str(tmp_path / "decisions.db"),
+        "ROUTER_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "ROUTER_API_KEY": API_KEY,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "handlers.cli", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = server.stdout.readline() if server.stdout else ""
+        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        # And a burst of tickets, every one answered 202
+        tickets = [{**TICKET, "ticket_id": f"T-TERM-{n}"} for n in range(120)]
+
+        def post(ticket: dict[str, Any]) -> int:
+            headers = {"x-api-key": API_KEY}
+            return requests.post(f"{url}/tickets", json=ticket, headers=headers, timeout=TIMEOUT).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert set(pool.map(post, tickets)) == {202}
+        # When it is stopped with SIGTERM at once
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # Then it exits cleanly, and every accepted ticket has its decision stored
+    assert code == 0
+    with sqlite3.connect(tmp_path / "decisions.db") as db:
+        stored = {row[0] for row in db.execute("SELECT ticket_id FROM decisions")}
+    assert stored == {t["ticket_id"] for t in tickets}
