@@ -16,8 +16,9 @@ from domain.models import (
     SyncStatus,
     TicketReceived,
 )
+from domain.ports import IssueClassifier
 from domain.services import route_ticket, submit_ticket, sync_decision
-from domain.taxonomy import load_taxonomy
+from domain.taxonomy import Taxonomy, load_taxonomy
 from domain.toolkit import RoutingToolkit
 from tests.builders import (
     NOW,
@@ -96,6 +97,20 @@ class ManyLabelClassifier:
         )
 
 
+def pipeline_over(classifier: IssueClassifier, taxonomy: Taxonomy, repo: InMemoryRepository) -> PipelineEngine:
+    """The pipeline engine with `classifier` and the fakes, its history in `repo`."""
+    return PipelineEngine(
+        RoutingToolkit(
+            taxonomy=taxonomy,
+            classifier=classifier,
+            customers=FakeCustomers(),
+            service_status=FakeServiceStatus(),
+            history=repo,
+            clock=CLOCK,
+        )
+    )
+
+
 class RawScoreClassifier:
     """A model that reports raw probabilities, down to ones no store can hold."""
 
@@ -113,16 +128,7 @@ class RawScoreClassifier:
 def test_the_stored_decision_records_scores_as_routing_reads_them() -> None:
     # Given a classifier whose scores carry every digit, one of them 1e-200 (DynamoDB stops at 1e-130)
     repo = InMemoryRepository()
-    engine = PipelineEngine(
-        RoutingToolkit(
-            taxonomy=TAXONOMY,
-            classifier=RawScoreClassifier(),
-            customers=FakeCustomers(),
-            service_status=FakeServiceStatus(),
-            history=repo,
-            clock=CLOCK,
-        )
-    )
+    engine = pipeline_over(RawScoreClassifier(), TAXONOMY, repo)
     # When a ticket is routed
     route_ticket(a_ticket(), correlation_id="c", engine=engine, repository=repo, taxonomy=TAXONOMY, clock=CLOCK)
     # Then every recorded score is rounded to the confidence decimals, the tiny one to zero
@@ -142,16 +148,7 @@ def test_the_stored_decision_keeps_the_best_runner_ups_and_reviews_with_the_whol
         | {f"intent_{i}": "Technical Support" for i in range(2, 12)}
     )
     repo = InMemoryRepository()
-    engine = PipelineEngine(
-        RoutingToolkit(
-            taxonomy=taxonomy,
-            classifier=ManyLabelClassifier(),
-            customers=FakeCustomers(),
-            service_status=FakeServiceStatus(),
-            history=repo,
-            clock=CLOCK,
-        )
-    )
+    engine = pipeline_over(ManyLabelClassifier(), taxonomy, repo)
     # When a ticket is routed
     route_ticket(a_ticket(), correlation_id="c", engine=engine, repository=repo, taxonomy=taxonomy, clock=CLOCK)
     # Then the record keeps the five best runner-ups only
