@@ -5,11 +5,13 @@ No other module reads os.environ. A missing or invalid variable fails with its n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from domain.costs import ModelPrice
 from domain.errors import ConfigurationError
@@ -132,6 +134,12 @@ def load_settings(model: type[S]) -> S:
             f"{str(err['loc'][0]).upper() if err['loc'] else '?'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc
+    except SettingsError as exc:
+        # A complex field (a JSON mapping such as MODEL_PRICES) that is not JSON fails before
+        # validation, with the field's name in the message only.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = field.group(1).upper() if field else "?"
+        raise ConfigurationError(f"invalid environment for {model.__name__}: {name}: not valid JSON") from exc
 
 
 def running_in_lambda() -> bool:

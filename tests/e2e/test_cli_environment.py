@@ -41,3 +41,12 @@ def test_a_log_level_in_lower_case_is_accepted_as_powertools_accepts_it(tmp_path
     result = run_cli("feedback", "stats", "--db", str(tmp_path / "none.db"), LOG_LEVEL="debug")
     # Then the settings are valid and the command goes on to its own error
     assert result.stderr == f"ticket-router: error: no decision store at {tmp_path / 'none.db'}\n"
+
+
+def test_a_model_price_table_that_is_not_json_is_named_in_one_line(tmp_path: Path) -> None:
+    # When a command runs with MODEL_PRICES that is not JSON
+    result = run_cli("feedback", "stats", "--db", str(tmp_path / "d.db"), MODEL_PRICES="{bad")
+    # Then it fails naming the variable, with no traceback
+    assert result.returncode == 2
+    assert "MODEL_PRICES: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
