@@ -8,13 +8,14 @@ only pays at cold start for what it uses.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.clock import SystemClock
-from domain.errors import ConfigurationError, SyncUnavailable
+from domain.errors import ConfigurationError, SyncUnavailable, TicketRouterError
 from domain.models import SyncStatus, Ticket, TicketReceived
 from domain.ports import (
     Clock,
@@ -42,6 +43,8 @@ from handlers.settings import (
 if TYPE_CHECKING:  # the local adapters are imported where they are built: Lambdas never need them
     from adapters.local.bus import InProcessEventBus
     from adapters.local.sqlite_repository import SqliteDecisionRepository
+
+logger = logging.getLogger(__name__)
 
 
 def build_classifier(settings: RoutingSettings) -> IssueClassifier:
@@ -154,9 +157,51 @@ class LocalApp:
             with contextlib.suppress(SyncUnavailable):
                 sync_decision(outcome.decision, ticketing=self.ticketing, repository=self.repository, clock=self.clock)
 
+    def redeliver_parked(self, limit: int) -> Redelivery:
+        """Route again the accepted tickets whose routing failed (a locked store, a model down).
+
+        Directly, not through the bus: the result of each is needed here. A ticket routed meanwhile
+        (its decision exists) is recognised by route_ticket and only leaves the queue.
+        """
+        redelivery = Redelivery()
+        for event in self.repository.parked(limit):
+            try:
+                self.on_ticket_received(event)
+            except Exception as exc:
+                if not isinstance(exc, TicketRouterError):
+                    logger.exception("redelivery failed for ticket %s", event.ticket_id)
+                self.repository.park(event, f"{type(exc).__name__}: {exc}", self.clock.now())
+                redelivery.still_failing.append(event.ticket_id)
+            else:
+                self.repository.unpark(event.ticket_id)
+                redelivery.routed.append(event.ticket_id)
+        return redelivery
+
     def close(self) -> None:
         self.bus.stop()
         self.repository.close()
+
+
+@dataclass
+class Redelivery:
+    routed: list[str] = field(default_factory=list)
+    still_failing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _ParkInStore:
+    """The bus's dead letters, kept in the decision store so that `dlq replay` can find them."""
+
+    repository: SqliteDecisionRepository
+    clock: Clock
+
+    def park(self, event: TicketReceived, reason: str) -> None:
+        self.repository.park(event, reason, self.clock.now())
+        logger.warning(
+            "ticket %s is kept unrouted in %s; `ticket-router dlq replay` routes it again",
+            event.ticket_id,
+            self.repository.path,
+        )
 
 
 def bootstrap_local(
@@ -193,7 +238,7 @@ def bootstrap_local(
             history=repository,
             clock=clock,
         )
-    bus = InProcessEventBus()
+    bus = InProcessEventBus(dead_letters=_ParkInStore(repository, clock))
     app = LocalApp(
         settings=settings,
         taxonomy=taxonomy,

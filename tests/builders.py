@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import DuplicateDecision, EvidenceUnavailable
+from domain.errors import DuplicateDecision, EvidenceUnavailable, ModelUnavailable
 from domain.models import (
     AccountType,
     CategoryScore,
@@ -19,6 +19,7 @@ from domain.models import (
     SyncStatus,
     Ticket,
 )
+from domain.ports import EngineResult
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -153,3 +154,12 @@ class InMemoryRepository:
 
     def feedback(self) -> list[Feedback]:
         return list(self.feedback_items)
+
+
+class ModelDown:
+    """An engine whose model never answers: routing fails, as with Bedrock throttled for good."""
+
+    name = "agent"
+
+    def propose(self, ticket: Ticket, *, deadline: float | None = None) -> EngineResult:
+        raise ModelUnavailable("bedrock: ThrottlingException")

@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from domain.errors import TicketRouterError
 from domain.models import TicketReceived
@@ -19,11 +20,19 @@ Subscriber = Callable[[TicketReceived], None]
 _STOP = object()
 
 
+class DeadLetters(Protocol):
+    """Where an event goes when a subscriber fails on it: EventBridge's DLQ, on this machine."""
+
+    def park(self, event: TicketReceived, reason: str) -> None: ...
+
+
 class InProcessEventBus:
-    def __init__(self) -> None:
+    def __init__(self, dead_letters: DeadLetters | None = None) -> None:
         self._subscribers: list[Subscriber] = []
         self._queue: queue.Queue[object] | None = None
         self._worker: threading.Thread | None = None
+        self._dead_letters = dead_letters
+        # This run's failures, for a command to report; `dead_letters` is what outlives the process.
         self.failed: list[tuple[TicketReceived, str]] = []
 
     def subscribe(self, subscriber: Subscriber) -> None:
@@ -40,14 +49,25 @@ class InProcessEventBus:
             try:
                 subscriber(event)
             except Exception as exc:  # a failing subscriber must not take the bus down
-                # Kept, like EventBridge's DLQ, so that nothing accepted is silently lost.
-                self.failed.append((event, f"{type(exc).__name__}: {exc}"))
+                reason = f"{type(exc).__name__}: {exc}"
+                self.failed.append((event, reason))
                 if isinstance(exc, TicketRouterError):
                     # An anticipated failure (a locked store, a model down) says all in its message;
                     # a traceback would only bury it. Anything else is a bug and keeps its trace.
                     logger.error("subscriber failed for ticket %s: %s", event.ticket_id, exc)
                 else:
                     logger.exception("subscriber failed for ticket %s", event.ticket_id)
+                self._keep(event, reason)
+
+    def _keep(self, event: TicketReceived, reason: str) -> None:
+        # The publisher has already answered 202, so a failure kept only in memory would be lost
+        # with the process, and a client's retry only gets the cached answer back.
+        if self._dead_letters is None:
+            return
+        try:
+            self._dead_letters.park(event, reason)
+        except Exception:
+            logger.exception("ticket %s could not be kept for redelivery either", event.ticket_id)
 
     def start_worker(self) -> None:
         if self._worker is not None:

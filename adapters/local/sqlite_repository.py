@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
-from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus
+from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus, TicketReceived
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -30,11 +30,19 @@ CREATE TABLE IF NOT EXISTS feedback (
     recorded_at TEXT NOT NULL,
     body        TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS undelivered_events (
+    ticket_id TEXT    PRIMARY KEY,
+    failed_at TEXT    NOT NULL,
+    attempts  INTEGER NOT NULL,
+    reason    TEXT    NOT NULL,
+    body      TEXT    NOT NULL
+);
 """
 
 
 class SqliteDecisionRepository:
-    """DecisionRepository, TicketHistory and FeedbackStore over one SQLite file (WAL mode).
+    """DecisionRepository, TicketHistory, FeedbackStore and the bus's dead letters over one SQLite
+    file (WAL mode).
 
     One connection guarded by a lock: SQLite serialises writers anyway, and the embedded server
     calls in from several threads.
@@ -227,6 +235,37 @@ class SqliteDecisionRepository:
     def feedback(self) -> list[Feedback]:
         rows = self._query("SELECT body FROM feedback ORDER BY recorded_at", ())
         return [Feedback.model_validate_json(body) for (body,) in rows]
+
+    # --- Undelivered events: the embedded bus's dead-letter queue --------------------------------
+
+    def park(self, event: TicketReceived, reason: str, failed_at: datetime) -> None:
+        """Keep an accepted ticket whose routing failed until a redelivery succeeds.
+
+        The client already has its 202 and a retry of its POST gets the same cached answer, so this
+        row is the only way the ticket still gets routed. One row per ticket: a failed redelivery
+        updates the reason and counts the attempt.
+        """
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT INTO undelivered_events VALUES (?, ?, 1, ?, ?) ON CONFLICT (ticket_id) DO UPDATE SET"
+                    " failed_at = excluded.failed_at, reason = excluded.reason, body = excluded.body,"
+                    " attempts = attempts + 1",
+                    (event.ticket_id, failed_at.isoformat(), reason, event.model_dump_json()),
+                )
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
+
+    def parked(self, limit: int = 100) -> list[TicketReceived]:
+        rows = self._query("SELECT body FROM undelivered_events ORDER BY failed_at LIMIT ?", (limit,))
+        return [TicketReceived.model_validate_json(body) for (body,) in rows]
+
+    def unpark(self, ticket_id: str) -> None:
+        try:
+            with self._lock:
+                self._db.execute("DELETE FROM undelivered_events WHERE ticket_id = ?", (ticket_id,))
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

@@ -1,6 +1,7 @@
 """`ticket-router dlq replay`: re-drive failed ticketing updates and report what succeeded.
 
-Locally, failed decisions come from the SQLite store and updates go to the outbox. With --aws they
+Locally, it first routes again the accepted tickets whose routing failed (kept in the SQLite store
+by the bus); then failed decisions come from the store and updates go to the outbox. With --aws they
 come from the decisions table's sync_status-timestamp-index and go to the ticketing API, using
 the ticketing-update function's environment; --queue-url then also empties the stream's DLQ once
 nothing is left failing (its messages only point at stream batches, which the index covers).
@@ -22,9 +23,13 @@ MAX_LIMIT = 100_000
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("dlq", help="recover failed ticketing updates")
+    parser = subparsers.add_parser("dlq", help="recover failed routings and ticketing updates")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    replay = actions.add_parser("replay", help="push every decision whose sync failed again")
+    replay = actions.add_parser(
+        "replay",
+        help="route again every accepted ticket whose routing failed (local mode), then push again every "
+        "decision whose sync failed",
+    )
     replay.add_argument("--aws", action="store_true", help="use the AWS resources named by the environment")
     replay.add_argument("--queue-url", help="(--aws) the stream DLQ to empty once every replay succeeded")
     replay.add_argument(
@@ -40,6 +45,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.queue_url and not args.aws:
         # Ignoring it would let the user believe the queue was dealt with.
         raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
+    unrouted: list[str] = []
     if args.aws:
         from handlers.bootstrap import build_ticketing_update_deps
 
@@ -65,14 +71,22 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         app = bootstrap_local(settings)
         try:
+            # Routing first: a ticket it decides and cannot push is then picked up by the replay below.
+            redelivery = app.redeliver_parked(args.limit)
             report = replay_failed_syncs(
                 repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=args.limit
             )
         finally:
             app.close()
-        payload = report.as_dict()
+        unrouted = redelivery.still_failing
+        payload = {
+            "unrouted_tickets_routed": len(redelivery.routed),
+            "unrouted_tickets_still_failing": len(unrouted),
+            "unrouted_still_failing_ticket_ids": unrouted[:50],
+            **report.as_dict(),
+        }
     print(json.dumps(payload, indent=2))
-    return 0 if not report.still_failing else 1
+    return 0 if not report.still_failing and not unrouted else 1
 
 
 def _drain_queue(queue_url: str) -> int:

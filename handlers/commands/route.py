@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     unsynced = [d for d in decisions if d.sync_status is SyncStatus.FAILED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
+    if app.bus.failed:
+        again = f"`ROUTER_DB={args.db} ticket-router dlq replay` routes them" if args.db else "route them again"
+        print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
     return 1 if errors or app.bus.failed or unsynced else 0
 
 

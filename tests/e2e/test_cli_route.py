@@ -16,6 +16,7 @@ from adapters.local.outbox import JsonlOutbox
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import RoutingDecision, SyncStatus
 from handlers.cli import EXIT_BROKEN_PIPE, main
+from tests.builders import ModelDown
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "adapters" / "local" / "sample_data"
@@ -342,3 +343,21 @@ def test_a_customers_path_that_is_a_directory_is_one_clear_error(
     # Then the error names the path and the reason, in one line
     assert code == 2
     assert capsys.readouterr().err == f"ticket-router: error: {tmp_path}: Is a directory\n"
+
+
+def test_tickets_that_fail_to_route_are_kept_in_the_store_for_dlq_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that is down for this run
+    monkeypatch.setattr("handlers.bootstrap.build_engine", lambda *args, **kwargs: ModelDown())
+    db = tmp_path / "decisions.db"
+    # When the samples are routed into a store
+    code, decisions = route(tmp_path, str(SAMPLES / "tickets.jsonl"), "--db", str(db))
+    err = capsys.readouterr().err
+    # Then the run fails, says so and how to recover
+    assert (code, decisions) == (1, [])
+    assert f"24 ticket(s) could not be routed; `ROUTER_DB={db} ticket-router dlq replay` routes them" in err
+    # And every ticket is kept in the store, ready to be routed again
+    store = SqliteDecisionRepository(db, create=False)
+    assert len(store.parked(limit=100)) == 24
+    store.close()

@@ -27,6 +27,7 @@ from handlers.cli import main
 from handlers.commands.serve import build_wsgi_app
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
+from tests.builders import ModelDown
 
 API_KEY = "serve-test-key-0123456789"
 TICKET = {
@@ -143,6 +144,36 @@ def test_posting_twice_routes_once(served: Served) -> None:
     served.app.bus.drain()
     assert served.app.repository.count() == 1
     assert len(served.outbox.read_text().splitlines()) == 1
+
+
+def test_a_ticket_whose_routing_failed_is_kept_and_routed_by_dlq_replay(
+    served: Served, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a ticket accepted while the model is down: routing fails on the bus worker
+    served.app.engine = ModelDown()
+    assert served.post(TICKET).status_code == 202
+    served.app.bus.drain()
+    # And the client's retry only gets the cached acceptance: nothing routes the ticket again
+    assert served.post(TICKET).status_code == 202
+    served.app.bus.drain()
+    assert served.get("/tickets/T-SERVE-1").status_code == 404
+    # When the operator replays the dead letters from another shell, as the log tells them to
+    monkeypatch.setenv("ROUTER_HOME", str(served.outbox.parent))
+    monkeypatch.setenv("ROUTER_DB", str(served.outbox.parent / "decisions.db"))
+    monkeypatch.setenv("ROUTER_OUTBOX", str(served.outbox))
+    capsys.readouterr()  # the server's own log lines
+    code = main(["dlq", "replay"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the ticket is routed, stored and pushed, and nothing is left to redeliver
+    assert code == 0
+    assert (report["unrouted_tickets_routed"], report["unrouted_tickets_still_failing"]) == (1, 0)
+    assert served.get("/tickets/T-SERVE-1").json()["assigned_team"] == "Network Operations"
+    assert [json.loads(line)["ticket_id"] for line in served.outbox.read_text().splitlines()] == ["T-SERVE-1"]
+    assert served.app.repository.parked() == []
+    # And a second replay has nothing to do
+    capsys.readouterr()
+    assert main(["dlq", "replay"]) == 0
+    assert json.loads(capsys.readouterr().out)["unrouted_tickets_routed"] == 0
 
 
 def test_an_invalid_ticket_is_400_naming_the_field(served: Served) -> None:

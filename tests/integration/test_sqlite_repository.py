@@ -14,12 +14,15 @@ import pytest
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
 from domain.models import (
+    AccountType,
+    CustomerContext,
     Feedback,
     IssueClassification,
     PriorityAssessment,
     PriorityLevel,
     RoutingDecision,
     SyncStatus,
+    TicketReceived,
     retention_deadline,
 )
 from tests.builders import NOW
@@ -209,3 +212,35 @@ def test_opening_an_existing_store_only_reads_a_real_one(tmp_path: Path) -> None
     store = SqliteDecisionRepository(path, create=False)
     assert store.count() == 0
     store.close()
+
+
+def test_an_event_parked_for_redelivery_survives_reopening_until_unparked(tmp_path: Path) -> None:
+    # Given a ticket whose routing failed twice, parked in the store each time
+    store = SqliteDecisionRepository(tmp_path / "decisions.db")
+    event = a_ticket_received("T-9")
+    store.park(event, "ModelUnavailable: throttled", NOW)
+    store.park(event, "RepositoryUnavailable: database is locked", NOW + timedelta(minutes=1))
+    store.close()
+    # When the store is opened again (the process restarted)
+    store = SqliteDecisionRepository(tmp_path / "decisions.db")
+    # Then the event is there once, intact, with the attempts and the latest reason
+    assert store.parked() == [event]
+    assert store._query("SELECT attempts, reason FROM undelivered_events", ()) == [
+        (2, "RepositoryUnavailable: database is locked")
+    ]
+    # And once redelivered and unparked it is gone
+    store.unpark("T-9")
+    assert store.parked() == []
+    store.close()
+
+
+def a_ticket_received(ticket_id: str) -> TicketReceived:
+    return TicketReceived(
+        ticket_id=ticket_id,
+        customer_id="C-1",
+        subject="No signal",
+        description="No signal since this morning at home.",
+        timestamp=NOW,
+        correlation_id="corr-1",
+        customer_context=CustomerContext(is_vip=False, account_type=AccountType.CONSUMER),
+    )
