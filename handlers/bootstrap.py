@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.clock import SystemClock
 from domain.errors import ConfigurationError, SyncUnavailable, TicketRouterError
-from domain.models import SyncStatus, Ticket, TicketReceived
+from domain.models import DECISION_RETENTION_DAYS, SyncStatus, Ticket, TicketReceived
 from domain.ports import (
     Clock,
     CustomerDirectory,
@@ -255,7 +255,9 @@ def bootstrap_local(
 
 # --- Lambda functions ---------------------------------------------------------------------------
 
-IDEMPOTENCY_EXPIRY_SECONDS = 7 * 86_400
+# As long as the decision is kept: a ticket_id reused within that time with another ticket is then
+# refused (409) at the door, instead of accepted and dropped by the orchestrator as already routed.
+IDEMPOTENCY_EXPIRY_SECONDS = DECISION_RETENTION_DAYS * 86_400
 
 
 @dataclass
@@ -290,13 +292,17 @@ def build_acceptor(
     config: a persistence layer binds to the first config it sees.
     """
 
-    def accept_ticket(ticket: dict[str, Any]) -> dict[str, Any]:
+    def accept_ticket(ticket: dict[str, Any], receipt: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         event = submit_ticket(Ticket.model_validate(ticket), customers=customers, publisher=publisher)
-        return {"ticket_id": event.ticket_id, "correlation_id": event.correlation_id, "status": "accepted"}
+        answer = {"ticket_id": event.ticket_id, "correlation_id": event.correlation_id, "status": "accepted"}
+        if receipt is not None:
+            receipt.append(answer)
+        return answer
 
     if persistence is None:
         return accept_ticket, None
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
     config = IdempotencyConfig(
         event_key_jmespath="ticket_id",
@@ -304,10 +310,24 @@ def build_acceptor(
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
     )
-    wrapped = idempotent_function(data_keyword_argument="ticket", persistence_store=persistence, config=config)(
-        accept_ticket
-    )
-    return wrapped, config
+    idempotent_accept = idempotent_function(
+        data_keyword_argument="ticket", persistence_store=persistence, config=config
+    )(accept_ticket)
+
+    def accept(ticket: dict[str, Any]) -> dict[str, Any]:
+        receipt: list[dict[str, Any]] = []
+        try:
+            return idempotent_accept(ticket=ticket, receipt=receipt)
+        except IdempotencyPersistenceLayerError:
+            if not receipt:
+                raise
+            # Published, but recording the answer failed: the ticket is accepted all the same, and
+            # saying otherwise would have the sender retry (or give up on) a ticket being routed.
+            # A retry once the in-progress record lapses publishes again; the orchestrator skips it.
+            logger.warning("ticket %s accepted, but its idempotency record was not completed", receipt[0]["ticket_id"])
+            return receipt[0]
+
+    return accept, config
 
 
 def _http_customers(endpoint: str, timeout: float, cache_table: str | None, cache_ttl: int) -> CustomerDirectory:

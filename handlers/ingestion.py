@@ -109,7 +109,8 @@ def post_ticket() -> Response:
         message = f"ticket_id {ticket.ticket_id} was already submitted with another customer_id, subject or description"
         return _json(409, {"message": message, "errors": [{"field": "ticket_id", "message": "already used"}]})
     except IdempotencyPersistenceLayerError as exc:
-        # Nothing was published: the sender's retry is safe once the store answers again.
+        # Nothing was published (the acceptor answers 202 when only the final record failed): the
+        # sender's retry is safe once the store answers again.
         logger.error("idempotency store unavailable", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
         return _json(503, {"message": "could not accept the ticket right now; retry"})
     except PublishFailed as exc:

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.local.idempotency import SqliteIdempotencyLayer
-from domain.models import TicketReceived
+from domain.models import DECISION_RETENTION_DAYS, TicketReceived
 from handlers import __version__, ingestion
 from handlers.bootstrap import IngestionDeps, LocalApp, bootstrap_local, build_acceptor, local_ingestion_deps
 from handlers.local_context import LocalLambdaContext
@@ -101,6 +102,23 @@ class UnreachableIdempotencyStore(SqliteIdempotencyLayer):
         raise sqlite3.OperationalError("unable to open database file")
 
 
+class CompletionFailsIdempotencyStore(SqliteIdempotencyLayer):
+    """Takes the in-progress record, then fails to mark it complete: the store went away mid-request."""
+
+    def _update_record(self, data_record: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+class ExpiryRecordingIdempotencyStore(SqliteIdempotencyLayer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.expiries: list[int] = []
+
+    def _update_record(self, data_record: Any) -> None:
+        self.expiries.append(data_record.expiry_timestamp)
+        super()._update_record(data_record)
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Harness]:
     settings = LocalSettings(router_home=tmp_path)
@@ -173,6 +191,34 @@ def test_an_unavailable_idempotency_store_is_a_503_and_publishes_nothing(api: Ha
     # Then the client is told to retry, and nothing was published
     assert status == 503 and "retry" in body["message"]
     assert api.published == []
+
+
+def test_a_ticket_published_before_its_idempotency_record_failed_is_still_accepted(api: Harness) -> None:
+    # Given an idempotency store that fails once the ticket is published
+    accept, config = build_acceptor(api.app.customers, api.app.bus, CompletionFailsIdempotencyStore())
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    # When a ticket is posted
+    status, body = api.post_ticket(VALID_TICKET)
+    # Then the client is told the truth: it was accepted (and routed), not "retry"
+    assert (status, body["ticket_id"], body["status"]) == (202, "T-100", "accepted")
+    assert [e.ticket_id for e in api.published] == ["T-100"]
+    assert api.app.repository.get("T-100") is not None
+
+
+def test_a_used_ticket_id_is_remembered_as_long_as_its_decision_is_kept(api: Harness) -> None:
+    # Given the idempotency store the acceptor writes to
+    store = ExpiryRecordingIdempotencyStore()
+    accept, config = build_acceptor(api.app.customers, api.app.bus, store)
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    # When a ticket is accepted
+    before = int(time.time())
+    assert api.post_ticket(VALID_TICKET)[0] == 202
+    # Then its record outlives the decision's retention: a reuse of the id with another ticket is a
+    # 409 for as long as the orchestrator would otherwise drop it as already routed
+    decision = api.app.repository.get("T-100")
+    assert decision is not None
+    assert len(store.expiries) == 1
+    assert store.expiries[0] >= max(decision.ttl, before + DECISION_RETENTION_DAYS * 86_400)
 
 
 @pytest.mark.parametrize(
