@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
 from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus, TicketReceived
+
+logger = logging.getLogger(__name__)
+Record = TypeVar("Record", bound=BaseModel)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -124,7 +131,12 @@ class SqliteDecisionRepository:
         rows = self._query(
             "SELECT body FROM decisions WHERE ticket_id = ? ORDER BY timestamp DESC LIMIT 1", (ticket_id,)
         )
-        return RoutingDecision.model_validate_json(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        try:
+            return RoutingDecision.model_validate_json(rows[0][0])
+        except ValidationError as exc:
+            raise self._damaged(ticket_id, exc) from None
 
     def update_sync_status(
         self,
@@ -160,7 +172,10 @@ class SqliteDecisionRepository:
             if row is None:
                 self._db.execute("COMMIT")
                 return
-            current = RoutingDecision.model_validate_json(row[0])
+            try:
+                current = RoutingDecision.model_validate_json(row[0])
+            except ValidationError as exc:
+                raise self._damaged(ticket_id, exc) from None
             # A success is final: a late failure report (e.g. a retried stream record) must not undo it.
             if current.sync_status is SyncStatus.SUCCESS and status is not SyncStatus.SUCCESS:
                 self._db.execute("COMMIT")
@@ -180,14 +195,15 @@ class SqliteDecisionRepository:
         self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
     ) -> list[RoutingDecision]:
         rows = self._query(
-            "SELECT body FROM decisions WHERE sync_status = ? AND timestamp < ? ORDER BY timestamp DESC LIMIT ?",
+            "SELECT ticket_id, body FROM decisions WHERE sync_status = ? AND timestamp < ?"
+            " ORDER BY timestamp DESC LIMIT ?",
             (status.value, received_before if received_before is not None else 2**63 - 1, limit),
         )
-        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+        return self._valid(RoutingDecision, rows, "decision")
 
     def all(self) -> list[RoutingDecision]:
-        rows = self._query("SELECT body FROM decisions ORDER BY created_at", ())
-        return [RoutingDecision.model_validate_json(body) for (body,) in rows]
+        rows = self._query("SELECT ticket_id, body FROM decisions ORDER BY created_at", ())
+        return self._valid(RoutingDecision, rows, "decision")
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM decisions", ())[0][0])
@@ -230,11 +246,14 @@ class SqliteDecisionRepository:
                 )
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
-        return Feedback.model_validate_json(previous[0]) if previous else None
+        if previous is None:
+            return None
+        earlier = self._valid(Feedback, [(feedback.ticket_id, previous[0])], "feedback")
+        return earlier[0] if earlier else None
 
     def feedback(self) -> list[Feedback]:
-        rows = self._query("SELECT body FROM feedback ORDER BY recorded_at", ())
-        return [Feedback.model_validate_json(body) for (body,) in rows]
+        rows = self._query("SELECT ticket_id, body FROM feedback ORDER BY recorded_at", ())
+        return self._valid(Feedback, rows, "feedback")
 
     # --- Undelivered events: the embedded bus's dead-letter queue --------------------------------
 
@@ -257,8 +276,8 @@ class SqliteDecisionRepository:
             raise RepositoryUnavailable(str(exc)) from exc
 
     def parked(self, limit: int = 100) -> list[TicketReceived]:
-        rows = self._query("SELECT body FROM undelivered_events ORDER BY failed_at LIMIT ?", (limit,))
-        return [TicketReceived.model_validate_json(body) for (body,) in rows]
+        rows = self._query("SELECT ticket_id, body FROM undelivered_events ORDER BY failed_at LIMIT ?", (limit,))
+        return self._valid(TicketReceived, rows, "unrouted ticket")
 
     def unpark(self, ticket_id: str) -> None:
         try:
@@ -266,6 +285,34 @@ class SqliteDecisionRepository:
                 self._db.execute("DELETE FROM undelivered_events WHERE ticket_id = ?", (ticket_id,))
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
+
+    def _damaged(self, ticket_id: str, exc: ValidationError) -> RepositoryUnavailable:
+        # Without the cause: pydantic would quote the stored body, customer text included.
+        return RepositoryUnavailable(
+            f"the stored decision for ticket {ticket_id} in {self.path} is not a valid record"
+            f" ({exc.error_count()} error(s), first: {exc.errors()[0]['msg']})"
+        )
+
+    def _valid(self, model: type[Record], rows: Iterable[tuple[Any, ...]], what: str) -> list[Record]:
+        """Parse the stored records, leaving out (and logging) any that no longer parse.
+
+        One damaged row (a hand edit, a record written by an older version) must not stop every
+        report and replay that reads the store; each is named so that it can be looked at.
+        """
+        records = []
+        for ticket_id, body in rows:
+            try:
+                records.append(model.model_validate_json(body))
+            except ValidationError as exc:
+                logger.warning(
+                    "%s record of ticket %s in %s is not valid and was left out (%d error(s), first: %s)",
+                    what,
+                    ticket_id,
+                    self.path,
+                    exc.error_count(),
+                    exc.errors()[0]["msg"],
+                )
+        return records
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

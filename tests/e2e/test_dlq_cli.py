@@ -10,7 +10,7 @@ import pytest
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import SyncStatus
 from handlers.cli import main
-from tests.integration.test_sqlite_repository import a_decision
+from tests.integration.test_sqlite_repository import a_decision, damage
 
 
 def test_replay_moves_failed_decisions_to_the_outbox(
@@ -76,3 +76,23 @@ def test_queue_url_without_aws_is_refused_rather_than_ignored(
     assert code == 2
     assert "--queue-url needs --aws" in capsys.readouterr().err
     assert not (tmp_path / "outbox.jsonl").exists()
+
+
+def test_replay_pushes_the_intact_decisions_when_one_stored_record_is_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two failed decisions, one of them damaged in the store
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    for i, ticket_id in enumerate(["T-1", "T-2"]):
+        store.save(a_decision(ticket_id, timestamp=i))
+        store.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+    damage(store, "decisions", "T-1")
+    store.close()
+    # When the DLQ is replayed
+    code = main(["dlq", "replay"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the intact one is pushed, rather than the whole replay failing on the damaged one
+    assert code == 0
+    assert (report["attempted"], report["succeeded"]) == (1, 1)
+    assert [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()] == ["T-2"]

@@ -244,3 +244,48 @@ def a_ticket_received(ticket_id: str) -> TicketReceived:
         correlation_id="corr-1",
         customer_context=CustomerContext(is_vip=False, account_type=AccountType.CONSUMER),
     )
+
+
+def damage(store: SqliteDecisionRepository, table: str, ticket_id: str) -> None:
+    """Overwrite a stored record the way a hand edit or an older release might leave it."""
+    store._db.execute(f"UPDATE {table} SET body = ? WHERE ticket_id = ?", ('{"ticket_id": "cut off', ticket_id))
+
+
+def test_a_damaged_row_is_left_out_of_listings_and_named_in_the_log(
+    repo: SqliteDecisionRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given two failed decisions, two feedback records and two unrouted tickets, one of each damaged
+    for i, ticket_id in enumerate(["T-1", "T-2"]):
+        repo.save(a_decision(ticket_id, timestamp=i))
+        repo.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+        repo.record(Feedback(ticket_id=ticket_id, correct_team="Billing Support", recorded_at=NOW))
+        repo.park(a_ticket_received(ticket_id), "ModelUnavailable", NOW)
+    for table in ("decisions", "feedback", "undelivered_events"):
+        damage(repo, table, "T-1")
+    # When the store is listed
+    failed = repo.find_by_sync_status(SyncStatus.FAILED)
+    everything = repo.all()
+    feedback = repo.feedback()
+    parked = repo.parked()
+    # Then the intact records are all there, and each damaged one is named in a warning
+    assert [d.ticket_id for d in failed] == [d.ticket_id for d in everything] == ["T-2"]
+    assert [f.ticket_id for f in feedback] == [e.ticket_id for e in parked] == ["T-2"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 4
+    assert all("ticket T-1" in w and "not valid" in w for w in warnings)
+
+
+def test_a_damaged_decision_read_by_id_is_unavailable_not_a_crash(repo: SqliteDecisionRepository) -> None:
+    # Given a stored decision that was damaged
+    repo.save(a_decision("T-1"))
+    damage(repo, "decisions", "T-1")
+    # When it is read or its sync recorded, then the store says which record, without quoting it
+    with pytest.raises(RepositoryUnavailable, match=r"decision for ticket T-1 .* is not a valid record") as read:
+        repo.get("T-1")
+    with pytest.raises(RepositoryUnavailable, match="T-1"):
+        repo.update_sync_status("T-1", 1_000, SyncStatus.SUCCESS)
+    assert "cut off" not in str(read.value)
+    # And new feedback on it is still recorded, even when the earlier feedback is damaged too
+    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
+    damage(repo, "feedback", "T-1")
+    assert repo.record(Feedback(ticket_id="T-1", correct_team="Network Operations", recorded_at=NOW)) is None
