@@ -7,6 +7,7 @@ handler runs behind `ticket-router serve` with local adapters injected.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -121,7 +122,10 @@ def post_ticket() -> Response:
     return _json(202, accepted)
 
 
-def _checked_ticket_id(ticket_id: str) -> str:
+def _checked_ticket_id(path_segment: str) -> str:
+    # A REST API hands the path over still percent-encoded, and clients encode ':', '@' and '+'
+    # (encodeURIComponent does); ids hold no '%', so decoding an already decoded one changes nothing.
+    ticket_id = unquote(path_segment)
     try:
         return (
             NewTicket.model_validate({"ticket_id": ticket_id, "customer_id": "x", "description": "x"}).ticket_id or ""
@@ -132,7 +136,8 @@ def _checked_ticket_id(ticket_id: str) -> str:
 
 @app.get("/tickets/<ticket_id>")
 def get_ticket(ticket_id: str) -> Response:
-    decision = _decisions().get(_checked_ticket_id(ticket_id))
+    ticket_id = _checked_ticket_id(ticket_id)
+    decision = _decisions().get(ticket_id)
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id} (yet)"})
     return _json(200, decision.model_dump(mode="json"))

@@ -65,7 +65,7 @@ class ApiGatewayWsgiApp:
             is_base64 = False
         except UnicodeDecodeError:
             text, is_base64 = base64.b64encode(body).decode(), True
-        path = environ.get("PATH_INFO") or "/"
+        path = _utf8_path(environ.get("PATH_INFO") or "/")
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)) or None
         method = environ["REQUEST_METHOD"]
         return {
@@ -123,3 +123,11 @@ class ApiGatewayWsgiApp:
         from handlers.openapi import openapi_document
 
         return _json_response(start_response, 200, openapi_document())
+
+
+def _utf8_path(wsgi_path: str) -> str:
+    # PEP 3333 hands the path over as one Latin-1 code point per byte; clients send UTF-8.
+    try:
+        return wsgi_path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a server that already decoded it
+        return wsgi_path

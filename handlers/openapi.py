@@ -41,6 +41,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "The ticket_id is being accepted by a concurrent request, or was used for another ticket",
         413: f"Body larger than {MAX_BODY_BYTES} bytes",
         415: "Content-Type is not application/json",
+        501: "Feedback is not enabled on this deployment (no feedback store configured)",
         503: "A dependency is unavailable; retry",
     }
     return {str(code): {"description": reasons[code], "content": _json_content("Error")} for code in codes}
@@ -106,7 +107,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": _json_content("Feedback")},
                     "responses": {
                         "201": {"description": "Correction recorded"},
-                        **_errors(400, 403, 404, 413, 415),
+                        **_errors(400, 403, 404, 413, 415, 501, 503),
                     },
                 }
             },

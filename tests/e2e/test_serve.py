@@ -199,6 +199,14 @@ def test_a_body_that_is_not_json_is_415(served: Served) -> None:
     assert "application/json" in response.json()["message"]
 
 
+def test_a_ticket_id_in_the_path_is_read_as_utf8_like_api_gateway_does(served: Served) -> None:
+    # When a path holds a non-ASCII id (sent percent-encoded UTF-8, as every client does)
+    response = served.get("/tickets/T-%C3%A9t%C3%A9")
+    # Then the error quotes it as the client wrote it, not as Latin-1 mojibake
+    assert response.status_code == 400
+    assert "'T-\u00e9t\u00e9'" in response.json()["message"]
+
+
 def test_a_body_that_is_not_utf8_is_400(served: Served) -> None:
     raw = b'{"customer_id": "CUST-1001", "description": "caf\xe9"}'
     response = served.post(None, data=raw, headers={"Content-Type": "application/json"})

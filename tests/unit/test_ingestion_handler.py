@@ -449,7 +449,21 @@ def test_get_of_an_unknown_ticket_is_404(api: Harness) -> None:
     assert "T-UNKNOWN" in body["message"]
 
 
-@pytest.mark.parametrize("ticket_id", ["bad!id", "T" * 200, "a,b", "T-\u00e9", "..."])
+def test_a_percent_encoded_ticket_id_in_the_path_finds_its_decision(api: Harness) -> None:
+    # Given a ticket whose id holds characters a client percent-encodes in a path
+    assert api.post_ticket({**VALID_TICKET, "ticket_id": "ORD:1@EU+2"})[0] == 202
+    # When its decision and feedback are asked for the way encodeURIComponent writes the path
+    status, body = api.request("GET", "/tickets/ORD%3A1%40EU%2B2")
+    feedback_status, _ = api.request(
+        "POST", "/tickets/ORD%3A1%40EU%2B2/feedback", json.dumps({"correct_team": "Billing Support"})
+    )
+    # Then both find the ticket: a REST API passes the path on still encoded
+    assert (status, body["ticket_id"]) == (200, "ORD:1@EU+2")
+    assert feedback_status == 201
+    assert [f.ticket_id for f in api.app.repository.feedback()] == ["ORD:1@EU+2"]
+
+
+@pytest.mark.parametrize("ticket_id", ["bad!id", "T" * 200, "a,b", "T-\u00e9", "...", "T%2F1", "T%251"])
 def test_get_of_an_invalid_ticket_id_is_400(api: Harness, ticket_id: str) -> None:
     status, body = api.request("GET", f"/tickets/{ticket_id}")
     assert status == 400

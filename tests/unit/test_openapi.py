@@ -1,0 +1,51 @@
+"""The OpenAPI document lists every status a route of the ingestion handler answers with."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from handlers.openapi import openapi_document
+
+INGESTION = Path(__file__).parents[2] / "handlers" / "ingestion.py"
+
+
+def statuses_returned_by_each_route() -> dict[tuple[str, str], set[int]]:
+    """(method, OpenAPI path) -> the literal statuses its function passes to `_json`."""
+    routes: dict[tuple[str, str], set[int]] = {}
+    for node in ast.parse(INGESTION.read_text()).body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)):
+                continue
+            if not (isinstance(decorator.func.value, ast.Name) and decorator.func.value.id == "app"):
+                continue
+            if decorator.func.attr not in {"get", "post"}:
+                continue
+            path = re.sub(r"<(\w+)>", r"{\1}", ast.literal_eval(decorator.args[0]))
+            routes[(decorator.func.attr, path)] = {
+                call.args[0].value
+                for call in ast.walk(node)
+                if isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == "_json"
+                and isinstance(call.args[0], ast.Constant)
+            }
+    return routes
+
+
+def test_every_status_a_route_returns_is_documented() -> None:
+    # Given the statuses each route of the handler returns
+    routes = statuses_returned_by_each_route()
+    assert ("post", "/tickets/{ticket_id}/feedback") in routes
+    # When the OpenAPI document is built
+    paths = openapi_document()["paths"]
+    # Then each of those statuses has a response there
+    undocumented = {
+        (method, path): sorted(str(code) for code in codes if str(code) not in paths[path][method]["responses"])
+        for (method, path), codes in routes.items()
+        if path in paths
+    }
+    assert {route: codes for route, codes in undocumented.items() if codes} == {}
