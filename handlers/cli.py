@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib import import_module
 
@@ -29,6 +30,8 @@ COMMANDS = (
 EXIT_OK = 0
 EXIT_BAD_ROWS = 1
 EXIT_USAGE = 2
+# sysexits' EX_SOFTWARE: a bug, told apart from a run that finished with some rows rejected (1).
+EXIT_INTERNAL_ERROR = 70
 # What shells report for a process ended by SIGPIPE, as `cmd | head` ends `cat`.
 EXIT_BROKEN_PIPE = 128 + 13
 
@@ -68,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ticket-router: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception:
+        # Not the user's to fix: the trace is what a bug report needs.
+        traceback.print_exc()
+        print("ticket-router: internal error (a bug): please report it with the trace above", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from handlers.cli import EXIT_INTERNAL_ERROR, main
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -50,3 +52,20 @@ def test_a_model_price_table_that_is_not_json_is_named_in_one_line(tmp_path: Pat
     assert result.returncode == 2
     assert "MODEL_PRICES: not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_exits_70_with_its_trace_told_apart_from_rejected_rows(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a command with a bug in it
+    def buggy(args: object) -> int:
+        return {}["missing"]  # type: ignore[no-any-return]
+
+    monkeypatch.setattr("handlers.commands.dlq.run_replay", buggy)
+    # When it is run
+    code = main(["dlq", "replay"])
+    # Then the exit is EX_SOFTWARE, not the 1 of a run that rejected some rows, and the trace is kept
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERNAL_ERROR == 70
+    assert "KeyError: 'missing'" in err
+    assert err.rstrip().endswith("ticket-router: internal error (a bug): please report it with the trace above")
