@@ -70,6 +70,7 @@ class SqliteDecisionRepository:
             elif create:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._refuse_another_database(self._db, Path(self.path), empty_is_ours=True)
             else:
                 self._db = self._open_existing(Path(self.path))
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -91,15 +92,22 @@ class SqliteDecisionRepository:
         db = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False, isolation_level=None
         )
+        SqliteDecisionRepository._refuse_another_database(db, path, empty_is_ours=False)
+        return db
+
+    @staticmethod
+    def _refuse_another_database(db: sqlite3.Connection, path: Path, *, empty_is_ours: bool) -> None:
+        """Close `db` and refuse it when it is some other application's database: adding our tables
+        to it, and switching it to WAL, would change a file that is not ours."""
         try:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error:
             db.close()
             raise
-        if "decisions" not in tables:
-            db.close()
-            raise ConfigurationError(f"{path} is not a ticket-router decision store (it has no decisions table)")
-        return db
+        if "decisions" in tables or (empty_is_ours and not tables):
+            return
+        db.close()
+        raise ConfigurationError(f"{path} is not a ticket-router decision store (it has no decisions table)")
 
     def close(self) -> None:
         with self._lock:

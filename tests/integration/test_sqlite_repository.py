@@ -193,17 +193,31 @@ def test_opening_an_existing_store_only_refuses_a_missing_file_and_creates_nothi
     assert not (tmp_path / "missing").exists()
 
 
-def test_opening_an_existing_store_only_leaves_another_database_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize("create", [False, True], ids=["existing-only", "create"])
+def test_another_database_is_refused_and_left_untouched(tmp_path: Path, create: bool) -> None:
     # Given another application's SQLite database
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE orders (id INTEGER)")
     conn.close()
     before = path.read_bytes()
-    # When / Then it is refused as not a decision store, and its bytes are unchanged
+    # When / Then it is refused as not a decision store, even where a store may be created, and its
+    # bytes are unchanged: no tables of ours, no switch to WAL
     with pytest.raises(ConfigurationError, match="not a ticket-router decision store"):
-        SqliteDecisionRepository(path, create=False)
+        SqliteDecisionRepository(path, create=create)
     assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.glob("other.db*")) == ["other.db"]
+
+
+def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
+    # Given an empty file (touch'ed, or made by mktemp)
+    path = tmp_path / "new.db"
+    path.touch()
+    # When it is opened as a store, then it is one
+    store = SqliteDecisionRepository(path)
+    store.save(a_decision())
+    assert store.count() == 1
+    store.close()
 
 
 def test_opening_an_existing_store_only_reads_a_real_one(tmp_path: Path) -> None:
