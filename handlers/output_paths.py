@@ -79,3 +79,11 @@ def check_writable(
         for step in reversed(created):
             with contextlib.suppress(OSError):
                 step.rmdir()
+
+
+def model_files(model_dir: Path | None) -> dict[str, Path]:
+    """The files of a trained model, named for `keep_apart`: an output written over one of them
+    would break the model for every later run."""
+    if model_dir is None or not model_dir.is_dir():
+        return {}
+    return {f"the model's {file.name} in {model_dir}": file for file in sorted(model_dir.iterdir()) if file.is_file()}

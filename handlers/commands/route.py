@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.clock import FixedClock, SystemClock
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from handlers.bootstrap import LocalApp, bootstrap_local
-from handlers.output_paths import check_writable
+from handlers.output_paths import check_writable, model_files
 from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
 from handlers.ticket_files import read_ticket_file
@@ -53,6 +53,15 @@ def routing_settings(args: argparse.Namespace) -> LocalSettings:
     return load_settings(LocalSettings).model_copy(update=overrides)
 
 
+def routing_inputs(settings: LocalSettings) -> dict[str, Path | None]:
+    """The files routing reads besides the tickets, named for `keep_apart`."""
+    return {
+        "--taxonomy": settings.router_taxonomy,
+        "--label-team-map": settings.router_label_team_map,
+        **model_files(settings.router_model_dir),
+    }
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "route",
@@ -80,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
     outbox = args.outbox or settings.outbox_path
     # Checked before any ticket is routed: a late failure would leave decisions stored in --db
     # with no output, or pending syncs that no later run pushes.
-    inputs = {"FILE": args.file, "--db": args.db, "--customers": args.customers, "--services": args.services}
-    check_writable(outbox, "--outbox", keep_apart=inputs)
+    inputs = {
+        "FILE": args.file,
+        "--db": args.db,
+        "--customers": args.customers or settings.router_customers_file,
+        "--services": args.services or settings.router_services_file,
+        **routing_inputs(settings),
+    }
+    check_writable(outbox, "--outbox" if args.outbox else "the outbox (ROUTER_OUTBOX)", keep_apart=inputs)
     if args.output:
         check_writable(args.output, "--output", keep_apart={**inputs, "--outbox": outbox})
 

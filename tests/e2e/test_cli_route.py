@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -205,6 +206,49 @@ def test_an_output_naming_the_input_or_the_store_is_refused_and_the_file_kept(
     assert err.startswith("ticket-router: error: ") and err.count("\n") == 1
     assert "same file" in err
     assert protected.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        pytest.param(["--outbox", "{taxonomy}"], "--outbox {taxonomy} is the same file as --taxonomy", id="taxonomy"),
+        pytest.param(
+            ["--output", "{label_map}"], "--output {label_map} is the same file as --label-team-map", id="label-map"
+        ),
+        pytest.param(
+            ["--output", "{metadata}"],
+            "--output {metadata} is the same file as the model's metadata.json in {model}",
+            id="model-file",
+        ),
+    ],
+)
+def test_an_output_naming_a_file_routing_reads_is_refused_and_the_file_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], output: list[str], expected: str
+) -> None:
+    # Given a taxonomy, a label-team map and a trained model of the user's own
+    paths = {
+        "taxonomy": tmp_path / "taxonomy.toml",
+        "label_map": tmp_path / "labels.json",
+        "model": tmp_path / "model",
+        "metadata": tmp_path / "model" / "metadata.json",
+    }
+    shutil.copy(ROOT / "domain" / "taxonomy.toml", paths["taxonomy"])
+    shutil.copytree(ROOT / "adapters" / "classifier" / "default_model", paths["model"])
+    labels = {name: name for name in json.loads((paths["metadata"]).read_text())["labels"]}
+    paths["label_map"].write_text(json.dumps(labels))
+    before = {name: path.read_bytes() for name, path in paths.items() if path.is_file()}
+    # When an output of route names one of them
+    argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--outbox", str(tmp_path / "o.jsonl")]
+    argv += ["--taxonomy", str(paths["taxonomy"]), "--model-dir", str(paths["model"])]
+    argv += ["--label-team-map", str(paths["label_map"])]
+    argv += [o.format(**paths) for o in output]
+    code = main(argv)
+    # Then the command refuses in one line, naming both, and every file is as it was
+    assert (code, capsys.readouterr().err) == (
+        2,
+        f"ticket-router: error: {expected.format(**paths)}; refusing to write to it\n",
+    )
+    assert {name: path.read_bytes() for name, path in paths.items() if path.is_file()} == before
 
 
 @pytest.mark.parametrize(
