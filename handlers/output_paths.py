@@ -49,6 +49,10 @@ def check_writable(
             raise OutputPathError(f"{option} {path} is the same file as {name}; refusing to write to it")
     if not directory and path.is_dir():
         raise OutputPathError(f"cannot write {option} {path}: it is a directory")
+    if not directory and path.exists() and not path.is_file():
+        # A named pipe or a device (/dev/stdout): writing it destroys nothing, and a probe would do
+        # harm: opening a pipe blocks until a reader comes, and closing it again ends that reader.
+        return
     if directory and path.exists() and not path.is_dir():
         raise OutputPathError(f"cannot write {option} {path}: it is a file, not a directory")
     folder = path if directory else path.parent

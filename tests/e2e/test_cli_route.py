@@ -405,3 +405,21 @@ def test_tickets_that_fail_to_route_are_kept_in_the_store_for_dlq_replay(
     store = SqliteDecisionRepository(db, create=False)
     assert len(store.parked(limit=100)) == 24
     store.close()
+
+
+def test_decisions_written_to_a_named_pipe_reach_the_reader_waiting_on_it(tmp_path: Path) -> None:
+    # Given a named pipe with a reader that reads it to its end, as `cat pipe` does
+    pipe = tmp_path / "decisions.pipe"
+    os.mkfifo(pipe)
+    reader = subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE)
+    # When route writes its decisions there
+    argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--output", str(pipe)]
+    argv += ["--outbox", str(tmp_path / "o.jsonl")]
+    # (bounded, so that a regression fails instead of hanging the suite)
+    routed = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", *argv], check=False, cwd=ROOT, capture_output=True, timeout=120
+    )
+    # Then the reader gets every decision: an up-front probe no longer ends it before they are written
+    received = reader.communicate(timeout=60)[0].decode().splitlines()
+    assert routed.returncode == 0, routed.stderr
+    assert [json.loads(line)["ticket_id"] for line in received] == ["T-0001", "T-0002", "T-0003"]
