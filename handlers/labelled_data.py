@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handlers.commands.arguments import column_name
 from handlers.record_files import BadRecord, RecordFileError, read_records
 
 # Problems printed per file; the rest are counted, so that a broken export does not flood the terminal.
@@ -126,18 +127,27 @@ class _TextColumnOption(argparse.Action):
 
 def add_column_arguments(parser: Any, *, label_required: bool = True) -> None:
     parser.add_argument(
-        "--text-column", action=_TextColumnOption, default=None, help="column holding the whole text (default: text)"
+        "--text-column",
+        action=_TextColumnOption,
+        type=column_name,
+        default=None,
+        help="column holding the whole text (default: text)",
     )
     parser.add_argument(
         "--subject-column",
         action=_TextColumnOption,
+        type=column_name,
         default=None,
         help="column holding the subject (use with --body-column)",
     )
     parser.add_argument(
-        "--body-column", action=_TextColumnOption, default=None, help="column holding the body/description"
+        "--body-column",
+        action=_TextColumnOption,
+        type=column_name,
+        default=None,
+        help="column holding the body/description",
     )
-    parser.add_argument("--label-column", required=label_required, help="column holding the label")
+    parser.add_argument("--label-column", type=column_name, required=label_required, help="column holding the label")
 
 
 def columns_from_args(args: Any) -> TextColumns:

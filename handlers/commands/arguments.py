@@ -1,5 +1,6 @@
-"""argparse types for numbers in a range: a value outside it is a usage error naming the option,
-never a traceback from whatever would have received it (numpy, scikit-learn, the socket layer)."""
+"""argparse types for numbers in a range and for names: a value outside it is a usage error naming
+the option, never a traceback or a quiet misreading by whatever would have received it (numpy,
+scikit-learn, the socket layer, a CSV reader)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,10 @@ def _range(low: float, high: float | None, value: str, *, strict_low: bool) -> s
     if high is not None:
         return f"must be between {low} and {high}, not {value}"
     return f"must be above {low}, not {value}" if strict_low else f"must be {low} or more, not {value}"
+
+
+def column_name(value: str) -> str:
+    # An empty name would match no column, or a header cell left blank by accident.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a column name cannot be empty")
+    return value

@@ -22,6 +22,7 @@ from domain.errors import ConfigurationError
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
+from handlers.commands.arguments import column_name
 from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
 from handlers.labelled_data import SHOWN_PROBLEMS, TextColumns, read_labelled, report_problems, require_rows
 from handlers.validation import describe_validation_error
@@ -30,7 +31,7 @@ from handlers.validation import describe_validation_error
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="replay labelled tickets through the full routing decision")
     parser.add_argument("file", type=Path, metavar="FILE", help="labelled tickets, CSV or JSON Lines")
-    parser.add_argument("--label-column", required=True, help="column with the right answer")
+    parser.add_argument("--label-column", type=column_name, required=True, help="column with the right answer")
     parser.add_argument(
         "--label-kind",
         choices=("team", "category"),
@@ -38,10 +39,15 @@ def register(subparsers: Any) -> None:
         help="whether the label is a team (default) or a category of the taxonomy",
     )
     parser.add_argument(
-        "--subject-column", default=None, help="ticket subject column (default subject, used when the file has one)"
+        "--subject-column",
+        type=column_name,
+        default=None,
+        help="ticket subject column (default subject, used when the file has one)",
     )
-    parser.add_argument("--body-column", default="description", help="ticket text column (default description)")
-    parser.add_argument("--customer-column", default="customer_id")
+    parser.add_argument(
+        "--body-column", type=column_name, default="description", help="ticket text column (default description)"
+    )
+    parser.add_argument("--customer-column", type=column_name, default="customer_id")
     add_routing_arguments(parser)
     parser.add_argument("--customers", type=Path)
     parser.add_argument("--services", type=Path)

@@ -122,6 +122,33 @@ def test_text_column_with_body_column_is_a_usage_error(
     assert "argument --body-column: not allowed with argument --text-column" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("train", "--label-column"),
+        ("train", "--text-column"),
+        ("evaluate", "--subject-column"),
+        ("evaluate", "--body-column"),
+        ("backtest", "--label-column"),
+        ("backtest", "--customer-column"),
+    ],
+)
+def test_an_empty_column_name_is_a_usage_error_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, option: str
+) -> None:
+    # Given a labelled file
+    data = tmp_path / "train.csv"
+    write_labelled(data)
+    # When a column option is given an empty name (an unset shell variable, say)
+    argv = [command, str(data)] if command == "backtest" else [command, "--data", str(data)]
+    argv += ["--label-column", "intent", option, " "] if option != "--label-column" else [option, ""]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    # Then argparse refuses it, naming the option
+    assert exited.value.code == 2
+    assert f"argument {option}: a column name cannot be empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("threshold", ["nan", "inf", "-1", "2"])
 def test_evaluate_refuses_a_threshold_outside_0_to_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str
