@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 
 def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -49,3 +50,11 @@ def column_name(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("a column name cannot be empty")
     return value
+
+
+def path_argument(value: str) -> Path:
+    # Path("") is ".": an empty value (an unset shell variable) would silently mean this directory,
+    # and SQLite would open a throwaway database for an empty --db.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a path cannot be empty")
+    return Path(value)

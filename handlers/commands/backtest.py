@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,7 +21,7 @@ from domain.errors import ConfigurationError
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
-from handlers.commands.arguments import column_name
+from handlers.commands.arguments import column_name, path_argument
 from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
 from handlers.labelled_data import SHOWN_PROBLEMS, TextColumns, read_labelled, report_problems, require_rows
 from handlers.validation import describe_validation_error
@@ -30,7 +29,7 @@ from handlers.validation import describe_validation_error
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="replay labelled tickets through the full routing decision")
-    parser.add_argument("file", type=Path, metavar="FILE", help="labelled tickets, CSV or JSON Lines")
+    parser.add_argument("file", type=path_argument, metavar="FILE", help="labelled tickets, CSV or JSON Lines")
     parser.add_argument("--label-column", type=column_name, required=True, help="column with the right answer")
     parser.add_argument(
         "--label-kind",
@@ -49,8 +48,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--customer-column", type=column_name, default="customer_id")
     add_routing_arguments(parser)
-    parser.add_argument("--customers", type=Path)
-    parser.add_argument("--services", type=Path)
+    parser.add_argument("--customers", type=path_argument)
+    parser.add_argument("--services", type=path_argument)
     parser.add_argument("--now", type=parse_now)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

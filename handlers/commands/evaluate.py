@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
-from handlers.commands.arguments import real_number
+from handlers.commands.arguments import path_argument, real_number
 from handlers.labelled_data import (
     add_column_arguments,
     columns_from_args,
@@ -21,14 +20,14 @@ from handlers.output_paths import check_writable
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("evaluate", help="measure a model on labelled tickets")
-    parser.add_argument("--model-dir", type=Path, help="trained model (default: the bundled telecom model)")
-    parser.add_argument("--data", type=Path, required=True, help="labelled tickets, CSV or JSON Lines")
+    parser.add_argument("--model-dir", type=path_argument, help="trained model (default: the bundled telecom model)")
+    parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
     parser.add_argument(
         "--threshold", type=real_number(0, 1), default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--report", type=Path, help="write a self-contained HTML report here")
+    parser.add_argument("--report", type=path_argument, help="write a self-contained HTML report here")
     parser.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.feedback import correction_rows, routing_accuracy
 from domain.taxonomy import load_taxonomy
+from handlers.commands.arguments import path_argument
 from handlers.observability import logs_to_stderr
 from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
@@ -32,14 +33,14 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("feedback", help="export corrections as training data, or show routing accuracy")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="write re-routes as a retraining file (CSV or JSONL)")
-    export.add_argument("--output", type=Path, required=True, help="file to write (.csv or .jsonl)")
+    export.add_argument("--output", type=path_argument, required=True, help="file to write (.csv or .jsonl)")
     export.add_argument(
-        "--db", type=Path, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
+        "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
     )
     export.add_argument("--all", action="store_true", help="also export confirmations, not only re-routes")
     export.set_defaults(func=run_export)
     stats = actions.add_parser("stats", help="routing accuracy: the share of decisions not re-routed")
-    stats.add_argument("--db", type=Path)
+    stats.add_argument("--db", type=path_argument)
     stats.set_defaults(func=run_stats)
 
 

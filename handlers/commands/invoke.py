@@ -20,6 +20,7 @@ from handlers.bootstrap import (
     local_orchestrator_deps,
     local_ticketing_update_deps,
 )
+from handlers.commands.arguments import path_argument
 from handlers.local_context import LocalLambdaContext
 from handlers.observability import logs_to_stderr
 from handlers.settings import LocalSettings, load_settings
@@ -34,7 +35,7 @@ class EventFileError(TicketRouterError):
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("invoke", help="run one Lambda handler in-process on an event file")
     parser.add_argument("function", choices=FUNCTIONS, metavar="FUNCTION", help=" | ".join(FUNCTIONS))
-    parser.add_argument("-e", "--event", type=Path, required=True, help="event JSON (see events/)")
+    parser.add_argument("-e", "--event", type=path_argument, required=True, help="event JSON (see events/)")
     parser.set_defaults(func=run)
 
 

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.clock import FixedClock, SystemClock
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from handlers.bootstrap import LocalApp, bootstrap_local
+from handlers.commands.arguments import path_argument
 from handlers.output_paths import check_writable, model_files
 from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
@@ -32,11 +33,15 @@ def parse_now(value: str) -> datetime:
 def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose how tickets are routed; `route` and `backtest` share them."""
     parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default: pipeline)")
-    parser.add_argument("--model-dir", type=Path, help="trained classifier artifact (default: the bundled model)")
     parser.add_argument(
-        "--label-team-map", type=Path, help="map a trained model's labels to teams (JSON object or label,team CSV)"
+        "--model-dir", type=path_argument, help="trained classifier artifact (default: the bundled model)"
     )
-    parser.add_argument("--taxonomy", type=Path, help="taxonomy TOML (default: the bundled telecom taxonomy)")
+    parser.add_argument(
+        "--label-team-map",
+        type=path_argument,
+        help="map a trained model's labels to teams (JSON object or label,team CSV)",
+    )
+    parser.add_argument("--taxonomy", type=path_argument, help="taxonomy TOML (default: the bundled telecom taxonomy)")
 
 
 def routing_settings(args: argparse.Namespace) -> LocalSettings:
@@ -68,17 +73,21 @@ def register(subparsers: Any) -> None:
         help="route a file of tickets (JSON array, JSON Lines or CSV)",
         description="Route every ticket in FILE through the same domain code the Lambdas run.",
     )
-    parser.add_argument("file", type=Path, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
-    parser.add_argument("--customers", type=Path, help="customer profiles (JSON array); default: bundled samples")
-    parser.add_argument("--services", type=Path, help="service status snapshot (JSON); default: bundled samples")
+    parser.add_argument("file", type=path_argument, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
+    parser.add_argument(
+        "--customers", type=path_argument, help="customer profiles (JSON array); default: bundled samples"
+    )
+    parser.add_argument(
+        "--services", type=path_argument, help="service status snapshot (JSON); default: bundled samples"
+    )
     parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
-    parser.add_argument("--output", type=Path, help="write one JSON decision a line here")
+    parser.add_argument("--output", type=path_argument, help="write one JSON decision a line here")
     parser.add_argument(
         "--db",
-        type=Path,
+        type=path_argument,
         help="SQLite decision store to use and keep (default: a fresh in-memory store for this run)",
     )
-    parser.add_argument("--outbox", type=Path, help="JSONL outbox standing in for the ticketing system")
+    parser.add_argument("--outbox", type=path_argument, help="JSONL outbox standing in for the ticketing system")
     add_routing_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
     parser.set_defaults(func=run)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigurationError
-from handlers.commands.arguments import real_number, whole_number
+from handlers.commands.arguments import path_argument, real_number, whole_number
 from handlers.labelled_data import (
     add_column_arguments,
     columns_from_args,
@@ -26,9 +26,11 @@ MIN_EXAMPLES_PER_LABEL = 10
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train a classifier on labelled tickets (CSV or JSONL)")
-    parser.add_argument("--data", type=Path, required=True, help="labelled tickets, CSV or JSON Lines")
+    parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
-    parser.add_argument("--model-dir", type=Path, help="where to write the model (default .ticket-router/models/...)")
+    parser.add_argument(
+        "--model-dir", type=path_argument, help="where to write the model (default .ticket-router/models/...)"
+    )
     parser.add_argument(
         "--backend",
         choices=("ngram", "minilm", "ensemble"),

@@ -69,3 +69,24 @@ def test_a_bug_exits_70_with_its_trace_told_apart_from_rejected_rows(
     assert code == EXIT_INTERNAL_ERROR == 70
     assert "KeyError: 'missing'" in err
     assert err.rstrip().endswith("ticket-router: internal error (a bug): please report it with the trace above")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["route", "tickets.jsonl", "--db", ""],
+        ["route", ""],
+        ["train", "--data", "train.csv", "--label-column", "intent", "--model-dir", " "],
+        ["evaluate", "--data", "test.csv", "--label-column", "intent", "--report", ""],
+        ["feedback", "export", "--output", ""],
+        ["invoke", "ingestion", "-e", ""],
+    ],
+    ids=["route-db", "route-file", "train-model-dir", "evaluate-report", "feedback-output", "invoke-event"],
+)
+def test_an_empty_path_is_a_usage_error_not_this_directory(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # When a path option gets an empty value (an unset shell variable), which Path() reads as "."
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    # Then argparse refuses it before anything is read or written
+    assert exited.value.code == 2
+    assert "a path cannot be empty" in capsys.readouterr().err
