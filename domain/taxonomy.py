@@ -139,6 +139,13 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
         document = tomllib.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigurationError(f"taxonomy file not found: {target}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(f"taxonomy file {target} is not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"taxonomy file {target} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        # tomllib parses nested arrays and inline tables recursively: no real taxonomy nests deeply.
+        raise ConfigurationError(f"taxonomy file {target} is TOML nested too deeply to read") from exc
+    except OSError as exc:  # a directory, a file we may not read...
+        raise ConfigurationError(f"cannot read taxonomy file {target}: {exc.strerror or exc}") from exc
     return parse_taxonomy(document, source=str(target))

@@ -27,6 +27,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise ConfigurationError(f"{what} file not found: {path}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{what} file {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        # The json module recurses per level of nesting; no customer or status snapshot nests deeply.
+        raise ConfigurationError(f"{what} file {path} is JSON nested too deeply to read") from exc
 
 
 def _describe(exc: ValidationError, what: str, path: Path) -> ConfigurationError:
