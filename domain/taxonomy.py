@@ -102,9 +102,16 @@ class Taxonomy(BaseModel):
             raise KeyError(category)
         return found.team
 
-    def with_label_teams(self, label_teams: dict[str, str]) -> Taxonomy:
+    def with_label_teams(self, label_teams: dict[str, str], *, source: str = "label-team map") -> Taxonomy:
         """A taxonomy whose categories are a model's own labels (e.g. fine-grained intents), each
         mapped to a team; a label inherits the severity of a category of the same team."""
+        # A team no category names has no queue to receive tickets, nor a severity to inherit.
+        unknown = sorted(set(label_teams.values()) - set(self.teams))
+        if unknown:
+            raise ConfigurationError(
+                f"{source} names team(s) the taxonomy does not have: {', '.join(map(repr, unknown))}; "
+                f"the teams are {', '.join(map(repr, self.teams))}"
+            )
         severity_by_team: dict[str, int | None] = {}
         for category in self.categories:
             severity_by_team.setdefault(category.team, category.severity)

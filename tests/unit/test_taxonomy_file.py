@@ -1,4 +1,4 @@
-"""A taxonomy file that cannot be used: one ConfigurationError saying why."""
+"""A taxonomy file or label-team map that cannot be used: one ConfigurationError saying why."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from domain.errors import ConfigurationError
 from domain.taxonomy import load_taxonomy
+
+TAXONOMY = load_taxonomy()
 
 
 def test_a_taxonomy_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
@@ -29,3 +31,24 @@ def test_a_deeply_nested_taxonomy_file_is_refused_naming_it(tmp_path: Path, open
     with pytest.raises(ConfigurationError, match="nested too deeply") as raised:
         load_taxonomy(path)
     assert str(path) in str(raised.value)
+
+
+def test_a_label_team_map_naming_a_team_the_taxonomy_lacks_is_refused() -> None:
+    # Given labels mapped to one real team and two that the taxonomy does not have
+    label_teams = {"card_lost": "Account Management", "refund": "Refunds Desk", "roaming": "network ops"}
+    # When the taxonomy takes the labels as its categories
+    with pytest.raises(ConfigurationError) as raised:
+        TAXONOMY.with_label_teams(label_teams, source="label-team map teams.csv")
+    # Then the error names the map, each unknown team, and the teams to choose from
+    message = str(raised.value)
+    assert message.startswith("label-team map teams.csv names team(s) the taxonomy does not have: ")
+    assert "'Refunds Desk', 'network ops'" in message
+    assert "'Network Operations', 'Billing Support', 'Technical Support', 'Account Management'" in message
+
+
+def test_labels_mapped_to_taxonomy_teams_become_its_categories() -> None:
+    # Given labels mapped to teams the taxonomy has
+    taxonomy = TAXONOMY.with_label_teams({"card_lost": "Account Management", "refund": "Billing Support"})
+    # Then they are the categories, each routed to its team
+    assert taxonomy.category_names == ("card_lost", "refund")
+    assert (taxonomy.team_for("card_lost"), taxonomy.team_for("refund")) == ("Account Management", "Billing Support")
