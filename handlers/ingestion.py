@@ -6,6 +6,7 @@ handler runs behind `ticket-router serve` with local adapters injected.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -21,7 +22,7 @@ from domain.taxonomy import Taxonomy
 from handlers import __version__
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
-from handlers.validation import BadRequest, parse_json_object, validation_bad_request
+from handlers.validation import BadRequest, api_event_problems, parse_json_object, validation_bad_request
 
 if TYPE_CHECKING:
     from domain.ports import DecisionRepository
@@ -206,5 +207,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext, deps: Ingestio
     resolved = deps or _deps or _default_deps()
     resolved.register_context(context)
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
+    problems = api_event_problems(event)
+    if problems:
+        # API Gateway never sends such an event; a hand-made one (a console test event) gets the
+        # fields at fault, where the router would crash and its caller see an unexplained 502.
+        errors = [{"field": field, "message": message} for field, message in problems]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        logger.warning("malformed API Gateway event", extra={"problems": summary})
+        message = f"the event is not an API Gateway (REST proxy) request: {summary}"
+        return {
+            "statusCode": 400,
+            "body": json.dumps({"message": message, "errors": errors}),
+            "isBase64Encoded": False,
+            "multiValueHeaders": {"Content-Type": [content_types.APPLICATION_JSON]},
+        }
     app.append_context(deps=resolved)
     return app.resolve(event, context)

@@ -8,7 +8,7 @@ batchItemFailures: the event source retries it, then hands it to the on-failure 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,11 +18,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecordEventName,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from domain.errors import SyncUnavailable
 from domain.models import SyncStatus
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
+from handlers.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from handlers.bootstrap import TicketingUpdateDeps
@@ -43,6 +45,43 @@ def _default_deps() -> TicketingUpdateDeps:
 
 
 _deps: TicketingUpdateDeps | None = _default_deps() if running_in_lambda() else None
+
+
+class InvalidEvent(ValueError):
+    """The event is not a DynamoDB stream batch; raising sends it to the on-failure DLQ for a person."""
+
+
+class _StreamRecordBody(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    # A failed record is reported by this number: without it the batch processor itself crashes.
+    SequenceNumber: str
+
+
+class _StreamRecord(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    eventName: Literal["INSERT", "MODIFY", "REMOVE"]
+    dynamodb: _StreamRecordBody
+
+
+class _StreamEvent(BaseModel):
+    """What the batch processor reads of a record before any record handler runs, typed as the
+    stream sends it. The stream never gets it wrong; a hand-made event (`ticket-router invoke`, a
+    console test event) can, and the processor would then fail with a bare AttributeError."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    Records: list[_StreamRecord]
+
+
+def _check_shape(event: dict[str, Any]) -> None:
+    try:
+        _StreamEvent.model_validate(event)
+    except ValidationError as exc:
+        # Field names only: a record's image holds the customer's text.
+        problems = "; ".join(f"{field}: {message}" for field, message in describe_validation_error(exc))
+        raise InvalidEvent(f"not a DynamoDB stream event: {problems}") from None
 
 
 def _is_new_pending_decision(record: DynamoDBRecord) -> bool:
@@ -93,9 +132,11 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: TicketingUpdateDeps | None = None
 ) -> dict[str, Any]:
     resolved = deps or _deps or _default_deps()
-    metrics.add_metric(name="StreamRecordsReceived", unit=MetricUnit.Count, value=len(event.get("Records") or []))
     if not event.get("Records"):
+        metrics.add_metric(name="StreamRecordsReceived", unit=MetricUnit.Count, value=0)
         return {"batchItemFailures": []}
+    _check_shape(event)
+    metrics.add_metric(name="StreamRecordsReceived", unit=MetricUnit.Count, value=len(event["Records"]))
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     return process_partial_response(  # type: ignore[return-value]  # a TypedDict of the same shape
         event=event,

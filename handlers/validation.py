@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Tickets are a few KiB; 64 KiB leaves room for long descriptions and rejects abuse early.
 MAX_BODY_BYTES = 64 * 1024
@@ -42,6 +42,8 @@ def describe_validation_error(exc: ValidationError) -> list[tuple[str, str]]:
             message = "is not a known field"
         elif err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
             message = "must not be empty"
+        elif err["type"] == "model_type":  # pydantic's own words name our class, which means nothing to a reader
+            message = "must be an object"
         problems.append((field, message))
     return problems
 
@@ -50,6 +52,35 @@ def validation_bad_request(exc: ValidationError, what: str = "ticket") -> BadReq
     errors = [{"field": field, "message": message} for field, message in describe_validation_error(exc)]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return BadRequest(f"invalid {what}: {summary}", errors=errors)
+
+
+class _ApiGatewayProxyEvent(BaseModel):
+    """What the ingestion handler's router reads of an API Gateway REST proxy event, typed as API
+    Gateway sends it. API Gateway never gets it wrong; a hand-made event (`ticket-router invoke`, a
+    console test event) can, and the router would then fail with a bare TypeError or KeyError."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    httpMethod: str
+    path: str
+    headers: dict[str, str] | None = None
+    multiValueHeaders: dict[str, list[str]] | None = None
+    queryStringParameters: dict[str, str] | None = None
+    multiValueQueryStringParameters: dict[str, list[str]] | None = None
+    pathParameters: dict[str, str] | None = None
+    body: str | None = None
+    isBase64Encoded: bool | None = None
+    requestContext: dict[str, Any] | None = None
+
+
+def api_event_problems(event: Any) -> list[tuple[str, str]]:
+    """(field, message) for each field of an API Gateway proxy event that is missing or of the
+    wrong type; empty for a usable event. The event's values are never quoted: they are requests."""
+    try:
+        _ApiGatewayProxyEvent.model_validate(event)
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+    return []
 
 
 def _depth(value: Any, limit: int) -> int:

@@ -24,6 +24,7 @@ from handlers.commands.arguments import path_argument
 from handlers.local_context import LocalLambdaContext
 from handlers.observability import logs_to_stderr
 from handlers.settings import LocalSettings, load_settings
+from handlers.validation import api_event_problems
 
 FUNCTIONS = ("ingestion", "orchestrator", "ticketing-update")
 
@@ -57,10 +58,12 @@ def _read_event(path: Path) -> dict[str, Any]:
 
 def _check_shape(function: str, event: dict[str, Any], path: Path) -> None:
     """Refuse an event of another source, which the handler would fail on with a bare KeyError."""
-    if function == "ingestion" and not isinstance(event.get("httpMethod"), str):
+    if function == "ingestion" and (problems := api_event_problems(event)):
+        # Refused here rather than answered 400 by the handler: the file is at fault, not a request.
+        fields = "; ".join(f"{field}: {message}" for field, message in problems)
         raise EventFileError(
             f"event file {path} is not an API Gateway (REST proxy) event, which the ingestion function takes:"
-            " it has no httpMethod (see events/api_*.json)"
+            f" {fields} (see events/api_*.json)"
         )
     if function == "ticketing-update" and not isinstance(event.get("Records"), list):
         raise EventFileError(
@@ -93,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
                 except orchestrator.InvalidEvent as exc:
                     raise EventFileError(str(exc)) from exc
             else:
-                result = ticketing_update.lambda_handler(event, context, deps=local_ticketing_update_deps(app))
+                try:
+                    result = ticketing_update.lambda_handler(event, context, deps=local_ticketing_update_deps(app))
+                except ticketing_update.InvalidEvent as exc:
+                    raise EventFileError(f"event file {args.event} is {exc}") from exc
         finally:
             app.close()
     print(json.dumps(result, indent=2, default=str))

@@ -157,6 +157,57 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ),
         pytest.param(
             "ingestion",
+            lambda tmp: _write(tmp, "e.json", json.dumps({"httpMethod": "GET"})),
+            "not an API Gateway (REST proxy) event, which the ingestion function takes: path: is required",
+            id="ingestion-without-a-path",
+        ),
+        pytest.param(
+            "ingestion",
+            lambda tmp: _write(tmp, "e.json", json.dumps({"httpMethod": "GET", "path": "/health", "headers": 5})),
+            "headers: Input should be a valid dictionary",
+            id="ingestion-headers-a-number",
+        ),
+        pytest.param(
+            "ingestion",
+            lambda tmp: _write(
+                tmp, "e.json", json.dumps({"httpMethod": "POST", "path": "/tickets", "body": {"ticket_id": "T-1"}})
+            ),
+            "body: Input should be a valid string",
+            id="ingestion-body-an-object",
+        ),
+        pytest.param(
+            "ingestion",
+            lambda tmp: _write(
+                tmp,
+                "e.json",
+                json.dumps(
+                    {
+                        "httpMethod": "GET",
+                        "path": "/tickets/T-1",
+                        "multiValueHeaders": {"Accept": "application/json"},
+                        "pathParameters": ["T-1"],
+                        "queryStringParameters": "a=1",
+                    }
+                ),
+            ),
+            "multiValueHeaders.Accept: Input should be a valid list; queryStringParameters: Input should be a valid"
+            " dictionary; pathParameters: Input should be a valid dictionary",
+            id="ingestion-parameters-of-the-wrong-types",
+        ),
+        pytest.param(
+            "ticketing-update",
+            lambda tmp: _write(tmp, "e.json", '{"Records": [null]}'),
+            "is not a DynamoDB stream event: Records.0: must be an object",
+            id="ticketing-update-a-null-record",
+        ),
+        pytest.param(
+            "ticketing-update",
+            lambda tmp: _write(tmp, "e.json", json.dumps({"Records": [{"eventName": "INSERT", "dynamodb": "x"}]})),
+            "Records.0.dynamodb: must be an object",
+            id="ticketing-update-dynamodb-text",
+        ),
+        pytest.param(
+            "ingestion",
             lambda tmp: _write(tmp, "deep.json", '{"body": ' + "[" * 5000 + "]" * 5000 + "}"),
             "nested too deeply",
             id="nested-5000-deep",

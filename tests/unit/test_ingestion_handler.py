@@ -489,6 +489,43 @@ def test_an_unknown_route_is_404(api: Harness, method: str, path: str) -> None:
     assert path in body["message"]
 
 
+def _sample_post_without(field: str, value: Any = ...) -> dict[str, Any]:
+    event = copy.deepcopy(POST_EVENT)
+    if value is ...:
+        del event[field]
+    else:
+        event[field] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        pytest.param(_sample_post_without("path"), "path", id="no-path"),
+        pytest.param(_sample_post_without("path", None), "path", id="path-null"),
+        pytest.param(_sample_post_without("headers", "Content-Type: application/json"), "headers", id="headers-text"),
+        pytest.param(_sample_post_without("headers", {"Content-Type": 5}), "headers.Content-Type", id="header-number"),
+        pytest.param(_sample_post_without("multiValueHeaders", [1]), "multiValueHeaders", id="multi-headers-list"),
+        pytest.param(_sample_post_without("body", {"ticket_id": "T-1"}), "body", id="body-an-object"),
+        pytest.param(_sample_post_without("pathParameters", "T-1"), "pathParameters", id="path-parameters-text"),
+        pytest.param(_sample_post_without("queryStringParameters", ["a"]), "queryStringParameters", id="query-a-list"),
+    ],
+)
+def test_an_event_api_gateway_would_never_send_is_a_400_naming_the_field(
+    api: Harness, event: dict[str, Any], field: str
+) -> None:
+    # Given the sample POST event with one field missing or of the wrong type, as a hand-made
+    # console test event may have it
+    # When the handler gets it
+    result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=api.deps)
+    # Then it answers 400 naming that field, instead of crashing in the router, and publishes nothing
+    assert result["statusCode"] == 400
+    body = json.loads(result["body"])
+    assert [error["field"] for error in body["errors"]] == [field]
+    assert field in body["message"]
+    assert api.published == []
+
+
 # --- POST /tickets/{id}/feedback ------------------------------------------------------------------
 
 

@@ -194,6 +194,46 @@ def test_an_empty_batch_does_nothing() -> None:
     assert ticketing.pushed == []
 
 
+def _record_with(**changes: Any) -> dict[str, Any]:
+    record = copy.deepcopy(RECORD)
+    record.update(changes)
+    return record
+
+
+def _record_without_sequence_number() -> dict[str, Any]:
+    record = copy.deepcopy(RECORD)
+    del record["dynamodb"]["SequenceNumber"]
+    return record
+
+
+# Refused before any record is counted, so the handler has no metric to flush.
+@pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        pytest.param(None, "Records.1: must be an object", id="null"),
+        pytest.param("INSERT", "Records.1: must be an object", id="text"),
+        pytest.param(_record_with(dynamodb=5), "Records.1.dynamodb: must be an object", id="dynamodb-a-number"),
+        pytest.param({"eventName": "INSERT"}, "Records.1.dynamodb: is required", id="no-dynamodb"),
+        pytest.param(_record_with(eventName=5), "Records.1.eventName: Input should be 'INSERT'", id="event-name-5"),
+        pytest.param(
+            _record_without_sequence_number(), "Records.1.dynamodb.SequenceNumber: is required", id="no-sequence"
+        ),
+    ],
+)
+def test_a_record_the_stream_would_never_send_fails_the_batch_naming_the_field(record: Any, problem: str) -> None:
+    # Given a batch whose second record is not shaped like a DynamoDB stream record
+    deps, ticketing = wire(RECORD)
+    event = {"Records": [copy.deepcopy(RECORD), record]}
+    # When the handler gets it, then it raises the one error naming the field at fault (the event
+    # source then hands the batch to the DLQ) instead of an AttributeError from the batch processor
+    with pytest.raises(ticketing_update.InvalidEvent, match=f"not a DynamoDB stream event: .*{problem}"):
+        invoke(event, deps)
+    # And nothing was pushed: the batch is refused before any record is synced
+    assert ticketing.pushed == []
+    assert sync_status(deps) is SyncStatus.PENDING
+
+
 def test_a_ticket_whose_retries_keep_failing_counts_as_one_sync_failure(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
