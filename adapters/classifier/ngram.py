@@ -10,15 +10,16 @@ import itertools
 import json
 import math
 import re
+import reprlib
 import unicodedata
 import zipfile
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.classifier.static_vectors import (
     StaticEmbedder,
@@ -51,20 +52,34 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DIGIT = re.compile(r"\d")
 
 
-@dataclass(frozen=True, slots=True)
-class FeaturizerConfig:
-    n_features: int = 1 << 20
-    char_min: int = 2
-    char_max: int = 5
+# Features are crc32 hashes: more buckets than 2**32 would never be used, and far more would
+# overflow the int64 feature ids.
+MAX_HASHED_FEATURES = 1 << 32
+# `train` writes 2..5; longer character n-grams are mostly whole words, which have their own
+# feature, and each extra length costs a pass over every word of every ticket.
+MAX_CHAR_NGRAM = 16
+
+
+class FeaturizerConfig(BaseModel):
+    """How text becomes hashed features. Read back from a model's metadata.json, which a person
+    may have edited: strict, so that `true` is not taken for 1, and bounded, so that a typo cannot
+    overflow the hashing or make every ticket take hours."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    n_features: int = Field(default=1 << 20, ge=1, le=MAX_HASHED_FEATURES)
+    char_min: int = Field(default=2, ge=1, le=MAX_CHAR_NGRAM)
+    char_max: int = Field(default=5, ge=1, le=MAX_CHAR_NGRAM)
     word_bigrams: bool = True
 
+    @model_validator(mode="after")
+    def _char_range_not_empty(self) -> FeaturizerConfig:
+        if self.char_max < self.char_min:
+            raise ValueError(f"char_max {self.char_max} is below char_min {self.char_min}")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n_features": self.n_features,
-            "char_min": self.char_min,
-            "char_max": self.char_max,
-            "word_bigrams": self.word_bigrams,
-        }
+        return self.model_dump()
 
 
 def normalise_text(text: str) -> str:
@@ -143,7 +158,13 @@ class NgramClassifier:
     def load(cls, model_dir: str | Path | None = None) -> NgramClassifier:
         directory = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
         metadata = read_metadata(directory)
-        if metadata.get("backend") != "ngram" or metadata.get("format") not in SUPPORTED_FORMATS:
+        # `true` == 1 and 1.0 == 1 in Python: a format is a whole number, never either of those.
+        artifact_format = metadata.get("format")
+        if (
+            metadata.get("backend") != "ngram"
+            or type(artifact_format) is not int
+            or artifact_format not in SUPPORTED_FORMATS
+        ):
             raise ClassifierUnavailable(
                 f"{directory} holds a {metadata.get('backend')!r} model of format {metadata.get('format')!r}, "
                 f"not an n-gram model of format {' or '.join(map(str, SUPPORTED_FORMATS))}"
@@ -330,13 +351,6 @@ def _labels(value: Any) -> list[str]:
     return value
 
 
-def _whole(value: Any, name: str, minimum: int) -> int:
-    # bool is an int to Python, never a count here.
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _Invalid(f"{name} must be a whole number of at least {minimum}, not {value!r}")
-    return value
-
-
 def _finite(value: Any, name: str, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _Invalid(f"{name} must be a finite number, not {value!r}")
@@ -347,21 +361,20 @@ def _finite(value: Any, name: str, *, positive: bool = False) -> float:
 
 def _featurizer(value: Any) -> FeaturizerConfig:
     if not isinstance(value, dict):
-        raise _Invalid(f"featurizer must be an object, not {value!r}")
-    known = FeaturizerConfig().to_dict()
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise _Invalid(f"featurizer has unknown setting(s) {', '.join(unknown)}")
-    settings = {**known, **value}
-    char_min = _whole(settings["char_min"], "featurizer.char_min", 1)
-    if not isinstance(settings["word_bigrams"], bool):
-        raise _Invalid(f"featurizer.word_bigrams must be true or false, not {settings['word_bigrams']!r}")
-    return FeaturizerConfig(
-        n_features=_whole(settings["n_features"], "featurizer.n_features", 1),
-        char_min=char_min,
-        char_max=_whole(settings["char_max"], "featurizer.char_max", char_min),
-        word_bigrams=settings["word_bigrams"],
-    )
+        raise _Invalid(f"featurizer must be an object, not {reprlib.repr(value)}")
+    try:
+        return FeaturizerConfig.model_validate(value)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(["featurizer", *map(str, error["loc"])])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"{field} is not a known setting")
+            elif error["loc"]:
+                problems.append(f"{field}: {error['msg']}, not {reprlib.repr(error['input'])}")
+            else:
+                problems.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
+        raise _Invalid("; ".join(problems)) from None
 
 
 def _require(data: dict[str, np.ndarray], file: str, shapes: dict[str, tuple[int | None, ...]]) -> None:

@@ -80,7 +80,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "no bias": (_edit_weights(lambda a: a.pop("bias")), "model.npz lacks bias"),
     "unknown featurizer setting": (
         _edit_metadata(lambda m: m["featurizer"].update(stemming=True)),
-        "unknown setting\\(s\\) stemming",
+        "featurizer.stemming is not a known setting",
     ),
     "static_vectors not an object": (
         _edit_metadata(lambda m: m.update(static_vectors="yes")),
@@ -98,8 +98,31 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "no hashed features": (
         _edit_metadata(lambda m: m["featurizer"].update(n_features=0)),
-        "n_features must be a whole number of at least 1",
+        "featurizer.n_features: Input should be greater than or equal to 1, not 0",
     ),
+    # Hand edits that used to load, then overflowed, hung or meant something else at the first ticket
+    "more hashed features than a 64-bit id holds": (
+        _edit_metadata(lambda m: m["featurizer"].update(n_features=2**64)),
+        "featurizer.n_features: Input should be less than or equal to 4294967296",
+    ),
+    "character n-grams a billion long": (
+        _edit_metadata(lambda m: m["featurizer"].update(char_max=10**9)),
+        "featurizer.char_max: Input should be less than or equal to 16",
+    ),
+    "character n-grams from 4 to 3": (
+        _edit_metadata(lambda m: m["featurizer"].update(char_min=4, char_max=3)),
+        "featurizer: char_max 3 is below char_min 4",
+    ),
+    "a count written as a bool": (
+        _edit_metadata(lambda m: m["featurizer"].update(char_min=True)),
+        "featurizer.char_min: Input should be a valid integer, not True",
+    ),
+    "a switch written as a number": (
+        _edit_metadata(lambda m: m["featurizer"].update(word_bigrams=1)),
+        "featurizer.word_bigrams: Input should be a valid boolean, not 1",
+    ),
+    "format true": (_edit_metadata(lambda m: m.update(format=True)), "of format True, not an n-gram model"),
+    "format 1.0": (_edit_metadata(lambda m: m.update(format=1.0)), "of format 1.0, not an n-gram model"),
     "feature ids out of order": (
         _edit_weights(lambda a: a.update(feature_ids=a["feature_ids"][::-1].copy())),
         "feature_ids must be increasing",
