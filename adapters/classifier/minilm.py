@@ -144,9 +144,11 @@ class MiniLMClassifier:
         directory = Path(model_dir)
         metadata = read_metadata(directory)
         backend = metadata.get("backend")
-        if backend not in BACKENDS or metadata.get("format") != ARTIFACT_FORMAT:
+        artifact_format = metadata.get("format")
+        # `True == 1` in Python: a hand-edited `"format": true` must not pass for format 1.
+        if backend not in BACKENDS or type(artifact_format) is not int or artifact_format != ARTIFACT_FORMAT:
             raise ClassifierUnavailable(
-                f"{directory} holds a {backend!r} model of format {metadata.get('format')!r}, "
+                f"{directory} holds a {backend!r} model of format {artifact_format!r}, "
                 f"not a MiniLM model of format {ARTIFACT_FORMAT}"
             )
         try:

@@ -261,9 +261,13 @@ def test_loader_reports_a_missing_onnx_file(tmp_path: Path) -> None:
 def test_minilm_loader_refuses_other_backends_and_formats(tmp_path: Path) -> None:
     _write_metadata(tmp_path / "a", backend="ngram")
     _write_metadata(tmp_path / "b", format=2)
-    for directory in (tmp_path / "a", tmp_path / "b", tmp_path / "missing"):
-        with pytest.raises(ClassifierUnavailable):
+    _write_metadata(tmp_path / "c", format=True)
+    _write_metadata(tmp_path / "d", format=1.0)
+    for directory in (tmp_path / "a", tmp_path / "b", tmp_path / "c", tmp_path / "d"):
+        with pytest.raises(ClassifierUnavailable, match="not a MiniLM model of format 1"):
             MiniLMClassifier.load(directory)
+    with pytest.raises(ClassifierUnavailable):
+        MiniLMClassifier.load(tmp_path / "missing")
 
 
 def test_loader_still_refuses_unknown_backends(tmp_path: Path) -> None:
