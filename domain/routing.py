@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.models import CategoryScore, IssueClassification, TeamScore
+from domain.models import CONFIDENCE_DECIMALS, CategoryScore, IssueClassification, TeamScore
 from domain.taxonomy import Taxonomy
 
 
@@ -62,7 +62,7 @@ def rank_teams(ranked_categories: list[CategoryScore], taxonomy: Taxonomy) -> li
         if category is not None:
             totals[category.team] = totals.get(category.team, 0.0) + item.score
     ordered = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
-    return [TeamScore(team=team, score=round(min(score, 1.0), 4)) for team, score in ordered]
+    return [TeamScore(team=team, score=round(min(score, 1.0), CONFIDENCE_DECIMALS)) for team, score in ordered]
 
 
 def overruled_reasoning(reasoning: str) -> tuple[str, ...]:

@@ -110,3 +110,18 @@ def test_a_rejected_team_suggests_the_rules_team_and_the_classifier_s_next() -> 
     )
     # Then the rules' team leads and the classifier's runner-up completes the pair
     assert [t.team for t in verdict.alternative_teams] == ["Technical Support", "Network Operations"]
+
+
+def test_team_scores_are_rounded_to_the_precision_of_confidences(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given confidences kept to two decimals instead of four
+    import domain.routing
+
+    monkeypatch.setattr(domain.routing, "CONFIDENCE_DECIMALS", 2)
+    ranked = [
+        CategoryScore(category="Network Outage", score=0.123456),
+        CategoryScore(category="Billing Dispute", score=0.654321),
+    ]
+    # When categories are summed into team scores
+    teams = domain.routing.rank_teams(ranked, TAXONOMY)
+    # Then the team scores follow that precision, so a reviewer never sees more digits than the confidence has
+    assert [(t.team, t.score) for t in teams] == [("Billing Support", 0.65), ("Network Operations", 0.12)]
