@@ -8,16 +8,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domain.errors import ConfigurationError
 from handlers.commands.arguments import column_name
 from handlers.record_files import BadRecord, RecordFileError, read_records
 
 # Problems printed per file; the rest are counted, so that a broken export does not flood the terminal.
 SHOWN_PROBLEMS = 20
+# Label names listed in an error: a trained model can have hundreds, and the message is one line.
+SHOWN_LABELS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,34 @@ def require_rows(path: Path, kept: int, problems: list[str]) -> None:
     if kept == 0:
         skipped = f"; all {len(problems)} row(s) were skipped" if problems else ""
         raise RecordFileError(f"{path}: no usable labelled rows{skipped}")
+
+
+def require_known_labels(
+    labels: Sequence[str],
+    is_known: Callable[[str], bool],
+    *,
+    column: str,
+    known: Sequence[str],
+    known_as: str,
+    hint: str,
+) -> None:
+    """Refuse labels of which none is `known`: the wrong column, label kind or model, not a finding.
+
+    Every ticket would count wrong and the run would report 0% as if the model were that bad. Some
+    unknown labels are a real result (a team the model was never trained on) and are only counted.
+    """
+    if not labels or any(is_known(label) for label in labels):
+        return
+    seen = list(dict.fromkeys(labels))
+    raise ConfigurationError(
+        f"no label in column {column!r} is one of the {known_as} ({_listed(known)}); "
+        f"the file has {_listed(seen)}: {hint}"
+    )
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:SHOWN_LABELS])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > SHOWN_LABELS else shown
 
 
 class _TextColumnOption(argparse.Action):

@@ -17,13 +17,19 @@ from pydantic import ValidationError
 
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
-from domain.errors import ConfigurationError
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import column_name, path_argument
 from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
-from handlers.labelled_data import SHOWN_PROBLEMS, TextColumns, read_labelled, report_problems, require_rows
+from handlers.labelled_data import (
+    SHOWN_PROBLEMS,
+    TextColumns,
+    read_labelled,
+    report_problems,
+    require_known_labels,
+    require_rows,
+)
 from handlers.validation import describe_validation_error
 
 
@@ -134,20 +140,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> None:
-    """Some labels must name a team (or a category, for `kind` category) of the taxonomy in force.
-
-    None at all means the wrong --label-kind or --label-column: every ticket would count wrong
-    and the run would report 0% as if it were a finding.
-    """
-    known = sum(1 for label in labels if _is_known(taxonomy, kind, label))
-    if labels and not known:
-        names = "teams" if kind == "team" else "categories"
-        choices = taxonomy.teams if kind == "team" else taxonomy.category_names
-        other = "category" if kind == "team" else "team"
-        raise ConfigurationError(
-            f"no label in column {column!r} is one of the {names} ({', '.join(choices)}); "
-            f"are they {other} labels (--label-kind {other})?"
-        )
+    """Some labels must name a team (or a category, for `kind` category) of the taxonomy in force."""
+    other = "category" if kind == "team" else "team"
+    require_known_labels(
+        labels,
+        lambda label: _is_known(taxonomy, kind, label),
+        column=column,
+        known=taxonomy.teams if kind == "team" else taxonomy.category_names,
+        known_as="teams" if kind == "team" else "categories",
+        hint=f"are they {other} labels (--label-kind {other}), or is --label-column the wrong column?",
+    )
 
 
 def _is_known(taxonomy: Any, kind: str, label: str) -> bool:

@@ -13,6 +13,7 @@ from handlers.labelled_data import (
     columns_from_args,
     read_labelled,
     report_problems,
+    require_known_labels,
     require_rows,
 )
 from handlers.output_paths import check_writable
@@ -42,6 +43,15 @@ def run(args: argparse.Namespace) -> int:
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)
     require_rows(args.data, len(data.texts), data.problems)
+    model_labels = list(classifier.labels)
+    require_known_labels(
+        data.labels,
+        set(model_labels).__contains__,
+        column=args.label_column,
+        known=model_labels,
+        known_as=f"labels of {args.model_dir or 'the bundled telecom model'}",
+        hint="is --label-column the column the model was trained on, and --model-dir the model trained on it?",
+    )
     evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=args.threshold)
     summary = evaluation.summary()
     if args.report:

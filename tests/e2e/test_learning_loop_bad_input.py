@@ -213,6 +213,21 @@ def test_evaluate_with_no_usable_rows_fails(tmp_path: Path, capsys: pytest.Captu
     assert "Evaluated" not in captured.out
 
 
+def test_evaluate_of_labels_the_model_does_not_know_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given tickets labelled refund/card, none of which is a label of the bundled telecom model
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    # When the bundled model is evaluated on them
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--json"])
+    # Then it refuses, naming the model's labels and the file's, instead of reporting 0% accuracy
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "no label in column 'intent' is one of the labels of the bundled telecom model" in captured.err
+    assert "Account Access, Billing Dispute, Network Outage, Technical Problem" in captured.err
+    assert "the file has card, refund" in captured.err
+    assert captured.out == ""
+
+
 def test_backtest_with_no_usable_rows_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "history.csv"
     write_tickets(data, [], TICKET_HEADER)
