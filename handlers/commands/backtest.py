@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
-from domain.models import NewTicket
+from domain.models import MODEL_TOOL, NewTicket, RoutingDecision, ToolCall
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import column_name, path_argument
@@ -131,12 +131,34 @@ def run(args: argparse.Namespace) -> int:
             "(counted wrong)",
             file=sys.stderr,
         )
-    report = {**_summarise(decisions, expected, seconds, engine), "routing_failures": len(failures)}
+    # A failed model call still yields a decision (the pipeline's, flagged for review), so it is
+    # counted in the figures: they are the pipeline's for those tickets, not the model engine's.
+    consulted = [(d.ticket_id, call) for d in decisions if (call := _model_call(d)) is not None]
+    model_failures = [(ticket_id, call) for ticket_id, call in consulted if not call.ok]
+    if model_failures:
+        ticket_id, call = model_failures[0]
+        print(
+            f"ticket-router: warning: the model call failed for {len(model_failures)} of {len(consulted)} "
+            f"ticket(s) sent to the model; the pipeline's decision stands for them "
+            f"(first: ticket {ticket_id}: {call.detail})",
+            file=sys.stderr,
+        )
+    never_answered = bool(model_failures) and len(model_failures) == len(consulted)
+    if never_answered:
+        print(
+            f"ticket-router: error: the model never answered: these are not the {engine} engine's figures",
+            file=sys.stderr,
+        )
+    report = {
+        **_summarise(decisions, expected, seconds, engine),
+        "routing_failures": len(failures),
+        "model_call_failures": len(model_failures),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
-    return EXIT_BAD_ROWS if failures else 0
+    return EXIT_BAD_ROWS if failures or never_answered else 0
 
 
 def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> None:
@@ -150,6 +172,13 @@ def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[st
         known_as="teams" if kind == "team" else "categories",
         hint=f"are they {other} labels (--label-kind {other}), or is --label-column the wrong column?",
     )
+
+
+def _model_call(decision: RoutingDecision) -> ToolCall | None:
+    """The call to the engine's own model, if the ticket was sent to one (the hybrid engine sends
+    only the tickets it is unsure of). A second opinion's failure is not counted: the main model
+    still answered."""
+    return next((call for call in decision.tool_calls if call.tool == MODEL_TOOL), None)
 
 
 def _is_known(taxonomy: Any, kind: str, label: str) -> bool:
@@ -195,6 +224,8 @@ def _print(report: dict[str, Any]) -> None:
     print("  accuracy by true team  " + ", ".join(f"{k} {v:.0%}" for k, v in report["accuracy_by_true_team"].items()))
     if report["engine"] != "pipeline":
         print(f"  model calls per ticket {report['model_calls_per_ticket']}")
+        if report["model_call_failures"]:
+            print(f"  model call failures    {report['model_call_failures']} (the pipeline decided those)")
         print(
             f"  cost                   ${report['cost_total_usd']:.4f} total, ${report['cost_per_ticket_usd']:.5f}/ticket"
         )
