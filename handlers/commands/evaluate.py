@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from adapters.atomic_files import atomic_write
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
 from handlers.commands.arguments import path_argument, real_number
 from handlers.labelled_data import (
@@ -64,11 +65,9 @@ def run(args: argparse.Namespace) -> int:
             "training data sha256": str(metadata.get("training_data_sha256", "?"))[:16],
             "evaluated on": args.data.name,
         }
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(
-            render_report(evaluation, title=f"Routing model evaluation: {args.data.name}", model_info=info),
-            encoding="utf-8",
-        )
+        page = render_report(evaluation, title=f"Routing model evaluation: {args.data.name}", model_info=info)
+        with atomic_write(args.report, encoding="utf-8") as handle:
+            handle.write(page)
     if args.json:
         payload = {**summary, "per_class": evaluation.per_class()}
         print(json.dumps(payload, indent=2))

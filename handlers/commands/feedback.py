@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adapters.atomic_files import atomic_write
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.feedback import correction_rows, routing_accuracy
 from domain.taxonomy import load_taxonomy
@@ -60,13 +61,12 @@ def run_export(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.output.suffix.lower() in {".jsonl", ".ndjson"}:
-        with args.output.open("w", encoding="utf-8") as handle:
+        with atomic_write(args.output, encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row) + "\n")
     else:
-        with args.output.open("w", encoding="utf-8", newline="") as handle:
+        with atomic_write(args.output, encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
             writer.writerows(rows)

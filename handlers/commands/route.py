@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
+from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from handlers.bootstrap import LocalApp, bootstrap_local
@@ -172,8 +173,7 @@ def _route_all(app: LocalApp, rows: list[Any]) -> tuple[list[RoutingDecision], l
 
 
 def _write_decisions(path: Path, decisions: list[RoutingDecision]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_write(path, encoding="utf-8") as handle:
         for decision in decisions:
             handle.write(decision.model_dump_json() + "\n")
 
