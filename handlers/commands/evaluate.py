@@ -17,7 +17,7 @@ from handlers.labelled_data import (
     require_known_labels,
     require_rows,
 )
-from handlers.output_paths import check_writable
+from handlers.output_paths import check_writable, model_files
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from handlers.evaluation import evaluate_classifier
 
     if args.report:
-        check_writable(args.report, "--report", keep_apart={"--data": args.data})
+        check_writable(args.report, "--report", keep_apart={"--data": args.data, **model_files(args.model_dir)})
     classifier: Any = load_classifier(args.model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)

@@ -4,6 +4,7 @@ slow work, exit 2, nothing written, never a traceback."""
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,22 @@ def test_evaluate_refuses_a_report_over_its_own_data(tmp_path: Path, capsys: pyt
     assert code == 2
     assert "same file as --data" in capsys.readouterr().err
     assert data.read_bytes() == before
+
+
+def test_evaluate_refuses_a_report_over_a_file_of_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a copy of the bundled model and labelled data
+    model = tmp_path / "model"
+    shutil.copytree(Path(__file__).parents[2] / "adapters" / "classifier" / "default_model", model)
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    before = (model / "metadata.json").read_bytes()
+    # When the report is pointed at the model's metadata
+    argv = ["evaluate", "--model-dir", str(model), "--data", str(data), "--label-column", "intent"]
+    code = main([*argv, "--report", str(model / "metadata.json")])
+    # Then it is refused before the model is even loaded, and the model is kept
+    assert code == 2
+    assert f"same file as the model's metadata.json in {model}" in capsys.readouterr().err
+    assert (model / "metadata.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("content", ["text,intent\n", "text,intent\n,refund\n"])
