@@ -287,6 +287,9 @@ class SqliteDecisionRepository:
         rows = self._query("SELECT ticket_id, body FROM undelivered_events ORDER BY failed_at LIMIT ?", (limit,))
         return self._valid(TicketReceived, rows, "unrouted ticket")
 
+    def parked_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM undelivered_events", ())[0][0])
+
     def unpark(self, ticket_id: str) -> None:
         try:
             with self._lock:

@@ -67,22 +67,36 @@ def run(args: argparse.Namespace) -> int:
         app.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigurationError(f"cannot listen on {args.host}:{args.port}: {reason}") from exc
-    if not settings.router_api_key:
-        print(f"ROUTER_API_KEY not set; generated API key for this run: {api_key}", flush=True)
-    port = getattr(server, "effective_port", args.port)
-    print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
-    print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
     if threading.current_thread() is threading.main_thread():
         # A service manager (systemd, docker stop, kill) stops with SIGTERM, whose default ends the
         # process on the spot: tickets already answered 202 but still queued would be lost. Treat
         # it as Ctrl-C, so the queue is drained below before the process exits.
         signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if not settings.router_api_key:
+            print(f"ROUTER_API_KEY not set; generated API key for this run: {api_key}", flush=True)
+        port = getattr(server, "effective_port", args.port)
+        print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
+        print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
+        _remind_of_unrouted(app, "left unrouted by earlier failures")
         server.run()
     except KeyboardInterrupt:
         print("stopping", file=sys.stderr)
     finally:
         server.close()
         app.bus.drain()
+        _remind_of_unrouted(app, "unrouted")
         app.close()
     return 0
+
+
+def _remind_of_unrouted(app: LocalApp, how: str) -> None:
+    # Nothing retries them on its own: the client had its 202, and its retries get the same answer.
+    waiting = app.repository.parked_count()
+    if waiting:
+        print(
+            f"{waiting} accepted ticket(s) {how} are kept in {app.repository.path}; "
+            "`ticket-router dlq replay` routes them",
+            file=sys.stderr,
+            flush=True,
+        )

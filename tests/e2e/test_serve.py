@@ -22,12 +22,14 @@ import pytest
 import requests
 from waitress import create_server
 
+from adapters.local.sqlite_repository import SqliteDecisionRepository
 from handlers.bootstrap import LocalApp
 from handlers.cli import main
 from handlers.commands.serve import build_wsgi_app
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
 from tests.builders import ModelDown
+from tests.integration.test_sqlite_repository import a_ticket_received
 
 API_KEY = "serve-test-key-0123456789"
 TICKET = {
@@ -322,3 +324,39 @@ def test_sigterm_routes_every_accepted_ticket_before_the_server_exits(tmp_path: 
     with sqlite3.connect(tmp_path / "decisions.db") as db:
         stored = {row[0] for row in db.execute("SELECT ticket_id FROM decisions")}
     assert stored == {t["ticket_id"] for t in tickets}
+
+
+def test_serve_reminds_at_start_and_stop_of_tickets_left_unrouted(tmp_path: Path) -> None:
+    # Given a store holding an accepted ticket whose routing failed in an earlier run
+    store = SqliteDecisionRepository(tmp_path / "decisions.db")
+    store.park(a_ticket_received("T-EARLIER"), "ModelUnavailable: throttled", datetime.now(UTC))
+    store.close()
+    env = {
+        **os.environ,
+        "ROUTER_HOME": str(tmp_path),
+        "ROUTER_DB": str(tmp_path / "decisions.db"),
+        "ROUTER_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "ROUTER_API_KEY": API_KEY,
+    }
+    # When serve starts and is stopped again
+    server = subprocess.Popen(
+        [sys.executable, "-m", "handlers.cli", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stderr is not None
+        assert " on http://" in server.stdout.readline()
+        at_start = server.stderr.readline()
+        server.send_signal(signal.SIGTERM)
+        _, at_stop = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # Then it says, on starting and on stopping, that the ticket waits for `dlq replay`
+    db = tmp_path / "decisions.db"
+    assert f"1 accepted ticket(s) left unrouted by earlier failures are kept in {db}" in at_start
+    assert f"1 accepted ticket(s) unrouted are kept in {db}; `ticket-router dlq replay` routes them" in at_stop
