@@ -124,8 +124,8 @@ def post_ticket() -> Response:
 
 
 def _checked_ticket_id(path_segment: str) -> str:
-    # A REST API hands the path over still percent-encoded, and clients encode ':', '@' and '+'
-    # (encodeURIComponent does); ids hold no '%', so decoding an already decoded one changes nothing.
+    # A REST API hands the path over still percent-encoded (`serve` does the same), and clients
+    # encode ':', '@' and '+' (encodeURIComponent does): decoded once, here.
     ticket_id = unquote(path_segment)
     try:
         return (

@@ -7,6 +7,7 @@ handler, with local adapters injected. The API key is checked here as API Gatewa
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from handlers import ingestion
 from handlers.bootstrap import IngestionDeps
@@ -65,7 +66,7 @@ class ApiGatewayWsgiApp:
             is_base64 = False
         except UnicodeDecodeError:
             text, is_base64 = base64.b64encode(body).decode(), True
-        path = _utf8_path(environ.get("PATH_INFO") or "/")
+        path = _encoded_path(environ)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)) or None
         method = environ["REQUEST_METHOD"]
         return {
@@ -125,9 +126,14 @@ class ApiGatewayWsgiApp:
         return _json_response(start_response, 200, openapi_document())
 
 
-def _utf8_path(wsgi_path: str) -> str:
-    # PEP 3333 hands the path over as one Latin-1 code point per byte; clients send UTF-8.
-    try:
-        return wsgi_path.encode("latin-1").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # a server that already decoded it
-        return wsgi_path
+def _encoded_path(environ: dict[str, Any]) -> str:
+    """The path as API Gateway's REST API hands it to Lambda: still percent-encoded, so that the
+    handler decodes it once, here as there (`/tickets/a%2Fb` is an invalid id, not another route)."""
+    raw = environ.get("REQUEST_URI")
+    if raw:
+        return urlsplit(raw).path or "/"
+    # PEP 3333's PATH_INFO is already decoded, one Latin-1 code point per byte: encode it again.
+    decoded = environ.get("PATH_INFO") or "/"
+    with contextlib.suppress(UnicodeEncodeError):
+        decoded = decoded.encode("latin-1").decode("utf-8", "replace")
+    return quote(decoded, safe="/:@+-._~!$&'()*,;=")

@@ -360,3 +360,22 @@ def test_serve_reminds_at_start_and_stop_of_tickets_left_unrouted(tmp_path: Path
     db = tmp_path / "decisions.db"
     assert f"1 accepted ticket(s) left unrouted by earlier failures are kept in {db}" in at_start
     assert f"1 accepted ticket(s) unrouted are kept in {db}; `ticket-router dlq replay` routes them" in at_stop
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/tickets/T-SERVE-1", 200),
+        ("/tickets/T%2DSERVE%2D1", 200),
+        ("/tickets/T%252DSERVE-1", 400),
+        ("/tickets/T-SERVE%2F1", 400),
+    ],
+    ids=["plain", "encoded", "double-encoded", "encoded-slash"],
+)
+def test_serve_decodes_the_ticket_id_in_the_path_once_as_lambda_does(served: Served, path: str, status: int) -> None:
+    # Given a routed ticket
+    assert served.post(TICKET).status_code == 202
+    assert wait_for_decision(served, "T-SERVE-1").status_code == 200
+    # When it is asked for under a (percent-encoded) path, then the answer is the Lambda's: decoded
+    # once, so a double-encoded id or an encoded slash is an invalid id, not another ticket or route
+    assert served.get(path).status_code == status
