@@ -72,7 +72,7 @@ def openapi_document() -> dict[str, Any]:
         "schema": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": IDENTIFIER_MAX_LENGTH},
     }
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "ticket-router API", "version": __version__},
         "components": {
             "schemas": components,
