@@ -143,7 +143,7 @@ def parse_taxonomy(document: dict[str, Any], *, source: str = "taxonomy") -> Tax
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     target = Path(path) if path else DEFAULT_TAXONOMY_PATH
     try:
-        document = tomllib.loads(target.read_text(encoding="utf-8"))
+        document = tomllib.loads(target.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise ConfigurationError(f"taxonomy file not found: {target}") from exc
     except UnicodeDecodeError as exc:

@@ -53,68 +53,11 @@ def build_classifier(settings: RoutingSettings) -> IssueClassifier:
     return load_classifier(settings.router_model_dir)
 
 
-def read_label_team_map(path: Path) -> dict[str, str]:
-    """A JSON object {label: team}, or a CSV with columns label,team."""
-    import reprlib
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigurationError(f"label-team map not found: {path}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(f"label-team map {path} is not UTF-8 text (byte {exc.start})") from exc
-    except OSError as exc:  # a directory, a file we may not read...
-        raise ConfigurationError(f"cannot read label-team map {path}: {exc.strerror or exc}") from exc
-    try:
-        entries = _json_label_teams(text) if text.lstrip().startswith("{") else _csv_label_teams(text)
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"label-team map {path} must be a JSON object or a CSV with label,team: {exc}"
-        ) from exc
-    mapping: dict[str, str] = {}
-    for where, label, team in entries:
-        if not (isinstance(label, str) and label.strip() and isinstance(team, str) and team.strip()):
-            raise ConfigurationError(
-                f"label-team map {path}: {where} needs a label and a team as text, "
-                f"not {reprlib.repr(label)} -> {reprlib.repr(team)}"
-            )
-        mapping[label.strip()] = team.strip()
-    if not mapping:
-        raise ConfigurationError(f"label-team map {path} is empty")
-    return mapping
-
-
-def _json_label_teams(text: str) -> list[tuple[str, object, object]]:
-    import json
-    import reprlib
-
-    try:
-        document = json.loads(text)
-    except RecursionError as exc:
-        raise ValueError("it is JSON nested too deeply to read") from exc
-    return [(f"label {reprlib.repr(label)}", label, team) for label, team in document.items()]
-
-
-def _csv_label_teams(text: str) -> list[tuple[str, object, object]]:
-    import csv
-    import io
-
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        if reader.fieldnames is None:
-            return []  # an empty file, which the caller refuses as such
-        if not {"label", "team"} <= set(reader.fieldnames):
-            raise ValueError(f"the header is {reader.fieldnames!r}"[:200])
-        # A short row leaves its missing cells None, which the caller refuses with the row's line.
-        return [(f"line {reader.line_num}", row["label"], row["team"]) for row in reader]
-    except csv.Error as exc:  # an over-long cell, a NUL byte...
-        # The DictReader's own line_num only moves on a row read whole; its reader's counts this one.
-        raise ValueError(f"line {reader.reader.line_num}: {exc}") from exc
-
-
 def build_taxonomy(settings: RoutingSettings | LocalSettings | IngestionSettings) -> Taxonomy:
     taxonomy = load_taxonomy(settings.router_taxonomy)
     if settings.router_label_team_map:
+        from handlers.label_team_map import read_label_team_map
+
         path = settings.router_label_team_map
         taxonomy = taxonomy.with_label_teams(read_label_team_map(path), source=f"label-team map {path}")
     return taxonomy

@@ -22,6 +22,14 @@ def test_a_taxonomy_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -
     assert str(path) in str(raised.value)
 
 
+def test_a_taxonomy_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    # Given the bundled taxonomy saved by an editor that writes a UTF-8 byte-order mark
+    path = tmp_path / "taxonomy.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (Path(__file__).parents[2] / "domain" / "taxonomy.toml").read_bytes())
+    # When it is loaded, then it is the same taxonomy
+    assert load_taxonomy(path) == TAXONOMY
+
+
 @pytest.mark.parametrize("opener", ["[", "{ a = "])
 def test_a_deeply_nested_taxonomy_file_is_refused_naming_it(tmp_path: Path, opener: str) -> None:
     # Given a TOML file nesting arrays or inline tables far deeper than the parser recurses
