@@ -28,6 +28,12 @@ def atomic_write(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
+    if is_stream(path):
+        # The caller's own stdout, say: a pipe, a terminal, or a file it appends to (`>> run.log`).
+        # Appended to, never replaced or truncated: either would lose what the file held before.
+        with _naming(path, None), open(path, mode.replace("w", "a"), encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
     # Through a symlink to its target, as open() would: replacing the link would cut it.
     destination = Path(os.path.realpath(path))
     try:
@@ -35,7 +41,7 @@ def atomic_write(
     except FileNotFoundError:
         existing = None
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        # /dev/stdout, a named pipe: nothing there to protect, and a device must never be replaced.
+        # A named pipe or a device: nothing there to protect, and a device must never be replaced.
         with _naming(path, None), open(destination, mode, encoding=encoding, newline=newline) as handle:
             yield handle
         return
@@ -57,6 +63,12 @@ def atomic_write(
             temp.unlink(missing_ok=True)
             raise
     _sync_directory(destination.parent)
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether `path` names an already open stream (/dev/stdout, /dev/fd/3, /proc/self/fd/1)
+    rather than a file of its own: what it resolves to is not ours to replace."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/"))
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from adapters.atomic_files import is_stream
 from domain.errors import TicketRouterError
 
 
@@ -34,11 +35,13 @@ def check_writable(
     option: str,
     *,
     directory: bool = False,
+    replaced: bool = False,
     keep_apart: Mapping[str, Path | None] | None = None,
 ) -> None:
     """Fail now if `path` (a file, or with `directory` a folder to write files in) cannot be
     written, or is one of the files in `keep_apart` (the input, the decision store...), which
-    writing it would destroy.
+    writing it would destroy. `replaced`: the file is written whole beside its old version and
+    renamed over it (atomic_write), which takes a folder where new files can be made.
 
     Probes by doing, since permission bits do not tell (root ignores them, /proc refuses everyone).
     An existing file is opened for appending, so nothing it holds is lost; whatever the probe
@@ -49,9 +52,10 @@ def check_writable(
             raise OutputPathError(f"{option} {path} is the same file as {name}; refusing to write to it")
     if not directory and path.is_dir():
         raise OutputPathError(f"cannot write {option} {path}: it is a directory")
-    if not directory and path.exists() and not path.is_file():
-        # A named pipe or a device (/dev/stdout): writing it destroys nothing, and a probe would do
-        # harm: opening a pipe blocks until a reader comes, and closing it again ends that reader.
+    if not directory and (is_stream(path) or (path.exists() and not path.is_file())):
+        # A stream (/dev/stdout), a named pipe or a device: written in place, destroying nothing,
+        # and a probe would do harm: opening a pipe blocks until a reader comes, and closing it
+        # again ends that reader.
         return
     if directory and path.exists() and not path.is_dir():
         raise OutputPathError(f"cannot write {option} {path}: it is a file, not a directory")
@@ -75,6 +79,10 @@ def check_writable(
                 pass
             if not existed:
                 path.unlink()
+            elif replaced:
+                # Written whole beside it, then renamed over it: the folder must take a new file too.
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
     except (FileExistsError, NotADirectoryError) as exc:
         raise OutputPathError(f"cannot write {option} {path}: a parent of it is a file, not a directory") from exc
     except OSError as exc:

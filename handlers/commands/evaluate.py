@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from handlers.evaluation import evaluate_classifier
 
     if args.report:
-        check_writable(args.report, "--report", keep_apart={"--data": args.data, **model_files(args.model_dir)})
+        check_writable(
+            args.report, "--report", replaced=True, keep_apart={"--data": args.data, **model_files(args.model_dir)}
+        )
     classifier: Any = load_classifier(args.model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)

@@ -55,7 +55,7 @@ def _store(args: argparse.Namespace) -> tuple[SqliteDecisionRepository, LocalSet
 def run_export(args: argparse.Namespace) -> int:
     store, settings = _store(args)
     try:
-        check_writable(args.output, "--output", keep_apart={"the decision store": Path(store.path)})
+        check_writable(args.output, "--output", replaced=True, keep_apart={"the decision store": Path(store.path)})
         rows = correction_rows(
             store.feedback(), store.get, load_taxonomy(settings.router_taxonomy), include_confirmations=args.all
         )

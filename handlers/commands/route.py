@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     }
     check_writable(outbox, "--outbox" if args.outbox else "the outbox (ROUTER_OUTBOX)", keep_apart=inputs)
     if args.output:
-        check_writable(args.output, "--output", keep_apart={**inputs, "--outbox": outbox})
+        check_writable(args.output, "--output", replaced=True, keep_apart={**inputs, "--outbox": outbox})
 
     parsed, errors = read_ticket_file(args.file)
     if not parsed:

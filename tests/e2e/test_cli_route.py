@@ -423,3 +423,56 @@ def test_decisions_written_to_a_named_pipe_reach_the_reader_waiting_on_it(tmp_pa
     received = reader.communicate(timeout=60)[0].decode().splitlines()
     assert routed.returncode == 0, routed.stderr
     assert [json.loads(line)["ticket_id"] for line in received] == ["T-0001", "T-0002", "T-0003"]
+
+
+def test_decisions_sent_to_dev_stdout_are_appended_to_the_file_stdout_appends_to(tmp_path: Path) -> None:
+    # Given a log that stdout appends to (`route ... --output /dev/stdout >> run.log`)
+    log = tmp_path / "run.log"
+    log.write_text("earlier run\n")
+    argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--output", "/dev/stdout"]
+    argv += ["--outbox", str(tmp_path / "o.jsonl")]
+    # When route writes its decisions there
+    with log.open("a") as stdout:
+        routed = subprocess.run(
+            [sys.executable, "-m", "handlers.cli", *argv], check=False, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE
+        )
+    # Then the log keeps what it held, followed by the decisions (and the summary)
+    assert routed.returncode == 0, routed.stderr
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier run"
+    assert [json.loads(line)["ticket_id"] for line in lines if line.startswith("{")] == ["T-0001", "T-0002", "T-0003"]
+
+
+def test_decisions_sent_to_dev_stdout_reach_a_pipe(tmp_path: Path) -> None:
+    # When route writes its decisions to /dev/stdout, and stdout is a pipe (`... | jq`)
+    argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--output", "/dev/stdout"]
+    argv += ["--outbox", str(tmp_path / "o.jsonl")]
+    routed = subprocess.run([sys.executable, "-m", "handlers.cli", *argv], check=False, cwd=ROOT, capture_output=True)
+    # Then the reader gets them
+    assert routed.returncode == 0, routed.stderr
+    decisions = [json.loads(line) for line in routed.stdout.decode().splitlines() if line.startswith("{")]
+    assert [d["ticket_id"] for d in decisions] == ["T-0001", "T-0002", "T-0003"]
+
+
+def test_an_output_in_a_folder_that_takes_no_new_file_is_refused_before_routing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an existing, writable output file in a folder where no file can be created (chattr +i:
+    # what a read-only folder is to a user who is not root)
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "decisions.jsonl").write_text("previous\n")
+    if subprocess.run(["chattr", "+i", str(folder)], check=False, capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable attribute")
+    try:
+        db = tmp_path / "d.db"
+        # When route is asked to write there
+        argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--db", str(db)]
+        code = main([*argv, "--outbox", str(tmp_path / "o.jsonl"), "--output", str(folder / "decisions.jsonl")])
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    # Then it refuses up front, naming the option, before any ticket is routed or pushed
+    assert code == 2
+    assert "cannot write --output" in capsys.readouterr().err
+    assert not db.exists() and not (tmp_path / "o.jsonl").exists()
+    assert (folder / "decisions.jsonl").read_text() == "previous\n"
