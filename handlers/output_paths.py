@@ -94,8 +94,16 @@ def check_writable(
 
 
 def model_files(model_dir: Path | None) -> dict[str, Path]:
-    """The files of a trained model, named for `keep_apart`: an output written over one of them
-    would break the model for every later run."""
-    if model_dir is None or not model_dir.is_dir():
+    """The files of a trained model (the bundled one without `model_dir`), named for `keep_apart`:
+    an output written over one of them would break the model for every later run."""
+    if model_dir is None:
+        from adapters.classifier.ngram import DEFAULT_MODEL_DIR
+
+        model_dir = DEFAULT_MODEL_DIR
+    if not model_dir.is_dir():
         return {}
-    return {f"the model's {file.name} in {model_dir}": file for file in sorted(model_dir.iterdir()) if file.is_file()}
+    return {
+        f"the model's {file.relative_to(model_dir)} in {model_dir}": file
+        for file in sorted(model_dir.rglob("*"))
+        if file.is_file()
+    }

@@ -13,7 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
+from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
+from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import path_argument
 from handlers.output_paths import check_writable, model_files
@@ -60,9 +62,9 @@ def routing_settings(args: argparse.Namespace) -> LocalSettings:
 
 
 def routing_inputs(settings: LocalSettings) -> dict[str, Path | None]:
-    """The files routing reads besides the tickets, named for `keep_apart`."""
+    """The files routing reads besides the tickets, bundled defaults included, named for `keep_apart`."""
     return {
-        "--taxonomy": settings.router_taxonomy,
+        "--taxonomy": settings.router_taxonomy or DEFAULT_TAXONOMY_PATH,
         "--label-team-map": settings.router_label_team_map,
         **model_files(settings.router_model_dir),
     }
@@ -102,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = {
         "FILE": args.file,
         "--db": args.db,
-        "--customers": args.customers or settings.router_customers_file,
-        "--services": args.services or settings.router_services_file,
+        "--customers": args.customers or settings.router_customers_file or DEFAULT_CUSTOMERS_FILE,
+        "--services": args.services or settings.router_services_file or DEFAULT_SERVICES_FILE,
         **routing_inputs(settings),
     }
     check_writable(outbox, "--outbox" if args.outbox else "the outbox (ROUTER_OUTBOX)", keep_apart=inputs)
