@@ -19,6 +19,11 @@ class RepositoryUnavailable(TicketRouterError):
     """The decision store is throttled or down; the caller should retry later."""
 
 
+class DamagedRecord(TicketRouterError):
+    """A stored record no longer reads as one (hand-edited, or written by an incompatible release):
+    unlike an unavailable store, retrying will not help; the record needs repair."""
+
+
 class PublishFailed(TicketRouterError):
     """The event bus did not accept an event."""
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from domain.errors import PublishFailed, RepositoryUnavailable
+from domain.errors import DamagedRecord, PublishFailed, RepositoryUnavailable
 from domain.models import Feedback, FeedbackSubmission, NewTicket
 from domain.taxonomy import Taxonomy
 from handlers import __version__
@@ -80,6 +80,13 @@ def _request_json() -> dict[str, Any]:
 @app.exception_handler(BadRequest)
 def _bad_request(exc: BadRequest) -> Response:
     return _json(exc.status, exc.body())
+
+
+@app.exception_handler(DamagedRecord)
+def _damaged_record(exc: DamagedRecord) -> Response:
+    # Not "busy, retry": no retry reads a record that needs repair, and the fault is ours.
+    logger.error("stored record unreadable", extra={"error": str(exc)})
+    return _json(500, {"message": "the stored record for this ticket cannot be read; it needs repair"})
 
 
 @app.exception_handler(RepositoryUnavailable)

@@ -41,6 +41,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "The ticket_id is being accepted by a concurrent request, or was used for another ticket",
         413: f"Body larger than {MAX_BODY_BYTES} bytes",
         415: "Content-Type is not application/json",
+        500: "The stored decision for this ticket cannot be read and needs repair",
         501: "Feedback is not enabled on this deployment (no feedback store configured)",
         503: "A dependency is unavailable; retry",
     }
@@ -96,7 +97,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ticket_id_param],
                     "responses": {
                         "200": {"description": "The routing decision", "content": _json_content("RoutingDecision")},
-                        **_errors(400, 403, 404, 503),
+                        **_errors(400, 403, 404, 500, 503),
                     },
                 }
             },
@@ -107,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": _json_content("Feedback")},
                     "responses": {
                         "201": {"description": "Correction recorded"},
-                        **_errors(400, 403, 404, 413, 415, 501, 503),
+                        **_errors(400, 403, 404, 413, 415, 500, 501, 503),
                     },
                 }
             },

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
+from domain.errors import ConfigurationError, DamagedRecord, DuplicateDecision, RepositoryUnavailable
 from domain.models import Feedback, PastTicket, RoutingDecision, SyncStatus, TicketReceived
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class SqliteDecisionRepository:
         """
         self.path = str(path)
         self._lock = threading.Lock()
+        # Tickets whose stored record (decision, feedback, unrouted event) could not be read.
+        self.unreadable: set[str] = set()
         try:
             if self.path == ":memory:":
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -202,12 +204,13 @@ class SqliteDecisionRepository:
     def find_by_sync_status(
         self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
     ) -> list[RoutingDecision]:
-        rows = self._query(
-            "SELECT ticket_id, body FROM decisions WHERE sync_status = ? AND timestamp < ?"
-            " ORDER BY timestamp DESC LIMIT ?",
-            (status.value, received_before if received_before is not None else 2**63 - 1, limit),
+        return self._first_valid(
+            RoutingDecision,
+            "SELECT ticket_id, body FROM decisions WHERE sync_status = ? AND timestamp < ? ORDER BY timestamp DESC",
+            (status.value, received_before if received_before is not None else 2**63 - 1),
+            limit,
+            "decision",
         )
-        return self._valid(RoutingDecision, rows, "decision")
 
     def all(self) -> list[RoutingDecision]:
         rows = self._query("SELECT ticket_id, body FROM decisions ORDER BY created_at", ())
@@ -284,8 +287,13 @@ class SqliteDecisionRepository:
             raise RepositoryUnavailable(str(exc)) from exc
 
     def parked(self, limit: int = 100) -> list[TicketReceived]:
-        rows = self._query("SELECT ticket_id, body FROM undelivered_events ORDER BY failed_at LIMIT ?", (limit,))
-        return self._valid(TicketReceived, rows, "unrouted ticket")
+        return self._first_valid(
+            TicketReceived,
+            "SELECT ticket_id, body FROM undelivered_events ORDER BY failed_at",
+            (),
+            limit,
+            "unrouted ticket",
+        )
 
     def parked_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM undelivered_events", ())[0][0])
@@ -297,24 +305,31 @@ class SqliteDecisionRepository:
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
 
-    def _damaged(self, ticket_id: str, exc: ValidationError) -> RepositoryUnavailable:
+    def _damaged(self, ticket_id: str, exc: ValidationError) -> DamagedRecord:
         # Without the cause: pydantic would quote the stored body, customer text included.
-        return RepositoryUnavailable(
+        self.unreadable.add(ticket_id)
+        return DamagedRecord(
             f"the stored decision for ticket {ticket_id} in {self.path} is not a valid record"
             f" ({exc.error_count()} error(s), first: {exc.errors()[0]['msg']})"
         )
 
-    def _valid(self, model: type[Record], rows: Iterable[tuple[Any, ...]], what: str) -> list[Record]:
-        """Parse the stored records, leaving out (and logging) any that no longer parse.
+    def _valid(
+        self, model: type[Record], rows: Iterable[tuple[Any, ...]], what: str, limit: int | None = None
+    ) -> list[Record]:
+        """Parse the stored records (the first `limit` that parse), leaving out any that no longer do.
 
         One damaged row (a hand edit, a record written by an older version) must not stop every
-        report and replay that reads the store; each is named so that it can be looked at.
+        report and replay that reads the store, nor take the place of a good one under a limit;
+        each is logged by ticket and counted in `unreadable`, so that a command can say so.
         """
-        records = []
+        records: list[Record] = []
         for ticket_id, body in rows:
+            if limit is not None and len(records) >= limit:
+                break
             try:
                 records.append(model.model_validate_json(body))
             except ValidationError as exc:
+                self.unreadable.add(ticket_id)
                 logger.warning(
                     "%s record of ticket %s in %s is not valid and was left out (%d error(s), first: %s)",
                     what,
@@ -324,6 +339,16 @@ class SqliteDecisionRepository:
                     exc.errors()[0]["msg"],
                 )
         return records
+
+    def _first_valid(
+        self, model: type[Record], sql: str, params: tuple[object, ...], limit: int, what: str
+    ) -> list[Record]:
+        try:
+            with self._lock:
+                # Row by row, not LIMITed in SQL: damaged rows must not count against the limit.
+                return self._valid(model, self._db.execute(sql, params), what, limit)
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:

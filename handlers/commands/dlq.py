@@ -46,6 +46,7 @@ def run_replay(args: argparse.Namespace) -> int:
         # Ignoring it would let the user believe the queue was dealt with.
         raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
     unrouted: list[str] = []
+    unreadable: list[str] = []
     if args.aws:
         from handlers.bootstrap import build_ticketing_update_deps
 
@@ -78,15 +79,19 @@ def run_replay(args: argparse.Namespace) -> int:
             )
         finally:
             app.close()
+        # Damaged records could be neither routed nor pushed: still work to do, by hand.
+        unreadable = sorted(app.repository.unreadable)
         unrouted = redelivery.still_failing
         payload = {
             "unrouted_tickets_routed": len(redelivery.routed),
             "unrouted_tickets_still_failing": len(unrouted),
             "unrouted_still_failing_ticket_ids": unrouted[:50],
             **report.as_dict(),
+            "unreadable_records": len(unreadable),
+            "unreadable_ticket_ids": unreadable[:50],
         }
     print(json.dumps(payload, indent=2))
-    return 0 if not report.still_failing and not unrouted else 1
+    return 0 if not report.still_failing and not unrouted and not unreadable else 1
 
 
 def _drain_queue(queue_url: str) -> int:

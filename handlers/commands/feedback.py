@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from adapters.atomic_files import atomic_write
 from adapters.local.sqlite_repository import SqliteDecisionRepository
+from domain.errors import DamagedRecord
 from domain.feedback import correction_rows, routing_accuracy
+from domain.models import RoutingDecision
 from domain.taxonomy import load_taxonomy
+from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import path_argument
 from handlers.observability import logs_to_stderr
 from handlers.output_paths import check_writable
@@ -52,12 +57,40 @@ def _store(args: argparse.Namespace) -> tuple[SqliteDecisionRepository, LocalSet
     return SqliteDecisionRepository(args.db or settings.db_path, create=False), settings
 
 
+def _readable_decision(store: SqliteDecisionRepository) -> Callable[[str], RoutingDecision | None]:
+    """store.get, with a damaged decision left out like a missing one (it is logged, and counted
+    in store.unreadable): one bad record must not hide every other correction."""
+
+    def get(ticket_id: str) -> RoutingDecision | None:
+        try:
+            return store.get(ticket_id)
+        except DamagedRecord:
+            return None
+
+    return get
+
+
+def _warn_of_unreadable(store: SqliteDecisionRepository) -> int:
+    if not store.unreadable:
+        return 0
+    shown = ", ".join(sorted(store.unreadable)[:10])
+    print(
+        f"ticket-router: warning: the stored records of {len(store.unreadable)} ticket(s) could not be read and "
+        f"were left out: {shown}{' ...' if len(store.unreadable) > 10 else ''}",
+        file=sys.stderr,
+    )
+    return EXIT_BAD_ROWS
+
+
 def run_export(args: argparse.Namespace) -> int:
     store, settings = _store(args)
     try:
         check_writable(args.output, "--output", replaced=True, keep_apart={"the decision store": Path(store.path)})
         rows = correction_rows(
-            store.feedback(), store.get, load_taxonomy(settings.router_taxonomy), include_confirmations=args.all
+            store.feedback(),
+            _readable_decision(store),
+            load_taxonomy(settings.router_taxonomy),
+            include_confirmations=args.all,
         )
     finally:
         store.close()
@@ -75,7 +108,7 @@ def run_export(args: argparse.Namespace) -> int:
         f"Retrain with: ticket-router train --data {args.output} --subject-column subject "
         "--body-column description --label-column category"
     )
-    return 0
+    return _warn_of_unreadable(store)
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -84,12 +117,13 @@ def run_stats(args: argparse.Namespace) -> int:
 
     store, _ = _store(args)
     try:
-        stats = routing_accuracy(store.count(), store.feedback(), store.get)
+        stats = routing_accuracy(store.count(), store.feedback(), _readable_decision(store))
     finally:
         store.close()
     print(json.dumps(stats, indent=2))
+    outcome = _warn_of_unreadable(store)
     if stats["routing_accuracy"] is None:
-        return 0
+        return outcome
     metrics = Metrics(namespace="TicketRouting", service="ticket-router")
     metrics.add_metric(name="RoutingAccuracy", unit=MetricUnit.Percent, value=stats["routing_accuracy"] * 100)
     try:
@@ -99,4 +133,4 @@ def run_stats(args: argparse.Namespace) -> int:
     finally:
         # Metrics share one set per process; with metrics disabled nothing flushes it.
         metrics.clear_metrics()
-    return 0
+    return outcome

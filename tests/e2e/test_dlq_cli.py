@@ -92,7 +92,9 @@ def test_replay_pushes_the_intact_decisions_when_one_stored_record_is_damaged(
     # When the DLQ is replayed
     code = main(["dlq", "replay"])
     report = json.loads(capsys.readouterr().out)
-    # Then the intact one is pushed, rather than the whole replay failing on the damaged one
-    assert code == 0
+    # Then the intact one is pushed, rather than the whole replay failing on the damaged one, and
+    # the damaged one is reported as work left undone
+    assert code == 1
     assert (report["attempted"], report["succeeded"]) == (1, 1)
+    assert (report["unreadable_records"], report["unreadable_ticket_ids"]) == (1, ["T-1"])
     assert [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()] == ["T-2"]

@@ -12,7 +12,7 @@ from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import Feedback
 from handlers.cli import main
 from tests.builders import NOW
-from tests.integration.test_sqlite_repository import a_decision
+from tests.integration.test_sqlite_repository import a_decision, damage
 
 
 @pytest.fixture
@@ -101,3 +101,25 @@ def test_stats_of_a_store_with_no_decision_claim_no_accuracy(
     # Then the accuracy is unknown rather than 100%, and no metric claims one
     assert json.loads(captured.out) == {"decisions": 0, "rerouted": 0, "routing_accuracy": None}
     assert "RoutingAccuracy" not in captured.err
+
+
+@pytest.mark.parametrize("command", ["stats", "export"])
+def test_a_damaged_decision_with_feedback_is_left_out_and_named_not_fatal(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # Given the re-routed decision's stored record damaged, and a correction of the other one
+    repo = SqliteDecisionRepository(store)
+    repo.record(Feedback(ticket_id="T-2", correct_team="Network Operations", recorded_at=NOW))
+    damage(repo, "decisions", "T-1")
+    repo.close()
+    # When the stats or the corrections are asked for
+    argv = ["feedback", "stats", "--db", str(store)]
+    if command == "export":
+        argv = ["feedback", "export", "--db", str(store), "--output", str(tmp_path / "out.jsonl"), "--all"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    # Then the rest is still reported, and the damaged ticket is named, with the exit of work left undone
+    assert code == 1
+    assert "the stored records of 1 ticket(s) could not be read and were left out: T-1" in err
+    if command == "export":
+        assert [json.loads(line)["ticket_id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ["T-2"]

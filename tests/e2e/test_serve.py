@@ -29,7 +29,7 @@ from handlers.commands.serve import build_wsgi_app
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
 from tests.builders import ModelDown
-from tests.integration.test_sqlite_repository import a_ticket_received
+from tests.integration.test_sqlite_repository import a_ticket_received, damage
 
 API_KEY = "serve-test-key-0123456789"
 TICKET = {
@@ -48,12 +48,14 @@ class Served:
     app: LocalApp
     outbox: Path
 
-    def post(self, document: Any, *, key: str | None = API_KEY, **kwargs: Any) -> requests.Response:
+    def post(
+        self, document: Any, *, key: str | None = API_KEY, path: str = "/tickets", **kwargs: Any
+    ) -> requests.Response:
         headers = {"x-api-key": key} if key is not None else {}
         headers.update(kwargs.pop("headers", {}))
         if "data" not in kwargs:
             kwargs["json"] = document
-        return requests.post(f"{self.url}/tickets", headers=headers, timeout=TIMEOUT, **kwargs)
+        return requests.post(f"{self.url}{path}", headers=headers, timeout=TIMEOUT, **kwargs)
 
     def get(self, path: str, *, key: str | None = API_KEY) -> requests.Response:
         headers = {"x-api-key": key} if key is not None else {}
@@ -379,3 +381,18 @@ def test_serve_decodes_the_ticket_id_in_the_path_once_as_lambda_does(served: Ser
     # When it is asked for under a (percent-encoded) path, then the answer is the Lambda's: decoded
     # once, so a double-encoded id or an encoded slash is an invalid id, not another ticket or route
     assert served.get(path).status_code == status
+
+
+def test_a_damaged_stored_decision_is_a_500_needing_repair_not_a_busy_store(served: Served) -> None:
+    # Given a routed ticket whose stored decision was then damaged
+    assert served.post(TICKET).status_code == 202
+    assert wait_for_decision(served, "T-SERVE-1").status_code == 200
+    damage(served.app.repository, "decisions", "T-SERVE-1")
+    # When it, or feedback on it, is asked for
+    lookups = [
+        served.get("/tickets/T-SERVE-1"),
+        served.post({"correct_team": "Billing Support"}, path="/tickets/T-SERVE-1/feedback"),
+    ]
+    # Then the answer says the record needs repair, not "busy, retry shortly" (no retry would help)
+    assert [r.status_code for r in lookups] == [500, 500]
+    assert all("needs repair" in r.json()["message"] for r in lookups)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from domain.errors import ConfigurationError, DuplicateDecision, RepositoryUnavailable
+from domain.errors import ConfigurationError, DamagedRecord, DuplicateDecision, RepositoryUnavailable
 from domain.models import (
     AccountType,
     CustomerContext,
@@ -289,17 +289,38 @@ def test_a_damaged_row_is_left_out_of_listings_and_named_in_the_log(
     assert all("ticket T-1" in w and "not valid" in w for w in warnings)
 
 
-def test_a_damaged_decision_read_by_id_is_unavailable_not_a_crash(repo: SqliteDecisionRepository) -> None:
+def test_a_damaged_decision_read_by_id_is_a_damaged_record_not_a_crash(repo: SqliteDecisionRepository) -> None:
     # Given a stored decision that was damaged
     repo.save(a_decision("T-1"))
     damage(repo, "decisions", "T-1")
-    # When it is read or its sync recorded, then the store says which record, without quoting it
-    with pytest.raises(RepositoryUnavailable, match=r"decision for ticket T-1 .* is not a valid record") as read:
+    # When it is read or its sync recorded, then the store says which record, without quoting it,
+    # and not as a busy store that a retry would get past
+    with pytest.raises(DamagedRecord, match=r"decision for ticket T-1 .* is not a valid record") as read:
         repo.get("T-1")
-    with pytest.raises(RepositoryUnavailable, match="T-1"):
+    with pytest.raises(DamagedRecord, match="T-1"):
         repo.update_sync_status("T-1", 1_000, SyncStatus.SUCCESS)
+    assert repo.unreadable == {"T-1"}
     assert "cut off" not in str(read.value)
     # And new feedback on it is still recorded, even when the earlier feedback is damaged too
     repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
     damage(repo, "feedback", "T-1")
     assert repo.record(Feedback(ticket_id="T-1", correct_team="Network Operations", recorded_at=NOW)) is None
+
+
+def test_damaged_rows_do_not_take_the_place_of_good_ones_under_a_limit(repo: SqliteDecisionRepository) -> None:
+    # Given three failed decisions and three unrouted tickets, the two newest of each damaged
+    for i, ticket_id in enumerate(["T-1", "T-2", "T-3"]):
+        repo.save(a_decision(ticket_id, timestamp=i))
+        repo.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+        repo.park(a_ticket_received(ticket_id), "ModelUnavailable", NOW + timedelta(seconds=i))
+    for ticket_id in ("T-2", "T-3"):
+        damage(repo, "decisions", ticket_id)
+    for ticket_id in ("T-1", "T-2"):
+        damage(repo, "undelivered_events", ticket_id)
+    # When one of each is asked for
+    failed = repo.find_by_sync_status(SyncStatus.FAILED, limit=1)
+    parked = repo.parked(limit=1)
+    # Then the one good record is found past the damaged ones, and those are counted
+    assert [d.ticket_id for d in failed] == ["T-1"]
+    assert [e.ticket_id for e in parked] == ["T-3"]
+    assert repo.unreadable == {"T-1", "T-2", "T-3"}
