@@ -144,7 +144,12 @@ def run(args: argparse.Namespace) -> int:
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
     if app.bus.failed:
-        again = f"`ROUTER_DB={args.db} ticket-router dlq replay` routes them" if args.db else "route them again"
+        kept = len(app.bus.failed) - len(app.bus.unkept)
+        again = "route them again"
+        if args.db and kept:
+            again = f"`ROUTER_DB={args.db} ticket-router dlq replay` routes the {kept} kept in the store"
+            if app.bus.unkept:
+                again += ", route the others again"
         print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
     return 1 if errors or app.bus.failed or unsynced else 0
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from domain.errors import ConfigurationError
 from handlers.bootstrap import LocalApp, bootstrap_local, local_ingestion_deps
+from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import whole_number
 from handlers.local_server import ApiGatewayWsgiApp
 from handlers.output_paths import check_writable
@@ -85,8 +86,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.close()
         app.bus.drain()
+        lost = app.bus.keep_unkept()
         _remind_of_unrouted(app, "unrouted")
         app.close()
+    if lost:
+        shown = ", ".join(lost[:20]) + (" ..." if len(lost) > 20 else "")
+        print(
+            f"ticket-router: error: {len(lost)} accepted ticket(s) could be neither routed nor kept for "
+            f"`dlq replay` (the decision store was unavailable): {shown}; submit them again under new ticket ids",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_ROWS
     return 0
 
 

@@ -400,7 +400,7 @@ def test_tickets_that_fail_to_route_are_kept_in_the_store_for_dlq_replay(
     err = capsys.readouterr().err
     # Then the run fails, says so and how to recover
     assert (code, decisions) == (1, [])
-    assert f"24 ticket(s) could not be routed; `ROUTER_DB={db} ticket-router dlq replay` routes them" in err
+    assert f"24 ticket(s) could not be routed; `ROUTER_DB={db} ticket-router dlq replay` routes the 24 kept" in err
     # And every ticket is kept in the store, ready to be routed again
     store = SqliteDecisionRepository(db, create=False)
     assert len(store.parked(limit=100)) == 24

@@ -50,3 +50,63 @@ def test_a_failure_to_keep_the_event_is_logged_and_does_not_stop_the_bus(caplog:
     assert [event.ticket_id for event, _ in bus.failed] == ["T-1", "T-2"]
     lost = [r for r in caplog.records if "could not be kept for redelivery" in r.getMessage()]
     assert [r.getMessage().split()[1] for r in lost] == ["T-1", "T-2"]
+
+
+class LockedForAWhile:
+    """Dead letters in a store another process holds locked for the first `failures` tries."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.parked: list[str] = []
+
+    def park(self, event: TicketReceived, reason: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RepositoryUnavailable("database is locked")
+        self.parked.append(event.ticket_id)
+
+
+def test_the_worker_keeps_trying_to_keep_a_failed_event_while_the_store_is_locked() -> None:
+    # Given a serving bus (worker thread) whose store stays locked for three tries
+    dead_letters, slept = LockedForAWhile(failures=3), []
+    bus = InProcessEventBus(dead_letters=dead_letters, keep_retry_delays=(0.5, 1.0, 2.0, 4.0), sleep=slept.append)
+    bus.subscribe(model_down)
+    bus.start_worker()
+    # When routing a ticket fails
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    bus.drain()
+    bus.stop()
+    # Then it is kept on the fourth try, after backing off, and nothing is left unkept
+    assert dead_letters.parked == ["T-1"]
+    assert slept == [0.5, 1.0, 2.0]
+    assert bus.unkept == []
+
+
+def test_what_could_not_be_kept_is_tried_again_at_the_end_and_named_if_still_not_kept() -> None:
+    # Given a serving bus whose store stays locked past every try
+    dead_letters = LockedForAWhile(failures=4)
+    bus = InProcessEventBus(dead_letters=dead_letters, keep_retry_delays=(0.5, 1.0), sleep=lambda _: None)
+    bus.subscribe(model_down)
+    bus.start_worker()
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    bus.publish_ticket_received(a_ticket_received("T-2"))
+    bus.drain()
+    bus.stop()
+    assert [event.ticket_id for event, _ in bus.unkept] == ["T-1"]
+    # When the bus tries once more as it stops (T-2 got through; the lock has gone by now)
+    still_lost = bus.keep_unkept()
+    # Then every ticket ends up kept, and none is reported lost
+    assert still_lost == []
+    assert sorted(dead_letters.parked) == ["T-1", "T-2"]
+
+
+def test_a_synchronous_run_does_not_stall_on_a_locked_store() -> None:
+    # Given a bus delivering in the caller's thread (route), and a locked store
+    slept: list[float] = []
+    bus = InProcessEventBus(dead_letters=LockedForAWhile(failures=10), sleep=slept.append)
+    bus.subscribe(model_down)
+    # When routing a ticket fails
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    # Then the failure is reported at once, without waiting on the lock
+    assert slept == []
+    assert [event.ticket_id for event, _ in bus.unkept] == ["T-1"]
