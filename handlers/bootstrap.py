@@ -235,9 +235,12 @@ def bootstrap_local(
 
 # --- Lambda functions ---------------------------------------------------------------------------
 
-# As long as the decision is kept: a ticket_id reused within that time with another ticket is then
+# Longer than the decision is kept: a ticket_id reused within that time with another ticket is then
 # refused (409) at the door, instead of accepted and dropped by the orchestrator as already routed.
-IDEMPOTENCY_EXPIRY_SECONDS = DECISION_RETENTION_DAYS * 86_400
+# The decision's retention runs from routing, which can come days after intake (EventBridge
+# retries, a replay from the 7-day archive): hence the margin.
+ROUTING_DELAY_MARGIN_DAYS = 7
+IDEMPOTENCY_EXPIRY_SECONDS = (DECISION_RETENTION_DAYS + ROUTING_DELAY_MARGIN_DAYS) * 86_400
 
 
 @dataclass
@@ -303,8 +306,16 @@ def build_acceptor(
                 raise
             # Published, but recording the answer failed: the ticket is accepted all the same, and
             # saying otherwise would have the sender retry (or give up on) a ticket being routed.
-            # A retry once the in-progress record lapses publishes again; the orchestrator skips it.
-            logger.warning("ticket %s accepted, but its idempotency record was not completed", receipt[0]["ticket_id"])
+            # One more try at completing the record: left in progress, it lapses with the Lambda's
+            # time, and another ticket under this id would then be accepted and dropped as routed.
+            try:
+                persistence.save_success(data=ticket, result=receipt[0])
+            except Exception as exc:
+                logger.error(
+                    "ticket %s accepted, but its idempotency record could not be completed: %s",
+                    receipt[0]["ticket_id"],
+                    exc,
+                )
             return receipt[0]
 
     return accept, config

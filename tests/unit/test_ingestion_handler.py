@@ -103,10 +103,18 @@ class UnreachableIdempotencyStore(SqliteIdempotencyLayer):
 
 
 class CompletionFailsIdempotencyStore(SqliteIdempotencyLayer):
-    """Takes the in-progress record, then fails to mark it complete: the store went away mid-request."""
+    """Takes the in-progress record, then fails to mark it complete `failures` times: the store
+    went away mid-request."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
 
     def _update_record(self, data_record: Any) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        if self.failures > 0:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        super()._update_record(data_record)
 
 
 class ExpiryRecordingIdempotencyStore(SqliteIdempotencyLayer):
@@ -194,8 +202,8 @@ def test_an_unavailable_idempotency_store_is_a_503_and_publishes_nothing(api: Ha
 
 
 def test_a_ticket_published_before_its_idempotency_record_failed_is_still_accepted(api: Harness) -> None:
-    # Given an idempotency store that fails once the ticket is published
-    accept, config = build_acceptor(api.app.customers, api.app.bus, CompletionFailsIdempotencyStore())
+    # Given an idempotency store that fails for good once the ticket is published
+    accept, config = build_acceptor(api.app.customers, api.app.bus, CompletionFailsIdempotencyStore(failures=2))
     api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
     # When a ticket is posted
     status, body = api.post_ticket(VALID_TICKET)
@@ -203,6 +211,19 @@ def test_a_ticket_published_before_its_idempotency_record_failed_is_still_accept
     assert (status, body["ticket_id"], body["status"]) == (202, "T-100", "accepted")
     assert [e.ticket_id for e in api.published] == ["T-100"]
     assert api.app.repository.get("T-100") is not None
+
+
+def test_a_record_left_incomplete_by_one_failure_is_completed_so_the_id_stays_guarded(api: Harness) -> None:
+    # Given an idempotency store that fails once, just after the ticket is published
+    accept, config = build_acceptor(api.app.customers, api.app.bus, CompletionFailsIdempotencyStore(failures=1))
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    _, first = api.post_ticket(VALID_TICKET)
+    # When another ticket comes under the same id, and the first one is retried
+    other, _ = api.post_ticket({**VALID_TICKET, "description": "A different problem altogether."})
+    retry, again = api.post_ticket(VALID_TICKET)
+    # Then the record was completed: the other is refused, the retry gets the first answer
+    assert (other, retry, again) == (409, 202, first)
+    assert len(api.published) == 1
 
 
 def test_a_used_ticket_id_is_remembered_as_long_as_its_decision_is_kept(api: Harness) -> None:
