@@ -31,7 +31,11 @@ LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], B
 
 class _Settings(BaseSettings):
     # defer_build: a function validates only its own settings model; the others cost nothing.
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, defer_build=True)
+    # env_ignore_empty: `ROUTER_HOME=` is unset, as a shell user means it; as a path it would be "."
+    # (this directory), and as a required value it would pass as given.
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, defer_build=True, env_ignore_empty=True
+    )
 
     log_level: LogLevel = "INFO"
     router_taxonomy: Path | None = None

@@ -90,3 +90,26 @@ def test_an_empty_path_is_a_usage_error_not_this_directory(argv: list[str], caps
     # Then argparse refuses it before anything is read or written
     assert exited.value.code == 2
     assert "a path cannot be empty" in capsys.readouterr().err
+
+
+def test_an_empty_setting_is_unset_not_this_directory(tmp_path: Path) -> None:
+    # Given a working directory, and ROUTER_HOME, ROUTER_DB and ROUTER_OUTBOX set to nothing (an
+    # unset shell variable exported), which as paths would all mean "."
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "ROUTER_HOME": "", "ROUTER_DB": "", "ROUTER_OUTBOX": ""}
+    tickets = ROOT / "adapters" / "local" / "sample_data" / "tickets.jsonl"
+    # When tickets are routed there
+    result = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", "route", str(tickets), "--quiet"],
+        cwd=work,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    # Then the defaults apply: the outbox goes under .ticket-router/, not into the directory itself
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in work.iterdir()) == [".ticket-router"]
+    assert (work / ".ticket-router" / "outbox.jsonl").is_file()
