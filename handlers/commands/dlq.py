@@ -10,11 +10,14 @@ nothing is left failing (its messages only point at stream batches, which the in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from domain.errors import ConfigurationError
-from domain.recovery import replay_failed_syncs
+from domain.recovery import ReplayReport, replay_failed_syncs
 from handlers.commands.arguments import whole_number
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
@@ -70,15 +73,20 @@ def run_replay(args: argparse.Namespace) -> int:
         check_writable(
             settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
         )
-        app = bootstrap_local(settings)
-        try:
-            # Routing first: a ticket it decides and cannot push is then picked up by the replay below.
-            redelivery = app.redeliver_parked(args.limit)
-            report = replay_failed_syncs(
-                repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=args.limit
-            )
-        finally:
-            app.close()
+        with _only_replay_of(settings.db_path):
+            app = bootstrap_local(settings)
+            try:
+                # Routing first: a ticket it decides and cannot push is then picked up by the replay
+                # below. One --limit for both: it bounds the run, whatever the mix.
+                redelivery = app.redeliver_parked(args.limit)
+                left = args.limit - len(redelivery.routed) - len(redelivery.still_failing)
+                report = (
+                    replay_failed_syncs(repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=left)
+                    if left > 0
+                    else ReplayReport()
+                )
+            finally:
+                app.close()
         # Damaged records could be neither routed nor pushed: still work to do, by hand.
         unreadable = sorted(app.repository.unreadable)
         unrouted = redelivery.still_failing
@@ -92,6 +100,21 @@ def run_replay(args: argparse.Namespace) -> int:
         }
     print(json.dumps(payload, indent=2))
     return 0 if not report.still_failing and not unrouted and not unreadable else 1
+
+
+@contextlib.contextmanager
+def _only_replay_of(db: Path) -> Iterator[None]:
+    """Hold the store's replay lock: two replays at once would each push every failed decision,
+    and each report the other's work as its own."""
+    import fcntl
+
+    lock_path = db.with_name(db.name + ".replay-lock")
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(f"another `dlq replay` is running on {db}; wait for it to finish") from None
+        yield
 
 
 def _drain_queue(queue_url: str) -> int:

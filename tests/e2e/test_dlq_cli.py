@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import SyncStatus
 from handlers.cli import main
-from tests.integration.test_sqlite_repository import a_decision, damage
+from tests.builders import NOW
+from tests.integration.test_sqlite_repository import a_decision, a_ticket_received, damage
 
 
 def test_replay_moves_failed_decisions_to_the_outbox(
@@ -98,3 +100,41 @@ def test_replay_pushes_the_intact_decisions_when_one_stored_record_is_damaged(
     assert (report["attempted"], report["succeeded"]) == (1, 1)
     assert (report["unreadable_records"], report["unreadable_ticket_ids"]) == (1, ["T-1"])
     assert [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()] == ["T-2"]
+
+
+def test_one_limit_bounds_the_unrouted_and_the_failed_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two unrouted tickets and two decisions whose sync failed
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    for i, ticket_id in enumerate(["T-1", "T-2"]):
+        store.save(a_decision(ticket_id, timestamp=i))
+        store.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+    for ticket_id in ["T-3", "T-4"]:
+        store.park(a_ticket_received(ticket_id), "ModelUnavailable", NOW)
+    store.close()
+    # When at most three are replayed
+    code = main(["dlq", "replay", "--limit", "3"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the two unrouted tickets are routed and one failed sync is pushed: three in all
+    assert code == 0
+    assert (report["unrouted_tickets_routed"], report["attempted"]) == (2, 1)
+
+
+def test_a_second_replay_of_the_same_store_at_once_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store that a replay is working on (it holds the replay lock)
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    db = tmp_path / "ticket-router.db"
+    SqliteDecisionRepository(db).close()
+    with open(tmp_path / "ticket-router.db.replay-lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        # When another replay starts
+        code = main(["dlq", "replay"])
+    # Then it is refused, rather than pushing everything a second time and counting it twice
+    assert code == 2
+    assert f"another `dlq replay` is running on {db}" in capsys.readouterr().err
+    # And once the first is done, a replay runs
+    assert main(["dlq", "replay"]) == 0
