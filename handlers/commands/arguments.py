@@ -58,3 +58,8 @@ def path_argument(value: str) -> Path:
     if not value.strip():
         raise argparse.ArgumentTypeError("a path cannot be empty")
     return Path(value)
+
+
+def output_path_argument(value: str) -> Path:
+    # "-" is standard output, as for most command-line tools; written as a stream, never replaced.
+    return Path("/dev/stdout") if value == "-" else path_argument(value)

@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.atomic_files import atomic_write
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
-from handlers.commands.arguments import path_argument, real_number
+from handlers.commands.arguments import output_path_argument, path_argument, real_number
 from handlers.labelled_data import (
     add_column_arguments,
     columns_from_args,
@@ -29,7 +29,9 @@ def register(subparsers: Any) -> None:
         "--threshold", type=real_number(0, 1), default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--report", type=path_argument, help="write a self-contained HTML report here")
+    parser.add_argument(
+        "--report", type=output_path_argument, help="write a self-contained HTML report here (- for standard output)"
+    )
     parser.set_defaults(func=run)
 
 

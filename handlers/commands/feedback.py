@@ -17,7 +17,7 @@ from domain.feedback import correction_rows, routing_accuracy
 from domain.models import RoutingDecision
 from domain.taxonomy import load_taxonomy
 from handlers.cli import EXIT_BAD_ROWS
-from handlers.commands.arguments import path_argument
+from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.observability import logs_to_stderr
 from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
@@ -39,7 +39,12 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("feedback", help="export corrections as training data, or show routing accuracy")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = actions.add_parser("export", help="write re-routes as a retraining file (CSV or JSONL)")
-    export.add_argument("--output", type=path_argument, required=True, help="file to write (.csv or .jsonl)")
+    export.add_argument(
+        "--output",
+        type=output_path_argument,
+        required=True,
+        help="file to write (.csv or .jsonl; - for standard output, as CSV)",
+    )
     export.add_argument(
         "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
     )

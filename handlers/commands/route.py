@@ -17,7 +17,7 @@ from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
-from handlers.commands.arguments import path_argument
+from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.output_paths import check_writable, model_files
 from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
@@ -84,7 +84,9 @@ def register(subparsers: Any) -> None:
         "--services", type=path_argument, help="service status snapshot (JSON); default: bundled samples"
     )
     parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
-    parser.add_argument("--output", type=path_argument, help="write one JSON decision a line here")
+    parser.add_argument(
+        "--output", type=output_path_argument, help="write one JSON decision a line here (- for standard output)"
+    )
     parser.add_argument(
         "--db",
         type=path_argument,

@@ -476,3 +476,22 @@ def test_an_output_in_a_folder_that_takes_no_new_file_is_refused_before_routing(
     assert "cannot write --output" in capsys.readouterr().err
     assert not db.exists() and not (tmp_path / "o.jsonl").exists()
     assert (folder / "decisions.jsonl").read_text() == "previous\n"
+
+
+def test_an_output_of_dash_is_standard_output_not_a_file_named_dash(tmp_path: Path) -> None:
+    # When route is told to write its decisions to "-", in a directory of its own
+    argv = ["route", str(three_tickets(tmp_path)), "--quiet", "--output", "-", "--outbox", str(tmp_path / "o.jsonl")]
+    work = tmp_path / "work"
+    work.mkdir()
+    routed = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", *argv],
+        check=False,
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+    )
+    # Then the decisions come out on stdout, and no file "-" appears
+    assert routed.returncode == 0, routed.stderr
+    decisions = [json.loads(line) for line in routed.stdout.decode().splitlines() if line.startswith("{")]
+    assert [d["ticket_id"] for d in decisions] == ["T-0001", "T-0002", "T-0003"]
+    assert list(work.iterdir()) == []
