@@ -155,12 +155,12 @@ def get_ticket(ticket_id: str) -> Response:
 def post_feedback(ticket_id: str) -> Response:
     deps = _current_deps()
     ticket_id = _checked_ticket_id(ticket_id)
+    if deps.feedback is None:
+        return _json(501, {"message": "feedback is not enabled on this deployment"})
     body = _request_json()
     decision = _decisions().get(ticket_id)
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id}"})
-    if deps.feedback is None:
-        return _json(501, {"message": "feedback is not enabled on this deployment"})
     try:
         feedback = FeedbackSubmission.model_validate(body).to_feedback(ticket_id, deps.clock.now())
     except ValidationError as exc:

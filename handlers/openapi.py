@@ -61,6 +61,20 @@ def openapi_document() -> dict[str, Any]:
                 "status": {"type": "string", "enum": ["accepted"]},
             },
         },
+        "FeedbackRecorded": {
+            "type": "object",
+            "required": ["ticket_id", "rerouted", "status"],
+            "properties": {
+                "ticket_id": {"type": "string"},
+                "rerouted": {"type": "boolean", "description": "the correct team differs from the decision's"},
+                "status": {"type": "string", "enum": ["recorded"]},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "version"],
+            "properties": {"status": {"type": "string", "enum": ["ok"]}, "version": {"type": "string"}},
+        },
         "Error": _ERROR,
     }
     decision = _schema(RoutingDecision, mode="serialization")
@@ -107,7 +121,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ticket_id_param],
                     "requestBody": {"required": True, "content": _json_content("Feedback")},
                     "responses": {
-                        "201": {"description": "Correction recorded"},
+                        "201": {"description": "Correction recorded", "content": _json_content("FeedbackRecorded")},
                         **_errors(400, 403, 404, 413, 415, 500, 501, 503),
                     },
                 }
@@ -115,7 +129,10 @@ def openapi_document() -> dict[str, Any]:
             "/health": {
                 "get": {
                     "operationId": "health",
-                    "responses": {"200": {"description": "Service is up"}, **_errors(403)},
+                    "responses": {
+                        "200": {"description": "Service is up", "content": _json_content("Health")},
+                        **_errors(403),
+                    },
                 }
             },
         },

@@ -58,6 +58,7 @@ class Harness:
         headers: dict[str, str] | None = None,
         is_base64: bool = False,
         unavailable_ok: bool = False,
+        expected_5xx: int | None = None,
     ) -> tuple[int, Any]:
         event = copy.deepcopy(POST_EVENT)
         chosen = JSON_HEADERS if headers is None else headers
@@ -77,8 +78,9 @@ class Harness:
         status = int(result["statusCode"])
         raw = result.get("body") or ""
         # The contract of every test here: the API never fails with a 5xx, never leaks a traceback;
-        # only a test of a store or bus outage may see the 503 that tells the client to retry.
-        assert status < 500 or (unavailable_ok and status == 503), raw
+        # only a test of a store or bus outage may see the 503 that tells the client to retry, and
+        # a test of a deployment without a feature the 501 that says so.
+        assert status < 500 or (unavailable_ok and status == 503) or status == expected_5xx, raw
         assert "Traceback" not in raw
         return status, json.loads(raw) if raw else None
 
@@ -662,6 +664,19 @@ def test_a_known_category_written_in_another_case_is_stored_as_the_taxonomy_spel
     # Then it is stored under the taxonomy's name, so retraining sees one label, not two
     assert status == 201
     assert [f.correct_category for f in api.app.repository.feedback()] == ["Network Outage"]
+
+
+@pytest.mark.parametrize("ticket_id", ["T-100", "T-NONE"])
+def test_feedback_where_it_is_not_enabled_is_501_whatever_the_ticket(api: Harness, ticket_id: str) -> None:
+    # Given a deployment with no feedback store, and one routed ticket
+    api.post_ticket(VALID_TICKET)
+    api.deps = dataclasses.replace(api.deps, feedback=None)
+    # When feedback is sent, on that ticket or on one never seen
+    document = json.dumps({"correct_team": "Billing Support"})
+    status, body = api.request("POST", f"/tickets/{ticket_id}/feedback", document, expected_5xx=501)
+    # Then the answer is that feedback is off here, not that the ticket is unknown
+    assert status == 501
+    assert body["message"] == "feedback is not enabled on this deployment"
 
 
 def test_feedback_on_an_unknown_ticket_is_404(api: Harness) -> None:

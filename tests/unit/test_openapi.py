@@ -6,8 +6,11 @@ import ast
 import re
 from pathlib import Path
 
+import jsonschema
+import pytest
 from openapi_spec_validator import validate
 
+from handlers import __version__
 from handlers.openapi import openapi_document
 
 INGESTION = Path(__file__).parents[2] / "handlers" / "ingestion.py"
@@ -60,3 +63,13 @@ def test_the_document_is_valid_openapi_of_the_version_it_declares() -> None:
     # the `{"type": "null"}` that optional fields use; 3.0 does not)
     validate(document)
     assert document["openapi"].startswith("3.1.")
+
+
+def test_the_feedback_and_health_answers_match_their_documented_schemas() -> None:
+    # Given the documented schemas of a recorded correction and of the health check
+    schemas = openapi_document()["components"]["schemas"]
+    # When / Then the bodies the handler sends validate against them
+    jsonschema.validate({"ticket_id": "T-1", "rerouted": True, "status": "recorded"}, schemas["FeedbackRecorded"])
+    jsonschema.validate({"status": "ok", "version": __version__}, schemas["Health"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"ticket_id": "T-1", "status": "recorded"}, schemas["FeedbackRecorded"])
