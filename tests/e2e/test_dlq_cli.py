@@ -80,15 +80,20 @@ def test_queue_url_without_aws_is_refused_rather_than_ignored(
     assert not (tmp_path / "outbox.jsonl").exists()
 
 
+def store_with_failed_syncs(path: Path, *ticket_ids: str) -> SqliteDecisionRepository:
+    store = SqliteDecisionRepository(path)
+    for i, ticket_id in enumerate(ticket_ids):
+        store.save(a_decision(ticket_id, timestamp=i))
+        store.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+    return store
+
+
 def test_replay_pushes_the_intact_decisions_when_one_stored_record_is_damaged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given two failed decisions, one of them damaged in the store
     monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
-    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
-    for i, ticket_id in enumerate(["T-1", "T-2"]):
-        store.save(a_decision(ticket_id, timestamp=i))
-        store.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+    store = store_with_failed_syncs(tmp_path / "ticket-router.db", "T-1", "T-2")
     damage(store, "decisions", "T-1")
     store.close()
     # When the DLQ is replayed
@@ -107,10 +112,7 @@ def test_one_limit_bounds_the_unrouted_and_the_failed_together(
 ) -> None:
     # Given two unrouted tickets and two decisions whose sync failed
     monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
-    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
-    for i, ticket_id in enumerate(["T-1", "T-2"]):
-        store.save(a_decision(ticket_id, timestamp=i))
-        store.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+    store = store_with_failed_syncs(tmp_path / "ticket-router.db", "T-1", "T-2")
     for ticket_id in ["T-3", "T-4"]:
         store.park(a_ticket_received(ticket_id), "ModelUnavailable", NOW)
     store.close()

@@ -286,22 +286,27 @@ def test_a_host_that_is_no_address_is_one_clear_error(local_home: Path, capsys: 
     assert err.startswith("ticket-router: error: cannot listen on 999.1.1.1:0: ") and err.count("\n") == 1
 
 
-def test_sigterm_routes_every_accepted_ticket_before_the_server_exits(tmp_path: Path) -> None:
-    # Given `ticket-router serve` running as its own process, as a service manager starts it
+def serve_process(home: Path) -> subprocess.Popen[str]:
+    """`ticket-router serve` as its own process, as a service manager starts it, its store under `home`."""
     env = {
         **os.environ,
-        "ROUTER_HOME": str(tmp_path),
-        "ROUTER_DB": str(tmp_path / "decisions.db"),
-        "ROUTER_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        "ROUTER_HOME": str(home),
+        "ROUTER_DB": str(home / "decisions.db"),
+        "ROUTER_OUTBOX": str(home / "outbox.jsonl"),
         "ROUTER_API_KEY": API_KEY,
     }
-    server = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "handlers.cli", "serve", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigterm_routes_every_accepted_ticket_before_the_server_exits(tmp_path: Path) -> None:
+    # Given `ticket-router serve` running as its own process
+    server = serve_process(tmp_path)
     try:
         banner = server.stdout.readline() if server.stdout else ""
         url = banner.split(" on ", 1)[1].split(" ", 1)[0]
@@ -333,21 +338,8 @@ def test_serve_reminds_at_start_and_stop_of_tickets_left_unrouted(tmp_path: Path
     store = SqliteDecisionRepository(tmp_path / "decisions.db")
     store.park(a_ticket_received("T-EARLIER"), "ModelUnavailable: throttled", datetime.now(UTC))
     store.close()
-    env = {
-        **os.environ,
-        "ROUTER_HOME": str(tmp_path),
-        "ROUTER_DB": str(tmp_path / "decisions.db"),
-        "ROUTER_OUTBOX": str(tmp_path / "outbox.jsonl"),
-        "ROUTER_API_KEY": API_KEY,
-    }
     # When serve starts and is stopped again
-    server = subprocess.Popen(
-        [sys.executable, "-m", "handlers.cli", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = serve_process(tmp_path)
     try:
         assert server.stdout is not None and server.stderr is not None
         assert " on http://" in server.stdout.readline()
