@@ -14,7 +14,9 @@ from enum import Enum
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic import ValidationError
 
+from domain.errors import DamagedRecord
 from domain.models import RoutingDecision
 
 _SERIALIZER = TypeSerializer()
@@ -71,8 +73,18 @@ def decision_to_dynamodb(decision: RoutingDecision) -> dict[str, Any]:
 
 
 def decision_from_item(item: Mapping[str, Any]) -> RoutingDecision:
-    """python item (as the repository or Powertools' DynamoDBRecord.new_image give it) -> decision."""
-    return RoutingDecision.model_validate(_from_decimals(item))
+    """python item (as the repository or Powertools' DynamoDBRecord.new_image give it) -> decision.
+
+    An item that no longer reads as one (edited by hand, written by an incompatible release) is a
+    DamagedRecord naming the ticket, without the pydantic cause, which would quote customer text.
+    """
+    try:
+        return RoutingDecision.model_validate(_from_decimals(item))
+    except ValidationError as exc:
+        raise DamagedRecord(
+            f"the stored decision for ticket {item.get('ticket_id')!r} is not a valid record"
+            f" ({exc.error_count()} error(s), first: {exc.errors()[0]['msg']})"
+        ) from None
 
 
 def decision_from_stream_image(image: Mapping[str, Any]) -> RoutingDecision:

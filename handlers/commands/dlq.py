@@ -49,7 +49,6 @@ def run_replay(args: argparse.Namespace) -> int:
         # Ignoring it would let the user believe the queue was dealt with.
         raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
     unrouted: list[str] = []
-    unreadable: list[str] = []
     if args.aws:
         from handlers.bootstrap import build_ticketing_update_deps
 
@@ -59,8 +58,15 @@ def run_replay(args: argparse.Namespace) -> int:
         report = replay_failed_syncs(
             repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
         )
-        drained = _drain_queue(args.queue_url) if args.queue_url and not report.still_failing else 0
-        payload: dict[str, Any] = {**report.as_dict(), "dlq_messages_deleted": drained}
+        unreadable = sorted(getattr(deps.repository, "unreadable", ()))
+        settled = not report.still_failing and not unreadable
+        drained = _drain_queue(args.queue_url) if args.queue_url and settled else 0
+        payload: dict[str, Any] = {
+            **report.as_dict(),
+            "unreadable_records": len(unreadable),
+            "unreadable_ticket_ids": unreadable[:50],
+            "dlq_messages_deleted": drained,
+        }
     else:
         from adapters.local.sqlite_repository import SqliteDecisionRepository
         from handlers.bootstrap import bootstrap_local

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository, decision_from_stream_image
 from adapters.aws.serialization import decision_to_item, deserialize_item
-from domain.errors import DuplicateDecision, RepositoryUnavailable
+from domain.errors import DamagedRecord, DuplicateDecision, RepositoryUnavailable
 from domain.models import RoutingDecision, SyncStatus
 from tests.aws_resources import StreamTail, read_stream_records
 from tests.integration.conftest import NOW, REGION
@@ -169,6 +169,28 @@ def test_find_by_sync_status_returns_matching_decisions_newest_first_up_to_the_l
     assert [d.ticket_id for d in pending] == ["T-4", "T-3", "T-1"]
     assert [(d.ticket_id, d.sync_error) for d in failed] == [("T-2", "HTTP 500")]
     assert repository.find_by_sync_status(SyncStatus.SUCCESS) == []
+
+
+def test_a_damaged_item_is_left_out_of_listings_and_a_damaged_record_when_read(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given two failed decisions, one of them since damaged (its confidence overwritten by hand)
+    for n in range(2):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+        repository.update_sync_status(f"T-{n}", 1_700_000_000 + n, SyncStatus.FAILED, error="HTTP 500")
+    dynamodb.update_item(
+        TableName=decisions_table,
+        Key={"ticket_id": {"S": "T-1"}, "timestamp": {"N": "1700000001"}},
+        UpdateExpression="SET confidence_score = :bad",
+        ExpressionAttributeValues={":bad": {"S": "very high"}},
+    )
+    # When the failed ones are listed, and the damaged one is read
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+    # Then the intact one is listed and the damaged one named, and reading it says it needs repair
+    assert [d.ticket_id for d in failed] == ["T-0"]
+    assert repository.unreadable == {"T-1"}
+    with pytest.raises(DamagedRecord, match="ticket 'T-1' is not a valid record"):
+        repository.get("T-1")
 
 
 def test_find_by_sync_status_can_keep_only_tickets_received_before_a_time(
