@@ -11,7 +11,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, TicketRouterError
 from handlers.bootstrap import LocalApp, bootstrap_local, local_ingestion_deps
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import whole_number
@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _remind_of_unrouted(app: LocalApp, how: str) -> None:
     # Nothing retries them on its own: the client had its 202, and its retries get the same answer.
-    waiting = app.repository.parked_count()
+    try:
+        waiting = app.repository.parked_count()
+    except TicketRouterError:  # a locked store must not stop the server starting, or closing cleanly
+        return
     if waiting:
         print(
             f"{waiting} accepted ticket(s) {how} are kept in {app.repository.path}; "

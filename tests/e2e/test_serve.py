@@ -23,9 +23,10 @@ import requests
 from waitress import create_server
 
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from handlers.bootstrap import LocalApp
+from domain.errors import RepositoryUnavailable
+from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.cli import main
-from handlers.commands.serve import build_wsgi_app
+from handlers.commands.serve import _remind_of_unrouted, build_wsgi_app
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
 from tests.builders import ModelDown
@@ -388,3 +389,25 @@ def test_a_damaged_stored_decision_is_a_500_needing_repair_not_a_busy_store(serv
     # Then the answer says the record needs repair, not "busy, retry shortly" (no retry would help)
     assert [r.status_code for r in lookups] == [500, 500]
     assert all("needs repair" in r.json()["message"] for r in lookups)
+
+
+def test_a_locked_store_does_not_stop_the_unrouted_reminder_from_letting_serve_close(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store another process holds locked past SQLite's busy timeout
+    app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
+
+    class LockedStore:
+        path = str(tmp_path / "d.db")
+
+        def parked_count(self) -> int:
+            raise RepositoryUnavailable("database is locked")
+
+    try:
+        real, app.repository = app.repository, LockedStore()  # type: ignore[assignment]
+        # When serve reminds of unrouted tickets, starting or stopping, then it goes on quietly
+        _remind_of_unrouted(app, "unrouted")
+    finally:
+        app.repository = real
+        app.close()
+    assert capsys.readouterr().err == ""
