@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import stat
+import sys
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,9 +29,17 @@ def atomic_write(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
+    if is_standard_output(path):
+        # Through the process's own stdout, not a second opening of it: that would have a file
+        # position of its own, and what else goes to stdout would overwrite the file or be overwritten.
+        sys.stdout.flush()
+        with _naming(path, None):
+            yield sys.stdout.buffer if "b" in mode else sys.stdout
+            sys.stdout.flush()
+        return
     if is_stream(path):
-        # The caller's own stdout, say: a pipe, a terminal, or a file it appends to (`>> run.log`).
-        # Appended to, never replaced or truncated: either would lose what the file held before.
+        # Another open stream (/dev/fd/3, /dev/stderr): a pipe, a terminal, or a file the caller
+        # appends to. Appended to, never replaced or truncated: either would lose what it held.
         with _naming(path, None), open(path, mode.replace("w", "a"), encoding=encoding, newline=newline) as handle:
             yield handle
         return
@@ -63,6 +72,11 @@ def atomic_write(
             temp.unlink(missing_ok=True)
             raise
     _sync_directory(destination.parent)
+
+
+def is_standard_output(path: str | Path | None) -> bool:
+    """Whether `path` is this process's standard output (how `-` reaches a command)."""
+    return path is not None and os.path.abspath(path) in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 
 
 def is_stream(path: str | Path) -> bool:

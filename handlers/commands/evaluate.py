@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from adapters.atomic_files import atomic_write
+from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
+from domain.errors import ConfigurationError
 from handlers.commands.arguments import output_path_argument, path_argument, real_number
 from handlers.labelled_data import (
     add_column_arguments,
@@ -40,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from adapters.classifier.report import render_report
     from handlers.evaluation import evaluate_classifier
 
+    if args.json and is_standard_output(args.report):
+        raise ConfigurationError("--report - and --json would both go to standard output; send the report to a file")
+    # With the report on stdout, what is said about it goes to stderr, out of the page's way.
+    out = sys.stderr if is_standard_output(args.report) else sys.stdout
     if args.report:
         check_writable(
             args.report, "--report", replaced=True, keep_apart={"--data": args.data, **model_files(args.model_dir)}
@@ -76,15 +82,15 @@ def run(args: argparse.Namespace) -> int:
         payload = {**summary, "per_class": evaluation.per_class()}
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"Evaluated {summary['n']} tickets from {args.data}")
+    print(f"Evaluated {summary['n']} tickets from {args.data}", file=out)
     for key in ("accuracy", "macro_f1", "top2_accuracy", "ece", "auto_route_rate", "auto_route_accuracy"):
         value = summary[key]
-        print(f"  {key:<22} {'n/a (none routed automatically)' if value is None else f'{value:.4f}'}")
-    print(f"  {'tickets_per_second':<22} {summary['tickets_per_second']}")
+        print(f"  {key:<22} {'n/a (none routed automatically)' if value is None else f'{value:.4f}'}", file=out)
+    print(f"  {'tickets_per_second':<22} {summary['tickets_per_second']}", file=out)
     if summary["unknown_labels"]:
-        print(f"  {summary['unknown_labels']} ticket(s) carry labels the model does not know (counted wrong)")
+        print(f"  {summary['unknown_labels']} ticket(s) carry labels the model does not know (counted wrong)", file=out)
     worst = sorted(evaluation.per_class().items(), key=lambda kv: kv[1]["f1"])[:5]
-    print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst))
+    print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst), file=out)
     if args.report:
-        print(f"Report written to {args.report}")
+        print(f"Report written to {args.report}", file=out)
     return 0

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.atomic_files import atomic_write
+from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import DamagedRecord
 from domain.feedback import correction_rows, routing_accuracy
@@ -108,10 +108,13 @@ def run_export(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
             writer.writerows(rows)
-    print(f"Wrote {len(rows)} correction(s) to {args.output}")
+    # With the corrections on stdout, what is said about them goes to stderr, out of their way.
+    out = sys.stderr if is_standard_output(args.output) else sys.stdout
+    print(f"Wrote {len(rows)} correction(s) to {args.output}", file=out)
     print(
         f"Retrain with: ticket-router train --data {args.output} --subject-column subject "
-        "--body-column description --label-column category"
+        "--body-column description --label-column category",
+        file=out,
     )
     return _warn_of_unreadable(store)
 

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.atomic_files import atomic_write
+from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         _write_decisions(args.output, decisions)
-    out = sys.stdout
+    # With the decisions on stdout (`--output -`), the table and summary go to stderr, out of their way.
+    out = sys.stderr if is_standard_output(args.output) else sys.stdout
     if not args.quiet:
         _print_table(decisions, out)
     _print_summary(decisions, duplicates, errors, app, out)

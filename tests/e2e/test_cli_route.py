@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from adapters.local.outbox import JsonlOutbox
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from domain.models import RoutingDecision, SyncStatus
+from domain.models import Feedback, RoutingDecision, SyncStatus
 from handlers.cli import EXIT_BROKEN_PIPE, main
 from tests.builders import ModelDown
 
@@ -495,3 +496,66 @@ def test_an_output_of_dash_is_standard_output_not_a_file_named_dash(tmp_path: Pa
     decisions = [json.loads(line) for line in routed.stdout.decode().splitlines() if line.startswith("{")]
     assert [d["ticket_id"] for d in decisions] == ["T-0001", "T-0002", "T-0003"]
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["route", "{tickets}", "--output", "-", "--outbox", "{tmp}/o.jsonl"],
+        ["feedback", "export", "--db", "{db}", "--output", "-", "--all"],
+        [
+            "evaluate",
+            "--data",
+            "{labelled}",
+            "--subject-column",
+            "subject",
+            "--body-column",
+            "description",
+            "--label-column",
+            "category",
+            "--report",
+            "-",
+        ],
+    ],
+    ids=["route", "feedback-export", "evaluate-report"],
+)
+def test_an_output_of_dash_redirected_to_a_file_is_whole_and_alone_there(tmp_path: Path, argv: list[str]) -> None:
+    # Given tickets, a store with a correction, and labelled data
+    tickets = three_tickets(tmp_path)
+    db = tmp_path / "d.db"
+    assert main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(tmp_path / "x.jsonl")]) == 0
+    assert main(["feedback", "export", "--db", str(db), "--output", str(tmp_path / "none.csv")]) == 0
+    store = SqliteDecisionRepository(db, create=False)
+    store.record(Feedback(ticket_id="T-0001", correct_team="Billing Support", recorded_at=datetime.now(UTC)))
+    store.close()
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        "".join(
+            json.dumps(
+                {"subject": "Refund", "description": "I was charged twice, refund me", "category": "Billing Dispute"}
+            )
+            + "\n"
+            for _ in range(3)
+        )
+    )
+    values = {"tickets": tickets, "tmp": tmp_path, "db": db, "labelled": labelled}
+    # When the command writes its output to "-", with stdout sent to a file (`> out`)
+    out = tmp_path / "out"
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "handlers.cli", *(a.format(**values) for a in argv)],
+            check=False,
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    # Then the file holds that output whole, and nothing else (what is said about it went to stderr)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    if argv[0] == "route":
+        assert [json.loads(line)["ticket_id"] for line in text.splitlines()] == ["T-0001", "T-0002", "T-0003"]
+    elif argv[0] == "feedback":
+        assert text.splitlines()[0].startswith("ticket_id,") and len(text.splitlines()) == 2
+    else:
+        assert text.lstrip().lower().startswith("<!doctype html>") and text.rstrip().endswith("</html>")

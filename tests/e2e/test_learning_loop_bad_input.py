@@ -369,3 +369,13 @@ def test_backtest_reads_a_file_without_a_subject_column(tmp_path: Path, capsys: 
     code = main(["backtest", str(data), "--label-column", "team", "--json"])
     assert code == 0
     assert '"n": 3' in capsys.readouterr().out
+
+
+def test_a_report_and_json_both_on_standard_output_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "test.csv"
+    write_labelled(data)
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--json", "--report", "-"])
+    assert code == 2
+    assert "--report - and --json would both go to standard output" in capsys.readouterr().err
