@@ -185,9 +185,7 @@ def route_ticket(
 ) -> RouteOutcome:
     """Engine proposes, domain disposes, repository stores. Redeliveries return the stored decision."""
     existing = repository.get(ticket.ticket_id)
-    # A decision past its retention is gone in all but name (DynamoDB deletes expired items within
-    # days, not at once): an id reused after it is a new ticket, not a redelivery.
-    if existing is not None and existing.ttl > clock.now().timestamp():
+    if existing is not None:
         return RouteOutcome(existing, created=False)
     started = time.perf_counter()
     result = engine.propose(ticket, deadline=deadline)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from adapters.clock import FixedClock
@@ -207,22 +205,6 @@ def test_redelivered_ticket_returns_the_first_decision_and_stores_nothing_new() 
     assert not again.created
     assert again.decision == first.decision
     assert len(repo.decisions) == 1
-
-
-def test_a_ticket_id_reused_after_the_first_decision_expired_is_routed_as_a_new_ticket() -> None:
-    # Given a ticket routed 91 days ago, whose decision is past its 90-day retention but not yet
-    # deleted (DynamoDB deletes expired items within days, not at once)
-    repo = InMemoryRepository()
-    engine = engine_for(FixedClassifier("Billing Dispute"), FakeCustomers(), FakeServiceStatus(), repo)
-    route_ticket(a_ticket(), correlation_id="a", engine=engine, repository=repo, taxonomy=TAXONOMY, clock=CLOCK)
-    later = FixedClock(NOW + timedelta(days=91))
-    reused = a_ticket(description="Another problem entirely.", age_hours=-91 * 24)
-    # When another ticket arrives under the same id
-    outcome = route_ticket(reused, correlation_id="b", engine=engine, repository=repo, taxonomy=TAXONOMY, clock=later)
-    # Then it is decided and stored, not dropped as a redelivery of the expired one
-    assert outcome.created
-    assert repo.get("T-1") == outcome.decision
-    assert len(repo.decisions) == 2
 
 
 def test_customer_db_down_routes_anyway_and_flags_review_when_a_vip_could_be_hidden() -> None:
