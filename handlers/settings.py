@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -29,13 +30,22 @@ def _upper(value: Any) -> Any:
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
 
 
+def _is_path(annotation: Any) -> bool:
+    return annotation is Path or any(_is_path(arg) for arg in get_args(annotation))
+
+
 class _Settings(BaseSettings):
     # defer_build: a function validates only its own settings model; the others cost nothing.
-    # env_ignore_empty: `ROUTER_HOME=` is unset, as a shell user means it; as a path it would be "."
-    # (this directory), and as a required value it would pass as given.
-    model_config = SettingsConfigDict(
-        case_sensitive=False, extra="ignore", frozen=True, defer_build=True, env_ignore_empty=True
-    )
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, defer_build=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        # `ROUTER_HOME=` means unset to a shell user; as a path it would be "." (this directory).
+        # Paths only: elsewhere an empty value can be deliberate (BEDROCK_CLASSIFIER_MODEL_ID= is off).
+        if value == "" and info.field_name is not None and _is_path(cls.model_fields[info.field_name].annotation):
+            raise PydanticUseDefault
+        return value
 
     log_level: LogLevel = "INFO"
     router_taxonomy: Path | None = None
