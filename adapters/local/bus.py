@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,7 +37,7 @@ class InProcessEventBus:
         dead_letters: DeadLetters | None = None,
         *,
         keep_retry_delays: tuple[float, ...] = KEEP_RETRY_DELAYS,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._subscribers: list[Subscriber] = []
         self._queue: queue.Queue[object] | None = None
@@ -46,6 +45,8 @@ class InProcessEventBus:
         self._dead_letters = dead_letters
         self._keep_retry_delays = keep_retry_delays
         self._sleep = sleep
+        # Set when the process is stopping: no more waiting between tries to keep an event.
+        self._stopping = threading.Event()
         # This run's failures, for a command to report; `dead_letters` is what outlives the process.
         self.failed: list[tuple[TicketReceived, str]] = []
         # Failures the dead letters could not take either: all that is left of them is here.
@@ -88,12 +89,41 @@ class InProcessEventBus:
                 self._dead_letters.park(event, reason)
                 return
             except Exception as exc:
-                if delay is None:
-                    logger.exception("ticket %s could not be kept for redelivery either", event.ticket_id)
+                if delay is None or self._stopping.is_set():
+                    log = logger.error if isinstance(exc, TicketRouterError) else logger.exception
+                    log("ticket %s could not be kept for redelivery either: %s", event.ticket_id, exc)
                     self.unkept.append((event, reason))
                     return
                 logger.warning("could not keep ticket %s yet (%s); trying again in %.1f s", event.ticket_id, exc, delay)
-                self._sleep(delay)
+                self._pause(delay)
+
+    def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._stopping.wait(seconds)  # cut short by stop_waiting()
+
+    def stop_waiting(self) -> None:
+        """The process is stopping: from now on a failed event is tried once, not waited on."""
+        self._stopping.set()
+
+    def abandon(self) -> None:
+        """Give up delivering what is still queued (a second interrupt): it joins `unkept`, for
+        keep_unkept to store or name."""
+        if self._queue is None:
+            return
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, TicketReceived):
+                self.unkept.append((item, "not routed: the server was stopped first"))
+            elif item is _STOP:
+                self._queue.put(_STOP)  # still for the worker, after this
+                self._queue.task_done()
+                return
+            self._queue.task_done()
 
     def keep_unkept(self) -> list[str]:
         """Try once more to keep what could not be kept (the store may be free again by now); the
@@ -101,11 +131,17 @@ class InProcessEventBus:
         if self._dead_letters is None:
             return [event.ticket_id for event, _ in self.unkept]
         still: list[tuple[TicketReceived, str]] = []
-        for event, reason in self.unkept:
-            try:
-                self._dead_letters.park(event, reason)
-            except Exception:
-                still.append((event, reason))
+        pending = list(self.unkept)
+        try:
+            while pending:
+                event, reason = pending[0]
+                try:
+                    self._dead_letters.park(event, reason)
+                except Exception:
+                    still.append((event, reason))
+                pending.pop(0)
+        except KeyboardInterrupt:  # interrupted once more: what is not kept yet is named, not dropped
+            still.extend(pending)
         self.unkept = still
         return [event.ticket_id for event, _ in still]
 

@@ -85,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
         print("stopping", file=sys.stderr)
     finally:
         server.close()
-        app.bus.drain()
+        # What fails from here is tried once, not waited on: a stop must not hang on a locked store.
+        app.bus.stop_waiting()
+        try:
+            app.bus.drain()
+        except KeyboardInterrupt:  # interrupted again: stop routing, but keep or name what is queued
+            app.bus.abandon()
         lost = app.bus.keep_unkept()
         _remind_of_unrouted(app, "unrouted")
         app.close()

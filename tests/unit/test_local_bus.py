@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from adapters.local.bus import InProcessEventBus
@@ -110,3 +112,46 @@ def test_a_synchronous_run_does_not_stall_on_a_locked_store() -> None:
     # Then the failure is reported at once, without waiting on the lock
     assert slept == []
     assert [event.ticket_id for event, _ in bus.unkept] == ["T-1"]
+
+
+def test_once_stopping_a_failed_event_is_tried_once_not_waited_on() -> None:
+    # Given a serving bus that is stopping, and a store locked for longer than any wait
+    dead_letters = LockedForAWhile(failures=100)
+    bus = InProcessEventBus(dead_letters=dead_letters, keep_retry_delays=(5.0, 5.0, 5.0))
+    bus.subscribe(model_down)
+    bus.start_worker()
+    bus.stop_waiting()
+    # When a ticket still in the queue fails
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    bus.drain()
+    bus.stop()
+    # Then keeping it was tried once, and it waits in `unkept` to be named
+    assert dead_letters.failures == 99
+    assert [event.ticket_id for event, _ in bus.unkept] == ["T-1"]
+
+
+def test_abandoning_the_queue_keeps_what_was_not_delivered() -> None:
+    # Given a serving bus busy on a first ticket, with two more queued behind it
+    release, delivered = threading.Event(), []
+
+    def slow(event: TicketReceived) -> None:
+        release.wait(5)
+        delivered.append(event.ticket_id)
+
+    dead_letters = LockedForAWhile(failures=0)
+    bus = InProcessEventBus(dead_letters=dead_letters)
+    bus.subscribe(slow)
+    bus.start_worker()
+    for ticket_id in ("T-1", "T-2", "T-3"):
+        bus.publish_ticket_received(a_ticket_received(ticket_id))
+    while bus._queue is not None and bus._queue.qsize() > 2:
+        threading.Event().wait(0.01)  # until the worker has taken T-1
+    # When the queue is abandoned (a second interrupt) and what it held is kept
+    bus.abandon()
+    release.set()
+    bus.stop()
+    lost = bus.keep_unkept()
+    # Then the ticket in hand was routed, and the two queued ones are kept for redelivery, none lost
+    assert delivered == ["T-1"]
+    assert dead_letters.parked == ["T-2", "T-3"]
+    assert lost == []
