@@ -12,13 +12,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConfigurationError
+from domain.models import SyncStatus
 from domain.recovery import ReplayReport, replay_failed_syncs
 from handlers.commands.arguments import whole_number
+
+if TYPE_CHECKING:
+    from adapters.local.sqlite_repository import SqliteDecisionRepository
+    from handlers.bootstrap import Redelivery
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
 # limit to fit in 64 bits anyway.
@@ -91,6 +97,8 @@ def run_replay(args: argparse.Namespace) -> int:
                     if left > 0
                     else ReplayReport()
                 )
+                # Work left because the limit was used up is said, rather than reported as a clean run.
+                limit_reached = left - report.attempted <= 0 and _work_left(app.repository, redelivery, report)
             finally:
                 app.close()
         # Damaged records could be neither routed nor pushed: still work to do, by hand.
@@ -103,9 +111,20 @@ def run_replay(args: argparse.Namespace) -> int:
             **report.as_dict(),
             "unreadable_records": len(unreadable),
             "unreadable_ticket_ids": unreadable[:50],
+            "limit_reached": limit_reached,
         }
+        if limit_reached:
+            print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
     print(json.dumps(payload, indent=2))
-    return 0 if not report.still_failing and not unrouted and not unreadable else 1
+    return 0 if not report.still_failing and not unrouted and not unreadable and not limit_reached else 1
+
+
+def _work_left(store: SqliteDecisionRepository, redelivery: Redelivery, report: ReplayReport) -> bool:
+    """Whether an unrouted ticket or a failed sync is left that this run did not try."""
+    if store.parked_count() > len(redelivery.still_failing):
+        return True
+    tried = len(report.still_failing)
+    return len(store.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried
 
 
 @contextlib.contextmanager
@@ -114,7 +133,9 @@ def _only_replay_of(db: Path) -> Iterator[None]:
     and each report the other's work as its own."""
     import fcntl
 
-    lock_path = db.with_name(db.name + ".replay-lock")
+    # Beside the store itself, through any symlink: every path to one store takes one lock.
+    real = db.resolve()
+    lock_path = real.with_name(real.name + ".replay-lock")
     with open(lock_path, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -118,10 +118,17 @@ def test_one_limit_bounds_the_unrouted_and_the_failed_together(
     store.close()
     # When at most three are replayed
     code = main(["dlq", "replay", "--limit", "3"])
-    report = json.loads(capsys.readouterr().out)
-    # Then the two unrouted tickets are routed and one failed sync is pushed: three in all
-    assert code == 0
-    assert (report["unrouted_tickets_routed"], report["attempted"]) == (2, 1)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    # Then the two unrouted tickets are routed and one failed sync is pushed: three in all, and the
+    # run says that work is left, with the exit of work left undone
+    assert code == 1
+    assert (report["unrouted_tickets_routed"], report["attempted"], report["limit_reached"]) == (2, 1, True)
+    assert "--limit 3 reached; run again for the rest" in captured.err
+    # And a run with room for the rest finishes it, without claiming the limit was reached
+    assert main(["dlq", "replay", "--limit", "3"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["attempted"], again["limit_reached"]) == (1, False)
 
 
 def test_a_second_replay_of_the_same_store_at_once_is_refused(
@@ -131,12 +138,20 @@ def test_a_second_replay_of_the_same_store_at_once_is_refused(
     monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
     db = tmp_path / "ticket-router.db"
     SqliteDecisionRepository(db).close()
+    link = tmp_path / "elsewhere" / "link.db"
+    link.parent.mkdir()
+    link.symlink_to(db)
     with open(tmp_path / "ticket-router.db.replay-lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        # When another replay starts
+        # When another replay starts, on the same store or on a symlink to it
         code = main(["dlq", "replay"])
-    # Then it is refused, rather than pushing everything a second time and counting it twice
-    assert code == 2
-    assert f"another `dlq replay` is running on {db}" in capsys.readouterr().err
+        monkeypatch.setenv("ROUTER_DB", str(link))
+        through_link = main(["dlq", "replay"])
+        monkeypatch.delenv("ROUTER_DB")
+    # Then each is refused, rather than pushing everything a second time and counting it twice
+    assert (code, through_link) == (2, 2)
+    err = capsys.readouterr().err
+    assert f"another `dlq replay` is running on {db}" in err
+    assert f"another `dlq replay` is running on {link}" in err
     # And once the first is done, a replay runs
     assert main(["dlq", "replay"]) == 0
