@@ -33,10 +33,14 @@ def correction_rows(
         if not rerouted and not include_confirmations:
             continue
         category = item.correct_category
-        if category is None:
-            # With no category given, the team's only category (if it has exactly one) is the label.
+        if category is None and not rerouted:
+            # A confirmation confirms the label the model gave.
+            category = decision.issue_category
+        elif category is None:
+            # With no category given, the team's only category (if it has exactly one) is the label;
+            # a team with several (fine-grained labels mapped onto it) leaves it unknown.
             candidates = [c.name for c in taxonomy.categories if c.team == item.correct_team]
-            category = candidates[0] if len(candidates) == 1 else decision.issue_category if not rerouted else ""
+            category = candidates[0] if len(candidates) == 1 else ""
         rows.append(
             {
                 "ticket_id": ticket_id,

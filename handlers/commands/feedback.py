@@ -15,7 +15,7 @@ from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import DamagedRecord
 from domain.feedback import correction_rows, routing_accuracy
 from domain.models import RoutingDecision
-from domain.taxonomy import load_taxonomy
+from handlers.bootstrap import build_taxonomy
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.observability import logs_to_stderr
@@ -94,7 +94,8 @@ def run_export(args: argparse.Namespace) -> int:
         rows = correction_rows(
             store.feedback(),
             _readable_decision(store),
-            load_taxonomy(settings.router_taxonomy),
+            # With the deployment's label-team map: its labels are the ones to train on.
+            build_taxonomy(settings),
             include_confirmations=args.all,
         )
     finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local.sqlite_repository import SqliteDecisionRepository
-from domain.models import Feedback
+from domain.models import Feedback, IssueClassification
 from handlers.cli import main
 from tests.builders import NOW
 from tests.integration.test_sqlite_repository import a_decision, damage
@@ -123,3 +123,29 @@ def test_a_damaged_decision_with_feedback_is_left_out_and_named_not_fatal(
     assert "the stored records of 1 ticket(s) could not be read and were left out: T-1" in err
     if command == "export":
         assert [json.loads(line)["ticket_id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ["T-2"]
+
+
+def test_export_labels_corrections_with_the_label_team_maps_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployment routing with a queue model's labels mapped onto the teams
+    label_map = tmp_path / "queues.csv"
+    label_map.write_text("label,team\nrefunds,Billing Support\noutages,Network Operations\n")
+    monkeypatch.setenv("ROUTER_LABEL_TEAM_MAP", str(label_map))
+    # And a ticket the model sent to outages, which an agent re-routed to Billing Support
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    decision = a_decision("T-1").model_copy(
+        update={
+            "assigned_team": "Network Operations",
+            "issue_classification": IssueClassification(primary_category="outages", confidence=0.9),
+        }
+    )
+    repo.save(decision)
+    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
+    repo.close()
+    # When the corrections are exported for retraining
+    out = tmp_path / "corrections.jsonl"
+    assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
+    # Then the row is labelled with the queue model's own label for that team, which it can learn
+    assert [json.loads(line)["category"] for line in out.read_text().splitlines()] == ["refunds"]
