@@ -74,17 +74,17 @@ def read_labelled(
             data.problems.append(f"row {number}: not an object")
             continue
         if columns.text:
-            text = str(record.get(columns.text) or "").strip()
+            text = cell(record, columns.text)
         else:
-            subject = str(record.get(columns.subject or "") or "").strip()
-            body = str(record.get(columns.body or "") or "").strip()
+            subject = cell(record, columns.subject)
+            body = cell(record, columns.body)
             text = f"{subject}\n{body}" if subject and body else subject or body
         if not text:
             data.problems.append(f"row {number}: empty text ({columns.describe()})")
             continue
         label = ""
         if label_column:
-            label = str(record.get(label_column) or "").strip()
+            label = cell(record, label_column)
             if not label:
                 data.problems.append(f"row {number}: empty label ({label_column})")
                 continue
@@ -93,6 +93,13 @@ def read_labelled(
         data.records.append(record)
         data.rows.append(number)
     return data
+
+
+def cell(record: dict[str, Any], column: str | None) -> str:
+    """A record's value as text: 0 and false are values (a JSONL label 0 is a class), only a missing
+    or null cell is empty."""
+    value = record.get(column) if column else None
+    return "" if value is None else str(value).strip()
 
 
 def report_problems(path: Path, problems: list[str]) -> None:

@@ -25,6 +25,7 @@ from handlers.commands.route import add_routing_arguments, parse_now, routing_se
 from handlers.labelled_data import (
     SHOWN_PROBLEMS,
     TextColumns,
+    cell,
     read_labelled,
     report_problems,
     require_known_labels,
@@ -87,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         for number, record, raw_label in zip(data.rows, data.records, data.labels, strict=True):
             candidate = {
-                "ticket_id": str(record.get("ticket_id") or f"BT-{number:06d}"),
-                "customer_id": str(record.get(args.customer_column) or "UNKNOWN"),
-                "subject": str(record.get(subject_column) or "")[:500],
-                "description": str(record.get(args.body_column) or "")[:20_000],
+                "ticket_id": cell(record, "ticket_id") or f"BT-{number:06d}",
+                "customer_id": cell(record, args.customer_column) or "UNKNOWN",
+                "subject": cell(record, subject_column)[:500],
+                "description": cell(record, args.body_column)[:20_000],
             }
             if record.get("timestamp"):
                 candidate["timestamp"] = record["timestamp"]

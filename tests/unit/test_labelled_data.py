@@ -64,3 +64,17 @@ def test_a_column_named_optional_may_be_absent(tmp_path: Path) -> None:
     # When it is read with the subject optional, then the tickets are read from the body alone
     result = read_labelled(data, columns, "team", optional=("subject",))
     assert (result.texts, result.labels) == (["no signal at home"], ["Network"])
+
+
+def test_a_label_of_zero_or_false_in_json_lines_is_a_label_not_an_empty_cell(tmp_path: Path) -> None:
+    # Given JSON Lines whose labels are numbers and booleans, 0 and false among them, and a null one
+    data = tmp_path / "numbered.jsonl"
+    labels: list[object] = [0, 1, 2, False, None]
+    data.write_text(
+        "".join(json.dumps({"text": f"ticket {n}", "label": label}) + "\n" for n, label in enumerate(labels))
+    )
+    # When it is read
+    result = read_labelled(data, TEXT, "label")
+    # Then 0 and false are classes like any other; only the null label is an empty one
+    assert result.labels == ["0", "1", "2", "False"]
+    assert result.problems == ["row 5: empty label (label)"]
