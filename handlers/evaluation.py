@@ -28,5 +28,10 @@ def evaluate_classifier(
     index = {label: i for i, label in enumerate(classifier.labels)}
     y_true = np.array([index.get(label, -1) for label in labels], dtype=np.int64)
     return Evaluation(
-        labels=list(classifier.labels), y_true=y_true, probabilities=probabilities, seconds=seconds, threshold=threshold
+        labels=list(classifier.labels),
+        y_true=y_true,
+        probabilities=probabilities,
+        seconds=seconds,
+        threshold=threshold,
+        unknown_true_labels=tuple(label for label in labels if label not in index),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -21,6 +22,9 @@ class Evaluation:
     probabilities: np.ndarray  # [n, len(labels)]
     seconds: float
     threshold: float = AUTO_ROUTE_THRESHOLD
+    # The true labels of the rows whose label the model does not know (y_true -1), in row order:
+    # classes of their own in the per-label figures, as scikit-learn counts them.
+    unknown_true_labels: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -60,7 +64,15 @@ class Evaluation:
             recall = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn, "predicted": tp + fp}
+        # Never predicted, so never right: F1 0, which macro-F1 must count like any other class.
+        for label, support in Counter(self.unknown_true_labels).items():
+            out.setdefault(label, {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": support, "predicted": 0})
         return out
+
+    def unknown_confusions(self) -> Counter[tuple[str, str]]:
+        """(true label unknown to the model, label predicted instead) -> tickets."""
+        predicted = self.predicted[self.y_true < 0]
+        return Counter(zip(self.unknown_true_labels, (self.labels[i] for i in predicted), strict=True))
 
     def macro_f1(self) -> float:
         # A class that is predicted but never the answer counts too, at F1 0: leaving it out would

@@ -155,9 +155,21 @@ def _top_confusions(evaluation: Evaluation, limit: int = 10) -> list[tuple[str, 
     np.fill_diagonal(matrix, 0)
     flat = np.argsort(-matrix, axis=None)[:limit]
     size = len(evaluation.labels)
-    return [
+    known = [
         (evaluation.labels[i // size], evaluation.labels[i % size], int(matrix.flat[i])) for i in flat if matrix.flat[i]
     ]
+    # A label the model does not know has no row in the matrix, but its tickets went wrong all the same.
+    unknown = [(true, predicted, n) for (true, predicted), n in evaluation.unknown_confusions().items()]
+    return sorted(known + unknown, key=lambda confusion: -confusion[2])[:limit]
+
+
+def _unknown_note(summary: dict[str, Any]) -> str:
+    if not summary["unknown_labels"]:
+        return ""
+    return (
+        f'<p class="verdict">{summary["unknown_labels"]:,} ticket(s) carry labels the model was not trained on: '
+        "they count as wrong, and appear below with recall 0.</p>"
+    )
 
 
 def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, Any]) -> str:
@@ -208,7 +220,7 @@ def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, A
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p class="sub">How well the routing model would have done on {s["n"]:,} labelled tickets.</p>
+<p class="sub">How well the routing model would have done on {s["n"]:,} labelled tickets.</p>{_unknown_note(s)}
 <p class="verdict">{verdict}</p>
 <div class="tiles">{tile_html}</div>
 <h2>Automation versus accuracy</h2>

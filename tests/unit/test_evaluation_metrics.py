@@ -67,3 +67,25 @@ def test_the_coverage_curve_holds_the_threshold_in_force_exactly() -> None:
     assert abs(curve[0.73]["coverage"] - 1 / 3) < 1e-9
     assert evaluation.summary()["auto_route_rate"] == round(1 / 3, 4)
     assert abs(curve[0.7]["coverage"] - 2 / 3) < 1e-9
+
+
+def test_tickets_with_labels_the_model_does_not_know_count_in_macro_f1_and_show_in_the_report() -> None:
+    # Given five right Billing and five right Network answers, and one ticket labelled "Refunds",
+    # a label the model was never trained on, which it called Billing
+    rows = [[0.9, 0.05, 0.05]] * 5 + [[0.05, 0.9, 0.05]] * 5 + [[0.8, 0.1, 0.1]]
+    evaluation = Evaluation(
+        labels=LABELS,
+        y_true=np.array([0] * 5 + [1] * 5 + [-1]),
+        probabilities=np.array(rows),
+        seconds=0.01,
+        unknown_true_labels=("Refunds",),
+    )
+    # When macro-F1 is computed
+    # Then Refunds is a class at F1 0, and Billing pays for the false positive, as scikit-learn counts
+    # it: F1 Billing 10/11, Network 1, Refunds 0 (Account, never seen nor predicted, is left out)
+    assert abs(evaluation.macro_f1() - (10 / 11 + 1.0 + 0.0) / 3) < 1e-9
+    # And the report names it, in the per-label table and among the confusions
+    page = render_report(evaluation, title="t", model_info={})
+    assert "<td>Refunds</td><td class=num>0.0%</td>" in page
+    assert "<tr><td>Refunds</td><td>Billing</td><td class=num>1</td></tr>" in page
+    assert "1 ticket(s) carry labels the model was not trained on" in page
