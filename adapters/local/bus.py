@@ -51,6 +51,8 @@ class InProcessEventBus:
         self.failed: list[tuple[TicketReceived, str]] = []
         # Failures the dead letters could not take either: all that is left of them is here.
         self.unkept: list[tuple[TicketReceived, str]] = []
+        self._unkept_lock = threading.Lock()  # the worker adds while the stopping thread keeps
+        self._in_flight: TicketReceived | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -92,7 +94,8 @@ class InProcessEventBus:
                 if delay is None or self._stopping.is_set():
                     log = logger.error if isinstance(exc, TicketRouterError) else logger.exception
                     log("ticket %s could not be kept for redelivery either: %s", event.ticket_id, exc)
-                    self.unkept.append((event, reason))
+                    with self._unkept_lock:
+                        self.unkept.append((event, reason))
                     return
                 logger.warning("could not keep ticket %s yet (%s); trying again in %.1f s", event.ticket_id, exc, delay)
                 self._pause(delay)
@@ -108,17 +111,24 @@ class InProcessEventBus:
         self._stopping.set()
 
     def abandon(self) -> None:
-        """Give up delivering what is still queued (a second interrupt): it joins `unkept`, for
-        keep_unkept to store or name."""
+        """Give up waiting on delivery (a second interrupt): what is still queued, and the event
+        being delivered, join `unkept` for keep_unkept to store or name. The one in flight may yet
+        be routed as the process ends; kept as well, a later redelivery finds its decision and
+        only clears it."""
         if self._queue is None:
             return
+        in_flight = self._in_flight
+        with self._unkept_lock:
+            if in_flight is not None:
+                self.unkept.append((in_flight, "routing interrupted: the server was stopped"))
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
             if isinstance(item, TicketReceived):
-                self.unkept.append((item, "not routed: the server was stopped first"))
+                with self._unkept_lock:
+                    self.unkept.append((item, "not routed: the server was stopped first"))
             elif item is _STOP:
                 self._queue.put(_STOP)  # still for the worker, after this
                 self._queue.task_done()
@@ -131,7 +141,8 @@ class InProcessEventBus:
         if self._dead_letters is None:
             return [event.ticket_id for event, _ in self.unkept]
         still: list[tuple[TicketReceived, str]] = []
-        pending = list(self.unkept)
+        with self._unkept_lock:
+            pending, self.unkept = self.unkept, []
         try:
             while pending:
                 event, reason = pending[0]
@@ -142,8 +153,10 @@ class InProcessEventBus:
                 pending.pop(0)
         except KeyboardInterrupt:  # interrupted once more: what is not kept yet is named, not dropped
             still.extend(pending)
-        self.unkept = still
-        return [event.ticket_id for event, _ in still]
+        with self._unkept_lock:
+            # Ahead of any the worker added meanwhile, which are named too.
+            self.unkept = still + self.unkept
+            return list(dict.fromkeys(event.ticket_id for event, _ in self.unkept))
 
     def start_worker(self) -> None:
         if self._worker is not None:
@@ -160,8 +173,10 @@ class InProcessEventBus:
                 if item is _STOP:
                     return
                 assert isinstance(item, TicketReceived)
+                self._in_flight = item
                 self._deliver(item)
             finally:
+                self._in_flight = None
                 self._queue.task_done()
 
     def drain(self) -> None:

@@ -80,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
         print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
         _remind_of_unrouted(app, "left unrouted by earlier failures")
-        server.run()
+        server.run()  # returns on Ctrl-C or SIGTERM: waitress takes the KeyboardInterrupt itself
     except KeyboardInterrupt:
-        print("stopping", file=sys.stderr)
+        pass
     finally:
+        print("stopping: routing what is queued (interrupt again to keep it for `dlq replay`)", file=sys.stderr)
         server.close()
         # What fails from here is tried once, not waited on: a stop must not hang on a locked store.
         app.bus.stop_waiting()

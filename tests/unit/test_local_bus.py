@@ -151,7 +151,27 @@ def test_abandoning_the_queue_keeps_what_was_not_delivered() -> None:
     release.set()
     bus.stop()
     lost = bus.keep_unkept()
-    # Then the ticket in hand was routed, and the two queued ones are kept for redelivery, none lost
+    # Then the two queued ones are kept for redelivery, and so is the one in hand, which may or may
+    # not finish routing before the process ends (a redelivery of a routed one only clears it)
     assert delivered == ["T-1"]
-    assert dead_letters.parked == ["T-2", "T-3"]
+    assert dead_letters.parked == ["T-1", "T-2", "T-3"]
     assert lost == []
+
+
+def test_an_event_left_unkept_while_the_rest_are_being_kept_is_still_named() -> None:
+    # Given one unkept event, and a worker that gives up on another while it is being kept
+    bus = InProcessEventBus()
+    late = a_ticket_received("T-LATE")
+
+    class WorkerGivesUpMeanwhile:
+        def park(self, event: TicketReceived, reason: str) -> None:
+            with bus._unkept_lock:
+                bus.unkept.append((late, "ModelUnavailable"))
+            raise RepositoryUnavailable("database is locked")
+
+    bus._dead_letters = WorkerGivesUpMeanwhile()
+    bus.unkept.append((a_ticket_received("T-1"), "ModelUnavailable"))
+    # When what was unkept is tried once more
+    lost = bus.keep_unkept()
+    # Then both are named as lost, the one that arrived meanwhile included
+    assert lost == ["T-1", "T-LATE"]
