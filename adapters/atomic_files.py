@@ -9,6 +9,7 @@ destination's path, so that the user is told which output failed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -16,7 +17,7 @@ import stat
 import sys
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 
 @contextlib.contextmanager
@@ -29,14 +30,19 @@ def atomic_write(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', not {mode!r}")
-    if is_standard_output(path):
-        # Through the process's own stdout, not a second opening of it: that would have a file
-        # position of its own, and what else goes to stdout would overwrite the file or be overwritten.
-        sys.stdout.flush()
+    stream = standard_stream(path)
+    if stream is not None:
+        # Through the process's own stdout (or stderr), not a second opening of the same file: that
+        # would have a file position of its own, and what else goes there would overwrite the
+        # output or be overwritten by it.
+        stream.flush()
         with _naming(path, None):
-            yield sys.stdout.buffer if "b" in mode else sys.stdout
-            sys.stdout.flush()
+            yield stream.buffer if "b" in mode else stream
+            stream.flush()
         return
+    if names_a_closed_standard_stream(path):
+        # Its descriptor may now be some other file this process opened (the decision store).
+        raise OSError(errno.EBADF, "standard output is closed", str(path))
     if is_stream(path):
         # Another open stream (/dev/fd/3, /dev/stderr): a pipe, a terminal, or a file the caller
         # appends to. Appended to, never replaced or truncated: either would lose what it held.
@@ -74,9 +80,49 @@ def atomic_write(
     _sync_directory(destination.parent)
 
 
+_STANDARD_STREAM_PATHS = {
+    1: ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1"),
+    2: ("/dev/stderr", "/dev/fd/2", "/proc/self/fd/2", "/proc/thread-self/fd/2"),
+}
+
+
+def standard_stream(path: str | Path | None) -> TextIO | None:
+    """sys.stdout or sys.stderr when `path` is the very file (terminal, pipe, redirect target) one of
+    them writes to, by whatever name (`-`, /dev/stdout, a symlink to it, the file `>` points at)."""
+    if path is None:
+        return None
+    try:
+        target = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    for stream, descriptor in ((sys.stdout, 1), (sys.stderr, 2)):
+        if stream is None:
+            continue
+        try:
+            if os.path.samestat(target, os.fstat(descriptor)):
+                return stream
+        except OSError:
+            continue
+    return None
+
+
 def is_standard_output(path: str | Path | None) -> bool:
     """Whether `path` is this process's standard output (how `-` reaches a command)."""
-    return path is not None and os.path.abspath(path) in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+    return sys.stdout is not None and standard_stream(path) is sys.stdout
+
+
+def names_a_closed_standard_stream(path: str | Path) -> bool:
+    absolute = os.path.abspath(path)
+    return any(absolute in _STANDARD_STREAM_PATHS[descriptor] and _closed(descriptor) for descriptor in (1, 2))
+
+
+def _closed(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return True
+    # Reopened since as some other file (the decision store, say), while its stream was closed.
+    return (sys.stdout if descriptor == 1 else sys.stderr) is None
 
 
 def is_stream(path: str | Path) -> bool:

@@ -559,3 +559,54 @@ def test_an_output_of_dash_redirected_to_a_file_is_whole_and_alone_there(tmp_pat
         assert text.splitlines()[0].startswith("ticket_id,") and len(text.splitlines()) == 2
     else:
         assert text.lstrip().lower().startswith("<!doctype html>") and text.rstrip().endswith("</html>")
+
+
+@pytest.mark.parametrize("target", ["/dev/stderr", "link-to-stdout"])
+def test_stdout_reached_by_another_name_keeps_what_the_file_held_and_every_decision(
+    tmp_path: Path, target: str
+) -> None:
+    # Given a log that stdout and stderr append to, and an output naming it another way than "-"
+    log = tmp_path / "run.log"
+    log.write_text("earlier run\n")
+    if target == "link-to-stdout":
+        (tmp_path / target).symlink_to("/dev/stdout")
+        target = str(tmp_path / target)
+    argv = ["route", str(three_tickets(tmp_path)), "--output", target, "--outbox", str(tmp_path / "o.jsonl")]
+    # When route writes its decisions there (`>> run.log 2>&1`)
+    with log.open("a") as stdout:
+        routed = subprocess.run(
+            [sys.executable, "-m", "handlers.cli", *argv], check=False, cwd=ROOT, stdout=stdout, stderr=stdout
+        )
+    # Then the log keeps what it held, and every decision is there whole
+    assert routed.returncode == 0, log.read_text()
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier run"
+    assert [json.loads(line)["ticket_id"] for line in lines if line.startswith("{")] == ["T-0001", "T-0002", "T-0003"]
+
+
+def test_an_output_to_a_closed_stdout_is_refused_before_anything_is_routed(tmp_path: Path) -> None:
+    # Given stdout closed (`>&-`), so that its descriptor may be reused for the decision store
+    db = tmp_path / "d.db"
+    argv = [
+        "route",
+        str(three_tickets(tmp_path)),
+        "--output",
+        "-",
+        "--db",
+        str(db),
+        "--outbox",
+        str(tmp_path / "o.jsonl"),
+    ]
+    # When route is told to write its decisions there
+    routed = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", *argv],
+        check=False,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),  # the child starts with stdout closed, as after `>&-`
+    )
+    # Then it refuses up front, and no decision is stored, let alone written into the store's file
+    assert routed.returncode == 2, routed.stderr
+    assert "standard output is closed" in routed.stderr
+    assert not db.exists()
