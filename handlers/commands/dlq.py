@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from domain.errors import ConfigurationError
 from domain.models import SyncStatus
-from domain.recovery import ReplayReport, replay_failed_syncs
+from domain.recovery import STALE_PENDING_AFTER, ReplayReport, replay_failed_syncs
 from handlers.commands.arguments import whole_number
 
 if TYPE_CHECKING:
     from adapters.local.sqlite_repository import SqliteDecisionRepository
+    from domain.ports import Clock
     from handlers.bootstrap import Redelivery
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
@@ -98,7 +99,9 @@ def run_replay(args: argparse.Namespace) -> int:
                     else ReplayReport()
                 )
                 # Work left because the limit was used up is said, rather than reported as a clean run.
-                limit_reached = left - report.attempted <= 0 and _work_left(app.repository, redelivery, report)
+                limit_reached = left - report.attempted <= 0 and _work_left(
+                    app.repository, app.clock, redelivery, report
+                )
             finally:
                 app.close()
         # Damaged records could be neither routed nor pushed: still work to do, by hand.
@@ -119,12 +122,17 @@ def run_replay(args: argparse.Namespace) -> int:
     return 0 if not report.still_failing and not unrouted and not unreadable and not limit_reached else 1
 
 
-def _work_left(store: SqliteDecisionRepository, redelivery: Redelivery, report: ReplayReport) -> bool:
-    """Whether an unrouted ticket or a failed sync is left that this run did not try."""
+def _work_left(store: SqliteDecisionRepository, clock: Clock, redelivery: Redelivery, report: ReplayReport) -> bool:
+    """Whether an unrouted ticket, a failed sync or a stale pending one is left that this run did
+    not try (what it tried and failed again is counted as failing already)."""
     if store.parked_count() > len(redelivery.still_failing):
         return True
     tried = len(report.still_failing)
-    return len(store.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried
+    if len(store.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried:
+        return True
+    cutoff = clock.now() - STALE_PENDING_AFTER
+    pending = store.find_by_sync_status(SyncStatus.PENDING, limit=100, received_before=int(cutoff.timestamp()))
+    return any(decision.created_at <= cutoff for decision in pending)
 
 
 @contextlib.contextmanager

@@ -155,3 +155,19 @@ def test_a_second_replay_of_the_same_store_at_once_is_refused(
     assert f"another `dlq replay` is running on {link}" in err
     # And once the first is done, a replay runs
     assert main(["dlq", "replay"]) == 0
+
+
+def test_stale_pending_decisions_left_by_the_limit_are_work_left_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one failed sync and two decisions still pending long after they were made
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = store_with_failed_syncs(tmp_path / "ticket-router.db", "T-1")
+    for i, ticket_id in enumerate(["T-2", "T-3"], start=1):
+        store.save(a_decision(ticket_id, timestamp=i))  # made at NOW, long before this run
+    store.close()
+    # When one is replayed
+    code = main(["dlq", "replay", "--limit", "1"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the run says work is left, rather than reporting a clean run
+    assert (report["attempted"], report["limit_reached"], code) == (1, True, 1)
