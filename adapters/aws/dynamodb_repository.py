@@ -7,7 +7,7 @@ and sync_status-timestamp-index (projection ALL); TTL on `ttl`; stream NEW_AND_O
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+# DynamoDB's Limit is a 32-bit count; reading stops well before it, as the caller has enough.
+_NO_LIMIT = 2**31 - 1
 
 CUSTOMER_INDEX = "customer_id-timestamp-index"
 TEAM_INDEX = "assigned_team-timestamp-index"
@@ -263,9 +265,11 @@ class DynamoDBDecisionRepository:
             ExpressionAttributeValues=values,
             **({"ExpressionAttributeNames": {"#timestamp": "timestamp"}} if before is not None else {}),
             ScanIndexForward=False,
-            limit=limit,
+            # Read on past damaged items, each page asking for the decisions still missing.
+            limit=_NO_LIMIT,
+            page_size=lambda: limit - len(decisions),
         )
-        decisions = []
+        decisions: list[RoutingDecision] = []
         for item in items:
             try:
                 decisions.append(decision_from_item(item))
@@ -273,15 +277,22 @@ class DynamoDBDecisionRepository:
                 # One damaged item must not stop a replay of every other; it is named for repair.
                 self.unreadable.add(str(item.get("ticket_id")))
                 logger.warning("left out of the %s: %s", action, exc)
+            if len(decisions) >= limit:  # before asking for another page
+                break
         return decisions
 
-    def _query(self, action: str, *, limit: int, **params: Any) -> Iterator[dict[str, Any]]:
-        """Up to `limit` python items, following LastEvaluatedKey across pages (1 MB each)."""
+    def _query(
+        self, action: str, *, limit: int, page_size: Callable[[], int] | None = None, **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Up to `limit` python items, following LastEvaluatedKey across pages (1 MB each, or
+        `page_size()` items as asked before each page), fetched only as the caller reads on."""
         params = {"TableName": self.table_name, **params}
         remaining = limit
         while remaining > 0:
             try:
-                page = self.client.query(**params, Limit=remaining)
+                page = self.client.query(
+                    **params, Limit=max(1, min(remaining, page_size() if page_size else remaining))
+                )
             except (ClientError, BotoCoreError) as exc:
                 raise unavailable(exc, action, self.table_name) from exc
             items = page.get("Items", [])[:remaining]

@@ -184,9 +184,10 @@ def test_a_damaged_item_is_left_out_of_listings_and_a_damaged_record_when_read(
         UpdateExpression="SET confidence_score = :bad",
         ExpressionAttributeValues={":bad": {"S": "very high"}},
     )
-    # When the failed ones are listed, and the damaged one is read
-    failed = repository.find_by_sync_status(SyncStatus.FAILED)
-    # Then the intact one is listed and the damaged one named, and reading it says it needs repair
+    # When one failed decision is asked for, and the damaged one is read
+    failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=1)
+    # Then the intact one is found past the damaged, newer one, which is named, and reading it says
+    # it needs repair
     assert [d.ticket_id for d in failed] == ["T-0"]
     assert repository.unreadable == {"T-1"}
     with pytest.raises(DamagedRecord, match="ticket 'T-1' is not a valid record"):
