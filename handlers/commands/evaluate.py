@@ -92,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     worst = sorted(evaluation.per_class().items(), key=lambda kv: kv[1]["f1"])[:5]
     print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst), file=out)
     if args.report:
-        print(f"Report written to {args.report}", file=out)
+        print(f"Report written to {'standard output' if out is sys.stderr else args.report}", file=out)
     return 0

@@ -110,10 +110,12 @@ def run_export(args: argparse.Namespace) -> int:
             writer.writeheader()
             writer.writerows(rows)
     # With the corrections on stdout, what is said about them goes to stderr, out of their way.
-    out = sys.stderr if is_standard_output(args.output) else sys.stdout
-    print(f"Wrote {len(rows)} correction(s) to {args.output}", file=out)
+    to_stdout = is_standard_output(args.output)
+    out = sys.stderr if to_stdout else sys.stdout
+    data = "FILE (where you saved them)" if to_stdout else str(args.output)
+    print(f"Wrote {len(rows)} correction(s) to {'standard output' if to_stdout else args.output}", file=out)
     print(
-        f"Retrain with: ticket-router train --data {args.output} --subject-column subject "
+        f"Retrain with: ticket-router train --data {data} --subject-column subject "
         "--body-column description --label-column category",
         file=out,
     )

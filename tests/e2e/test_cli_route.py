@@ -557,8 +557,11 @@ def test_an_output_of_dash_redirected_to_a_file_is_whole_and_alone_there(tmp_pat
         assert [json.loads(line)["ticket_id"] for line in text.splitlines()] == ["T-0001", "T-0002", "T-0003"]
     elif argv[0] == "feedback":
         assert text.splitlines()[0].startswith("ticket_id,") and len(text.splitlines()) == 2
+        assert "Wrote 1 correction(s) to standard output" in done.stderr
+        assert "--data /dev/stdout" not in done.stderr
     else:
         assert text.lstrip().lower().startswith("<!doctype html>") and text.rstrip().endswith("</html>")
+        assert "Report written to standard output" in done.stderr
 
 
 @pytest.mark.parametrize("target", ["/dev/stderr", "link-to-stdout"])
