@@ -168,7 +168,10 @@ def _swap_entries(staging: Path, destination: Path, last: str, owned: Collection
     incoming = sorted(entry.name for entry in staging.iterdir() if entry.name != last)
     if (staging / last).exists():
         incoming.append(last)
-    leaving = [name for name in (last, *incoming, *owned) if os.path.lexists(destination / name)]
+    # `owned` names are an earlier artifact's, and only where one was (its `last` is there): in a
+    # folder that held none, a file or folder of that name is the user's, and stays.
+    earlier = owned if os.path.lexists(destination / last) else ()
+    leaving = [name for name in (last, *incoming, *earlier) if os.path.lexists(destination / name)]
     backup = _temporary(destination, "previous")
     backup.mkdir()
     moved: list[tuple[Path, Path]] = []

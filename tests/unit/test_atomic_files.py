@@ -252,3 +252,25 @@ def test_an_ngram_model_saved_over_a_minilm_one_leaves_none_of_its_files(tmp_pat
     # Then only the n-gram model's files and the user's note are there, and it loads
     assert sorted(p.name for p in target.iterdir()) == ["metadata.json", "model.npz", "notes.txt", "static.npz"]
     assert load_classifier(target).classify("refund my charge").primary_category == "refund"
+
+
+def test_a_model_trained_into_a_folder_that_held_none_keeps_files_with_a_models_names(tmp_path: Path) -> None:
+    # Given a folder of the user's that holds no model, but files and a folder named as a MiniLM
+    # model's are
+    target = tmp_path / "shared"
+    (target / "ngram").mkdir(parents=True)
+    for name in ("ngram/paper.txt", "tokenizer.json", "model.onnx"):
+        (target / name).write_text("the user's")
+    examples = [
+        TrainingExample(text, label)
+        for label, texts in {"refund": ["refund my charge"], "signal": ["no signal"]}.items()
+        for text in texts * 10
+    ]
+    model = fit_ngram_classifier(examples, seed=1)
+    # When an n-gram model is trained into it
+    model.save(target, model.metadata)
+    # Then every one of them is still there, beside the new model
+    assert sorted(p.name for p in target.iterdir()) == [
+        "metadata.json", "model.npz", "model.onnx", "ngram", "static.npz", "tokenizer.json"
+    ]  # fmt: skip
+    assert (target / "ngram" / "paper.txt").read_text() == "the user's"
