@@ -86,13 +86,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         print("stopping: routing what is queued (interrupt again to keep it for `dlq replay`)", file=sys.stderr)
         server.close()
-        # What fails from here is tried once, not waited on: a stop must not hang on a locked store.
-        app.bus.stop_waiting()
-        try:
-            app.bus.drain()
-        except KeyboardInterrupt:  # interrupted again: stop routing, but keep or name what is queued
-            app.bus.abandon()
-        lost = app.bus.keep_unkept()
+        lost = finish_routing(app)
         _remind_of_unrouted(app, "unrouted")
         app.close()
     if lost:
@@ -104,6 +98,29 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_ROWS
     return 0
+
+
+def finish_routing(app: LocalApp) -> list[str]:
+    """Route what is queued, or keep it for `dlq replay` when interrupted again; the ids of the
+    accepted tickets that are neither routed nor kept."""
+    # What fails from here is tried once, not waited on: a stop must not hang on a locked store.
+    app.bus.stop_waiting()
+    try:
+        app.bus.drain()
+    except KeyboardInterrupt:  # interrupted again: stop routing, but keep or name what is queued
+        app.bus.abandon()
+    lost = app.bus.keep_unkept()
+    # The ticket in hand at a second interrupt may yet be routed: wait for the worker (at most
+    # 10 s), and name as lost only what has no decision either.
+    app.bus.stop()
+    return [ticket_id for ticket_id in lost if not _decided(app, ticket_id)]
+
+
+def _decided(app: LocalApp, ticket_id: str) -> bool:
+    try:
+        return app.repository.get(ticket_id) is not None
+    except TicketRouterError:  # the store still locked, or the record damaged: not known to be routed
+        return False
 
 
 def _remind_of_unrouted(app: LocalApp, how: str) -> None:

@@ -24,13 +24,16 @@ from waitress import create_server
 
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import RepositoryUnavailable
+from domain.models import Ticket
+from domain.ports import EngineResult
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.cli import main
-from handlers.commands.serve import _remind_of_unrouted, build_wsgi_app
+from handlers.commands.serve import _remind_of_unrouted, build_wsgi_app, finish_routing
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
 from tests.builders import ModelDown
 from tests.integration.test_sqlite_repository import a_ticket_received, damage
+from tests.unit.test_local_bus import LockedForAWhile
 
 API_KEY = "serve-test-key-0123456789"
 TICKET = {
@@ -411,3 +414,38 @@ def test_a_locked_store_does_not_stop_the_unrouted_reminder_from_letting_serve_c
         app.repository = real
         app.close()
     assert capsys.readouterr().err == ""
+
+
+def test_a_ticket_routed_after_a_second_interrupt_is_not_named_lost(tmp_path: Path) -> None:
+    # Given a serving runtime whose store cannot take dead letters, routing a ticket slowly
+    app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
+    app.bus.start_worker()
+    app.bus._dead_letters = LockedForAWhile(failures=100)
+    routing, fast_engine = threading.Event(), app.engine
+
+    class SlowEngine:
+        name = fast_engine.name
+
+        def propose(self, ticket: Ticket, *, deadline: float | None = None) -> EngineResult:
+            routing.set()
+            time.sleep(0.5)
+            return fast_engine.propose(ticket, deadline=deadline)
+
+    app.engine = SlowEngine()
+    app.submit(Ticket.model_validate({**TICKET, "timestamp": datetime.now(UTC)}))
+    assert routing.wait(5)
+
+    # When serve is interrupted a second time while that ticket is in hand
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    app.bus.drain = interrupted  # type: ignore[method-assignment]
+    try:
+        lost = finish_routing(app)
+    finally:
+        app.close()
+    # Then the ticket, routed after all, is not reported lost (nor resubmitted twice by its sender)
+    assert lost == []
+    store = SqliteDecisionRepository(tmp_path / "d.db", create=False)
+    assert store.get("T-SERVE-1") is not None
+    store.close()
