@@ -95,6 +95,10 @@ def standard_stream(path: str | Path | None) -> TextIO | None:
         target = os.stat(path)
     except (OSError, ValueError):
         return None
+    named = os.path.abspath(path) in {name for names in _STANDARD_STREAM_PATHS.values() for name in names}
+    if stat.S_ISCHR(target.st_mode) and not named:
+        # /dev/null, a terminal: a device is the same "file" for every writer, not stdout's own.
+        return None
     for stream, descriptor in ((sys.stdout, 1), (sys.stderr, 2)):
         if stream is None:
             continue

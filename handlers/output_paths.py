@@ -7,12 +7,15 @@ and no sync; so every command checks its outputs first, here, in one way.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TextIO
 
-from adapters.atomic_files import is_stream, names_a_closed_standard_stream
+from adapters.atomic_files import is_standard_output, is_stream, names_a_closed_standard_stream
 from domain.errors import TicketRouterError
 
 
@@ -109,3 +112,12 @@ def model_files(model_dir: Path | None) -> dict[str, Path]:
         for file in sorted(model_dir.rglob("*"))
         if file.is_file()
     }
+
+
+def message_stream(output: Path | None) -> TextIO:
+    """Where a command says what it did: stdout, or stderr when its output itself goes to stdout,
+    or nowhere when that is closed (print() to a closed stderr would fall back on stdout, into the
+    output)."""
+    if not is_standard_output(output):
+        return sys.stdout
+    return sys.stderr if sys.stderr is not None else io.StringIO()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from adapters.atomic_files import atomic_write, is_standard_output
@@ -19,7 +18,7 @@ from handlers.labelled_data import (
     require_known_labels,
     require_rows,
 )
-from handlers.output_paths import check_writable, model_files
+from handlers.output_paths import check_writable, message_stream, model_files
 
 
 def register(subparsers: Any) -> None:
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json and is_standard_output(args.report):
         raise ConfigurationError("--report - and --json would both go to standard output; send the report to a file")
     # With the report on stdout, what is said about it goes to stderr, out of the page's way.
-    out = sys.stderr if is_standard_output(args.report) else sys.stdout
+    out = message_stream(args.report)
     if args.report:
         check_writable(
             args.report, "--report", replaced=True, keep_apart={"--data": args.data, **model_files(args.model_dir)}
@@ -92,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
     worst = sorted(evaluation.per_class().items(), key=lambda kv: kv[1]["f1"])[:5]
     print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst), file=out)
     if args.report:
-        print(f"Report written to {'standard output' if out is sys.stderr else args.report}", file=out)
+        print(f"Report written to {'standard output' if is_standard_output(args.report) else args.report}", file=out)
     return 0

@@ -19,7 +19,7 @@ from handlers.bootstrap import build_taxonomy
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.observability import logs_to_stderr
-from handlers.output_paths import check_writable
+from handlers.output_paths import check_writable, message_stream
 from handlers.settings import LocalSettings, load_settings
 
 EXPORT_FIELDS = (
@@ -111,7 +111,7 @@ def run_export(args: argparse.Namespace) -> int:
             writer.writerows(rows)
     # With the corrections on stdout, what is said about them goes to stderr, out of their way.
     to_stdout = is_standard_output(args.output)
-    out = sys.stderr if to_stdout else sys.stdout
+    out = message_stream(args.output)
     data = "FILE (where you saved them)" if to_stdout else str(args.output)
     print(f"Wrote {len(rows)} correction(s) to {'standard output' if to_stdout else args.output}", file=out)
     print(

@@ -11,14 +11,14 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.atomic_files import atomic_write, is_standard_output
+from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.models import RoutingDecision, SyncStatus, UtcDatetime
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
-from handlers.output_paths import check_writable, model_files
+from handlers.output_paths import check_writable, message_stream, model_files
 from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
 from handlers.ticket_files import read_ticket_file
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         _write_decisions(args.output, decisions)
     # With the decisions on stdout (`--output -`), the table and summary go to stderr, out of their way.
-    out = sys.stderr if is_standard_output(args.output) else sys.stdout
+    out = message_stream(args.output)
     if not args.quiet:
         _print_table(decisions, out)
     _print_summary(decisions, duplicates, errors, app, out)

@@ -613,3 +613,24 @@ def test_an_output_to_a_closed_stdout_is_refused_before_anything_is_routed(tmp_p
     assert routed.returncode == 2, routed.stderr
     assert "standard output is closed" in routed.stderr
     assert not db.exists()
+
+
+@pytest.mark.parametrize("redirect", ["stdout-to-dev-null", "stderr-closed"])
+def test_messages_stay_out_of_the_output_and_off_a_discarded_stream(tmp_path: Path, redirect: str) -> None:
+    # Given route's output and stdout both sent to /dev/null (cron), or the output on stdout with
+    # stderr closed (`2>&-`)
+    argv = ["route", str(three_tickets(tmp_path)), "--outbox", str(tmp_path / "o.jsonl")]
+    if redirect == "stdout-to-dev-null":
+        argv += ["--output", "/dev/null"]
+        streams: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    else:
+        argv += ["--output", "-"]
+        streams = {"stdout": subprocess.PIPE, "preexec_fn": lambda: os.close(2)}
+    # When it runs
+    done = subprocess.run([sys.executable, "-m", "handlers.cli", *argv], check=False, cwd=ROOT, text=True, **streams)
+    # Then the table and summary neither move to stderr for /dev/null, nor fall into the output
+    assert done.returncode == 0
+    if redirect == "stdout-to-dev-null":
+        assert done.stderr == ""
+    else:
+        assert [json.loads(line)["ticket_id"] for line in done.stdout.splitlines()] == ["T-0001", "T-0002", "T-0003"]
