@@ -17,6 +17,7 @@ from adapters import atomic_files
 from adapters.atomic_files import atomic_directory, atomic_write
 from adapters.classifier import ngram
 from adapters.classifier.loader import load_classifier
+from adapters.classifier.ngram import NgramClassifier
 from adapters.classifier.training import TrainingExample, fit_ngram_classifier
 
 FULL = os.strerror(errno.ENOSPC)
@@ -235,18 +236,22 @@ def test_a_failed_ngram_save_leaves_the_previous_model_loadable(
     assert failed.value.filename == str(target)
 
 
+def a_small_ngram_model() -> NgramClassifier:
+    examples = [
+        TrainingExample(text, label)
+        for label, texts in {"refund": ["refund my charge"], "signal": ["no signal"]}.items()
+        for text in texts * 10
+    ]
+    return fit_ngram_classifier(examples, seed=1)
+
+
 def test_an_ngram_model_saved_over_a_minilm_one_leaves_none_of_its_files(tmp_path: Path) -> None:
     # Given a folder holding an ensemble model's files, and a note of the user's
     target = tmp_path / "model"
     (target / "ngram").mkdir(parents=True)
     for name in ("metadata.json", "model.onnx", "model.fp32.onnx", "tokenizer.json", "ngram/model.npz", "notes.txt"):
         (target / name).write_text("old")
-    examples = [
-        TrainingExample(text, label)
-        for label, texts in {"refund": ["refund my charge"], "signal": ["no signal"]}.items()
-        for text in texts * 10
-    ]
-    model = fit_ngram_classifier(examples, seed=1)
+    model = a_small_ngram_model()
     # When an n-gram model is trained into it
     model.save(target, model.metadata)
     # Then only the n-gram model's files and the user's note are there, and it loads
@@ -261,12 +266,7 @@ def test_a_model_trained_into_a_folder_that_held_none_keeps_files_with_a_models_
     (target / "ngram").mkdir(parents=True)
     for name in ("ngram/paper.txt", "tokenizer.json", "model.onnx"):
         (target / name).write_text("the user's")
-    examples = [
-        TrainingExample(text, label)
-        for label, texts in {"refund": ["refund my charge"], "signal": ["no signal"]}.items()
-        for text in texts * 10
-    ]
-    model = fit_ngram_classifier(examples, seed=1)
+    model = a_small_ngram_model()
     # When an n-gram model is trained into it
     model.save(target, model.metadata)
     # Then every one of them is still there, beside the new model
