@@ -49,9 +49,16 @@ class DecisionRepository(Protocol):
     ) -> None: ...
 
     def find_by_sync_status(
-        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+        self,
+        status: SyncStatus,
+        limit: int = 100,
+        *,
+        received_before: int | None = None,
+        made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
-        """Newest first; with `received_before`, only tickets received before that Unix time."""
+        """Newest first by receipt time; with `received_before`, only tickets received before that
+        Unix time; with `made_before`, only decisions made at or before that moment (a ticket's
+        receipt time is its sender's to set, so it cannot stand in for the decision's own age)."""
 
 
 class TicketHistory(Protocol):

@@ -57,11 +57,11 @@ def replay_failed_syncs(
     failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
     cutoff = clock.now() - stale_pending_after
     # The index is sorted by the ticket's receipt time, which a client may set in the past: it
-    # narrows the search, and the decision's own creation time decides.
-    candidates = repository.find_by_sync_status(
-        SyncStatus.PENDING, limit=limit - len(failed), received_before=int(cutoff.timestamp())
+    # narrows the search, and the decision's own creation time decides. Decided in the query, so
+    # that recent decisions of backdated tickets cannot fill the limit ahead of stale ones.
+    stale = repository.find_by_sync_status(
+        SyncStatus.PENDING, limit=limit - len(failed), received_before=int(cutoff.timestamp()), made_before=cutoff
     )
-    stale = [decision for decision in candidates if decision.created_at <= cutoff]
     report.stale_pending = len(stale)
     for decision in [*failed, *stale]:
         report.attempted += 1

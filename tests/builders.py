@@ -134,12 +134,19 @@ class InMemoryRepository:
         )
 
     def find_by_sync_status(
-        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+        self,
+        status: SyncStatus,
+        limit: int = 100,
+        *,
+        received_before: int | None = None,
+        made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
         found = [
             d
             for d in self.decisions.values()
-            if d.sync_status is status and (received_before is None or d.timestamp < received_before)
+            if d.sync_status is status
+            and (received_before is None or d.timestamp < received_before)
+            and (made_before is None or d.created_at <= made_before)
         ]
         return sorted(found, key=lambda d: -d.timestamp)[:limit]
 

@@ -159,10 +159,21 @@ class DynamoDBDecisionRepository:
             raise unavailable(exc, "update_sync_status", self.table_name) from exc
 
     def find_by_sync_status(
-        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+        self,
+        status: SyncStatus,
+        limit: int = 100,
+        *,
+        received_before: int | None = None,
+        made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
         return self._query_index(
-            SYNC_STATUS_INDEX, "sync_status", status.value, limit, "find_by_sync_status", before=received_before
+            SYNC_STATUS_INDEX,
+            "sync_status",
+            status.value,
+            limit,
+            "find_by_sync_status",
+            before=received_before,
+            keep=None if made_before is None else (lambda decision: decision.created_at <= made_before),
         )
 
     # --- TicketHistory ----------------------------------------------------------------------
@@ -248,9 +259,20 @@ class DynamoDBDecisionRepository:
             raise unavailable(exc, "feedback scan", self.table_name) from exc
 
     def _query_index(
-        self, index: str, key: str, value: str, limit: int, action: str, *, before: int | None = None
+        self,
+        index: str,
+        key: str,
+        value: str,
+        limit: int,
+        action: str,
+        *,
+        before: int | None = None,
+        keep: Callable[[RoutingDecision], bool] | None = None,
     ) -> list[RoutingDecision]:
-        """Items of one partition of an index whose sort key is `timestamp`, newest first."""
+        """Items of one partition of an index whose sort key is `timestamp`, newest first; with
+        `keep`, only the decisions it accepts, read on past the others rather than counting them.
+        (Parsed here rather than in a FilterExpression: created_at's ISO text does not sort as
+        time where fractions of a second differ.)"""
         if limit <= 0:
             return []
         condition = f"{key} = :value"
@@ -265,18 +287,22 @@ class DynamoDBDecisionRepository:
             ExpressionAttributeValues=values,
             **({"ExpressionAttributeNames": {"#timestamp": "timestamp"}} if before is not None else {}),
             ScanIndexForward=False,
-            # Read on past damaged items, each page asking for the decisions still missing.
+            # Read on past damaged items, each page asking for the decisions still missing. Items
+            # `keep` may pass over are read in pages of at least 100, not one query per item.
             limit=_NO_LIMIT,
-            page_size=lambda: limit - len(decisions),
+            page_size=lambda: (limit - len(decisions)) if keep is None else max(limit - len(decisions), 100),
         )
         decisions: list[RoutingDecision] = []
         for item in items:
             try:
-                decisions.append(decision_from_item(item))
+                decision = decision_from_item(item)
             except DamagedRecord as exc:
                 # One damaged item must not stop a replay of every other; it is named for repair.
                 self.unreadable.add(str(item.get("ticket_id")))
                 logger.warning("left out of the %s: %s", action, exc)
+                continue
+            if keep is None or keep(decision):
+                decisions.append(decision)
             if len(decisions) >= limit:  # before asking for another page
                 break
         return decisions

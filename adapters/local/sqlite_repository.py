@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,7 +202,12 @@ class SqliteDecisionRepository:
             raise
 
     def find_by_sync_status(
-        self, status: SyncStatus, limit: int = 100, *, received_before: int | None = None
+        self,
+        status: SyncStatus,
+        limit: int = 100,
+        *,
+        received_before: int | None = None,
+        made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
         return self._first_valid(
             RoutingDecision,
@@ -210,6 +215,7 @@ class SqliteDecisionRepository:
             (status.value, received_before if received_before is not None else 2**63 - 1),
             limit,
             "decision",
+            keep=None if made_before is None else (lambda decision: decision.created_at <= made_before),
         )
 
     def all(self) -> list[RoutingDecision]:
@@ -314,7 +320,12 @@ class SqliteDecisionRepository:
         )
 
     def _valid(
-        self, model: type[Record], rows: Iterable[tuple[Any, ...]], what: str, limit: int | None = None
+        self,
+        model: type[Record],
+        rows: Iterable[tuple[Any, ...]],
+        what: str,
+        limit: int | None = None,
+        keep: Callable[[Record], bool] | None = None,
     ) -> list[Record]:
         """Parse the stored records (the first `limit` that parse), leaving out any that no longer do.
 
@@ -327,7 +338,7 @@ class SqliteDecisionRepository:
             if limit is not None and len(records) >= limit:
                 break
             try:
-                records.append(model.model_validate_json(body))
+                record = model.model_validate_json(body)
             except ValidationError as exc:
                 self.unreadable.add(ticket_id)
                 logger.warning(
@@ -338,15 +349,25 @@ class SqliteDecisionRepository:
                     exc.error_count(),
                     exc.errors()[0]["msg"],
                 )
+                continue
+            if keep is None or keep(record):
+                records.append(record)
         return records
 
     def _first_valid(
-        self, model: type[Record], sql: str, params: tuple[object, ...], limit: int, what: str
+        self,
+        model: type[Record],
+        sql: str,
+        params: tuple[object, ...],
+        limit: int,
+        what: str,
+        keep: Callable[[Record], bool] | None = None,
     ) -> list[Record]:
         try:
             with self._lock:
-                # Row by row, not LIMITed in SQL: damaged rows must not count against the limit.
-                return self._valid(model, self._db.execute(sql, params), what, limit)
+                # Row by row, not LIMITed in SQL: damaged rows, and those `keep` leaves out, must not
+                # count against the limit.
+                return self._valid(model, self._db.execute(sql, params), what, limit, keep)
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
 

@@ -131,8 +131,11 @@ def _work_left(store: SqliteDecisionRepository, clock: Clock, redelivery: Redeli
     if len(store.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried:
         return True
     cutoff = clock.now() - STALE_PENDING_AFTER
-    pending = store.find_by_sync_status(SyncStatus.PENDING, limit=100, received_before=int(cutoff.timestamp()))
-    return any(decision.created_at <= cutoff for decision in pending)
+    return bool(
+        store.find_by_sync_status(
+            SyncStatus.PENDING, limit=1, received_before=int(cutoff.timestamp()), made_before=cutoff
+        )
+    )
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -170,4 +171,23 @@ def test_stale_pending_decisions_left_by_the_limit_are_work_left_too(
     code = main(["dlq", "replay", "--limit", "1"])
     report = json.loads(capsys.readouterr().out)
     # Then the run says work is left, rather than reporting a clean run
+    assert (report["attempted"], report["limit_reached"], code) == (1, True, 1)
+
+
+def test_a_stale_pending_decision_behind_many_recent_backdated_ones_is_work_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one failed sync, a decision pending long after it was made, and a hundred and one made
+    # moments ago for tickets their senders dated after it (and long ago)
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = store_with_failed_syncs(tmp_path / "ticket-router.db", "T-FAILED")
+    store.save(a_decision("T-STALE", timestamp=1))
+    moments_ago = datetime.now(UTC)
+    for n in range(2, 103):
+        store.save(a_decision(f"T-RECENT-{n}", timestamp=n).model_copy(update={"created_at": moments_ago}))
+    store.close()
+    # When one is replayed
+    code = main(["dlq", "replay", "--limit", "1"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the run says the stale one is left, though the recent ones come first by receipt time
     assert (report["attempted"], report["limit_reached"], code) == (1, True, 1)

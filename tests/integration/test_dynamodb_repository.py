@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -206,6 +206,23 @@ def test_find_by_sync_status_can_keep_only_tickets_received_before_a_time(
 
     # Then only those come back, newest first
     assert [d.ticket_id for d in older] == ["T-1", "T-0"]
+
+
+def test_find_by_sync_status_can_keep_only_decisions_made_before_a_time(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given a decision made an hour ago, and three made just now for tickets received after it
+    made_at = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    repository.save(make_decision("T-OLD", timestamp=1_700_000_000).model_copy(update={"created_at": made_at}))
+    for n in range(1, 4):
+        decision = make_decision(f"T-{n}", timestamp=1_700_000_000 + n)
+        repository.save(decision.model_copy(update={"created_at": made_at + timedelta(hours=1)}))
+
+    # When one decision made before half an hour later is asked for
+    found = repository.find_by_sync_status(SyncStatus.PENDING, limit=1, made_before=made_at + timedelta(minutes=30))
+
+    # Then it is the old one, read past the newer ones that come first by receipt time
+    assert [d.ticket_id for d in found] == ["T-OLD"]
 
 
 def test_recent_for_customer_returns_that_customers_latest_decisions(

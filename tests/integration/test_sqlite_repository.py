@@ -109,6 +109,19 @@ def test_pending_lookup_can_keep_only_tickets_received_before_a_time(repo: Sqlit
     assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING, received_before=3)] == ["T-2", "T-1"]
 
 
+def test_pending_lookup_can_keep_only_decisions_made_before_a_time(repo: SqliteDecisionRepository) -> None:
+    # Given a decision made an hour ago, and two made just now for tickets received after it
+    repo.save(a_decision("T-OLD", timestamp=1).model_copy(update={"created_at": NOW - timedelta(hours=1)}))
+    for n in (2, 3):
+        repo.save(a_decision(f"T-{n}", timestamp=n).model_copy(update={"created_at": NOW}))
+
+    # When one decision made before ten minutes ago is asked for
+    found = repo.find_by_sync_status(SyncStatus.PENDING, limit=1, made_before=NOW - timedelta(minutes=10))
+
+    # Then it is the old one, though the newer ones come first by receipt time
+    assert [d.ticket_id for d in found] == ["T-OLD"]
+
+
 def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
     path = tmp_path / "d.db"
     first = SqliteDecisionRepository(path)

@@ -82,6 +82,25 @@ def test_replay_also_pushes_decisions_whose_sync_was_never_recorded() -> None:
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)} == {"T-IN-FLIGHT", "T-BACKDATED"}
 
 
+def test_recent_decisions_of_backdated_tickets_do_not_hide_a_stale_one_under_the_limit() -> None:
+    # Given two decisions made just now for tickets their senders dated a day back, and one made an
+    # hour ago, left pending, for a ticket received before them
+    repo = InMemoryRepository()
+    a_day_ago = int(NOW.timestamp()) - 86_400
+    repo.save(made(a_decision("T-STRANDED", timestamp=a_day_ago - 60), NOW - timedelta(hours=1)))
+    repo.save(made(a_decision("T-BACKDATED-1", timestamp=a_day_ago), NOW))
+    repo.save(made(a_decision("T-BACKDATED-2", timestamp=a_day_ago + 1), NOW))
+    ticketing = FlakyTicketing({})
+
+    # When a replay may push two
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2)
+
+    # Then the stranded one is pushed: the recent ones, newer by receipt time, did not use up the limit
+    assert ticketing.pushed == ["T-STRANDED"]
+    assert report.stale_pending == 1
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)} == {"T-BACKDATED-1", "T-BACKDATED-2"}
+
+
 def test_failed_decisions_come_first_within_the_limit() -> None:
     # Given two failed decisions and an hour-old pending one
     repo = failed_store("T-1", "T-2")
