@@ -23,9 +23,7 @@ from domain.recovery import STALE_PENDING_AFTER, ReplayReport, replay_failed_syn
 from handlers.commands.arguments import whole_number
 
 if TYPE_CHECKING:
-    from adapters.local.sqlite_repository import SqliteDecisionRepository
-    from domain.ports import Clock
-    from handlers.bootstrap import Redelivery
+    from domain.ports import Clock, DecisionRepository
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
 # limit to fit in 64 bits anyway.
@@ -65,13 +63,17 @@ def run_replay(args: argparse.Namespace) -> int:
         report = replay_failed_syncs(
             repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
         )
+        limit_reached = report.attempted >= args.limit and _sync_work_left(deps.repository, deps.clock, report)
         unreadable = sorted(getattr(deps.repository, "unreadable", ()))
-        settled = not report.still_failing and not unreadable
+        # The queue's messages are the only pointer some operators watch: emptied only once
+        # nothing is left to do.
+        settled = not report.still_failing and not unreadable and not limit_reached
         drained = _drain_queue(args.queue_url) if args.queue_url and settled else 0
         payload: dict[str, Any] = {
             **report.as_dict(),
             "unreadable_records": len(unreadable),
             "unreadable_ticket_ids": unreadable[:50],
+            "limit_reached": limit_reached,
             "dlq_messages_deleted": drained,
         }
     else:
@@ -99,8 +101,9 @@ def run_replay(args: argparse.Namespace) -> int:
                     else ReplayReport()
                 )
                 # Work left because the limit was used up is said, rather than reported as a clean run.
-                limit_reached = left - report.attempted <= 0 and _work_left(
-                    app.repository, app.clock, redelivery, report
+                limit_reached = left - report.attempted <= 0 and (
+                    app.repository.parked_count() > len(redelivery.still_failing)
+                    or _sync_work_left(app.repository, app.clock, report)
                 )
             finally:
                 app.close()
@@ -116,23 +119,23 @@ def run_replay(args: argparse.Namespace) -> int:
             "unreadable_ticket_ids": unreadable[:50],
             "limit_reached": limit_reached,
         }
-        if limit_reached:
-            print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
+    if limit_reached:
+        print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
     print(json.dumps(payload, indent=2))
-    return 0 if not report.still_failing and not unrouted and not unreadable and not limit_reached else 1
+    # A rejected update was not pushed either: it waits, failed, for a person to look at it.
+    left_undone = report.still_failing or report.rejected or unrouted or unreadable or limit_reached
+    return 1 if left_undone else 0
 
 
-def _work_left(store: SqliteDecisionRepository, clock: Clock, redelivery: Redelivery, report: ReplayReport) -> bool:
-    """Whether an unrouted ticket, a failed sync or a stale pending one is left that this run did
-    not try (what it tried and failed again is counted as failing already)."""
-    if store.parked_count() > len(redelivery.still_failing):
-        return True
-    tried = len(report.still_failing)
-    if len(store.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried:
+def _sync_work_left(repository: DecisionRepository, clock: Clock, report: ReplayReport) -> bool:
+    """Whether a failed sync or a stale pending decision is left that this run did not try. What it
+    tried and failed again, or saw rejected, is still stored as failed and reported already."""
+    tried = len(report.still_failing) + len(report.rejected)
+    if len(repository.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried:
         return True
     cutoff = clock.now() - STALE_PENDING_AFTER
     return bool(
-        store.find_by_sync_status(
+        repository.find_by_sync_status(
             SyncStatus.PENDING, limit=1, received_before=int(cutoff.timestamp()), made_before=cutoff
         )
     )

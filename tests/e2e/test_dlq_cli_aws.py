@@ -1,0 +1,136 @@
+"""`ticket-router dlq replay --aws`: failed updates in the decisions table reach the ticketing API,
+and the stream's DLQ is emptied only once nothing is left to do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository
+from domain.models import SyncStatus
+from handlers.cli import main
+from tests.aws_resources import create_decisions_table
+from tests.http_servers import FakeTicketingSystem
+from tests.integration.conftest import REGION
+from tests.integration.test_sqlite_repository import a_decision
+
+API_KEY = "replay-key"
+
+
+@dataclass
+class AwsReplay:
+    table: DynamoDBDecisionRepository
+    ticketing: FakeTicketingSystem
+    sqs: Any
+    dlq_url: str
+
+    def failed(self, *ticket_ids: str) -> None:
+        for i, ticket_id in enumerate(ticket_ids):
+            self.table.save(a_decision(ticket_id, timestamp=i))
+            self.table.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
+
+    def dead_letters(self, count: int) -> None:
+        for n in range(count):
+            self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps({"batch": n}))
+
+    def dead_letters_left(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    def replay(self, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any], str]:
+        code = main(["dlq", "replay", "--aws", "--queue-url", self.dlq_url, *extra])
+        captured = capsys.readouterr()
+        return code, json.loads(captured.out), captured.err
+
+
+@pytest.fixture
+def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsReplay]:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    create_decisions_table(dynamodb, "routing-decisions")
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="ticketing/api-key", SecretString=json.dumps({"api_key": API_KEY})
+    )
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = sqs.create_queue(QueueName="ticketing-update-dlq")["QueueUrl"]
+    with FakeTicketingSystem(api_key=API_KEY) as ticketing:
+        for name, value in {
+            "ROUTING_DECISIONS_TABLE": "routing-decisions",
+            "TICKETING_SYSTEM_ENDPOINT": ticketing.url,
+            "TICKETING_SYSTEM_API_KEY_SECRET": "ticketing/api-key",
+            "MAX_RETRIES": "0",
+            "RETRY_DELAY_BASE": "0",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield AwsReplay(DynamoDBDecisionRepository("routing-decisions", client=dynamodb), ticketing, sqs, dlq_url)
+
+
+def test_replay_pushes_failed_decisions_and_then_empties_the_dlq(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two decisions whose sync failed, and the stream's DLQ holding their batches
+    stack.failed("T-1", "T-2")
+    stack.dead_letters(2)
+    # When the DLQ is replayed
+    code, report, _ = stack.replay(capsys)
+    # Then both reach the ticketing API and are recorded as synced, and the DLQ is emptied
+    assert code == 0
+    assert sorted(stack.ticketing.routing) == ["T-1", "T-2"]
+    assert stack.table.find_by_sync_status(SyncStatus.FAILED) == []
+    assert (report["succeeded"], report["limit_reached"], report["dlq_messages_deleted"]) == (2, False, 2)
+    assert stack.dead_letters_left() == 0
+
+
+def test_a_replay_cut_short_by_the_limit_says_so_and_keeps_the_dlq(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three failed syncs and their dead letters
+    stack.failed("T-1", "T-2", "T-3")
+    stack.dead_letters(3)
+    # When at most two are replayed
+    code, report, err = stack.replay(capsys, "--limit", "2")
+    # Then two are pushed, the run says work is left with the exit of work undone, and the DLQ is
+    # kept for the rest
+    assert code == 1
+    assert (report["succeeded"], report["limit_reached"], report["dlq_messages_deleted"]) == (2, True, 0)
+    assert "--limit 2 reached; run again for the rest" in err
+    assert stack.dead_letters_left() == 3
+    # And the next run finishes the work and empties the DLQ
+    code, report, _ = stack.replay(capsys, "--limit", "2")
+    assert (code, report["succeeded"], report["limit_reached"], report["dlq_messages_deleted"]) == (0, 1, False, 3)
+
+
+def test_a_rejected_update_is_reported_and_is_not_taken_for_work_the_limit_left(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given one failed sync that the ticketing API will refuse outright
+    stack.failed("T-1")
+    stack.ticketing.reject_next(status=422, message="ticket is closed")
+    # When exactly one may be replayed
+    code, report, _ = stack.replay(capsys, "--limit", "1")
+    # Then the refusal is reported as work left for a person, and the run does not claim the limit
+    # left work behind
+    assert (report["rejected"], report["rejected_ticket_ids"], report["limit_reached"]) == (1, ["T-1"], False)
+    assert code == 1
+
+
+def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed sync, its dead letter, and a ticketing API still down
+    stack.failed("T-1")
+    stack.dead_letters(1)
+    stack.ticketing.fail_next(times=None)
+    # When the DLQ is replayed
+    code, report, _ = stack.replay(capsys)
+    # Then nothing is lost: the decision stays failed and the DLQ keeps its message
+    assert code == 1
+    assert (report["still_failing_ticket_ids"], report["dlq_messages_deleted"]) == (["T-1"], 0)
+    assert [d.ticket_id for d in stack.table.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
+    assert stack.dead_letters_left() == 1
