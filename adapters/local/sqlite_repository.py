@@ -70,6 +70,7 @@ class SqliteDecisionRepository:
             if self.path == ":memory:":
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             elif create:
+                self._refuse_hard_links(Path(self.path))
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 self._refuse_another_database(self._db, Path(self.path), empty_is_ours=True)
@@ -90,12 +91,27 @@ class SqliteDecisionRepository:
     def _open_existing(path: Path) -> sqlite3.Connection:
         if not path.is_file():
             raise ConfigurationError(f"no decision store at {path}")
+        SqliteDecisionRepository._refuse_hard_links(path)
         # mode=rw: SQLite must not create the file should it vanish between the check and here.
         db = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False, isolation_level=None
         )
         SqliteDecisionRepository._refuse_another_database(db, path, empty_is_ours=False)
         return db
+
+    @staticmethod
+    def _refuse_hard_links(path: Path) -> None:
+        """SQLite names its write-ahead log after the path it was given, so writers through two
+        hard links to one store keep two logs, and each overwrites what the other committed."""
+        try:
+            links = path.stat().st_nlink
+        except FileNotFoundError:
+            return
+        if links > 1:
+            raise ConfigurationError(
+                f"the decision store {path} has {links} hard links; SQLite keeps a separate log per name, so"
+                " writes through two of them would corrupt it: keep one name (a copy, or a symbolic link, is safe)"
+            )
 
     @staticmethod
     def _refuse_another_database(db: sqlite3.Connection, path: Path, *, empty_is_ours: bool) -> None:

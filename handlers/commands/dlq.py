@@ -147,7 +147,8 @@ def _only_replay_of(db: Path) -> Iterator[None]:
     and each report the other's work as its own."""
     import fcntl
 
-    # Beside the store itself, through any symlink: every path to one store takes one lock.
+    # Beside the store itself, through any symlink: every path to one store takes one lock (a store
+    # with a second hard link is refused when opened).
     real = db.resolve()
     lock_path = real.with_name(real.name + ".replay-lock")
     with open(lock_path, "a") as lock:

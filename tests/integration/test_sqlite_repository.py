@@ -222,6 +222,22 @@ def test_another_database_is_refused_and_left_untouched(tmp_path: Path, create: 
     assert sorted(p.name for p in tmp_path.glob("other.db*")) == ["other.db"]
 
 
+@pytest.mark.parametrize("create", [False, True], ids=["existing-only", "create"])
+def test_a_store_with_a_second_hard_link_is_refused(tmp_path: Path, create: bool) -> None:
+    # Given a store with one decision, hard-linked under a second name (as `cp -l` or `ln` makes)
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    store.save(a_decision("T-1"))
+    store.close()
+    (tmp_path / "snapshot.db").hardlink_to(tmp_path / "ticket-router.db")
+    # When / Then it is refused under either name: SQLite would keep a write-ahead log per name
+    for name in ("ticket-router.db", "snapshot.db"):
+        with pytest.raises(ConfigurationError, match="2 hard links; SQLite keeps a separate log per name"):
+            SqliteDecisionRepository(tmp_path / name, create=create)
+    # And once the second name is gone, the store opens with its decision
+    (tmp_path / "snapshot.db").unlink()
+    assert SqliteDecisionRepository(tmp_path / "ticket-router.db", create=create).get("T-1") is not None
+
+
 def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     # Given an empty file (touch'ed, or made by mktemp)
     path = tmp_path / "new.db"
