@@ -40,9 +40,10 @@ def atomic_write(
             yield stream.buffer if "b" in mode else stream
             stream.flush()
         return
-    if names_a_closed_standard_stream(path):
+    closed = closed_standard_stream(path)
+    if closed is not None:
         # Its descriptor may now be some other file this process opened (the decision store).
-        raise OSError(errno.EBADF, "standard output is closed", str(path))
+        raise OSError(errno.EBADF, f"{closed} is closed", str(path))
     if is_stream(path):
         # Another open stream (/dev/fd/3, /dev/stderr): a pipe, a terminal, or a file the caller
         # appends to. Appended to, never replaced or truncated: either would lose what it held.
@@ -115,9 +116,13 @@ def is_standard_output(path: str | Path | None) -> bool:
     return sys.stdout is not None and standard_stream(path) is sys.stdout
 
 
-def names_a_closed_standard_stream(path: str | Path) -> bool:
+def closed_standard_stream(path: str | Path) -> str | None:
+    """The name of the closed standard stream `path` names ("standard output"), or None."""
     absolute = os.path.abspath(path)
-    return any(absolute in _STANDARD_STREAM_PATHS[descriptor] and _closed(descriptor) for descriptor in (1, 2))
+    for descriptor, name in ((1, "standard output"), (2, "standard error")):
+        if absolute in _STANDARD_STREAM_PATHS[descriptor] and _closed(descriptor):
+            return name
+    return None
 
 
 def _closed(descriptor: int) -> bool:

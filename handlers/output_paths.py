@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from adapters.atomic_files import is_standard_output, is_stream, names_a_closed_standard_stream
+from adapters.atomic_files import closed_standard_stream, is_standard_output, is_stream
 from domain.errors import TicketRouterError
 
 
@@ -55,8 +55,9 @@ def check_writable(
             raise OutputPathError(f"{option} {path} is the same file as {name}; refusing to write to it")
     if not directory and path.is_dir():
         raise OutputPathError(f"cannot write {option} {path}: it is a directory")
-    if not directory and names_a_closed_standard_stream(path):
-        raise OutputPathError(f"cannot write {option} {path}: standard output is closed")
+    closed = None if directory else closed_standard_stream(path)
+    if closed is not None:
+        raise OutputPathError(f"cannot write {option} {path}: {closed} is closed")
     if not directory and (is_stream(path) or (path.exists() and not path.is_file())):
         # A stream (/dev/stdout), a named pipe or a device: written in place, destroying nothing,
         # and a probe would do harm: opening a pipe blocks until a reader comes, and closing it

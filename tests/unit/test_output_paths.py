@@ -34,3 +34,15 @@ def test_the_files_in_a_models_subfolders_are_its_files_too(tmp_path: Path) -> N
         f"the model's {name} in {model}"
         for name in ("metadata.json", "model.onnx", "ngram/metadata.json", "ngram/model.npz")
     ]
+
+
+@pytest.mark.parametrize(("path", "stream"), [("/dev/stdout", "stdout"), ("/dev/stderr", "stderr")])
+def test_a_closed_standard_stream_is_refused_by_its_own_name(
+    path: str, stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a process whose stdout, or stderr, was closed (Python then has no stream for it)
+    monkeypatch.setattr(f"sys.{stream}", None)
+    # When / Then an output there is refused, naming the stream that is closed
+    name = "standard output" if stream == "stdout" else "standard error"
+    with pytest.raises(OutputPathError, match=f"cannot write --output {path}: {name} is closed"):
+        check_writable(Path(path), "--output")
