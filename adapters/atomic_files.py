@@ -183,17 +183,19 @@ def _swap_entries(staging: Path, destination: Path, last: str, owned: Collection
     leaving = [name for name in (last, *incoming, *earlier) if os.path.lexists(destination / name)]
     backup = _temporary(destination, "previous")
     backup.mkdir()
-    moved: list[tuple[Path, Path]] = []
+    # Each move is noted before it is made, and undone only where it was: an interrupt (Ctrl-C)
+    # landing between a rename and its note would otherwise strand that entry in the backup.
+    moves = [(destination / name, backup / name) for name in dict.fromkeys(leaving)]
+    moves += [(staging / name, destination / name) for name in incoming]
+    started: list[tuple[Path, Path]] = []
     try:
-        for name in dict.fromkeys(leaving):
-            (destination / name).rename(backup / name)
-            moved.append((destination / name, backup / name))
-        for name in incoming:
-            (staging / name).rename(destination / name)
-            moved.append((staging / name, destination / name))
+        for source, target in moves:
+            started.append((source, target))
+            source.rename(target)
     except BaseException:
-        for source, target in reversed(moved):
-            target.rename(source)
+        for source, target in reversed(started):
+            if os.path.lexists(target) and not os.path.lexists(source):
+                target.rename(source)
         # Only once empty: should a move back fail, what it still holds is the previous artifact.
         with contextlib.suppress(OSError):
             backup.rmdir()

@@ -208,6 +208,37 @@ def test_a_swap_that_fails_part_way_is_rolled_back(previous_model: Path, monkeyp
     assert snapshot(previous_model) == before
 
 
+@pytest.mark.parametrize("moving", ["old weights out", "new weights in"])
+def test_an_interrupt_just_after_a_move_is_rolled_back_too(
+    previous_model: Path, moving: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a model directory with a previous artifact, and a Ctrl-C that lands the instant one
+    # entry has been moved, before anything else runs
+    before = snapshot(previous_model)
+    real_rename = Path.rename
+    interrupted: list[Path] = []
+
+    def rename_then_interrupt(self: Path, target: Any) -> Any:
+        moved = real_rename(self, target)
+        arrived_in_backup = Path(target).parent.name.startswith(".previous.")
+        if (
+            Path(target).name == "weights.bin"
+            and arrived_in_backup == (moving == "old weights out")
+            and not interrupted
+        ):
+            interrupted.append(Path(target))
+            raise KeyboardInterrupt
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_interrupt)
+    # When a new artifact is written and moved in
+    with pytest.raises(KeyboardInterrupt):
+        write_artifact(previous_model, owned=("extra.npz",))
+    # Then that entry is put back too: the previous artifact is whole, and nothing is left over
+    assert interrupted
+    assert snapshot(previous_model) == before
+
+
 def test_a_failed_ngram_save_leaves_the_previous_model_loadable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
