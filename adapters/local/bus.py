@@ -53,6 +53,10 @@ class InProcessEventBus:
         self.unkept: list[tuple[TicketReceived, str]] = []
         self._unkept_lock = threading.Lock()  # the worker adds while the stopping thread keeps
         self._in_flight: TicketReceived | None = None
+        # Taken with _in_flight: an event the worker takes off the queue is either seen in flight
+        # by abandon(), or taken after it and set aside unrouted; never neither.
+        self._flight_lock = threading.Lock()
+        self._abandoned = False
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -117,7 +121,9 @@ class InProcessEventBus:
         only clears it."""
         if self._queue is None:
             return
-        in_flight = self._in_flight
+        with self._flight_lock:
+            self._abandoned = True
+            in_flight = self._in_flight
         with self._unkept_lock:
             if in_flight is not None:
                 self.unkept.append((in_flight, "routing interrupted: the server was stopped"))
@@ -173,10 +179,16 @@ class InProcessEventBus:
                 if item is _STOP:
                     return
                 assert isinstance(item, TicketReceived)
-                self._in_flight = item
+                with self._flight_lock:
+                    if self._abandoned:  # taken as abandon() emptied the queue: not routed either
+                        with self._unkept_lock:
+                            self.unkept.append((item, "not routed: the server was stopped first"))
+                        continue
+                    self._in_flight = item
                 self._deliver(item)
             finally:
-                self._in_flight = None
+                with self._flight_lock:
+                    self._in_flight = None
                 self._queue.task_done()
 
     def drain(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -109,10 +110,14 @@ def finish_routing(app: LocalApp) -> list[str]:
         app.bus.drain()
     except KeyboardInterrupt:  # interrupted again: stop routing, but keep or name what is queued
         app.bus.abandon()
-    lost = app.bus.keep_unkept()
+    app.bus.keep_unkept()
     # The ticket in hand at a second interrupt may yet be routed: wait for the worker (at most
-    # 10 s), and name as lost only what has no decision either.
-    app.bus.stop()
+    # 10 s), unless interrupted once more.
+    with contextlib.suppress(KeyboardInterrupt):
+        app.bus.stop()
+    # Once more, for what the worker gave up on meanwhile; then name as lost only what has no
+    # decision either.
+    lost = app.bus.keep_unkept()
     return [ticket_id for ticket_id in lost if not _decided(app, ticket_id)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import sqlite3
@@ -16,15 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 from waitress import create_server
 
+from adapters.local import bus as bus_module
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import RepositoryUnavailable
-from domain.models import Ticket
+from domain.models import Ticket, TicketReceived
 from domain.ports import EngineResult
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.cli import main
@@ -449,3 +452,69 @@ def test_a_ticket_routed_after_a_second_interrupt_is_not_named_lost(tmp_path: Pa
     store = SqliteDecisionRepository(tmp_path / "d.db", create=False)
     assert store.get("T-SERVE-1") is not None
     store.close()
+
+
+def test_a_ticket_taken_off_the_queue_at_a_second_interrupt_is_kept_for_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a serving runtime whose worker has just taken a ticket off the queue, and goes on with
+    # it only once the stop has kept what it knew of
+    taken, go_on = threading.Event(), threading.Event()
+
+    class PausingQueue(queue.Queue[object]):
+        def get(self, block: bool = True, timeout: float | None = None) -> object:
+            item = super().get(block, timeout)
+            if isinstance(item, TicketReceived) and not taken.is_set():
+                taken.set()
+                go_on.wait(5)
+            return item
+
+    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty))
+    app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
+    app.bus.start_worker()
+    app.submit(Ticket.model_validate({**TICKET, "timestamp": datetime.now(UTC)}))
+    assert taken.wait(5)
+    first_keep = app.bus.keep_unkept
+
+    def keep_then_let_the_worker_go_on() -> list[str]:
+        kept = first_keep()
+        go_on.set()
+        return kept
+
+    monkeypatch.setattr(app.bus, "keep_unkept", keep_then_let_the_worker_go_on)
+
+    # When serve is interrupted a second time in that instant
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    app.bus.drain = interrupted  # type: ignore[method-assignment]
+    try:
+        lost = finish_routing(app)
+    finally:
+        app.close()
+    # Then the ticket is kept for `dlq replay`, neither lost nor routed after the stop was asked for
+    store = SqliteDecisionRepository(tmp_path / "d.db", create=False)
+    assert (lost, [event.ticket_id for event in store.parked()], store.get("T-SERVE-1")) == ([], ["T-SERVE-1"], None)
+    store.close()
+
+
+def test_a_third_interrupt_while_waiting_for_the_worker_still_names_the_lost(tmp_path: Path) -> None:
+    # Given a stopping runtime whose store cannot take dead letters, with a ticket not kept
+    app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
+    app.bus.start_worker()
+    app.bus._dead_letters = LockedForAWhile(failures=100)
+    app.bus.unkept.append((a_ticket_received("T-UNKEPT"), "ModelUnavailable: throttled"))
+
+    # When the wait for the worker is interrupted (a third Ctrl-C)
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    real_stop = app.bus.stop
+    app.bus.stop = interrupted  # type: ignore[method-assignment]
+    try:
+        lost = finish_routing(app)
+    finally:
+        app.bus.stop = real_stop  # type: ignore[method-assignment]
+        app.close()
+    # Then the stop goes on, and names the ticket that could be neither routed nor kept
+    assert lost == ["T-UNKEPT"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+from adapters.local import bus as bus_module
 from adapters.local.bus import InProcessEventBus
 from domain.errors import ModelUnavailable, RepositoryUnavailable
 from domain.models import TicketReceived
@@ -175,3 +178,33 @@ def test_an_event_left_unkept_while_the_rest_are_being_kept_is_still_named() -> 
     lost = bus.keep_unkept()
     # Then both are named as lost, the one that arrived meanwhile included
     assert lost == ["T-1", "T-LATE"]
+
+
+def test_an_event_taken_off_the_queue_as_it_is_abandoned_is_kept_not_routed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a serving bus whose worker has just taken a ticket off the queue, and not yet begun it
+    taken, go_on = threading.Event(), threading.Event()
+
+    class PausingQueue(queue.Queue[object]):
+        def get(self, block: bool = True, timeout: float | None = None) -> object:
+            item = super().get(block, timeout)
+            if isinstance(item, TicketReceived):
+                taken.set()
+                go_on.wait(5)
+            return item
+
+    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty))
+    delivered: list[str] = []
+    dead_letters = RecordingDeadLetters()
+    bus = InProcessEventBus(dead_letters=dead_letters)
+    bus.subscribe(lambda event: delivered.append(event.ticket_id))
+    bus.start_worker()
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    assert taken.wait(5)
+    # When the queue is abandoned (a second interrupt) in that instant
+    bus.abandon()
+    go_on.set()
+    bus.stop()
+    lost = bus.keep_unkept()
+    # Then the ticket is kept for redelivery, not routed after the stop was asked for
+    assert [ticket_id for ticket_id, _ in dead_letters.parked] == ["T-1"]
+    assert (delivered, lost) == ([], [])
