@@ -103,7 +103,9 @@ class HttpTicketingSystem(HttpClient):
                 raise SyncUnavailable(f"no time left to push {ticket} after {attempt} attempt(s)")
             retry_after: float | None = None
             try:
-                response = self.session.put(url, json=payload, headers=headers, timeout=timeout)
+                # A redirect is not followed: requests turns a 302/303 PUT into a bodiless GET (and a
+                # 301 into a bodiless PUT), whose 200 would pass for a delivered update.
+                response = self.session.put(url, json=payload, headers=headers, timeout=timeout, allow_redirects=False)
             except TRANSIENT_ERRORS as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except requests.RequestException as exc:
@@ -124,6 +126,12 @@ class HttpTicketingSystem(HttpClient):
                             api_key = fresh_key
                             headers["Authorization"] = f"Bearer {api_key}"
                             continue
+                    if 300 <= status < 400:
+                        location = response.headers.get("Location", "nowhere")
+                        raise SyncRejected(
+                            f"ticketing system redirected the push of {ticket} ({failure}) to {location}: "
+                            "set the endpoint to the URL that takes the update"
+                        )
                     if not is_retryable_status(status):
                         raise SyncRejected(f"ticketing system rejected {ticket}: {failure}")
                     if status in (429, 503):  # RFC 9110 gives Retry-After meaning on both

@@ -453,6 +453,28 @@ def test_a_4xx_is_a_permanent_rejection_and_is_not_retried(
     assert clock.sleeps == []
 
 
+class RedirectingTicketingSystem(FakeTicketingSystem):
+    """Behind a proxy that sends some requests to a login page, which answers any GET with 200."""
+
+    def respond(self, request: Any) -> Reply:
+        if request.method == "GET":
+            return Reply(200, b"<html>sign in</html>", {"Content-Type": "text/html"})
+        return super().respond(request)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_a_redirected_push_is_not_followed_nor_taken_for_success(clock: FakeMonotonic, status: int) -> None:
+    # Given a ticketing endpoint that redirects the PUT to a page answering 200
+    with RedirectingTicketingSystem(api_key=API_KEY) as ticketing:
+        ticketing.add_fault(Fault(Reply(status, b"", {"Location": f"{ticketing.url}/login"})))
+
+        # When / Then the push fails, naming where it was sent, and nothing else was requested
+        with pytest.raises(SyncRejected, match=f"HTTP {status}.*/login"):
+            ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+        assert [(r.method, r.path) for r in ticketing.requests] == [("PUT", "/tickets/T-1/routing")]
+        assert clock.sleeps == []
+
+
 def test_a_wrong_api_key_is_rejected(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
     # Given an adapter with a stale key
     adapter = HttpTicketingSystem(ticketing.url, lambda: "stale-key", sleep=clock.sleep, clock=clock)
