@@ -24,11 +24,17 @@ def estimate_tokens(payload: Any) -> int:
 
 
 class ScriptedModel(Model):
-    def __init__(self, policy: Policy | list[Turn], *, cache_system_prompt: bool = False) -> None:
+    def __init__(
+        self, policy: Policy | list[Turn], *, cache_system_prompt: bool = False, cache_in_input: bool = False
+    ) -> None:
         self._script = list(policy) if isinstance(policy, list) else None
         self._policy = policy if callable(policy) else None
         self.cache_system_prompt = cache_system_prompt
+        # Bedrock and Anthropic report cached tokens beside inputTokens; OpenAI's prompt_tokens
+        # (Strands' inputTokens) already contain them, and its total is input plus output.
+        self.cache_in_input = cache_in_input
         self.requests: list[dict[str, Any]] = []
+        self.usages: list[dict[str, int]] = []
         self.config: dict[str, Any] = {"model_id": "scripted"}
 
     def update_config(self, **model_config: Any) -> None:
@@ -73,7 +79,12 @@ class ScriptedModel(Model):
             usage |= {"inputTokens": dynamic, "cacheReadInputTokens": 0, "cacheWriteInputTokens": static}
         else:
             usage |= {"inputTokens": static + dynamic}
-        usage["totalTokens"] = sum(v for k, v in usage.items() if k != "totalTokens")
+        if self.cache_in_input:
+            usage["inputTokens"] = static + dynamic
+            usage["totalTokens"] = usage["inputTokens"] + usage["outputTokens"]
+        else:
+            usage["totalTokens"] = sum(v for k, v in usage.items() if k != "totalTokens")
+        self.usages.append(usage)
         stop = "end_turn"
         yield {"messageStart": {"role": "assistant"}}
         for block in turn["content"]:

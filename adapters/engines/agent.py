@@ -406,17 +406,33 @@ class AgentEngine:
             # output, max_tokens) still reports the tokens of the calls that were answered.
             invocation = agent.event_loop_metrics.latest_agent_invocation
             raw: dict[str, Any] = dict(invocation.usage) if invocation else {}
-            budget.usage = ModelUsage(
-                model_calls=budget.model_calls,
-                input_tokens=int(raw.get("inputTokens", 0)),
-                output_tokens=int(raw.get("outputTokens", 0)),
-                cache_read_tokens=int(raw.get("cacheReadInputTokens", 0)),
-                cache_write_tokens=int(raw.get("cacheWriteInputTokens", 0)),
-            )
+            budget.usage = _usage_from_strands(raw, budget.model_calls)
         answer = result.structured_output
         if not isinstance(answer, RoutingAnswer):
             raise ValueError("the model did not return a RoutingAnswer")
         return answer, budget.usage
+
+
+def _usage_from_strands(raw: dict[str, Any], model_calls: int) -> ModelUsage:
+    """Strands' usage as ModelUsage, each prompt token in one bucket only.
+
+    Bedrock and Anthropic report cached tokens beside inputTokens; OpenAI's inputTokens (its
+    prompt_tokens) already contain them, which shows as input + output == total. Priced as they
+    come, those cached tokens would be billed twice: at the input price and at the cache price.
+    """
+    input_tokens = int(raw.get("inputTokens", 0))
+    output_tokens = int(raw.get("outputTokens", 0))
+    cache_read = int(raw.get("cacheReadInputTokens", 0))
+    cache_write = int(raw.get("cacheWriteInputTokens", 0))
+    if input_tokens + output_tokens == int(raw.get("totalTokens", -1)):
+        input_tokens = max(input_tokens - cache_read - cache_write, 0)
+    return ModelUsage(
+        model_calls=model_calls,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
 
 
 class _Budget:

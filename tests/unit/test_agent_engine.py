@@ -13,6 +13,7 @@ from adapters.clock import FixedClock
 from adapters.engines.agent import AgentEngine
 from adapters.engines.hybrid import HybridEngine
 from adapters.engines.pipeline import PipelineEngine
+from domain.costs import PriceTable
 from domain.models import AccountType, ModelUsage, PriorityLevel, RoutingDecision
 from domain.services import route_ticket
 from domain.taxonomy import load_taxonomy
@@ -338,3 +339,26 @@ def test_a_failed_second_opinion_is_a_failed_model_call_and_the_local_classifier
     assert result["ranked"][0]["category"] == "Billing Dispute"
     failed = [call for call in log.calls if call.is_model_call and not call.ok]
     assert [(call.tool, call.detail) for call in failed] == [("model:second_opinion", "ModelThrottledException")]
+
+
+@pytest.mark.parametrize("cache_in_input", [False, True])
+def test_cached_prompt_tokens_are_billed_once_whichever_way_the_provider_reports_them(cache_in_input: bool) -> None:
+    # Given a model whose second call reads the static prompt from the cache, reporting the cached
+    # tokens beside its input tokens (Bedrock) or inside them (OpenAI)
+    model = ScriptedModel(
+        [tool_use("check_vip_status", {}), answer("Billing Dispute", "Billing Support")],
+        cache_system_prompt=True,
+        cache_in_input=cache_in_input,
+    )
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+
+    # When it routes a ticket
+    decision = route(agent, repo)
+
+    # Then every prompt token is counted once, in exactly one of input, cache read and cache write
+    usage = decision.usage
+    prompt = sum(u["cacheReadInputTokens"] + u["cacheWriteInputTokens"] for u in model.usages)
+    prompt += sum(u["inputTokens"] for u in model.usages) - (prompt if cache_in_input else 0)
+    assert usage.cache_read_tokens > 0 and usage.cache_write_tokens > 0
+    assert usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens == prompt
+    assert decision.cost_usd == pytest.approx(PriceTable().cost(SONNET, usage), abs=1e-6)
