@@ -25,6 +25,9 @@ _INJECTION_PATTERNS = [
     r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
     r"\bvip\s*[:=]\s*(?:true|yes)\b",
     r"</?\s*(?:system|instructions?|prompt)\s*>",
+    # The prompt fences the ticket in <ticket>...</ticket>: a forged tag makes what follows it
+    # read as the system's own trusted evidence.
+    r"</?\s*ticket\b[^<>]*>",
 ]
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
 
