@@ -9,6 +9,7 @@ Each server records every request and can be told to misbehave for the next N re
         ticketing.hang_next(1, seconds=5)           # answer only after 5 s (or at exit), past the client timeout
         ticketing.reject_next(1, status=400)        # a permanent refusal
         ticketing.malformed_next(1)                 # 200 with a body that is not JSON
+        ticketing.drip_next(1, seconds_per_byte=0.1) # the normal answer, its body one byte at a time
         adapter = HttpTicketingSystem(ticketing.url, ...)
 
 Faults queue up in order and are consumed one per request; `times=None` repeats one forever.
@@ -16,6 +17,7 @@ Faults queue up in order and are consumed one per request; `times=None` repeats 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections import deque
@@ -33,6 +35,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    # The client's (host, port): one port for several requests means one kept-alive connection.
+    client: tuple[str, int] = ("", 0)
 
     @property
     def json(self) -> Any:
@@ -48,6 +52,8 @@ class Reply:
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The body is sent one byte at a time, this far apart: each read is quick, the whole is slow.
+    seconds_per_byte: float = 0.0
 
     @classmethod
     def json(cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
@@ -59,6 +65,7 @@ class Fault:
     reply: Reply | None = None
     hang_seconds: float = 0.0
     times: int | None = 1  # None: forever
+    seconds_per_byte: float = 0.0  # the normal answer, dripped (when there is no `reply`)
 
 
 class FakeHttpServer:
@@ -129,6 +136,9 @@ class FakeHttpServer:
     def malformed_next(self, times: int | None = 1) -> None:
         self.add_fault(Fault(Reply(200, b"<html>not json</html>", {"Content-Type": "text/html"}), times=times))
 
+    def drip_next(self, times: int | None = 1, *, seconds_per_byte: float) -> None:
+        self.add_fault(Fault(seconds_per_byte=seconds_per_byte, times=times))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -164,6 +174,8 @@ class FakeHttpServer:
                 return fault.reply
             if self._closing.is_set():
                 return None  # shutting down mid-hang: drop the connection unanswered
+            if fault.seconds_per_byte:
+                return dataclasses.replace(self.respond(request), seconds_per_byte=fault.seconds_per_byte)
         # After a hang the normal answer still goes out: a client with a longer timeout gets it,
         # one that gave up gets a broken pipe, which the handler ignores.
         return self.respond(request)
@@ -178,7 +190,9 @@ def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            request = RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+            request = RecordedRequest(
+                self.command, self.path, dict(self.headers.items()), body, tuple(self.client_address[:2])
+            )
             reply = server._serve(request)
             if reply is None:
                 self.close_connection = True
@@ -189,7 +203,14 @@ def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                if not reply.seconds_per_byte:
+                    self.wfile.write(reply.body)
+                for i in range(len(reply.body) if reply.seconds_per_byte else 0):
+                    self.wfile.write(reply.body[i : i + 1])
+                    self.wfile.flush()
+                    if server._closing.wait(reply.seconds_per_byte):
+                        self.close_connection = True
+                        return
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 

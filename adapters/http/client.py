@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+
+# Far above any profile, status answer or error message; far below a Lambda's memory.
+MAX_BODY_BYTES = 1_000_000
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The answer's body is larger than any legitimate answer: it is not read further."""
 
 
 def path_segment(value: str) -> str:
@@ -14,6 +24,41 @@ def path_segment(value: str) -> str:
     if value.strip(".") == "":
         raise ValueError(f"{value!r} cannot be a URL path segment")
     return quote(value, safe="")
+
+
+def read_body(response: requests.Response, *, seconds: float, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body of a `stream=True` response, given up on past `seconds` or `limit` bytes.
+
+    requests' timeout bounds each read of the socket, not their sum: a server sending a byte now
+    and then would hold a lookup for as long as it likes, and one sending gigabytes would fill the
+    function's memory. Raises requests exceptions, as reading `.content` would.
+    """
+    deadline = time.monotonic() + seconds
+    body = bytearray()
+    try:
+        # read1 returns what one read of the socket brings, so the clock is checked between reads.
+        while chunk := response.raw.read1(64 * 1024, decode_content=True):
+            body += chunk
+            if len(body) > limit:
+                raise ResponseTooLarge(f"answer too large: over {limit} bytes")
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"answer not received within {seconds:g}s")
+    except ReadTimeoutError as exc:
+        raise requests.Timeout(str(exc)) from exc
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(str(exc)) from exc
+    return bytes(body)
+
+
+def discard_body(response: requests.Response, *, seconds: float) -> None:
+    """Read and drop a body that is not needed, within `seconds`: only a connection whose answer
+    was read to the end goes back to the pool; closed mid-body, the next request must reconnect."""
+    # Unreadable, it changes nothing: the answer is known from its status, and this connection
+    # is closed instead.
+    with contextlib.suppress(requests.RequestException):
+        read_body(response, seconds=seconds)
 
 
 class HttpClient:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient, path_segment
+from adapters.http.client import HttpClient, discard_body, path_segment, read_body
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import CustomerProfile
@@ -27,17 +28,21 @@ class HttpCustomerDirectory(HttpClient):
             return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
         try:
             response = send_with_quick_retry(
-                lambda: self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"})
+                lambda: self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"}, stream=True)
             )
         except requests.RequestException as exc:
             raise EvidenceUnavailable(f"customer DB unreachable for {customer_id}: {exc}") from exc
         with response:
             if response.status_code == 404:
+                discard_body(response, seconds=self.timeout)
                 return CustomerProfile.unknown(customer_id)
             if not 200 <= response.status_code < 300:
-                raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {describe_response(response)}")
+                failure = describe_response(response, seconds=self.timeout)
+                raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
             try:
-                document: Any = response.json()
+                document: Any = json.loads(read_body(response, seconds=self.timeout))
+            except requests.RequestException as exc:
+                raise EvidenceUnavailable(f"customer DB answer unreadable for {customer_id}: {exc}") from exc
             except ValueError as exc:
                 raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
         if not isinstance(document, dict):

@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 
 import requests
 
+from adapters.http.client import read_body
+
 # Failures worth another attempt: the request may never have reached the server, or the
 # connection broke mid-answer. Anything else (invalid URL, too many redirects) will not heal.
 TRANSIENT_ERRORS: tuple[type[requests.RequestException], ...] = (
@@ -16,6 +18,10 @@ TRANSIENT_ERRORS: tuple[type[requests.RequestException], ...] = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+# An error body is read only to quote its start.
+ERROR_BODY_BYTES = 64 * 1024
 
 
 def is_retryable_status(status: int) -> bool:
@@ -58,9 +64,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def describe_response(response: requests.Response, limit: int = 200) -> str:
-    """`HTTP 503: <start of body>` for error messages; the body is cut so logs stay small."""
-    body = (response.text or "").strip().replace("\n", " ")
+def describe_response(response: requests.Response, *, seconds: float, limit: int = 200) -> str:
+    """`HTTP 503: <start of body>` for error messages; the body is cut so logs stay small.
+
+    The body of a `stream=True` response is read for at most `seconds`: it only explains a
+    failure already known from the status, so one that cannot be read in time is left out.
+    """
+    try:
+        raw = read_body(response, seconds=seconds, limit=ERROR_BODY_BYTES)
+    except requests.RequestException:
+        raw = b""
+    body = raw.decode(response.encoding or "utf-8", errors="replace").strip().replace("\n", " ")
     return f"HTTP {response.status_code}" + (f": {body[:limit]}" if body else "")
 
 

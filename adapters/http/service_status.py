@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient
+from adapters.http.client import HttpClient, read_body
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import ServiceStatus
@@ -25,14 +26,19 @@ class HttpServiceStatusProvider(HttpClient):
         url = f"{self.endpoint}/status/batch"
         body = {"service_ids": list(service_ids)}
         try:
-            response = send_with_quick_retry(lambda: self.session.post(url, json=body, timeout=self.timeout))
+            response = send_with_quick_retry(
+                lambda: self.session.post(url, json=body, timeout=self.timeout, stream=True)
+            )
         except requests.RequestException as exc:
             raise EvidenceUnavailable(f"service status API unreachable: {exc}") from exc
         with response:
             if not 200 <= response.status_code < 300:
-                raise EvidenceUnavailable(f"service status API failed: {describe_response(response)}")
+                failure = describe_response(response, seconds=self.timeout)
+                raise EvidenceUnavailable(f"service status API failed: {failure}")
             try:
-                document: Any = response.json()
+                document: Any = json.loads(read_body(response, seconds=self.timeout))
+            except requests.RequestException as exc:
+                raise EvidenceUnavailable(f"service status API answer unreadable: {exc}") from exc
             except ValueError as exc:
                 raise EvidenceUnavailable("service status API sent invalid JSON") from exc
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import requests
 
-from adapters.http.client import HttpClient, path_segment
+from adapters.http.client import HttpClient, discard_body, path_segment
 from adapters.http.retry import (
     TRANSIENT_ERRORS,
     backoff_delay,
@@ -104,8 +104,11 @@ class HttpTicketingSystem(HttpClient):
             retry_after: float | None = None
             try:
                 # A redirect is not followed: requests turns a 302/303 PUT into a bodiless GET (and a
-                # 301 into a bodiless PUT), whose 200 would pass for a delivered update.
-                response = self.session.put(url, json=payload, headers=headers, timeout=timeout, allow_redirects=False)
+                # 301 into a bodiless PUT), whose 200 would pass for a delivered update. The body is
+                # streamed: the status decides, and an error body is read only within the timeout.
+                response = self.session.put(
+                    url, json=payload, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+                )
             except TRANSIENT_ERRORS as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except requests.RequestException as exc:
@@ -114,8 +117,9 @@ class HttpTicketingSystem(HttpClient):
                 with response:
                     status = response.status_code
                     if 200 <= status < 300:
+                        discard_body(response, seconds=timeout)
                         return
-                    failure = describe_response(response)
+                    failure = describe_response(response, seconds=timeout)
                     if status in (401, 403) and not key_refetched and self.refresh_api_key is not None:
                         # Once per push: a key refused twice is not a stale cache, and a loop here
                         # would hammer both the secret store and the ticketing system.

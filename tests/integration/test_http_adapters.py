@@ -6,6 +6,7 @@ only real time spent is the short client timeout of the "hung server" cases.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -151,6 +152,25 @@ def test_an_invalid_profile_raises_evidence_unavailable(customer_db: FakeCustome
         HttpCustomerDirectory(customer_db.url).get_profile("CUST-BAD")
 
 
+def test_a_body_trickling_in_past_the_timeout_is_evidence_unavailable(customer_db: FakeCustomerDb) -> None:
+    # Given a DB that sends each byte of the profile well within the timeout, the whole far past it
+    customer_db.drip_next(1, seconds_per_byte=SHORT_TIMEOUT / 4)
+
+    # When / Then the lookup gives up as for a hung server, rather than waiting for every byte
+    with pytest.raises(EvidenceUnavailable, match="CUST-1001"):
+        HttpCustomerDirectory(customer_db.url, timeout=SHORT_TIMEOUT).get_profile("CUST-1001")
+
+
+def test_a_huge_answer_is_evidence_unavailable_not_read_into_memory(customer_db: FakeCustomerDb) -> None:
+    # Given a DB answering with a valid profile padded to several megabytes
+    profile = {"customer_id": "CUST-1001", "is_vip": True, "service_plan": "x" * 5_000_000}
+    customer_db.add_fault(Fault(Reply.json(profile)))
+
+    # When / Then
+    with pytest.raises(EvidenceUnavailable, match="too large"):
+        HttpCustomerDirectory(customer_db.url).get_profile("CUST-1001")
+
+
 def test_an_unreachable_customer_db_raises_evidence_unavailable() -> None:
     # Given / When / Then nothing listening
     with pytest.raises(EvidenceUnavailable, match="unreachable"):
@@ -219,6 +239,7 @@ def test_an_empty_service_list_still_asks_for_network_wide_status(status_api: Fa
         pytest.param(lambda s: s.fail_next(None, status=502), id="5xx-every-time"),
         pytest.param(lambda s: s.malformed_next(1), id="invalid-json"),
         pytest.param(lambda s: s.hang_next(1), id="hang-past-timeout"),
+        pytest.param(lambda s: s.drip_next(1, seconds_per_byte=SHORT_TIMEOUT / 4), id="trickle-past-timeout"),
         pytest.param(lambda s: s.reject_next(1, status=400), id="400"),
     ],
 )
@@ -572,6 +593,37 @@ def test_a_refused_key_that_cannot_be_refetched_leaves_the_push_for_a_replay(
     with pytest.raises(SyncUnavailable, match=r"HTTP 401.*Throttling"):
         key_adapter(ticketing, clock, keys).push_routing(a_decision())
     assert len(ticketing.puts) == 1
+
+
+def test_an_error_body_trickling_in_does_not_hold_the_push_past_its_timeout(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system whose 400 answer trickles in, each byte within the timeout
+    ticketing.add_fault(
+        Fault(dataclasses.replace(Reply.json({"error": "closed " * 20}, 400), seconds_per_byte=SHORT_TIMEOUT / 4))
+    )
+
+    # When / Then the push is still rejected, with the status, without reading the whole body
+    with pytest.raises(SyncRejected, match="HTTP 400") as raised:
+        ticketing_adapter(ticketing, clock, timeout=SHORT_TIMEOUT).push_routing(a_decision())
+    assert "closed closed closed closed closed" not in str(raised.value)
+
+
+def test_answers_are_read_to_the_end_so_pushes_and_lookups_keep_one_connection(
+    ticketing: FakeTicketingSystem, customer_db: FakeCustomerDb, clock: FakeMonotonic
+) -> None:
+    # Given adapters whose answers' bodies they do not need (a push's 200, an unknown customer's 404)
+    pusher = ticketing_adapter(ticketing, clock)
+    directory = HttpCustomerDirectory(customer_db.url)
+
+    # When each is used three times
+    for n in range(3):
+        pusher.push_routing(a_decision(f"T-{n}"))
+        directory.get_profile("CUST-404")
+
+    # Then each kept one connection alive rather than reconnecting per request
+    assert len({r.client for r in ticketing.requests}) == 1
+    assert len({r.client for r in customer_db.requests}) == 1
 
 
 def test_a_hung_request_times_out_and_is_retried(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
