@@ -92,8 +92,10 @@ class FakeServiceStatus:
     def __init__(self, status: ServiceStatus | None = None, *, down: bool = False) -> None:
         self.status = status or ServiceStatus()
         self.down = down
+        self.asked: list[list[str]] = []
 
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
+        self.asked.append(list(service_ids))
         if self.down:
             raise EvidenceUnavailable("status API unreachable")
         return self.status

@@ -365,3 +365,27 @@ def test_cached_prompt_tokens_are_billed_once_whichever_way_the_provider_reports
     assert usage.cache_read_tokens > 0 and usage.cache_write_tokens > 0
     assert usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens == prompt
     assert decision.cost_usd == pytest.approx(PriceTable().cost(SONNET, usage), abs=1e-6)
+
+
+def test_no_tool_lookup_starts_once_there_is_no_time_left_for_the_model_call_after_it() -> None:
+    import time
+
+    # Given a first model call that is slow enough to use up the time a next call would need,
+    # and then asks for a status lookup
+    def slow_then_lookup(messages: list[dict[str, object]], specs: object) -> dict[str, object]:
+        if len(messages) == 1:
+            time.sleep(1.5)
+            return tool_use("check_service_status", {"service_ids": ["SVC777"]})
+        return answer("Billing Dispute", "Billing Support")
+
+    status = FakeServiceStatus()
+    agent, _, _ = engines(ScriptedModel(slow_then_lookup), FixedClassifier("Billing Dispute", 0.9), status=status)
+    agent.min_seconds_per_call = 2.0
+
+    # When the agent routes a ticket with 3 s to go
+    result = agent.propose(a_ticket(), deadline=time.monotonic() + 3.0)
+
+    # Then only the evidence lookup ran: the model's lookup, whose answer no call could use, did not
+    assert len(status.asked) == 1
+    assert "agent:check_service_status" not in [c.tool for c in result.tool_calls]
+    assert result.force_review
