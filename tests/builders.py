@@ -31,6 +31,7 @@ def a_ticket(
     subject: str = "Internet down",
     description: str = "No internet since this morning.",
     age_hours: float = 1.0,
+    channel: str = "web",
 ) -> Ticket:
     return Ticket(
         ticket_id=ticket_id,
@@ -38,6 +39,7 @@ def a_ticket(
         subject=subject,
         description=description,
         timestamp=NOW - timedelta(hours=age_hours),
+        channel=channel,
     )
 
 

@@ -8,6 +8,7 @@ Any model failure degrades to the pipeline's answer, flagged for review: a ticke
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +62,10 @@ def system_prompt(taxonomy: Taxonomy) -> str:
 
 def _ticket_block(ticket: Ticket, masked: MaskedText) -> str:
     text = masked.text[:MAX_TICKET_CHARS_IN_PROMPT]
-    return f'<ticket id="{ticket.ticket_id}" channel="{ticket.channel}">\n{text}\n</ticket>'
+    # The channel is free text from the submitter: escaped, it cannot end the tag and speak
+    # outside the <ticket> the model is told to distrust.
+    channel = html.escape(ticket.channel, quote=True)
+    return f'<ticket id="{ticket.ticket_id}" channel="{channel}">\n{text}\n</ticket>'
 
 
 def evidence_block(evidence: Evidence, priority_level: str) -> str:
