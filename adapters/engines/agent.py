@@ -332,7 +332,9 @@ class AgentEngine:
             return EngineResult(
                 proposal=baseline.proposal,
                 evidence=evidence,
-                tool_calls=(*baseline.tool_calls, model_call),
+                # The log, not the baseline's snapshot of it: the lookups the model made before
+                # failing ran, and a second opinion it asked for was billed.
+                tool_calls=(*log.calls, model_call),
                 usage=usage,
                 cost_usd=self._cost(usage, tools.extra_usage),
                 notes=(f"Model unavailable ({type(exc).__name__}); the pipeline decision stands.",),

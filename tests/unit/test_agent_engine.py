@@ -408,3 +408,21 @@ def test_a_channel_cannot_close_the_ticket_tag_of_the_prompt() -> None:
     opening = re.match(r'<ticket id="[^"<>]*" channel="([^"<>]*)">\n', sent)
     assert opening is not None, sent[:200]
     assert html.unescape(opening.group(1)) == channel
+
+
+def test_the_tools_the_model_ran_before_failing_stay_in_the_audit_trail() -> None:
+    # Given a model that asks for a status lookup and is then throttled
+    model = ScriptedModel(
+        [tool_use("check_service_status", {"service_ids": ["SVC004"]}), {"raise": ModelThrottledException("slow")}]
+    )
+    status = FakeServiceStatus()
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9), status=status)
+
+    # When the agent routes a ticket, falling back to the pipeline
+    decision = route(agent, repo)
+
+    # Then the lookup the model made is recorded beside the failed model call
+    tools = [c.tool for c in decision.tool_calls]
+    assert len(status.asked) == 2
+    assert "agent:check_service_status" in tools
+    assert tools[-1] == "model" and not decision.tool_calls[-1].ok
