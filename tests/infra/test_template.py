@@ -817,6 +817,8 @@ def test_requirements_are_per_function(function: str) -> None:
     else:
         assert not packages & heavy
     assert {"aws-lambda-powertools", "pydantic", "pydantic-settings"} <= packages
+    # The runtime's own urllib3 is 1.26, without the read1 the HTTP adapters bound answers with.
+    assert "requests" not in packages or "urllib3" in packages
 
 
 # --- the artifact check `make lint-infra` runs after `sam build` ---------------------------------------------------
