@@ -315,6 +315,78 @@ def test_environment_values(sam_template: dict[str, Any], resources: dict[str, A
     )
 
 
+def resolve(value: Any, parameters: dict[str, Any], conditions: dict[str, Any]) -> Any:
+    """A translated template value with the given parameter values: the intrinsics used in environments."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return parameters.get(arg, f"<{arg}>")
+        if key == "Fn::If":
+            condition, then, otherwise = arg
+            return resolve(
+                then if resolve(conditions[condition], parameters, conditions) else otherwise, parameters, conditions
+            )
+        if key == "Fn::Equals":
+            return resolve(arg[0], parameters, conditions) == resolve(arg[1], parameters, conditions)
+        if key == "Fn::Not":
+            return not resolve(arg[0], parameters, conditions)
+        if key == "Fn::Sub" and isinstance(arg, str):
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(parameters.get(m.group(1), f"<{m.group(1)}>")), arg)
+    return value
+
+
+def deployed_environment(
+    translated: dict[str, Any], sam_template: dict[str, Any], function: str, **parameters: str
+) -> dict[str, str]:
+    """A function's environment as deployed with these parameter values (the others at their defaults)."""
+    values = {**parameter_defaults(sam_template), "AWS::Region": "us-east-1", **parameters}
+    variables = translated["Resources"][function]["Properties"]["Environment"]["Variables"]
+    resolved = {name: resolve(value, values, translated["Conditions"]) for name, value in variables.items()}
+    return {name: str(value) for name, value in resolved.items() if value != "<AWS::NoValue>"}
+
+
+@pytest.mark.parametrize(
+    "model_prices", ["", json.dumps({"nova": {"input": 0.8, "output": 3.2, "cache_read": 0.2, "cache_write": 0.8}})]
+)
+def test_the_orchestrator_starts_with_any_model_the_parameters_allow(
+    translated: dict[str, Any], sam_template: dict[str, Any], model_prices: str
+) -> None:
+    from adapters.clock import FixedClock
+    from adapters.engines.pipeline import PipelineEngine
+    from domain.taxonomy import load_taxonomy
+    from domain.toolkit import RoutingToolkit
+    from handlers.model_factory import build_model_engine
+    from tests.builders import NOW, FakeCustomers, FakeServiceStatus, FixedClassifier, InMemoryRepository
+
+    # Given the orchestrator deployed with the default models, or with models priced by the ModelPrices parameter
+    models = (
+        {}
+        if not model_prices
+        else {"BedrockModelId": "amazon.nova-pro-v1:0", "BedrockClassifierModelId": "amazon.nova-micro-v1:0"}
+    )
+    env = deployed_environment(translated, sam_template, "OrchestratorFunction", ModelPrices=model_prices, **models)
+    with patch.dict(os.environ, env):
+        orchestrator_settings = settings.load_settings(settings.OrchestratorSettings)
+    toolkit = RoutingToolkit(
+        taxonomy=load_taxonomy(),
+        classifier=FixedClassifier("Billing Dispute", 0.9),
+        customers=FakeCustomers(),
+        service_status=FakeServiceStatus(),
+        history=InMemoryRepository(),
+        clock=FixedClock(NOW),
+    )
+
+    # When its engine is built, as at the function's start
+    engine = build_model_engine(
+        orchestrator_settings, toolkit=toolkit, pipeline=PipelineEngine(toolkit), model=object()
+    )
+
+    # Then it starts (a model without a price would refuse to), with the models the parameters name
+    assert engine.name == "hybrid"
+    expected = models.get("BedrockModelId", "anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert orchestrator_settings.bedrock_model_id == f"us.{expected}"
+
+
 # --- IAM -----------------------------------------------------------------------------------------------------------
 
 
