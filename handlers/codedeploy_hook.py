@@ -9,10 +9,13 @@ sent whatever happens here: without one the deployment hangs until CodeDeploy's 
 Checks, per version:
   INGESTION_VERSION_ARN         invoked with a GET /health API Gateway proxy event: it must answer statusCode 200
                                 without a FunctionError. /health has no side effects.
-  ORCHESTRATOR_VERSION_ARN      invoked with InvocationType=DryRun: the version exists and may be invoked. A real
-  TICKETING_UPDATE_VERSION_ARN  event would route a ticket (Bedrock cost, a stored decision) or write to the
-                                external ticketing system, so their behaviour is left to the canary alarms.
-One hook serves the three deployment groups; every run checks every configured version (cheap: one health request).
+  ORCHESTRATOR_VERSION_ARN      invoked with an event that does nothing once the version has started (START_EVENTS):
+  TICKETING_UPDATE_VERSION_ARN  it must answer without a FunctionError. Each function builds its settings, model,
+                                prices and clients when it starts, so this proves the version can take events, where
+                                a DryRun would only prove it exists. A real event would route a ticket (Bedrock cost,
+                                a stored decision) or write to the external ticketing system, so their behaviour is
+                                left to the canary alarms.
+One hook serves the three deployment groups; every run checks every configured version (cheap: three invocations that do nothing).
 No dependency beyond boto3 (provided by the Lambda runtime): this module is packaged on its own.
 """
 
@@ -29,14 +32,22 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
-CheckKind = Literal["health", "dry-run"]
+CheckKind = Literal["health", "start"]
 HookStatus = Literal["Succeeded", "Failed"]
 
 # Environment variable -> how that version is checked.
 TARGETS: dict[str, CheckKind] = {
     "INGESTION_VERSION_ARN": "health",
-    "ORCHESTRATOR_VERSION_ARN": "dry-run",
-    "TICKETING_UPDATE_VERSION_ARN": "dry-run",
+    "ORCHESTRATOR_VERSION_ARN": "start",
+    "TICKETING_UPDATE_VERSION_ARN": "start",
+}
+
+# Events the handlers answer without doing anything: the orchestrator's check event (matched in
+# handlers/orchestrator.py, which this module, packaged alone, cannot import), and a stream batch
+# with no records.
+START_EVENTS: dict[str, dict[str, Any]] = {
+    "ORCHESTRATOR_VERSION_ARN": {"source": "codedeploy.pretraffic", "detail-type": "PreTrafficCheck", "detail": {}},
+    "TICKETING_UPDATE_VERSION_ARN": {"Records": []},
 }
 
 # A minimal API Gateway REST (v1) proxy event for GET /health, as API Gateway would send it.
@@ -65,7 +76,8 @@ HEALTH_EVENT: dict[str, Any] = {
 # How much of a failing function's answer goes into the log line.
 _EXCERPT = 500
 
-# Invoking a version: the ingestion function times out at 10 s, so 25 s leaves room for a cold start.
+# Invoking a version: each check event is answered as soon as the function has started (at most 10 s of
+# init), so 25 s leaves room for a cold start.
 _INVOKE_CONNECT_SECONDS, _INVOKE_READ_SECONDS, _INVOKE_ATTEMPTS = 3, 25, 2
 # A check starts only with this much time left: its slowest, every attempt timing out.
 CHECK_WORST_CASE_SECONDS = _INVOKE_ATTEMPTS * (_INVOKE_CONNECT_SECONDS + _INVOKE_READ_SECONDS)
@@ -152,13 +164,20 @@ def check_health(lambda_client: Any, target: str, function_arn: str) -> CheckRes
     return CheckResult(target, function_arn, "health", True, "GET /health answered 200")
 
 
-def check_dry_run(lambda_client: Any, target: str, function_arn: str) -> CheckResult:
-    """DryRun: Lambda validates the request (the version exists, we may invoke it) without running the code."""
-    response = lambda_client.invoke(FunctionName=function_arn, InvocationType="DryRun")
-    status = response.get("StatusCode")
-    if status != 204:
-        return CheckResult(target, function_arn, "dry-run", False, f"DryRun answered StatusCode {status}")
-    return CheckResult(target, function_arn, "dry-run", True, "DryRun answered 204")
+def check_start(lambda_client: Any, target: str, function_arn: str) -> CheckResult:
+    """Invoke the version with its no-op event: it must answer without a FunctionError (an init
+    failure, such as invalid settings or a model without a price, is one)."""
+    response = lambda_client.invoke(
+        FunctionName=function_arn,
+        InvocationType="RequestResponse",
+        Payload=json.dumps(START_EVENTS[target]).encode("utf-8"),
+    )
+    if response.get("FunctionError"):
+        excerpt = _read_payload(response)[:_EXCERPT].decode("utf-8", errors="replace")
+        return CheckResult(
+            target, function_arn, "start", False, f"FunctionError {response['FunctionError']}: {excerpt}"
+        )
+    return CheckResult(target, function_arn, "start", True, "started and answered the check event")
 
 
 def run_checks(
@@ -186,7 +205,7 @@ def run_checks(
             if kind == "health":
                 result = check_health(lambda_client, target, function_arn)
             else:
-                result = check_dry_run(lambda_client, target, function_arn)
+                result = check_start(lambda_client, target, function_arn)
         except Exception as exc:  # any failure to invoke fails the deployment, with the reason logged
             result = CheckResult(target, function_arn, kind, False, f"invoke failed: {type(exc).__name__}: {exc}")
         results.append(result)

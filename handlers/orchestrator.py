@@ -25,6 +25,9 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
 # Leave time to store the decision after the engine gives up.
 DEADLINE_MARGIN_SECONDS = 3.0
+# The CodeDeploy PreTraffic hook's event (handlers/codedeploy_hook.py): answered once the version has
+# started, which is what the hook checks, without routing anything. No rule routes it here.
+PRETRAFFIC_CHECK = {"source": "codedeploy.pretraffic", "detail-type": "PreTrafficCheck"}
 
 _deps: OrchestratorDeps | None = build_orchestrator_deps() if running_in_lambda() else None
 
@@ -53,6 +56,9 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: OrchestratorDeps | None = None
 ) -> dict[str, Any]:
     resolved = deps or _deps or build_orchestrator_deps()
+    if all(event.get(key) == value for key, value in PRETRAFFIC_CHECK.items()):
+        logger.info("pre-traffic check: started", extra={"engine": resolved.engine.name})
+        return {"status": "started"}
     received, ticket = _parse(event)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     log_keys = {"ticket_id": received.ticket_id, "correlation_id": received.correlation_id}

@@ -59,9 +59,16 @@ def _expect_health(stub: Stubber, answer: Any, *, function_error: str | None = N
     )
 
 
-def _expect_dry_runs(stub: Stubber) -> None:
-    for arn in (ORCHESTRATOR, UPDATE):
-        stub.add_response("invoke", {"StatusCode": 204}, {"FunctionName": arn, "InvocationType": "DryRun"})
+def _expect_start(stub: Stubber, arn: str, answer: Any, *, function_error: str | None = None) -> None:
+    response: dict[str, Any] = {"StatusCode": 200, "Payload": _body(answer), "ExecutedVersion": "3"}
+    if function_error:
+        response["FunctionError"] = function_error
+    stub.add_response("invoke", response, {"FunctionName": arn, "InvocationType": "RequestResponse", "Payload": ANY})
+
+
+def _expect_starts(stub: Stubber) -> None:
+    _expect_start(stub, ORCHESTRATOR, {"status": "started"})
+    _expect_start(stub, UPDATE, {"batchItemFailures": []})
 
 
 def _expect_report(stub: Stubber, status: str) -> None:
@@ -89,7 +96,7 @@ def _run(clients: tuple[Any, Stubber, Any, Stubber], environ: dict[str, str] | N
 def test_healthy_versions_report_succeeded(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     _, lambda_stub, _, codedeploy_stub = clients
     _expect_health(lambda_stub, {"statusCode": 200, "body": '{"status": "ok"}'})
-    _expect_dry_runs(lambda_stub)
+    _expect_starts(lambda_stub)
     _expect_report(codedeploy_stub, "Succeeded")
 
     outcome = _run(clients)
@@ -106,7 +113,7 @@ def test_function_error_reports_failed(clients: tuple[Any, Stubber, Any, Stubber
     _, lambda_stub, _, codedeploy_stub = clients
     crash = {"errorMessage": "No module named 'handlers.ingestion'", "errorType": "Runtime.ImportModuleError"}
     _expect_health(lambda_stub, crash, function_error="Unhandled")
-    _expect_dry_runs(lambda_stub)
+    _expect_starts(lambda_stub)
     _expect_report(codedeploy_stub, "Failed")
 
     outcome = _run(clients)
@@ -121,7 +128,7 @@ def test_function_error_reports_failed(clients: tuple[Any, Stubber, Any, Stubber
 def test_server_error_status_code_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     _, lambda_stub, _, codedeploy_stub = clients
     _expect_health(lambda_stub, {"statusCode": 503, "body": '{"message": "dependencies unavailable"}'})
-    _expect_dry_runs(lambda_stub)
+    _expect_starts(lambda_stub)
     _expect_report(codedeploy_stub, "Failed")
 
     outcome = _run(clients)
@@ -131,7 +138,7 @@ def test_server_error_status_code_reports_failed(clients: tuple[Any, Stubber, An
     assert [c["ok"] for c in outcome["checks"][1:]] == [True, True]
 
 
-def test_invoke_error_on_a_dry_run_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
+def test_invoke_error_on_a_start_check_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     _, lambda_stub, _, codedeploy_stub = clients
     _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
     lambda_stub.add_client_error(
@@ -139,9 +146,9 @@ def test_invoke_error_on_a_dry_run_reports_failed(clients: tuple[Any, Stubber, A
         service_error_code="ResourceNotFoundException",
         service_message="Function not found",
         http_status_code=404,
-        expected_params={"FunctionName": ORCHESTRATOR, "InvocationType": "DryRun"},
+        expected_params={"FunctionName": ORCHESTRATOR, "InvocationType": "RequestResponse", "Payload": ANY},
     )
-    lambda_stub.add_response("invoke", {"StatusCode": 204}, {"FunctionName": UPDATE, "InvocationType": "DryRun"})
+    _expect_start(lambda_stub, UPDATE, {"batchItemFailures": []})
     _expect_report(codedeploy_stub, "Failed")
 
     outcome = _run(clients)
@@ -169,12 +176,12 @@ def test_the_health_payload_is_an_api_gateway_get_health_event(clients: tuple[An
     sent: list[dict[str, Any]] = []
 
     def capture(params: dict[str, Any], **_: Any) -> None:
-        if params.get("InvocationType") == "RequestResponse":
+        if params.get("FunctionName") == INGESTION:
             sent.append(json.loads(params["Payload"]))
 
     clients[0].meta.events.register("provide-client-params.lambda.Invoke", capture)
     _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
-    _expect_dry_runs(lambda_stub)
+    _expect_starts(lambda_stub)
     _expect_report(codedeploy_stub, "Succeeded")
 
     _run(clients)
@@ -184,10 +191,40 @@ def test_the_health_payload_is_an_api_gateway_get_health_event(clients: tuple[An
     assert sent[0]["resource"] == sent[0]["path"] == "/health"
 
 
+def test_an_orchestrator_version_that_cannot_start_fails_the_deployment(
+    clients: tuple[Any, Stubber, Any, Stubber],
+) -> None:
+    # Given a new orchestrator version whose start fails (a model without a price, say)
+    _, lambda_stub, _, codedeploy_stub = clients
+    crash = {"errorMessage": "no price is known for model 'amazon.nova-pro-v1:0'", "errorType": "ConfigurationError"}
+    sent: list[tuple[str, Any]] = []
+    clients[0].meta.events.register(
+        "provide-client-params.lambda.Invoke",
+        lambda params, **_: sent.append((params["FunctionName"], json.loads(params.get("Payload") or "null"))),
+    )
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    _expect_start(lambda_stub, ORCHESTRATOR, crash, function_error="Unhandled")
+    _expect_start(lambda_stub, UPDATE, {"batchItemFailures": []})
+    _expect_report(codedeploy_stub, "Failed")
+
+    # When the hook runs
+    outcome = _run(clients)
+
+    # Then the version was run on its check event, not merely looked up, and the deployment fails
+    assert outcome["status"] == "Failed"
+    orchestrator = outcome["checks"][1]
+    assert (orchestrator["target"], orchestrator["ok"]) == ("ORCHESTRATOR_VERSION_ARN", False)
+    assert "FunctionError Unhandled" in orchestrator["detail"] and "ConfigurationError" in orchestrator["detail"]
+    assert sent[1:] == [
+        (ORCHESTRATOR, codedeploy_hook.START_EVENTS["ORCHESTRATOR_VERSION_ARN"]),
+        (UPDATE, codedeploy_hook.START_EVENTS["TICKETING_UPDATE_VERSION_ARN"]),
+    ]
+
+
 def test_report_failure_propagates(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     _, lambda_stub, _, codedeploy_stub = clients
     _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
-    _expect_dry_runs(lambda_stub)
+    _expect_starts(lambda_stub)
     codedeploy_stub.add_client_error(
         "put_lifecycle_event_hook_execution_status",
         service_error_code="AccessDeniedException",

@@ -168,3 +168,16 @@ def test_an_invalid_ticket_is_reported_without_quoting_the_customers_text() -> N
     # Then neither the message nor a chained error carries the text into logs
     assert "4821" not in str(raised.value)
     assert raised.value.__cause__ is None
+
+
+@NO_METRICS
+def test_the_pretraffic_hook_check_event_is_answered_without_routing_anything() -> None:
+    from handlers.codedeploy_hook import START_EVENTS
+
+    # Given the event the CodeDeploy PreTraffic hook sends a new orchestrator version
+    repository = InMemoryRepository()
+    # When the orchestrator handles it
+    result = invoke(copy.deepcopy(START_EVENTS["ORCHESTRATOR_VERSION_ARN"]), deps_for(repository))
+    # Then it answers that it started, and nothing was routed or stored
+    assert result == {"status": "started"}
+    assert repository.decisions == {}

@@ -256,3 +256,15 @@ def test_a_ticket_whose_retries_keep_failing_counts_as_one_sync_failure(
         if value is not None
     ]
     assert counted == [[1.0]]
+
+
+def test_the_pretraffic_hook_check_event_is_answered_without_pushing_anything() -> None:
+    from handlers.codedeploy_hook import START_EVENTS
+
+    # Given the event the CodeDeploy PreTraffic hook sends a new ticketing-update version
+    deps, fake = wire()
+    # When the function handles it
+    result = invoke(copy.deepcopy(START_EVENTS["TICKETING_UPDATE_VERSION_ARN"]), deps)
+    # Then it answers without a failure, and nothing reached the ticketing system
+    assert result == {"batchItemFailures": []}
+    assert fake.pushed == []
