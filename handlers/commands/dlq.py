@@ -54,6 +54,7 @@ def run_replay(args: argparse.Namespace) -> int:
         # Ignoring it would let the user believe the queue was dealt with.
         raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
     unrouted: list[str] = []
+    drain_error: str | None = None
     if args.aws:
         from handlers.bootstrap import build_ticketing_update_deps
 
@@ -68,7 +69,7 @@ def run_replay(args: argparse.Namespace) -> int:
         # The queue's messages are the only pointer some operators watch: emptied only once
         # nothing is left to do.
         settled = not report.still_failing and not unreadable and not limit_reached
-        drained = _drain_queue(args.queue_url) if args.queue_url and settled else 0
+        drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
         payload: dict[str, Any] = {
             **report.as_dict(),
             "unreadable_records": len(unreadable),
@@ -76,6 +77,9 @@ def run_replay(args: argparse.Namespace) -> int:
             "limit_reached": limit_reached,
             "dlq_messages_deleted": drained,
         }
+        if drain_error is not None:
+            # In the report, not instead of it: the pushes it lists did happen.
+            payload["dlq_error"] = drain_error
     else:
         from adapters.local.sqlite_repository import SqliteDecisionRepository
         from handlers.bootstrap import bootstrap_local
@@ -122,8 +126,10 @@ def run_replay(args: argparse.Namespace) -> int:
     if limit_reached:
         print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
     print(json.dumps(payload, indent=2))
+    if drain_error is not None:
+        print(f"ticket-router: error: {drain_error}", file=sys.stderr)
     # A rejected update was not pushed either: it waits, failed, for a person to look at it.
-    left_undone = report.still_failing or report.rejected or unrouted or unreadable or limit_reached
+    left_undone = report.still_failing or report.rejected or unrouted or unreadable or limit_reached or drain_error
     return 1 if left_undone else 0
 
 
@@ -159,19 +165,38 @@ def _only_replay_of(db: Path) -> Iterator[None]:
         yield
 
 
-def _drain_queue(queue_url: str) -> int:
+# Long polling asks every SQS server, where a short poll samples some and may answer empty while
+# messages remain; a second's wait is the price of knowing the queue is empty.
+_DRAIN_WAIT_SECONDS = 1
+
+
+def _drain_queue(queue_url: str) -> tuple[int, str | None]:
+    """The number of messages deleted, and why the queue could not be emptied if it could not (a
+    mistyped --queue-url, no permission, a delete refused): the user's to fix, not a crash."""
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     sqs = boto3.client("sqs")
     deleted = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-            "Messages", []
-        )
-        if not messages:
-            return deleted
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-        )
-        deleted += len(messages)
+    try:
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=_DRAIN_WAIT_SECONDS
+            ).get("Messages", [])
+            if not messages:
+                return deleted, None
+            answer = sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+            deleted += len(answer.get("Successful", []))
+            failed = answer.get("Failed", [])
+            if failed:
+                # Said rather than counted: they come back once their visibility timeout ends.
+                reasons = sorted({f"{entry.get('Code')}: {entry.get('Message')}" for entry in failed})
+                return (
+                    deleted,
+                    f"cannot empty the DLQ {queue_url}: {len(failed)} message(s) not deleted ({'; '.join(reasons)})",
+                )
+    except (ClientError, BotoCoreError) as exc:
+        return deleted, f"cannot empty the DLQ {queue_url}: {exc}"

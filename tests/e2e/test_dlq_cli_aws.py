@@ -134,3 +134,41 @@ def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(
     assert (report["still_failing_ticket_ids"], report["dlq_messages_deleted"]) == (["T-1"], 0)
     assert [d.ticket_id for d in stack.table.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
     assert stack.dead_letters_left() == 1
+
+
+def test_a_dlq_that_cannot_be_emptied_is_an_error_after_the_report(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a decision whose sync failed, and a --queue-url naming no queue (a typo)
+    stack.failed("T-1")
+    stack.dlq_url = f"https://sqs.{REGION}.amazonaws.com/123456789012/no-such-dlq"
+    # When the failed updates are replayed
+    code, report, err = stack.replay(capsys)
+    # Then the push is made and reported, and the queue is named as the problem, without a trace
+    assert code == 1
+    assert (report["attempted"], report["succeeded"], sorted(stack.ticketing.routing)) == (1, 1, ["T-1"])
+    assert stack.dlq_url in report["dlq_error"]
+    assert f"ticket-router: error: cannot empty the DLQ {stack.dlq_url}" in err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_messages_the_dlq_refuses_to_delete_are_not_counted_as_deleted(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a failed sync, two dead letters, and an SQS that refuses to delete one of them (its
+    # receipt handle spoiled on the way, as by an expired one)
+    stack.failed("T-1")
+    stack.dead_letters(2)
+    session = boto3.Session()
+
+    def spoil_one(params: dict[str, Any], **_: Any) -> None:
+        params["Entries"][0]["ReceiptHandle"] = "spoiled"
+
+    session.events.register("provide-client-params.sqs.DeleteMessageBatch", spoil_one)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    # When the failed updates are replayed and the DLQ emptied
+    code, report, err = stack.replay(capsys)
+    # Then only the message really deleted is counted, and the refusal is the run's error
+    assert (code, report["succeeded"], report["dlq_messages_deleted"]) == (1, 1, 1)
+    assert "1 message(s) not deleted" in report["dlq_error"]
+    assert "cannot empty the DLQ" in err
