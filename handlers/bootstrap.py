@@ -332,6 +332,21 @@ def _http_customers(endpoint: str, timeout: float, cache_table: str | None, cach
     return directory
 
 
+def idempotency_persistence(table: str | None) -> Any:
+    """Powertools' persistence layer for ingestion's idempotency records."""
+    if table:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        from adapters.aws.client_config import aws_client_config
+
+        return DynamoDBPersistenceLayer(table_name=table, boto_config=aws_client_config())
+    from adapters.local.idempotency import SqliteIdempotencyLayer
+
+    # Without a table, duplicates are still caught within this container (the common case of a
+    # quick webhook retry), never across containers: set IDEMPOTENCY_TABLE in production.
+    return SqliteIdempotencyLayer(":memory:")
+
+
 def build_ingestion_deps(settings: IngestionSettings | None = None) -> IngestionDeps:
     from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository
     from adapters.aws.eventbridge import EventBridgePublisher
@@ -344,18 +359,7 @@ def build_ingestion_deps(settings: IngestionSettings | None = None) -> Ingestion
         settings.customer_cache_ttl_seconds,
     )
     publisher = EventBridgePublisher(settings.eventbridge_bus_name)
-    persistence: Any
-    if settings.idempotency_table:
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
-    else:
-        from adapters.local.idempotency import SqliteIdempotencyLayer
-
-        # Without a table, duplicates are still caught within this container (the common case of
-        # a quick webhook retry), never across containers: set IDEMPOTENCY_TABLE in production.
-        persistence = SqliteIdempotencyLayer(":memory:")
-    accept, config = build_acceptor(customers, publisher, persistence)
+    accept, config = build_acceptor(customers, publisher, idempotency_persistence(settings.idempotency_table))
     repository = (
         DynamoDBDecisionRepository(settings.routing_decisions_table) if settings.routing_decisions_table else None
     )

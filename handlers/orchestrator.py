@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from domain.models import Ticket, TicketReceived
 from domain.services import route_ticket
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
@@ -23,8 +24,8 @@ from handlers.settings import running_in_lambda
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
-# Leave time to store the decision after the engine gives up.
-DEADLINE_MARGIN_SECONDS = 3.0
+# Leave time to store the decision after the engine gives up: one DynamoDB write, retry included.
+DEADLINE_MARGIN_SECONDS = AWS_CALL_WORST_CASE_SECONDS
 # The CodeDeploy PreTraffic hook's event (handlers/codedeploy_hook.py): answered once the version has
 # started, which is what the hook checks, without routing anything. No rule routes it here.
 PRETRAFFIC_CHECK = {"source": "codedeploy.pretraffic", "detail-type": "PreTrafficCheck"}

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from domain.errors import SyncUnavailable
 from domain.models import SyncStatus
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
@@ -35,7 +36,8 @@ metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # exactly those records and sends them to the DLQ, rather than treating it as a function error.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
-DEADLINE_MARGIN_SECONDS = 2.0
+# Leave time to record the last push's outcome: one DynamoDB write, retry included.
+DEADLINE_MARGIN_SECONDS = AWS_CALL_WORST_CASE_SECONDS
 
 
 def _default_deps() -> TicketingUpdateDeps:

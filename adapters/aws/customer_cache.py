@@ -13,6 +13,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from adapters.aws.client_config import aws_client_config
 from adapters.clock import SystemClock
 from domain.models import CustomerProfile
 from domain.ports import Clock, CustomerDirectory
@@ -46,7 +47,7 @@ class DynamoDBCachedCustomerDirectory:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("dynamodb")
+            self._client = boto3.client("dynamodb", config=aws_client_config())
         return self._client
 
     def get_profile(self, customer_id: str) -> CustomerProfile:

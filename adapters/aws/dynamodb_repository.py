@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.aws.client_config import aws_client_config
 from adapters.aws.serialization import (
     decision_from_item,
     decision_from_stream_image,
@@ -78,7 +79,7 @@ class DynamoDBDecisionRepository:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("dynamodb")
+            self._client = boto3.client("dynamodb", config=aws_client_config())
         return self._client
 
     # --- DecisionRepository -----------------------------------------------------------------

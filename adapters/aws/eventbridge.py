@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.aws.client_config import aws_client_config
 from domain.errors import PublishFailed
 from domain.models import TicketReceived
 
@@ -23,7 +24,7 @@ class EventBridgePublisher:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("events")
+            self._client = boto3.client("events", config=aws_client_config())
         return self._client
 
     def publish_ticket_received(self, event: TicketReceived) -> None:

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
+from adapters.aws.client_config import aws_client_config
 from domain.errors import ConfigurationError
 
 _KEY_FIELDS = ("api_key", "token")
@@ -36,7 +37,9 @@ class SecretsManagerApiKey:
         if self._provider is None:
             # A provider per instance keeps the cache ours, not the module-level default one
             # other code (or parameters.clear_caches()) might reset.
-            self._provider = SecretsProvider(boto3_client=self._client)
+            self._provider = SecretsProvider(
+                boto3_client=self._client, boto_config=None if self._client else aws_client_config()
+            )
         return self._provider
 
     def __call__(self) -> str:

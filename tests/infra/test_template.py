@@ -20,6 +20,7 @@ from unittest.mock import patch
 import pytest
 from pydantic import BaseModel
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.http.ticketing import HttpTicketingSystem
 from domain.models import (
     IDENTIFIER_MAX_LENGTH,
@@ -29,6 +30,7 @@ from domain.models import (
     SyncStatus,
 )
 from handlers import observability, settings, ticketing_update
+from handlers import orchestrator as orchestrator_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -278,6 +280,14 @@ def test_the_ticketing_update_outlives_every_retry_of_a_push(resources: dict[str
     # Then a push whose every attempt times out still makes all its retries before the deadline
     # the handler sets (the timeout less its margin); the stream's retries come on top
     assert props["Timeout"] - ticketing_update.DEADLINE_MARGIN_SECONDS >= adapter.longest_push_seconds
+
+
+def test_one_hung_aws_call_fits_inside_every_functions_time(resources: dict[str, Any]) -> None:
+    # Then the ingestion answers (503) before its own timeout, and the orchestrator and the
+    # ticketing update keep enough time past their deadlines for their last write
+    assert resources["IngestionFunction"]["Properties"]["Timeout"] > AWS_CALL_WORST_CASE_SECONDS
+    assert orchestrator_handler.DEADLINE_MARGIN_SECONDS >= AWS_CALL_WORST_CASE_SECONDS
+    assert ticketing_update.DEADLINE_MARGIN_SECONDS >= AWS_CALL_WORST_CASE_SECONDS
 
 
 @pytest.mark.parametrize("function", sorted(DEPLOYED))
