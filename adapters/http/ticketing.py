@@ -180,10 +180,12 @@ class HttpTicketingSystem(HttpClient):
             raise SyncUnavailable(f"{failure} for {ticket} and the API key could not be re-read: {exc}") from exc
 
     def _request_timeout(self, deadline: float | None) -> float | None:
-        """The per-request timeout, shortened so a request never runs past the deadline."""
+        """The per-request timeout, shortened so a request never runs past the deadline: it bounds
+        each of a request's three waits in turn (the connection, the answer, its body), so near the
+        deadline each gets a third of the time left."""
         if deadline is None:
             return self.timeout
         remaining = deadline - self._clock()
         if remaining <= 0:
             return None
-        return min(self.timeout, remaining)
+        return min(self.timeout, remaining / 3)

@@ -685,6 +685,33 @@ def test_a_passed_deadline_sends_nothing(ticketing: FakeTicketingSystem, clock: 
     assert ticketing.requests == []
 
 
+class TimeoutRecordingSession(requests.Session):
+    """A real session that notes the timeout each request was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[Any] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.timeouts.append(kwargs.get("timeout"))
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_near_its_deadline_a_push_gives_each_wait_a_third_of_the_time_left(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a push with 3 s left before its deadline, and one with no deadline
+    session = TimeoutRecordingSession()
+    adapter = ticketing_adapter(ticketing, clock, session=session, timeout=5.0)
+    # When both are made
+    adapter.push_routing(a_decision("T-1"), deadline=clock() + 3.0)
+    adapter.push_routing(a_decision("T-2"))
+    # Then the first request's timeout, which bounds the connection, the answer and its body each,
+    # adds up to no more than the time left; without a deadline each wait gets the full timeout
+    assert session.timeouts == [1.0, 5.0]
+    assert sorted(ticketing.routing) == ["T-1", "T-2"]
+
+
 def test_pushing_the_same_decision_twice_is_applied_once(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
     # Given a decision pushed once (e.g. a stream record redelivered after a crash)
     decision = a_decision("T-1")
