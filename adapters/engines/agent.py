@@ -9,6 +9,7 @@ Any model failure degrades to the pipeline's answer, flagged for review: a ticke
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +24,13 @@ from domain.models import MODEL_TOOL, CategoryScore, ModelUsage, Ticket, ToolCal
 from domain.ports import EngineResult, Evidence
 from domain.routing import RoutingProposal
 from domain.taxonomy import Taxonomy
-from domain.toolkit import RoutingToolkit, ToolLog
+from domain.toolkit import SERVICE_STATUS, RoutingToolkit, ToolLog
 
 MAX_TICKET_CHARS_IN_PROMPT = 2_000
+# What the model may ask the status API about: ids, not text, and a few at a time (the model's
+# arguments go out over the network as they are).
+MAX_SERVICE_IDS_PER_LOOKUP = 10
+_SERVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 class Alternative(BaseModel):
@@ -180,12 +185,28 @@ class TicketTools:
             """
 
             def lookup() -> dict[str, Any]:
-                status = self._toolkit.check_service_status(service_ids[:10])
-                return {
-                    "active_outages": [o.model_dump(mode="json") for o in status.outages if o.is_active],
+                stripped = (service_id.strip() for service_id in service_ids)
+                valid = list(dict.fromkeys(i for i in stripped if _SERVICE_ID.fullmatch(i)))
+                asked = valid[:MAX_SERVICE_IDS_PER_LOOKUP]
+                if not asked:
+                    return {"error": "no service ids to check: give ids such as SVC004"}
+                e = self._evidence
+                if SERVICE_STATUS not in e.missing and set(asked) <= {*e.entities.service_ids, *e.customer.services}:
+                    # Already asked of the status API for this ticket: its answer, not a second call.
+                    status = e.service_status
+                    outages = status.active_outages_on(set(asked))
+                else:
+                    status = self._toolkit.check_service_status(asked)
+                    outages = [o for o in status.outages if o.is_active]
+                ignored = len(service_ids) - len(asked)
+                answer: dict[str, Any] = {
+                    "active_outages": [o.model_dump(mode="json") for o in outages],
                     "known_issues": list(status.known_issues),
                     "overall_health": status.overall_health,
                 }
+                if ignored:
+                    answer["ignored_service_ids"] = ignored
+                return answer
 
             return self._record("check_service_status", lookup)
 

@@ -86,6 +86,37 @@ def test_model_may_call_a_tool_for_more_evidence_within_two_calls() -> None:
     assert decision.assigned_team == "Network Operations"
 
 
+def test_a_service_already_looked_up_is_answered_from_the_evidence_not_asked_again() -> None:
+    # Given a ticket naming SVC004, whose status was looked up with the evidence, and a model that
+    # asks for it once more
+    status = FakeServiceStatus(outages_on("SVC004"))
+    model = ScriptedModel(
+        [tool_use("check_service_status", {"service_ids": ["SVC004"]}), answer("Network Outage", "Network Operations")]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Network Outage", 0.6), status=status)
+    # When the ticket is routed
+    route(agent, repo, description="Nothing works since 9am, SVC004")
+    # Then the status API was asked once, and the model still saw the outage
+    assert len(status.asked) == 1
+    assert "SVC004" in str(model.requests[1]["messages"][-1])
+
+
+def test_the_model_can_send_the_status_api_only_a_few_service_ids() -> None:
+    # Given a model asking about a new service, a 100 KB "id", text, and twenty more services
+    status = FakeServiceStatus()
+    hostile = ["SVC777", "S" * 100_000, "'; DROP TABLE services", *(f"SVC{n:03d}" for n in range(20))]
+    model = ScriptedModel(
+        [tool_use("check_service_status", {"service_ids": hostile}), answer("Network Outage", "Network Operations")]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Network Outage", 0.6), status=status)
+    # When the ticket is routed
+    route(agent, repo, description="Nothing works since 9am")
+    # Then the status API got the first ten well-formed ids, and the model was told how many of
+    # its ids were left out
+    assert status.asked[-1] == sorted(["SVC777", *(f"SVC{n:03d}" for n in range(9))])
+    assert '"ignored_service_ids": 13' in str(model.requests[1]["messages"][-1])
+
+
 def test_seven_tools_are_offered_with_the_answer_schema_and_a_compact_prompt() -> None:
     model = ScriptedModel([answer("Billing Dispute", "Billing Support")])
     agent, _, repo = engines(model, FixedClassifier("Billing Dispute"))
