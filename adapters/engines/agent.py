@@ -138,7 +138,9 @@ class TicketTools:
         self._log = log
         self._second_opinion = second_opinion
         self._has_time_for_model_call = has_time_for_model_call
-        self.extra_usage = ModelUsage()
+        # Appended to, never read-modified-written: Strands may run two tool calls of one turn at
+        # once, and a sum kept in place could drop one second opinion's tokens from the cost.
+        self._second_opinion_usages: list[ModelUsage] = []
         self.calls = 0
 
         @tool
@@ -265,6 +267,11 @@ class TicketTools:
             get_historical_context,
         ]
 
+    @property
+    def extra_usage(self) -> ModelUsage:
+        """The model calls the tools made themselves (second opinions), beside the agent's own."""
+        return sum(self._second_opinion_usages, ModelUsage())
+
     def _record(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         self.calls += 1
         return self._log.run(f"agent:{name}", fn)
@@ -278,7 +285,7 @@ class TicketTools:
             except Exception:
                 pass
             else:
-                self.extra_usage = self.extra_usage + usage
+                self._second_opinion_usages.append(usage)
                 return answer
         return {"ranked": [c.model_dump() for c in self._evidence.classification.ranked]}
 
