@@ -42,8 +42,10 @@ _DIGIT = re.compile(r"\d")
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
 _CURRENCY_CODES = "USD|EUR|GBP|CAD|AUD|CHF|INR|SEK|NOK|DKK|PLN|ZAR|NZD|JPY"
 _CURRENCY_WORDS = {"dollars": "USD", "dollar": "USD", "euros": "EUR", "euro": "EUR", "pounds": "GBP"}
-# Thousands separators: dot, comma, space, and the Swiss apostrophe (1'234.50).
-_NUMBER = r"\d{1,3}(?:[.,\s'’]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+# Thousands separators: dot, comma, space, and the Swiss apostrophe (1'234.50). At most four groups
+# (15 digits, more than any amount kept): an amount may start after any space, so with no bound each
+# number of a long space-separated table was read to the table's end, quadratic in its length.
+_NUMBER = r"\d{1,3}(?:[.,\s'’]\d{3}){0,4}(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _MONEY = re.compile(
     rf"(?P<sym>[$€£])\s?(?P<n1>{_NUMBER})"
     rf"|\b(?P<code1>{_CURRENCY_CODES})\s?(?P<n2>{_NUMBER})\b"

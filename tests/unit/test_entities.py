@@ -213,3 +213,13 @@ def test_two_uk_mobiles_one_space_apart_are_both_found_and_masked() -> None:
     # Then both numbers are found and masked
     assert phones == ("+447700900123", "+447700900456")
     assert masked == "<PHONE_1> <PHONE_2>"
+
+
+def test_a_long_table_of_numbers_is_read_in_one_pass() -> None:
+    # Given a ticket pasting a long space-separated table of three-digit figures, then a real amount
+    # (each figure could start an amount, and each used to be read to the table's end: minutes here)
+    text = "ping times: 1" + " 234" * 50_000 + " in total €49.99"
+    # When entities are extracted
+    money = extract_entities(text).monetary_amounts
+    # Then the table is no amount and the real one is found
+    assert [(m.amount, m.currency) for m in money] == [(Decimal("49.99"), "EUR")]
