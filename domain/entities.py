@@ -23,7 +23,10 @@ _NOT_ERROR_PREFIXES = frozenset(
     {"ACC", "ACCT", "SVC", "EV", "TKT", "TICKET", "CUST", "INC", "CASE", "REQ"}
     | {"INV", "INVOICE", "PAY", "ORD", "ORDER", "REF", "CN", "OUT", "PO", "RMA", "SR", "QUOTE"}
 )
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+# Starts only where a run of address characters does (its leading dots or dashes are no part of the
+# address): a match may not start inside a run, since a long run with no "@" (a.a.a..., 1-1-1...) was
+# otherwise read to its end from each of its letters, quadratic in its length.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[.%+-]*+(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b)")
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
 # area code between them. Digit count and region rules then decide whether it is a number.
@@ -189,7 +192,7 @@ def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities
         error_codes=_unique(error_codes),
         phone_numbers=_unique([phone for _, _, phone in _phone_spans(scrubbed, default_region)]),
         monetary_amounts=tuple(_extract_money(scrubbed)),
-        emails=_unique([m.group(0) for m in _EMAIL.finditer(text)]),
+        emails=_unique([m.group("email") for m in _EMAIL.finditer(text)]),
     )
 
 
@@ -229,7 +232,7 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
 
     # Spans of the original text, found as extraction finds them, so that every phone number
     # extraction reports is masked too (a date next to a number must not hide it).
-    spans = [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text)]
+    spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(text)]
     without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
     scrubbed = _scrub(text)

@@ -223,3 +223,16 @@ def test_a_long_table_of_numbers_is_read_in_one_pass() -> None:
     money = extract_entities(text).monetary_amounts
     # Then the table is no amount and the real one is found
     assert [(m.amount, m.currency) for m in money] == [(Decimal("49.99"), "EUR")]
+
+
+def test_a_long_run_of_address_characters_is_read_in_one_pass() -> None:
+    # Given a ticket with a long dotted run and no "@" in it (each of its letters could start an
+    # address, and each used to be read to the run's end: minutes here), then a real address
+    text = "trace " + "a." * 100_000 + " reply to -jane.doe@example.com"
+    # When entities are extracted and the text masked
+    emails = extract_entities(text).emails
+    masked = mask_personal_data(text)
+    # Then the address alone is found, without the dash before it, and masked
+    assert emails == ("jane.doe@example.com",)
+    assert masked.text.endswith(" reply to -<EMAIL_1>")
+    assert masked.restore(masked.text) == text
