@@ -7,6 +7,7 @@ stay free of heavy dependencies. Phone numbers are normalised to E.164 for the d
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,24 @@ _PHONE = re.compile(r"(?<![\w.$€£,/-])(?:\+|00)?\(?\d[\d().\s-]{6,18}\d(?![\w
 _DATE_OR_TIME = re.compile(
     r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?Z?)?|\b\d{1,2}:\d{2}(?::\d{2})?\b"
 )
+
+# Digits of other scripts (Arabic-Indic ٤١٥...) and the full-width forms an East Asian keyboard types
+# (ＡＣＣ-４８２１３, ＋４４): read as the ASCII they stand for, or such a number is neither found nor masked.
+_FOLDED = re.compile(r"[\uff01-\uff5e]|(?![0-9])\d")
+_FULLWIDTH_OFFSET = 0xFEE0
+
+
+def _ascii_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if "\uff01" <= char <= "\uff5e":
+        return chr(ord(char) - _FULLWIDTH_OFFSET)
+    return str(unicodedata.decimal(char))
+
+
+def _fold(text: str) -> str:
+    """The text with those characters in ASCII, one for one: offsets into it are offsets into the text."""
+    return text if text.isascii() else _FOLDED.sub(_ascii_char, text)
+
 
 # Replaces each character of what `_scrub` removes: offsets stay those of the original text (masking
 # replaces spans of it), and a phone candidate cannot run across it as it could across a space.
@@ -180,6 +199,7 @@ def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str
 
 
 def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities:
+    text = _fold(text)
     accounts = [f"ACC-{m.group(1)}" for m in _ACCOUNT.finditer(text)]
     services = [f"SVC{m.group(1)}" for m in _SERVICE.finditer(text)]
     error_codes = [
@@ -217,7 +237,8 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     several regions (for logs, whose region is unknown).
     """
     # Accounts and phone numbers have digits and emails an "@": most log values have neither.
-    if "@" not in text and not _DIGIT.search(text):
+    folded = _fold(text)
+    if "@" not in folded and not _DIGIT.search(folded):
         return MaskedText(text=text, replacements={})
     regions = [default_region] if isinstance(default_region, str) else list(default_region)
     replacements: dict[str, str] = {}
@@ -232,10 +253,10 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
 
     # Spans of the original text, found as extraction finds them, so that every phone number
     # extraction reports is masked too (a date next to a number must not hide it).
-    spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(text)]
-    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(folded)]
+    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), folded)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
-    scrubbed = _scrub(text)
+    scrubbed = _scrub(folded)
     spans += [(start, end, "PHONE") for region in regions for start, end, _ in _phone_spans(scrubbed, region)]
     pieces: list[str] = []
     done = 0

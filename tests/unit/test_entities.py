@@ -236,3 +236,20 @@ def test_a_long_run_of_address_characters_is_read_in_one_pass() -> None:
     assert emails == ("jane.doe@example.com",)
     assert masked.text.endswith(" reply to -<EMAIL_1>")
     assert masked.restore(masked.text) == text
+
+
+def test_full_width_and_other_script_digits_are_read_as_the_identifiers_they_are() -> None:
+    # Given a ticket typed on a full-width keyboard, with a number in Arabic-Indic digits too
+    text = "ＳＶＣ００４ down, ERR-１０４２, account ＡＣＣ-４８２１３, call ４１５-５５５-０１３２ or ٤١٥٥٥٥٠١٩٩"
+    # When entities are extracted and the text masked
+    entities = extract_entities(text)
+    masked = mask_personal_data(text).text
+    # Then the identifiers are found in ASCII, as the services and accounts they name are stored
+    assert (entities.service_ids, entities.error_codes, entities.account_numbers) == (
+        ("SVC004",),
+        ("ERR-1042",),
+        ("ACC-48213",),
+    )
+    assert entities.phone_numbers == ("+14155550132", "+14155550199")
+    # And neither phone number nor the account reaches a model or a log
+    assert masked == "ＳＶＣ００４ down, ERR-１０４２, account <ACCOUNT_1>, call <PHONE_1> or <PHONE_2>"
