@@ -38,14 +38,17 @@ _DATE_OR_TIME = re.compile(
     r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?Z?)?|\b\d{1,2}:\d{2}(?::\d{2})?\b"
 )
 
-# Digits of other scripts (Arabic-Indic ٤١٥...) and the full-width forms an East Asian keyboard types
-# (ＡＣＣ-４８２１３, ＋４４): read as the ASCII they stand for, or such a number is neither found nor masked.
-_FOLDED = re.compile(r"[\uff01-\uff5e]|(?![0-9])\d")
+# Digits of other scripts (Arabic-Indic ٤١٥...), the full-width forms an East Asian keyboard types
+# (ＡＣＣ-４８２１３, ＋４４) and the dashes a word processor puts for "-" (415–555–0132): read as the ASCII
+# they stand for, or such a number is neither found nor masked.
+_FOLDED = re.compile(r"[\uff01-\uff5e\u2010-\u2015\u2212]|(?![0-9])\d")
 _FULLWIDTH_OFFSET = 0xFEE0
 
 
 def _ascii_char(match: re.Match[str]) -> str:
     char = match.group(0)
+    if "\u2010" <= char <= "\u2015" or char == "\u2212":
+        return "-"
     if "\uff01" <= char <= "\uff5e":
         return chr(ord(char) - _FULLWIDTH_OFFSET)
     return str(unicodedata.decimal(char))

@@ -253,3 +253,15 @@ def test_full_width_and_other_script_digits_are_read_as_the_identifiers_they_are
     assert entities.phone_numbers == ("+14155550132", "+14155550199")
     # And neither phone number nor the account reaches a model or a log
     assert masked == "ＳＶＣ００４ down, ERR-１０４２, account <ACCOUNT_1>, call <PHONE_1> or <PHONE_2>"
+
+
+@pytest.mark.parametrize("dash", ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212"])
+def test_a_phone_number_with_a_word_processors_dashes_is_found_and_masked(dash: str) -> None:
+    # Given a phone number pasted from a document that turned its hyphens into another dash
+    text = f"call 415{dash}555{dash}0132 about ERR{dash}1042"
+    # When entities are extracted and the text masked
+    entities = extract_entities(text)
+    masked = mask_personal_data(text).text
+    # Then the number and the error code are found, and the number is masked
+    assert (entities.phone_numbers, entities.error_codes) == (("+14155550132",), ("ERR-1042",))
+    assert masked == f"call <PHONE_1> about ERR{dash}1042"
