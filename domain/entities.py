@@ -70,7 +70,8 @@ _CURRENCY_WORDS = {"dollars": "USD", "dollar": "USD", "euros": "EUR", "euro": "E
 # Thousands separators: dot, comma, space, and the Swiss apostrophe (1'234.50). At most four groups
 # (15 digits, more than any amount kept): an amount may start after any space, so with no bound each
 # number of a long space-separated table was read to the table's end, quadratic in its length.
-_NUMBER = r"\d{1,3}(?:[.,\s'’]\d{3}){0,4}(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
+# A fraction of one (a per-minute or per-MB rate: $0.015, €0,0125) may have more decimals.
+_NUMBER = r"0[.,]\d+|\d{1,3}(?:[.,\s'’]\d{3}){0,4}(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _MONEY = re.compile(
     rf"(?P<sym>[$€£])\s?(?P<n1>{_NUMBER})"
     rf"|\b(?P<code1>{_CURRENCY_CODES})\s?(?P<n2>{_NUMBER})\b"
@@ -127,6 +128,8 @@ def normalise_phone(raw: str, default_region: str = "US") -> str | None:
 
 def _parse_amount(text: str) -> Decimal | None:
     compact = re.sub(r"[\s'’]", "", text)
+    if re.fullmatch(r"0[.,]\d+", compact):  # no thousands start with 0: 0.015 is a rate, not 15
+        return Decimal(compact.replace(",", "."))
     last_comma, last_dot = compact.rfind(","), compact.rfind(".")
     decimal_sep = None
     if max(last_comma, last_dot) >= 0:

@@ -265,3 +265,19 @@ def test_a_phone_number_with_a_word_processors_dashes_is_found_and_masked(dash: 
     # Then the number and the error code are found, and the number is masked
     assert (entities.phone_numbers, entities.error_codes) == (("+14155550132",), ("ERR-1042",))
     assert masked == f"call <PHONE_1> about ERR{dash}1042"
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("roaming billed at $0.015 per minute", "0.015", "USD"),
+        ("data at €0,0125/MB", "0.0125", "EUR"),
+        ("0.005 GBP per text", "0.005", "GBP"),
+    ],
+)
+def test_a_rate_below_one_keeps_all_its_decimals(text: str, amount: str, currency: str) -> None:
+    # Given a per-minute or per-MB rate with more than two decimals
+    # When entities are extracted
+    money = extract_entities(text).monetary_amounts
+    # Then it is the fraction written, not a thousand times more
+    assert [(m.amount, m.currency) for m in money] == [(Decimal(amount), currency)]
