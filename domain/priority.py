@@ -55,8 +55,11 @@ def assess_priority(inputs: PriorityInputs, taxonomy: Taxonomy) -> PriorityAsses
     affected_services = own_services | frozenset(inputs.mentioned_service_ids)
     outages_on_affected = inputs.service_status.active_outages_on(affected_services)
 
+    account_points = weights.customer[customer.account_type.value]
     factors = {
-        "customer": weights.customer["vip"] if customer.is_vip else weights.customer[customer.account_type.value],
+        # VIP replaces the account type's points, but never lowers them: with "vip" weighted below an
+        # account type, a VIP would otherwise score below the same customer without the status.
+        "customer": max(weights.customer["vip"], account_points) if customer.is_vip else account_points,
         "severity": taxonomy.severity_of(inputs.category),
         "age": age_points(inputs.ticket.timestamp, inputs.now, taxonomy),
         "service_impact": weights.service_impact if outages_on_affected else 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.models import AccountType, PriorityLevel, ServiceStatus
+from domain.models import AccountType, PriorityAssessment, PriorityLevel, ServiceStatus
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
 from domain.taxonomy import load_taxonomy
 from tests.builders import NOW, a_customer, a_ticket, outages_on
@@ -155,3 +155,28 @@ def test_missing_customer_evidence_that_could_hide_a_vip_is_detected() -> None:
     assert not could_missing_evidence_change_level(
         inputs, TAXONOMY, customer_unknown=False, service_status_unknown=False
     )
+
+
+def test_vip_status_never_scores_below_the_same_customer_without_it() -> None:
+    # Given a taxonomy weighting VIPs below Enterprise accounts
+    weights = TAXONOMY.priority.model_copy(
+        update={"customer": {"vip": 15, "Enterprise": 20, "Business": 10, "Consumer": 0}}
+    )
+    taxonomy = TAXONOMY.model_copy(update={"priority": weights})
+
+    def assessed(vip: bool) -> PriorityAssessment:
+        customer = a_customer(vip=vip, account_type=AccountType.ENTERPRISE)
+        inputs = PriorityInputs(
+            ticket=a_ticket(),
+            category="Network Outage",
+            customer=customer,
+            service_status=ServiceStatus(),
+            mentioned_service_ids=(),
+            now=NOW,
+        )
+        return assess_priority(inputs, taxonomy)
+
+    # When the same Enterprise customer is assessed with and without VIP status
+    vip, plain = assessed(True), assessed(False)
+    # Then being a VIP does not lower the score: 20 + 40 = 60, P1, both ways
+    assert (vip.score, vip.level) == (plain.score, plain.level) == (60, PriorityLevel.P1)
