@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.models import CustomerProfile, Outage, PriorityAssessment, PriorityLevel, ServiceStatus, Ticket
+from domain.models import AccountType, CustomerProfile, Outage, PriorityAssessment, PriorityLevel, ServiceStatus, Ticket
 from domain.taxonomy import Taxonomy
 
 NETWORK_OUTAGE = "Network Outage"
@@ -98,9 +98,22 @@ def could_missing_evidence_change_level(
         return False
     actual = assess_priority(inputs, taxonomy).level
     worst_customer = inputs.customer
-    if customer_unknown:
-        worst_customer = inputs.customer.model_copy(update={"is_vip": True})
     worst_status = inputs.service_status
+    if customer_unknown:
+        # Anyone may be behind an id we could not look up: a VIP of the most heavily weighted account
+        # type, with an outage on a service of their own (their services were never checked), so P0.
+        weights = taxonomy.priority.customer
+        own = "*their own*"
+        worst_customer = inputs.customer.model_copy(
+            update={
+                "is_vip": True,
+                "account_type": max(AccountType, key=lambda account_type: weights[account_type.value]),
+                "services": (*inputs.customer.services, own),
+            }
+        )
+        worst_status = worst_status.model_copy(
+            update={"outages": (*worst_status.outages, Outage(outage_id=f"assumed-{own}", service_id=own))}
+        )
     if service_status_unknown:
         candidates = set(worst_customer.services) | set(inputs.mentioned_service_ids) | set(affected_service_ids)
         candidates = candidates or {"*unknown*"}

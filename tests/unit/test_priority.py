@@ -180,3 +180,25 @@ def test_vip_status_never_scores_below_the_same_customer_without_it() -> None:
     vip, plain = assessed(True), assessed(False)
     # Then being a VIP does not lower the score: 20 + 40 = 60, P1, both ways
     assert (vip.score, vip.level) == (plain.score, plain.level) == (60, PriorityLevel.P1)
+
+
+def test_an_unknown_customer_may_be_a_vip_whose_own_service_is_down() -> None:
+    # Given a taxonomy where VIP is a small bonus
+    weights = TAXONOMY.priority.model_copy(
+        update={"customer": {"vip": 10, "Enterprise": 20, "Business": 10, "Consumer": 0}}
+    )
+    taxonomy = TAXONOMY.model_copy(update={"priority": weights})
+    inputs = PriorityInputs(
+        ticket=a_ticket(),
+        category="Billing Dispute",
+        customer=a_customer(),
+        service_status=ServiceStatus(),
+        mentioned_service_ids=(),
+        now=NOW,
+    )
+    # When the customer could not be looked up (a consumer by default: 0 + 10 = 10, P3), and so
+    # neither could the services they have, nor those services' outages
+    flagged = could_missing_evidence_change_level(inputs, taxonomy, customer_unknown=True, service_status_unknown=False)
+    # Then the gap is flagged: a VIP whose own service is down would be P0
+    assert assess_priority(inputs, taxonomy).level is PriorityLevel.P3
+    assert flagged
