@@ -130,16 +130,17 @@ def apply_routing_rules(
     else:
         classification = IssueClassification(
             primary_category=category.name,
-            confidence=proposal.confidence,
+            # As the decision records it: a model's 0.69996 is recorded as 0.7, and must be routed as 0.7.
+            confidence=round(proposal.confidence, CONFIDENCE_DECIMALS),
             alternatives=_known_alternatives(proposal, taxonomy, category.name),
             keywords=fallback.keywords,
         )
 
     low_confidence = classification.confidence < taxonomy.manual_review_threshold
     if low_confidence:
+        # Every decimal recorded: with two, 0.6999 read "Confidence 0.70 is below 0.70".
         notes.append(
-            f"Confidence {classification.confidence:.2f} is below "
-            f"{taxonomy.manual_review_threshold:.2f}: manual review."
+            f"Confidence {classification.confidence:g} is below {taxonomy.manual_review_threshold:g}: manual review."
         )
     requires_review = rejected or low_confidence
     alternative_teams = suggested_teams(classification, fallback, taxonomy) if requires_review else ()

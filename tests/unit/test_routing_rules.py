@@ -125,3 +125,14 @@ def test_team_scores_are_rounded_to_the_precision_of_confidences(monkeypatch: py
     teams = domain.routing.rank_teams(ranked, TAXONOMY)
     # Then the team scores follow that precision, so a reviewer never sees more digits than the confidence has
     assert [(t.team, t.score) for t in teams] == [("Billing Support", 0.65), ("Network Operations", 0.12)]
+
+
+def test_review_and_its_note_agree_with_the_confidence_recorded() -> None:
+    # Given model proposals a hair either side of the 0.70 threshold, at more decimals than are recorded
+    recorded_as_threshold = apply_routing_rules(propose("Billing Dispute", 0.69996), TAXONOMY, fallback=FALLBACK)
+    just_below = apply_routing_rules(propose("Billing Dispute", 0.6999), TAXONOMY, fallback=FALLBACK)
+    # Then one recorded as 0.7 is routed as 0.7 is, automatically
+    assert (recorded_as_threshold.confidence, recorded_as_threshold.requires_manual_review) == (0.7, False)
+    # And the note of one below says by how much, not that 0.70 is below 0.70
+    assert just_below.requires_manual_review
+    assert "Confidence 0.6999 is below 0.7: manual review." in just_below.notes
