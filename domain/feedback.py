@@ -23,14 +23,17 @@ def correction_rows(
     *,
     include_confirmations: bool = False,
 ) -> list[dict[str, Any]]:
-    """One training row per ticket whose routing an agent corrected (the latest word wins)."""
+    """One training row per ticket whose team or label an agent corrected (the latest word wins)."""
     rows = []
     for ticket_id, item in _latest_per_ticket(feedback).items():
         decision = decision_of(ticket_id)
         if decision is None:
             continue
         rerouted = item.correct_team != decision.assigned_team
-        if not rerouted and not include_confirmations:
+        # A new label within the same team (two of a label-team map's labels on one queue) corrects
+        # the classification as much as a re-route does: the model is trained on labels.
+        relabelled = item.correct_category is not None and item.correct_category != decision.issue_category
+        if not (rerouted or relabelled or include_confirmations):
             continue
         category = item.correct_category
         if category is None and not rerouted:

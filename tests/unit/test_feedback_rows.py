@@ -40,3 +40,13 @@ def test_corrections_are_labelled_with_the_deployments_labels_or_left_unlabelled
     # Then the confirmation keeps the model's label, the re-route to a one-label team takes that
     # label, and the re-route to a two-label team is left unlabelled rather than given a wrong one
     assert {r["ticket_id"]: r["category"] for r in rows} == {"T-1": "card_fees", "T-2": "outages", "T-3": ""}
+
+
+def test_a_new_label_on_the_same_team_is_a_correction() -> None:
+    # Given a decision labelled card_fees, which an agent relabels refunds on the same team
+    decisions = {"T-1": decided("T-1", "card_fees", "Billing Support")}
+    feedback = [Feedback(ticket_id="T-1", correct_team="Billing Support", correct_category="refunds", recorded_at=NOW)]
+    # When corrections are exported (confirmations left out)
+    rows = correction_rows(feedback, decisions.get, TAXONOMY)
+    # Then the relabelling is a training row with the agent's label
+    assert [(r["ticket_id"], r["category"], r["original_category"]) for r in rows] == [("T-1", "refunds", "card_fees")]
