@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,13 @@ class PriorityWeights(BaseModel):
     @field_validator("age")
     @classmethod
     def _oldest_first(cls, value: dict[int, int]) -> dict[int, int]:
-        return dict(sorted(value.items(), reverse=True))
+        ordered = dict(sorted(value.items(), reverse=True))
+        points = list(ordered.values())
+        # Only the highest threshold reached counts: fewer points for more hours would rank a ticket
+        # lower the longer it waits.
+        if any(older < younger for older, younger in pairwise(points)):
+            raise ValueError("priority.age must give at least as many points for more hours")
+        return ordered
 
     @field_validator("levels")
     @classmethod

@@ -60,3 +60,16 @@ def test_labels_mapped_to_taxonomy_teams_become_its_categories() -> None:
     # Then they are the categories, each routed to its team
     assert taxonomy.category_names == ("card_lost", "refund")
     assert (taxonomy.team_for("card_lost"), taxonomy.team_for("refund")) == ("Account Management", "Billing Support")
+
+
+def test_age_points_that_fall_as_a_ticket_waits_are_refused(tmp_path: Path) -> None:
+    # Given a taxonomy giving 10 points at 24 hours but only 5 at 48
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        '[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\n\n[priority.age]\n48 = 5\n24 = 10\n',
+        encoding="utf-8",
+    )
+    # When it is loaded, then the error names the file and the setting
+    with pytest.raises(ConfigurationError, match=r"priority\.age: .*at least as many points for more hours") as raised:
+        load_taxonomy(path)
+    assert str(path) in str(raised.value)
