@@ -91,6 +91,8 @@ _REGIONS: dict[str, tuple[str, str | None]] = {
     "IE": ("353", "0"),
     "AU": ("61", "0"),
 }
+# The regions a deployment may read national numbers as (its ROUTER_DEFAULT_REGION).
+PHONE_REGIONS = tuple(_REGIONS)
 _UK_NATIONAL_PREFIXES = frozenset({"01", "02", "03", "07", "08"})
 
 

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from domain.costs import ModelPrice
+from domain.entities import PHONE_REGIONS
 from domain.errors import ConfigurationError
 
 EngineName = Literal["pipeline", "agent", "hybrid"]
@@ -82,7 +83,16 @@ class RoutingSettings(_Settings):
     # US dollars per million tokens, over the built-in table: for models it does not price.
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     agent_max_tool_calls: int = Field(default=4, ge=0, le=20)
-    router_default_region: str = "US"
+    router_default_region: Annotated[str, BeforeValidator(_upper)] = "US"
+
+    @field_validator("router_default_region")
+    @classmethod
+    def _known_phone_region(cls, value: str) -> str:
+        # National numbers are read, and masked before a model sees them, as this region's: one with
+        # no rules of its own was read as US, and its numbers went to the model as written.
+        if value not in PHONE_REGIONS:
+            raise ValueError(f"must be one of {', '.join(PHONE_REGIONS)}")
+        return value
 
 
 class LocalSettings(RoutingSettings):

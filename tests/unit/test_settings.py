@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.errors import ConfigurationError
 from handlers.settings import LocalSettings, load_settings
 
 
@@ -22,3 +23,16 @@ def test_an_empty_path_is_unset_but_an_empty_model_id_switches_the_second_opinio
     # empty, which is how the second opinion is switched off
     assert (settings.router_home, settings.router_taxonomy) == (Path(".ticket-router"), None)
     assert settings.bedrock_classifier_model_id == ""
+
+
+def test_a_phone_region_without_rules_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a Dutch deployment, whose national numbers the router has no rules for
+    monkeypatch.setenv("ROUTER_DEFAULT_REGION", "NL")
+    # When the settings are read, then the variable is named with the regions it may be
+    with pytest.raises(ConfigurationError, match=r"ROUTER_DEFAULT_REGION: .*must be one of US, CA, GB"):
+        load_settings(LocalSettings)
+
+
+def test_a_phone_region_may_be_given_in_lower_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_DEFAULT_REGION", "gb")
+    assert load_settings(LocalSettings).router_default_region == "GB"
