@@ -8,6 +8,7 @@ content puts it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from domain.models import IssueClassification
@@ -35,9 +36,19 @@ _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IG
 IMPLAUSIBLE_SCORE = 0.05
 
 
+def _as_read(text: str) -> str:
+    """The text as a model reads it: full-width and other compatibility forms folded (ｉｇｎｏｒｅ), and
+    accents, zero-width characters and bidi marks dropped (ig\u200bnore, ignóre); the phrases are
+    matched on this, or any of these would pass them to the model unnoticed."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(char for char in decomposed if unicodedata.category(char) not in {"Mn", "Cf"})
+
+
 def injection_markers(text: str) -> list[str]:
     """Phrases that try to instruct the router rather than describe a problem."""
-    return [m.group(0).strip() for m in _INJECTION.finditer(text)][:5]
+    return [m.group(0).strip() for m in _INJECTION.finditer(_as_read(text))][:5]
 
 
 @dataclass(frozen=True, slots=True)
