@@ -22,7 +22,9 @@ _INJECTION_PATTERNS = [
     r"\bnew\s+instructions?\b",
     r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
     r"\bpriority\s*[:=]\s*p[0-3]\b",
-    r"\broute\s+(?:this|it|the\s+ticket)?\s*(?:directly\s+)?to\b",
+    # Each run of spaces read by one \s+ only: "route" then \s+ and \s* splitting the same long run
+    # tried every split, quadratic in its length (20 KB of blank lines after "route": 5 s).
+    r"\broute\s+(?:(?:this|it|the\s+ticket)\s+)?(?:directly\s+)?to\b",
     r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
     r"\bvip\s*[:=]\s*(?:true|yes)\b",
     r"</?\s*(?:system|instructions?|prompt)\s*>",
