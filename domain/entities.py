@@ -40,13 +40,19 @@ _DATE_OR_TIME = re.compile(
 
 # Digits of other scripts (Arabic-Indic ٤١٥...), the full-width forms an East Asian keyboard types
 # (ＡＣＣ-４８２１３, ＋４４) and the dashes a word processor puts for "-" (415–555–0132): read as the ASCII
-# they stand for, or such a number is neither found nor masked.
-_FOLDED = re.compile(r"[\uff01-\uff5e\u2010-\u2015\u2212]|(?![0-9])\d")
+# they stand for, or such a number is neither found nor masked. Invisible format characters (zero-width
+# spaces, soft hyphens, the bidi marks of right-to-left text) read as a space, a separator a number may have.
+_FOLDED = re.compile(
+    r"[\uff01-\uff5e\u2010-\u2015\u2212\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+    r"|(?![0-9])\d"
+)
 _FULLWIDTH_OFFSET = 0xFEE0
 
 
 def _ascii_char(match: re.Match[str]) -> str:
     char = match.group(0)
+    if unicodedata.category(char) == "Cf":
+        return " "
     if "\u2010" <= char <= "\u2015" or char == "\u2212":
         return "-"
     if "\uff01" <= char <= "\uff5e":

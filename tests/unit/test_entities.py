@@ -281,3 +281,23 @@ def test_a_rate_below_one_keeps_all_its_decimals(text: str, amount: str, currenc
     money = extract_entities(text).monetary_amounts
     # Then it is the fraction written, not a thousand times more
     assert [(m.amount, m.currency) for m in money] == [(Decimal(amount), currency)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 415\u200b555\u200b0132 now",  # zero-width spaces, as some chat apps paste them
+        "call \u200f+1 415\u200e 555\u200e 0132\u200f now",  # bidi marks of a right-to-left ticket
+        "call 415\u00ad555\u00ad0132 now",  # soft hyphens
+    ],
+)
+def test_a_phone_number_with_invisible_characters_in_it_is_found_and_masked(text: str) -> None:
+    # Given a phone number with invisible format characters between its groups
+    # When entities are extracted and the text masked
+    phones = extract_entities(text).phone_numbers
+    masked = mask_personal_data(text)
+    # Then the number is found and masked, and the text restores to what it was
+    assert phones == ("+14155550132",)
+    assert "<PHONE_1>" in masked.text
+    assert not re.search(r"\d", masked.text.replace("<PHONE_1>", ""))
+    assert masked.restore(masked.text) == text
