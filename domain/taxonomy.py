@@ -17,7 +17,8 @@ DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
 
 
 class Category(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Stripped: a name or team typed with a stray space matched no model's answer nor agent's correction.
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1)
     team: str = Field(min_length=1)

@@ -73,3 +73,22 @@ def test_age_points_that_fall_as_a_ticket_waits_are_refused(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match=r"priority\.age: .*at least as many points for more hours") as raised:
         load_taxonomy(path)
     assert str(path) in str(raised.value)
+
+
+def test_stray_spaces_around_a_category_or_team_are_not_part_of_it(tmp_path: Path) -> None:
+    # Given a taxonomy whose category and team were typed with stray spaces
+    path = tmp_path / "taxonomy.toml"
+    path.write_text('[[categories]]\nname = "Billing Dispute "\nteam = " Billing Support"\n', encoding="utf-8")
+    # When it is loaded
+    taxonomy = load_taxonomy(path)
+    # Then a model's "Billing Dispute" is that category, and its team is "Billing Support"
+    category = taxonomy.find_category("Billing Dispute")
+    assert category is not None
+    assert (category.name, taxonomy.teams) == ("Billing Dispute", ("Billing Support",))
+
+
+def test_a_blank_category_name_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "taxonomy.toml"
+    path.write_text('[[categories]]\nname = "  "\nteam = "Billing Support"\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"categories\.0\.name: String should have at least 1 character"):
+        load_taxonomy(path)
