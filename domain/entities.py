@@ -30,8 +30,9 @@ _NOT_ERROR_PREFIXES = frozenset(
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[.%+-]*+(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b)")
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
-# area code between them. Digit count and region rules then decide whether it is a number.
-_PHONE = re.compile(r"(?<![\w.$€£,/-])(?:\+|00)?\(?\d[\d().\s-]{6,18}\d(?![\w%€£$]|[.,]\d)")
+# area code between them. Digit count and region rules then decide whether it is a number. After a dot
+# only where a digit is not before it: inside 1.2.3.4 or 12.50 no number starts, after "Tel." one does.
+_PHONE = re.compile(r"(?<![\w$€£,/-])(?<!\d\.)(?:\+|00)?\(?\d[\d().\s-]{6,18}\d(?![\w%€£$]|[.,]\d)")
 
 # Dates and times are the commonest phone look-alikes in tickets.
 _DATE_OR_TIME = re.compile(

@@ -301,3 +301,28 @@ def test_a_phone_number_with_invisible_characters_in_it_is_found_and_masked(text
     assert "<PHONE_1>" in masked.text
     assert not re.search(r"\d", masked.text.replace("<PHONE_1>", ""))
     assert masked.restore(masked.text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("Tel.+49 30 12345678", "DE", "+493012345678"),
+        ("Mob.07700 900123", "GB", "+447700900123"),
+        ("ph.415-555-0132", "US", "+14155550132"),
+    ],
+)
+def test_a_phone_number_right_after_an_abbreviations_dot_is_found_and_masked(
+    text: str, region: str, expected: str
+) -> None:
+    # Given a number written straight after "Tel.", "Mob." or "ph."
+    # When entities are extracted and the text masked
+    phones = extract_entities(text, region).phone_numbers
+    masked = mask_personal_data(text, region).text
+    # Then it is found and masked like any other
+    assert phones == (expected,)
+    assert masked.endswith(".<PHONE_1>")
+
+
+@pytest.mark.parametrize("text", ["total 12.4155550132", "ip 192.168.100.254", "firmware 1.2.3.4567890"])
+def test_no_phone_number_starts_inside_a_decimal_or_dotted_number(text: str) -> None:
+    assert extract_entities(text).phone_numbers == ()
