@@ -67,6 +67,9 @@ class PriorityWeights(BaseModel):
             raise ValueError("priority.levels needs P0, P1 and P2")
         if not ordered[0] > ordered[1] > ordered[2]:  # type: ignore[operator]
             raise ValueError("priority.levels must satisfy P0 > P1 > P2")
+        # P3 needs no floor (it is what is below P2); one given above P2 made higher scores P3.
+        if PriorityLevel.P3 in value and not value[PriorityLevel.P3] < ordered[2]:  # type: ignore[operator]
+            raise ValueError("priority.levels must satisfy P2 > P3")
         return value
 
 

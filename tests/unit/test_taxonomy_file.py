@@ -92,3 +92,16 @@ def test_a_blank_category_name_is_refused_naming_it(tmp_path: Path) -> None:
     path.write_text('[[categories]]\nname = "  "\nteam = "Billing Support"\n', encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"categories\.0\.name: String should have at least 1 character"):
         load_taxonomy(path)
+
+
+def test_a_p3_floor_above_p2_is_refused(tmp_path: Path) -> None:
+    # Given a taxonomy giving P3 a floor above P2's (a score of 55 would then be P3, and 45 P2)
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        '[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\n\n'
+        "[priority.levels]\nP0 = 80\nP1 = 60\nP2 = 40\nP3 = 50\n",
+        encoding="utf-8",
+    )
+    # When it is loaded, then the error names the setting
+    with pytest.raises(ConfigurationError, match=r"priority\.levels: .*P2 > P3"):
+        load_taxonomy(path)
