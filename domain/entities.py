@@ -26,8 +26,9 @@ _NOT_ERROR_PREFIXES = frozenset(
 )
 # Starts only where a run of address characters does (its leading dots or dashes are no part of the
 # address): a match may not start inside a run, since a long run with no "@" (a.a.a..., 1-1-1...) was
-# otherwise read to its end from each of its letters, quadratic in its length.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[.%+-]*+(?P<email>[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b)")
+# otherwise read to its end from each of its letters, quadratic in its length. Letters are any
+# script's: jürgen@müller.de is an address, and was masked as "jü<EMAIL_1>" or not at all.
+_EMAIL = re.compile(r"(?<![\w.%+-])[.%+-]*+(?P<email>[\w.%+-]+@[\w.-]+\.[^\W\d_]{2,}\b)")
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
 # area code between them. Digit count and region rules then decide whether it is a number. After a dot

@@ -326,3 +326,14 @@ def test_a_phone_number_right_after_an_abbreviations_dot_is_found_and_masked(
 @pytest.mark.parametrize("text", ["total 12.4155550132", "ip 192.168.100.254", "firmware 1.2.3.4567890"])
 def test_no_phone_number_starts_inside_a_decimal_or_dotted_number(text: str) -> None:
     assert extract_entities(text).phone_numbers == ()
+
+
+def test_an_address_with_letters_beyond_ascii_is_found_and_masked_whole() -> None:
+    # Given addresses with accented letters in the name and in the domain
+    text = "write to jürgen@example.de or info@müller.de"
+    # When entities are extracted and the text masked
+    emails = extract_entities(text).emails
+    masked = mask_personal_data(text).text
+    # Then both are found whole, and nothing of them is left in the masked text
+    assert emails == ("jürgen@example.de", "info@müller.de")
+    assert masked == "write to <EMAIL_1> or <EMAIL_2>"
