@@ -33,7 +33,13 @@ _EMAIL = re.compile(r"(?<![\w.%+-])[.%+-]*+(?P<email>[\w.%+-]+@[\w.-]+\.[^\W\d_]
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
 # area code between them. Digit count and region rules then decide whether it is a number. After a dot
 # only where a digit is not before it: inside 1.2.3.4 or 12.50 no number starts, after "Tel." one does.
-_PHONE = re.compile(r"(?<![\w$€£,/-])(?<!\d\.)(?:\+|00)?\(?\d[\d().\s-]{6,18}\d(?![\w%€£$]|[.,]\d)")
+# A slash only after a trunk-prefixed area code, as German numbers are written (030/1234567): elsewhere
+# it is a date's or a reference's (2026/123456).
+_PHONE = re.compile(
+    r"(?<![\w$€£,/-])(?<!\d\.)"
+    r"(?:(?:\+|00)?\(?\d[\d().\s-]{6,18}\d|\(?0\d{1,5}\)?\s?/\s?\d[\d\s-]{2,12}\d)"
+    r"(?![\w%€£$]|[.,]\d)"
+)
 
 # Dates and times are the commonest phone look-alikes in tickets.
 _DATE_OR_TIME = re.compile(

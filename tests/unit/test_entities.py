@@ -337,3 +337,27 @@ def test_an_address_with_letters_beyond_ascii_is_found_and_masked_whole() -> Non
     # Then both are found whole, and nothing of them is left in the masked text
     assert emails == ("jürgen@example.de", "info@müller.de")
     assert masked == "write to <EMAIL_1> or <EMAIL_2>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tel./Fax 030/1234567", "+49301234567"),
+        ("Handy 0171 / 123 45 67.", "+491711234567"),
+        ("Zentrale (0711)/12345-67", "+497111234567"),
+    ],
+)
+def test_a_german_number_with_a_slash_after_the_area_code_is_found_and_masked(text: str, expected: str) -> None:
+    # Given a number written the German way, a slash after the area code
+    # When entities are extracted and the text masked for a German desk
+    phones = extract_entities(text, "DE").phone_numbers
+    masked = mask_personal_data(text, "DE").text
+    # Then it is found and masked
+    assert phones == (expected,)
+    assert "<PHONE_1>" in masked
+    assert not re.search(r"\d", masked.replace("<PHONE_1>", ""))
+
+
+@pytest.mark.parametrize("text", ["invoice 2026/123456", "on 01/12/2026 0800", "speeds 10/100/1000", "ref 0815/4711"])
+def test_dates_and_references_with_slashes_are_not_phone_numbers(text: str) -> None:
+    assert extract_entities(text, "DE").phone_numbers == extract_entities(text, "US").phone_numbers == ()
