@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -265,10 +266,14 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     regions = [default_region] if isinstance(default_region, str) else list(default_region)
     replacements: dict[str, str] = {}
     seen: dict[str, str] = {}
+    # Counted as they are given: counting the kind's placeholders anew for each one was quadratic
+    # in the number of values (a 140 KB log value of 12,500 addresses took 7 s).
+    given: Counter[str] = Counter()
 
     def placeholder(kind: str, original: str) -> str:
         if original not in seen:
-            token = f"<{kind}_{sum(1 for p in seen.values() if p.startswith('<' + kind)) + 1}>"
+            given[kind] += 1
+            token = f"<{kind}_{given[kind]}>"
             seen[original] = token
             replacements[token] = original
         return seen[original]
