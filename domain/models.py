@@ -154,11 +154,12 @@ class Outage(_Frozen):
     @classmethod
     def _normalise_status(cls, value: Any) -> Any:
         # Status pages speak many dialects; anything not explicitly over is treated as active.
+        # Statuspage moves a resolved incident on to "postmortem", and calls off maintenance as "cancelled".
         if isinstance(value, str):
             lowered = value.strip().lower()
             return (
                 OutageStatus.RESOLVED
-                if lowered in {"resolved", "closed", "completed", "ended"}
+                if lowered in {"resolved", "closed", "completed", "ended", "postmortem", "cancelled", "canceled"}
                 else OutageStatus.ACTIVE
             )
         return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.models import AccountType, PriorityAssessment, PriorityLevel, ServiceStatus
+from domain.models import AccountType, Outage, PriorityAssessment, PriorityLevel, ServiceStatus
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
 from domain.taxonomy import load_taxonomy
 from tests.builders import NOW, a_customer, a_ticket, outages_on
@@ -202,3 +202,14 @@ def test_an_unknown_customer_may_be_a_vip_whose_own_service_is_down() -> None:
     # Then the gap is flagged: a VIP whose own service is down would be P0
     assert assess_priority(inputs, taxonomy).level is PriorityLevel.P3
     assert flagged
+
+
+@pytest.mark.parametrize("status", ["postmortem", "Cancelled", "canceled"])
+def test_an_outage_over_in_a_status_pages_words_raises_nothing(status: str) -> None:
+    # Given a VIP whose service had an incident now in postmortem, or a maintenance called off
+    outage = Outage(outage_id="O-1", service_id="SVC001", status=status)
+    customer = a_customer(vip=True, services=["SVC001"])
+    # When a billing ticket is assessed
+    result = assess("Billing Dispute", customer=customer, status=ServiceStatus(outages=(outage,)))
+    # Then there is no service impact and no VIP outage override: 30 + 10 = 40, P2
+    assert (result.factors["service_impact"], result.level, result.overrides) == (0, PriorityLevel.P2, ())
