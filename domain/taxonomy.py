@@ -29,8 +29,9 @@ class Category(BaseModel):
 class PriorityWeights(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    default_severity: int = 20
-    service_impact: int = 10
+    # Never negative: an outage on the customer's service, or a severity, must not lower a priority.
+    default_severity: int = Field(default=20, ge=0, le=100)
+    service_impact: int = Field(default=10, ge=0)
     customer: dict[str, int] = Field(
         default_factory=lambda: {"vip": 30, "Enterprise": 20, "Business": 10, "Consumer": 0}
     )
@@ -57,6 +58,8 @@ class PriorityWeights(BaseModel):
         # lower the longer it waits.
         if any(older < younger for older, younger in pairwise(points)):
             raise ValueError("priority.age must give at least as many points for more hours")
+        if any(point < 0 for point in points):  # below the first threshold a ticket has 0
+            raise ValueError("priority.age points must not be negative")
         return ordered
 
     @field_validator("levels")

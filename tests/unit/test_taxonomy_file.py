@@ -105,3 +105,22 @@ def test_a_p3_floor_above_p2_is_refused(tmp_path: Path) -> None:
     # When it is loaded, then the error names the setting
     with pytest.raises(ConfigurationError, match=r"priority\.levels: .*P2 > P3"):
         load_taxonomy(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ("service_impact = -10", r"priority\.service_impact: Input should be greater than or equal to 0"),
+        ("age = { 24 = -5 }", r"priority\.age: .*must not be negative"),
+    ],
+)
+def test_an_outage_or_age_that_would_lower_the_priority_is_refused(tmp_path: Path, setting: str, error: str) -> None:
+    # Given a taxonomy where an outage, or a day's wait, would make a ticket less urgent
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        f'[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\n\n[priority]\n{setting}\n',
+        encoding="utf-8",
+    )
+    # When it is loaded, then the error names the setting
+    with pytest.raises(ConfigurationError, match=error):
+        load_taxonomy(path)
