@@ -5,6 +5,7 @@ Everything here is plain data validated by pydantic; no I/O happens in this pack
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -39,6 +41,22 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _blank_if_invisible(value: Any) -> Any:
+    # Zero-width spaces, bidi marks and control characters are not stripped as whitespace is: a text of
+    # nothing else is empty, and refused as such, not routed as a ticket with nothing to read.
+    if isinstance(value, str) and all(char.isspace() or unicodedata.category(char) in {"Cc", "Cf"} for char in value):
+        return ""
+    return value
+
+
+# The validator wraps the constrained string, so it runs first: a text it blanks is "too short".
+Description = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS),
+    BeforeValidator(_blank_if_invisible),
+]
 # At least one letter or digit: ids end up as URL path segments, where "." and ".." name other resources.
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:@+-]*[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
 IDENTIFIER_MAX_LENGTH = 128
@@ -91,7 +109,7 @@ class Ticket(_Frozen):
     ticket_id: Identifier
     customer_id: Identifier
     subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
-    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    description: Description
     timestamp: UtcDatetime
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
 
@@ -108,7 +126,7 @@ class NewTicket(BaseModel):
     ticket_id: Identifier | None = None
     customer_id: Identifier
     subject: Annotated[str, StringConstraints(max_length=MAX_SUBJECT_CHARS)] = ""
-    description: Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION_CHARS)]
+    description: Description
     timestamp: UtcDatetime | None = None
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
 

@@ -263,6 +263,12 @@ def test_a_used_ticket_id_is_remembered_as_long_as_its_decision_is_kept(api: Har
             id="blank-description",
         ),
         pytest.param(
+            # Zero-width spaces, bidi marks and a NUL: nothing a person or a model could read.
+            {"customer_id": "C-1", "description": "\u200b\u200f \u200e\x00"},
+            {"description": "must not be empty"},
+            id="invisible-description",
+        ),
+        pytest.param(
             {"customer_id": "C-1", "description": "d", "priority": "P0"},
             {"priority": "is not a known field"},
             id="extra-field",
