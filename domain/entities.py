@@ -106,6 +106,9 @@ _REGIONS: dict[str, tuple[str, str | None]] = {
     "IE": ("353", "0"),
     "AU": ("61", "0"),
 }
+# Digits after the country code, for the countries whose lengths are fixed or nearly so (Germany's
+# vary too much to say).
+_NATIONAL_DIGITS = {"1": (10, 10), "44": (9, 10), "33": (9, 9), "353": (7, 9), "61": (9, 9)}
 # The regions a deployment may read national numbers as (its ROUTER_DEFAULT_REGION).
 PHONE_REGIONS = tuple(_REGIONS)
 _UK_NATIONAL_PREFIXES = frozenset({"01", "02", "03", "07", "08"})
@@ -198,6 +201,15 @@ def _as_phone(candidate: str, default_region: str) -> str | None:
     return normalise_phone(candidate, default_region)
 
 
+def _plausible_length(e164: str) -> bool:
+    """Whether the digits after the country code are as many as that country's numbers have, where
+    known: "+1 415 555 0132 2 times" is then no 12-digit number."""
+    for country_code, (shortest, longest) in _NATIONAL_DIGITS.items():
+        if e164.startswith(f"+{country_code}"):
+            return shortest <= len(e164) - 1 - len(country_code) <= longest
+    return True
+
+
 def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str]]:
     """(start, end, E.164) of each phone number in text that went through `_scrub`."""
     found: list[tuple[int, int, str]] = []
@@ -206,15 +218,23 @@ def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str
         start, end = match.span()
         candidate = match.group(0)
         normalised = _as_phone(candidate, default_region)
-        if normalised is None:
-            # Numbers one space apart read as one over-long run ("07700 900123 07700 900456"): keep the
-            # longest leading part that is a number on its own and look for the next one after it.
+        if normalised is None or not _plausible_length(normalised):
+            # Numbers one space apart read as one over-long run ("07700 900123 07700 900456"), and so
+            # does a count after a number ("+44 20 7946 0958 3 times"): keep the longest leading part
+            # that is a number of its country's length, else (no run unmasked) one of any length.
+            # Failing both, a whole run of an implausible length is still kept: it is masked.
+            fallback: tuple[str, int] | None = None
             for gap in reversed([m.start() for m in re.finditer(r"\s", candidate)]):
                 prefix = candidate[:gap].rstrip()
-                normalised = _as_phone(prefix, default_region)
-                if normalised:
-                    end = start + len(prefix)
+                shorter = _as_phone(prefix, default_region)
+                if shorter and _plausible_length(shorter):
+                    normalised, end = shorter, start + len(prefix)
                     break
+                if shorter and fallback is None:
+                    fallback = (shorter, start + len(prefix))
+            else:
+                if normalised is None and fallback is not None:
+                    normalised, end = fallback
         if normalised:
             found.append((start, end, normalised))
         pos = end

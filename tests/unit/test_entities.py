@@ -372,3 +372,28 @@ def test_many_values_are_numbered_in_one_pass() -> None:
     # Then each kind is numbered on its own, in order
     assert masked.text.startswith("<EMAIL_1> <EMAIL_2> ")
     assert masked.text.endswith("<EMAIL_40000> call <PHONE_1>")
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "expected", "masked"),
+    [
+        ("call +1 415 555 0132 24/7", "US", "+14155550132", "call <PHONE_1> 24/7"),
+        ("+1-415-555-0132 12 lines down", "US", "+14155550132", "<PHONE_1> 12 lines down"),
+        ("+44 20 7946 0958 3 times", "US", "+442079460958", "<PHONE_1> 3 times"),
+        ("ring 020 7946 0958 3 times", "GB", "+442079460958", "ring <PHONE_1> 3 times"),
+    ],
+)
+def test_a_count_after_a_phone_number_is_no_part_of_it(text: str, region: str, expected: str, masked: str) -> None:
+    # Given a phone number followed by a count, one space apart
+    # When entities are extracted and the text masked
+    phones = extract_entities(text, region).phone_numbers
+    # Then the number has its country's length, and the count is left as written
+    assert phones == (expected,)
+    assert mask_personal_data(text, region).text == masked
+
+
+def test_a_run_of_no_plausible_length_is_still_masked() -> None:
+    # Given a German mobile in national format, read for the North American and UK rules of a log
+    text = "callback 0151 23456789"
+    # When it is masked, then it is masked whole, though no UK number has its length
+    assert mask_personal_data(text, ["US", "GB"]).text == "callback <PHONE_1>"
