@@ -67,8 +67,8 @@ def run_replay(args: argparse.Namespace) -> int:
         limit_reached = report.attempted >= args.limit and _sync_work_left(deps.repository, deps.clock, report)
         unreadable = sorted(getattr(deps.repository, "unreadable", ()))
         # The queue's messages are the only pointer some operators watch: emptied only once
-        # nothing is left to do.
-        settled = not report.still_failing and not unreadable and not limit_reached
+        # nothing is left to do (a rejected update waits, failed, for a person).
+        settled = not report.still_failing and not report.rejected and not unreadable and not limit_reached
         drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
         payload: dict[str, Any] = {
             **report.as_dict(),

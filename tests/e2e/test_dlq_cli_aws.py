@@ -120,6 +120,19 @@ def test_a_rejected_update_is_reported_and_is_not_taken_for_work_the_limit_left(
     assert code == 1
 
 
+def test_a_rejected_update_keeps_the_dlq(stack: AwsReplay, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a failed sync, its dead letter, and a ticketing API that refuses the update outright
+    stack.failed("T-1")
+    stack.dead_letters(1)
+    stack.ticketing.reject_next(status=422, message="ticket is closed")
+    # When the DLQ is replayed
+    code, report, _ = stack.replay(capsys)
+    # Then the decision stays failed for a person to look at, and so does its dead letter
+    assert (code, report["rejected_ticket_ids"], report["dlq_messages_deleted"]) == (1, ["T-1"], 0)
+    assert [d.ticket_id for d in stack.table.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
+    assert stack.dead_letters_left() == 1
+
+
 def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(
     stack: AwsReplay, capsys: pytest.CaptureFixture[str]
 ) -> None:
