@@ -506,10 +506,11 @@ class _Budget:
         self.tool_calls += 1
         if self.tool_calls > self.max_tool_calls:
             event.cancel_tool = "Tool budget exhausted: answer with RoutingAnswer now."
-        elif not self.has_time():
-            # A tool's answer is only of use to a next model call, which would not be started now;
-            # its lookup (seconds of HTTP at worst) would only run on past the deadline.
-            event.cancel_tool = "No time left for tools: answer with RoutingAnswer now."
+        elif self.model_calls >= self.max_model_calls or not self.has_time():
+            # A tool's answer is only of use to a next model call, which would not be started now
+            # (no call left, or no time): its lookup (seconds of HTTP at worst, a billed second
+            # opinion) would only run on, past the deadline, for an answer nothing reads.
+            event.cancel_tool = "No model call left for tools: answer with RoutingAnswer now."
 
 
 class ModelBudgetExceeded(RuntimeError):

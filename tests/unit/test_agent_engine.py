@@ -477,3 +477,22 @@ def test_the_tools_the_model_ran_before_failing_stay_in_the_audit_trail() -> Non
     assert len(status.asked) == 2
     assert "agent:check_service_status" in tools
     assert tools[-1] == "model" and not decision.tool_calls[-1].ok
+
+
+def test_no_tool_lookup_starts_once_the_model_call_budget_leaves_no_call_to_read_it() -> None:
+    # Given an agent allowed a single model call, which asks for a status lookup
+    model = ScriptedModel(
+        [tool_use("check_service_status", {"service_ids": ["SVC777"]}), answer("Network Outage", "Network Operations")]
+    )
+    status = FakeServiceStatus()
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9), status=status)
+    agent.max_model_calls = 1
+
+    # When the agent routes a ticket
+    result = agent.propose(a_ticket())
+
+    # Then only the evidence lookup ran: the model's lookup, whose answer no call could read, did not
+    assert len(model.requests) == 1
+    assert len(status.asked) == 1
+    assert "agent:check_service_status" not in [c.tool for c in result.tool_calls]
+    assert result.force_review
