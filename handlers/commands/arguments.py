@@ -52,6 +52,17 @@ def column_name(value: str) -> str:
     return value
 
 
+def non_empty(what: str) -> Callable[[str], str]:
+    """A value that cannot be blank: an unset shell variable would otherwise turn the option off."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{what} cannot be empty")
+        return value
+
+    return parse
+
+
 def path_argument(value: str) -> Path:
     # Path("") is ".": an empty value (an unset shell variable) would silently mean this directory,
     # and SQLite would open a throwaway database for an empty --db.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import ConfigurationError
 from domain.models import SyncStatus
 from domain.recovery import STALE_PENDING_AFTER, ReplayReport, replay_failed_syncs
-from handlers.commands.arguments import whole_number
+from handlers.commands.arguments import non_empty, whole_number
 
 if TYPE_CHECKING:
     from domain.ports import Clock, DecisionRepository
@@ -39,7 +39,11 @@ def register(subparsers: Any) -> None:
         "decision whose sync failed",
     )
     replay.add_argument("--aws", action="store_true", help="use the AWS resources named by the environment")
-    replay.add_argument("--queue-url", help="(--aws) the stream DLQ to empty once every replay succeeded")
+    replay.add_argument(
+        "--queue-url",
+        type=non_empty("a queue URL"),
+        help="(--aws) the stream DLQ to empty once every replay succeeded",
+    )
     replay.add_argument(
         "--limit",
         type=whole_number(1, MAX_LIMIT),

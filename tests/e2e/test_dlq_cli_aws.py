@@ -149,6 +149,22 @@ def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(
     assert stack.dead_letters_left() == 1
 
 
+def test_an_empty_queue_url_is_refused_rather_than_ignored(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed sync and its dead letter, and --queue-url given an unset shell variable
+    stack.failed("T-1")
+    stack.dead_letters(1)
+    # When the replay is asked for
+    with pytest.raises(SystemExit) as exc:
+        main(["dlq", "replay", "--aws", "--queue-url", ""])
+    # Then it is a usage error naming the option, and nothing is replayed or deleted
+    assert exc.value.code == 2
+    assert "argument --queue-url" in capsys.readouterr().err
+    assert stack.ticketing.routing == {}
+    assert stack.dead_letters_left() == 1
+
+
 def test_a_dlq_that_cannot_be_emptied_is_an_error_after_the_report(
     stack: AwsReplay, capsys: pytest.CaptureFixture[str]
 ) -> None:
