@@ -17,16 +17,26 @@ Faults queue up in order and are consumed one per request; `times=None` repeats 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import ipaddress
 import json
+import os
+import socket
+import ssl
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
+
+import requests
 
 
 @dataclass(frozen=True)
@@ -313,3 +323,83 @@ class FakeTicketingSystem(FakeHttpServer):
     @property
     def puts(self) -> list[RecordedRequest]:
         return self.requests_to("PUT", "/tickets/")
+
+
+class TlsRecordSpoiler:
+    """An HTTPS server whose every answer breaks mid-body at the TLS layer: the status line,
+    headers and first bytes are sent, then a record that fails its integrity check, as a corrupting
+    middlebox or a damaged link would. Clients trust it through `session`.
+
+        with TlsRecordSpoiler(status=200) as server:
+            HttpCustomerDirectory(server.url, session=server.session)...
+    """
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self._folder = tempfile.TemporaryDirectory()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._closing = threading.Event()
+        certificate = _self_signed_certificate(Path(self._folder.name))
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(*certificate)
+        self.session = requests.Session()
+        self.session.verify = str(certificate[0])
+        self.session.trust_env = False  # a CA bundle named in the environment would replace ours
+        self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> TlsRecordSpoiler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._closing.set()
+        self._listener.close()
+        self._thread.join(timeout=5)
+        self.session.close()
+        self._folder.cleanup()
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed: the server is stopping
+                return
+            with contextlib.suppress(OSError), self._context.wrap_socket(connection, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(
+                    f"HTTP/1.1 {self.status} X\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n".encode()
+                    + b'{"customer_id": '
+                )
+                # Written under the TLS layer: application data that fails decryption.
+                os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + bytes(32))
+                self._closing.wait(1)
+
+
+def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = folder / "certificate.pem", folder / "key.pem"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certificate_path, key_path

@@ -7,7 +7,7 @@ import time
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 # Far above any profile, status answer or error message; far below a Lambda's memory.
 MAX_BODY_BYTES = 1_000_000
@@ -49,6 +49,8 @@ def read_body(response: requests.Response, *, seconds: float, limit: int = MAX_B
         raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
     except DecodeError as exc:
         raise requests.exceptions.ContentDecodingError(str(exc)) from exc
+    except SSLError as exc:  # a record that fails its integrity check, mid-body
+        raise requests.exceptions.SSLError(str(exc)) from exc
     return bytes(body)
 
 

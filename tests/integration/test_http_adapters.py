@@ -21,7 +21,14 @@ from adapters.http.ticketing import HttpTicketingSystem
 from domain.errors import ConfigurationError, EvidenceUnavailable, SyncRejected, SyncUnavailable
 from domain.models import AccountType, CustomerProfile, OutageStatus
 from domain.ticketing import routing_update_payload
-from tests.http_servers import FakeCustomerDb, FakeServiceStatusApi, FakeTicketingSystem, Fault, Reply
+from tests.http_servers import (
+    FakeCustomerDb,
+    FakeServiceStatusApi,
+    FakeTicketingSystem,
+    Fault,
+    Reply,
+    TlsRecordSpoiler,
+)
 from tests.integration.conftest import NOW, a_decision
 
 SHORT_TIMEOUT = 0.2  # for the hung-server cases; the servers hang far longer (until they stop)
@@ -731,3 +738,37 @@ def test_retry_after_accepts_an_http_date() -> None:
     assert parse_retry_after("Tue, 24 Nov 2026 12:01:30 GMT", now=lambda: NOW) == 90.0
     assert parse_retry_after("soon") is None
     assert parse_retry_after("-3") == 0.0
+
+
+# --- answers broken at the TLS layer ------------------------------------------------------------
+
+
+def test_an_answer_broken_mid_body_by_tls_is_evidence_unavailable_not_a_crash() -> None:
+    # Given a customer DB and a status API whose answers are cut by a corrupt TLS record
+    with TlsRecordSpoiler() as server:
+        directory = HttpCustomerDirectory(server.url, session=server.session)
+        status = HttpServiceStatusProvider(server.url, session=server.session)
+
+        # When / Then each lookup fails as any unreadable answer does, which the routing degrades on
+        with pytest.raises(EvidenceUnavailable, match="CUST-1001"):
+            directory.get_profile("CUST-1001")
+        with pytest.raises(EvidenceUnavailable, match="service status"):
+            status.get_status(["SVC001"])
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(200, None), (422, SyncRejected)])
+def test_a_push_answer_broken_mid_body_by_tls_is_judged_by_its_status(
+    status: int, outcome: type[Exception] | None, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system whose answer is cut by a corrupt TLS record after its status line
+    with TlsRecordSpoiler(status) as server:
+        adapter = HttpTicketingSystem(
+            server.url, lambda: API_KEY, session=server.session, max_retries=0, sleep=clock.sleep, clock=clock
+        )
+
+        # When a decision is pushed / Then the status decides, as for any body that cannot be read
+        if outcome is None:
+            adapter.push_routing(a_decision())
+        else:
+            with pytest.raises(outcome, match=f"HTTP {status}"):
+                adapter.push_routing(a_decision())
