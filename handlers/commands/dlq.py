@@ -139,16 +139,18 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _sync_work_left(repository: DecisionRepository, clock: Clock, report: ReplayReport) -> bool:
     """Whether a failed sync or a stale pending decision is left that this run did not try. What it
-    tried and failed again, or saw rejected, is still stored as failed and reported already."""
-    tried = len(report.still_failing) + len(report.rejected)
-    if len(repository.find_by_sync_status(SyncStatus.FAILED, limit=tried + 1)) > tried:
+    tried is told apart by id, not count: a tried one may still be listed as it was (a DynamoDB
+    index lags the table's writes), and one it tried and failed, or saw rejected, is reported."""
+    tried = {*report.succeeded, *report.still_failing, *report.rejected}
+    # One more than were tried: any beyond them is one this run did not try.
+    failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=len(tried) + 1)
+    if any(decision.ticket_id not in tried for decision in failed):
         return True
     cutoff = clock.now() - STALE_PENDING_AFTER
-    return bool(
-        repository.find_by_sync_status(
-            SyncStatus.PENDING, limit=1, received_before=int(cutoff.timestamp()), made_before=cutoff
-        )
+    pending = repository.find_by_sync_status(
+        SyncStatus.PENDING, limit=len(tried) + 1, received_before=int(cutoff.timestamp()), made_before=cutoff
     )
+    return any(decision.ticket_id not in tried for decision in pending)
 
 
 @contextlib.contextmanager

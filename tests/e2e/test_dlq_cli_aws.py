@@ -3,6 +3,7 @@ and the stream's DLQ is emptied only once nothing is left to do."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -201,3 +202,45 @@ def test_messages_the_dlq_refuses_to_delete_are_not_counted_as_deleted(
     assert (code, report["succeeded"], report["dlq_messages_deleted"]) == (1, 1, 1)
     assert "1 message(s) not deleted" in report["dlq_error"]
     assert "cannot empty the DLQ" in err
+
+
+class IndexNotCaughtUp:
+    """The decisions table read, for failed syncs, through a sync-status index that has not caught
+    up with this run's writes yet (a DynamoDB GSI is eventually consistent): it answers as it stood
+    before the replay."""
+
+    def __init__(self, table: DynamoDBDecisionRepository) -> None:
+        self._table = table
+        self._failed = table.find_by_sync_status(SyncStatus.FAILED, limit=1_000)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def find_by_sync_status(self, status: SyncStatus, limit: int = 100, **window: Any) -> list[Any]:
+        if status is SyncStatus.FAILED:
+            return self._failed[:limit]
+        return self._table.find_by_sync_status(status, limit, **window)
+
+
+def test_updates_the_index_does_not_show_yet_are_not_taken_for_work_the_limit_left(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers import bootstrap
+
+    # Given two failed syncs and their dead letters, read through an index that lags the table
+    stack.failed("T-1", "T-2")
+    stack.dead_letters(2)
+    build = bootstrap.build_ticketing_update_deps
+
+    def lagging_deps() -> bootstrap.TicketingUpdateDeps:
+        deps = build()
+        assert isinstance(deps.repository, DynamoDBDecisionRepository)
+        return dataclasses.replace(deps, repository=IndexNotCaughtUp(deps.repository))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bootstrap, "build_ticketing_update_deps", lagging_deps)
+    # When exactly as many as there are are replayed, and all succeed
+    code, report, err = stack.replay(capsys, "--limit", "2")
+    # Then the run is complete: the two it pushed, still failed in the index, are not work left
+    assert (code, report["succeeded"], report["limit_reached"]) == (0, 2, False)
+    assert "reached" not in err
+    assert stack.dead_letters_left() == 0
