@@ -74,7 +74,11 @@ def describe_response(response: requests.Response, *, seconds: float, limit: int
         raw = read_body(response, seconds=seconds, limit=ERROR_BODY_BYTES)
     except requests.RequestException:
         raw = b""
-    body = raw.decode(response.encoding or "utf-8", errors="replace").strip().replace("\n", " ")
+    try:
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset no codec here knows: the body is only quoted, as best it can be
+        text = raw.decode("utf-8", errors="replace")
+    body = text.strip().replace("\n", " ")
     return f"HTTP {response.status_code}" + (f": {body[:limit]}" if body else "")
 
 

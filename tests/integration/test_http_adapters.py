@@ -772,3 +772,23 @@ def test_a_push_answer_broken_mid_body_by_tls_is_judged_by_its_status(
         else:
             with pytest.raises(outcome, match=f"HTTP {status}"):
                 adapter.push_routing(a_decision())
+
+
+# --- error answers ------------------------------------------------------------------------------
+
+
+def test_an_error_answer_in_a_charset_python_does_not_know_is_still_quoted(
+    customer_db: FakeCustomerDb, status_api: FakeServiceStatusApi, ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given three services whose error answers name a charset no codec has
+    refusal = Fault(Reply(400, b"bad request", {"Content-Type": "text/plain; charset=x-no-such-charset"}))
+    for server in (customer_db, status_api, ticketing):
+        server.add_fault(refusal)
+
+    # When / Then each failure is the adapter's own, quoting the answer as best it can
+    with pytest.raises(EvidenceUnavailable, match="HTTP 400: bad request"):
+        HttpCustomerDirectory(customer_db.url).get_profile("CUST-1001")
+    with pytest.raises(EvidenceUnavailable, match="HTTP 400: bad request"):
+        HttpServiceStatusProvider(status_api.url).get_status(["SVC001"])
+    with pytest.raises(SyncRejected, match="HTTP 400: bad request"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision())
