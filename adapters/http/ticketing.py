@@ -75,9 +75,11 @@ class HttpTicketingSystem(HttpClient):
 
     @property
     def longest_push_seconds(self) -> float:
-        """How long a push can take when every attempt times out and every wait is at its longest,
+        """How long a push can take when every attempt times out in one wait (a connection that
+        never opens, an answer that never comes) and every wait between attempts is at its longest,
         short of a Retry-After that asks for more: what a caller's deadline must leave room for if
-        it wants every retry to run."""
+        it wants every retry to run. An attempt that waits out its connection, its answer and its
+        body in turn takes longer, and the deadline then cuts the retries short."""
         waits = sum(min(self.retry_delay_base * 2**attempt, self.max_delay) for attempt in range(self.max_retries))
         return (self.max_retries + 1) * self.timeout + waits
 
