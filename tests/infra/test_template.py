@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.http.ticketing import HttpTicketingSystem
+from domain.entities import PHONE_REGIONS
 from domain.models import (
     IDENTIFIER_MAX_LENGTH,
     IDENTIFIER_PATTERN,
@@ -395,6 +396,19 @@ def test_the_orchestrator_starts_with_any_model_the_parameters_allow(
     assert engine.name == "hybrid"
     expected = models.get("BedrockModelId", "anthropic.claude-sonnet-4-5-20250929-v1:0")
     assert orchestrator_settings.bedrock_model_id == f"us.{expected}"
+
+
+def test_the_orchestrator_reads_phone_numbers_as_the_phone_region_parameter_says(
+    translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given the regions the parameter offers
+    offered = sam_template["Parameters"]["PhoneRegion"]["AllowedValues"]
+    # Then they are the regions the phone rules know, and each reaches the orchestrator's settings
+    assert tuple(offered) == PHONE_REGIONS
+    for region in offered:
+        env = deployed_environment(translated, sam_template, "OrchestratorFunction", PhoneRegion=region)
+        with patch.dict(os.environ, env):
+            assert settings.load_settings(settings.OrchestratorSettings).router_default_region == region
 
 
 # --- IAM -----------------------------------------------------------------------------------------------------------
