@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -96,7 +97,10 @@ class Taxonomy(BaseModel):
 
     @cached_property
     def by_folded_name(self) -> dict[str, Category]:
-        return {c.name.casefold(): c for c in self.categories}
+        # Names that differ only in case (a trained model's "Billing" and "billing") match exactly
+        # or not at all: picking one for "BILLING" would be a guess.
+        folded = Counter(c.name.casefold() for c in self.categories)
+        return {c.name.casefold(): c for c in self.categories if folded[c.name.casefold()] == 1}
 
     @cached_property
     def teams(self) -> tuple[str, ...]:

@@ -62,6 +62,16 @@ def test_labels_mapped_to_taxonomy_teams_become_its_categories() -> None:
     assert (taxonomy.team_for("card_lost"), taxonomy.team_for("refund")) == ("Account Management", "Billing Support")
 
 
+def test_labels_that_differ_only_in_case_match_exactly_or_not_at_all() -> None:
+    # Given a model's labels "card" and "Card", sent to different teams
+    taxonomy = TAXONOMY.with_label_teams({"card": "Account Management", "Card": "Billing Support"})
+    # Then each is found under its own spelling, and neither under another, which would be a guess
+    assert (taxonomy.team_for("card"), taxonomy.team_for("Card")) == ("Account Management", "Billing Support")
+    assert taxonomy.find_category("CARD") is None
+    # While a label of its own case still matches in any case
+    assert TAXONOMY.find_category("network OUTAGE") == TAXONOMY.find_category("Network Outage")
+
+
 def test_age_points_that_fall_as_a_ticket_waits_are_refused(tmp_path: Path) -> None:
     # Given a taxonomy giving 10 points at 24 hours but only 5 at 48
     path = tmp_path / "taxonomy.toml"
