@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -13,6 +14,8 @@ from adapters.aws.client_config import aws_client_config
 from domain.errors import ConfigurationError
 
 _KEY_FIELDS = ("api_key", "token")
+# Printable ASCII: what an Authorization header can carry as the server will read it.
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")
 
 
 class SecretsManagerApiKey:
@@ -59,7 +62,16 @@ class SecretsManagerApiKey:
             value = value.decode("utf-8")
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"secret {self.secret_id} is empty")
-        return _extract_key(value.strip())
+        key = _extract_key(value.strip()).strip()
+        if not _HEADER_SAFE.fullmatch(key):
+            # The key goes into an Authorization header: requests refuses a line break with the
+            # whole value quoted in its error, and http.client a non-Latin-1 character with it in
+            # the exception, which would carry the key into logs and the decision's sync_error.
+            # Said here without the value.
+            raise ConfigurationError(
+                f"secret {self.secret_id} holds an API key with control or non-ASCII characters; store the key alone"
+            )
+        return key
 
 
 def _extract_key(raw: str) -> str:

@@ -43,6 +43,7 @@ def fetches(secretsmanager: Any) -> Iterator[list[str]]:
         ('{"token": "token-0123456789"}', "token-0123456789"),
         ('{"username": "svc", "password": "pw"}', '{"username": "svc", "password": "pw"}'),
         ("  padded-key  \n", "padded-key"),
+        ('{"api_key": "padded-json-key\\n"}', "padded-json-key"),
     ],
 )
 def test_the_key_is_read_from_plain_or_json_secrets(secretsmanager: Any, secret_string: str, expected: str) -> None:
@@ -161,3 +162,27 @@ def test_a_push_after_a_key_rotation_succeeds_with_the_refetched_key(secretsmana
             "Bearer key-v1-0123456789",
             "Bearer key-v2-0123456789",
         ]
+
+
+@pytest.mark.parametrize(
+    "secret_string",
+    ['{"token": "s3cr3t-key\\r\\n0123456789"}', "s3cr3t-key-0123456789€"],
+    ids=["line-break", "non-ascii"],
+)
+def test_a_key_no_header_can_carry_is_refused_without_quoting_it(secretsmanager: Any, secret_string: str) -> None:
+    # Given a secret whose key cannot be sent in an Authorization header
+    secretsmanager.create_secret(Name=SECRET, SecretString=secret_string)
+    with FakeTicketingSystem(api_key="whatever") as ticketing:
+        adapter = HttpTicketingSystem(
+            ticketing.url, SecretsManagerApiKey(SECRET, client=secretsmanager), sleep=lambda _: None
+        )
+
+        # When a decision is pushed
+        with pytest.raises(SyncUnavailable) as raised:
+            adapter.push_routing(a_decision())
+
+    # Then the push is retry-later, naming the secret, and the error (which becomes the decision's
+    # sync_error and a log line) does not hold the key
+    assert "ticketing/api-key holds an API key with control or non-ASCII characters" in str(raised.value)
+    assert "s3cr3t" not in repr(raised.value) and "s3cr3t" not in str(raised.value)
+    assert ticketing.requests == []
