@@ -19,9 +19,14 @@ from handlers.commands.arguments import whole_number
 from handlers.local_server import ApiGatewayWsgiApp
 from handlers.output_paths import check_writable
 from handlers.settings import LocalSettings, load_settings
+from handlers.validation import MAX_BODY_BYTES
 
 # Each waitress thread handles one request at a time; routing itself runs on the bus worker.
 MAX_THREADS = 256
+# waitress takes in a request's whole body before the app sees it, for callers without the key
+# too: up to 1 GiB by default, spooled to disk. A body over the API's limit but under this one
+# still gets the handler's JSON 413; beyond it, waitress refuses it before reading it.
+MAX_BUFFERED_BODY_BYTES = 16 * MAX_BODY_BYTES
 
 
 def register(subparsers: Any) -> None:
@@ -64,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
     )
     wsgi, app, api_key = build_wsgi_app(settings)
     try:
-        server = create_server(wsgi, host=args.host, port=args.port, threads=args.threads, ident="ticket-router")
+        server = create_server(
+            wsgi,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="ticket-router",
+            max_request_body_size=MAX_BUFFERED_BODY_BYTES,
+        )
     except (OSError, ValueError) as exc:  # ValueError: waitress cannot resolve the host
         app.close()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

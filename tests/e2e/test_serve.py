@@ -518,3 +518,29 @@ def test_a_third_interrupt_while_waiting_for_the_worker_still_names_the_lost(tmp
         app.close()
     # Then the stop goes on, and names the ticket that could be neither routed nor kept
     assert lost == ["T-UNKEPT"]
+
+
+def test_an_oversized_body_is_refused_before_it_is_read_key_or_no_key(tmp_path: Path) -> None:
+    # Given `ticket-router serve` running as its own process
+    server = serve_process(tmp_path)
+    try:
+        banner = server.stdout.readline() if server.stdout else ""
+        port = int(banner.split(" on ", 1)[1].split(" ", 1)[0].rsplit(":", 1)[1])
+        # When a caller without the key announces a body of a gigabyte and sends only its headers
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as connection:
+            connection.sendall(
+                b"POST /tickets HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000000000\r\n\r\n"
+            )
+            # Then it is answered 413 at once: the server does not wait to take in (and spool to
+            # disk) a body no request may have, before it even looks at the key
+            status_line = connection.makefile("rb").readline()
+        # And a ticket just over the limit, sent with the key, is still told the limit in JSON
+        payload = json.dumps({**TICKET, "description": "x" * (MAX_BODY_BYTES + 1)})
+        headers = {"x-api-key": API_KEY, "Content-Type": "application/json"}
+        over = requests.post(f"http://127.0.0.1:{port}/tickets", data=payload, headers=headers, timeout=TIMEOUT)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert status_line.split(b" ", 2)[1] == b"413"
+    assert over.status_code == 413 and str(MAX_BODY_BYTES) in over.json()["message"]
