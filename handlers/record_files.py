@@ -86,6 +86,21 @@ def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
             yield number, BadRecord(TOO_DEEP)
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets; CSV we
+# write (`feedback export`) puts an apostrophe before such a cell, so that customer text opened in a
+# spreadsheet stays text, and CSV we read takes that apostrophe off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as the text it is, never runs as a formula."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def _without_spreadsheet_guard(value: Any) -> Any:
+    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(FORMULA_STARTS) else value
+
+
 def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     # The csv module refuses fields over 128 KiB, a guard for streamed input; this file is already
     # in memory, so a long ticket is read whole (and judged by the caller's own limits). The limit
@@ -124,6 +139,6 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
                 # which shifts every later column, so the row cannot be trusted.
                 yield number, BadRecord(f"has {len(record[None])} more cell(s) than the header's {len(fieldnames)}")
                 continue
-            yield number, record
+            yield number, {name: _without_spreadsheet_guard(value) for name, value in record.items()}
     finally:
         csv.field_size_limit(previous_limit)

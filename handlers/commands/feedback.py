@@ -20,6 +20,7 @@ from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.observability import logs_to_stderr
 from handlers.output_paths import check_writable, message_stream
+from handlers.record_files import spreadsheet_safe
 from handlers.settings import LocalSettings, load_settings
 
 EXPORT_FIELDS = (
@@ -33,18 +34,6 @@ EXPORT_FIELDS = (
     "agent_id",
     "recorded_at",
 )
-
-# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets, and the
-# subject and description are the customer's own text: `=HYPERLINK(...)` or a DDE payload would run
-# when an agent opens the export. Such a cell is written behind an apostrophe, which makes it text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _spreadsheet_safe(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
-        for key, value in row.items()
-    }
 
 
 def register(subparsers: Any) -> None:
@@ -120,7 +109,7 @@ def run_export(args: argparse.Namespace) -> int:
         with atomic_write(args.output, encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
-            writer.writerows(_spreadsheet_safe(row) for row in rows)
+            writer.writerows({key: spreadsheet_safe(value) for key, value in row.items()} for row in rows)
     # With the corrections on stdout, what is said about them goes to stderr, out of their way.
     to_stdout = is_standard_output(args.output)
     out = message_stream(args.output)

@@ -12,6 +12,7 @@ import pytest
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import Feedback, IssueClassification
 from handlers.cli import main
+from handlers.labelled_data import TextColumns, read_labelled
 from tests.builders import NOW
 from tests.integration.test_sqlite_repository import a_decision, damage
 
@@ -175,3 +176,6 @@ def test_customer_text_that_a_spreadsheet_would_run_is_exported_to_csv_as_text(
     # And the JSONL, which no spreadsheet opens, keeps the text as written
     (record,) = [json.loads(line) for line in jsonl_out.read_text().splitlines()]
     assert (record["subject"], record["description"], record["agent_id"]) == (subject, description, "-agent")
+    # And the CSV read back as training data gives the customer's text as written, not the guard
+    data = read_labelled(csv_out, TextColumns(text=None, subject="subject", body="description"), "team")
+    assert data.texts == [f"{subject}\n{description}"]
