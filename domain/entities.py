@@ -24,6 +24,8 @@ _ERROR_CODE = re.compile(r"\b([A-Z][A-Z0-9]{1,7})-(\d{2,6})\b(?!-\d)")
 _NOT_ERROR_PREFIXES = frozenset(
     {"ACC", "ACCT", "SVC", "EV", "TKT", "TICKET", "CUST", "INC", "CASE", "REQ"}
     | {"INV", "INVOICE", "PAY", "ORD", "ORDER", "REF", "CN", "OUT", "PO", "RMA", "SR", "QUOTE"}
+    # Standards and diseases are not faults, and a PIN is a secret to mask, not an error to report.
+    | {"ISO", "RFC", "IEC", "COVID", "PIN", "PUK", "CVV", "CVC", "OTP", "SSN"}
 )
 # Starts only where a run of address characters does (its leading dots or dashes are no part of the
 # address): a match may not start inside a run, since a long run with no "@" (a.a.a..., 1-1-1...) was
@@ -78,6 +80,51 @@ def _fold(text: str) -> str:
 # replaces spans of it), and a phone candidate cannot run across it as it could across a space.
 _BLANK = "\0"
 _DIGIT = re.compile(r"\d")
+
+# Values a customer should never have typed, masked wherever they are and never restored into what a
+# model writes back: a payment card number (13 to 19 digits, grouped or not, that passes the Luhn
+# check), an IBAN (that passes its mod-97 check), a US social security number, and a secret named as
+# one ("PIN 4821", "password: hunter2", "CVV 123"). A secret must hold a digit or a symbol, so that
+# "my password is not working" keeps its words.
+_CARD = re.compile(r"(?<![\w.,/+-])\d(?:[ -]?\d){12,18}(?![\w]|[.,/-]\d)")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
+_SECRET = re.compile(
+    r"\b(?:pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
+    r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:is|was|[:=#-]))?\s*(?P<secret>[^\s,;]{3,64})",
+    re.IGNORECASE,
+)
+_SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")
+_NEVER_RESTORED = frozenset({"CARD", "IBAN", "SSN", "SECRET"})
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def _iban_valid(iban: str) -> bool:
+    compact = iban.replace(" ", "")
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
+    spans = [
+        (m.start(), m.end(), "CARD") for m in _CARD.finditer(folded) if _luhn_valid(re.sub(r"[ -]", "", m.group(0)))
+    ]
+    spans += [(m.start(), m.end(), "IBAN") for m in _IBAN.finditer(folded) if _iban_valid(m.group(0))]
+    spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]
+    spans += [
+        (m.start("secret"), m.end("secret"), "SECRET")
+        for m in _SECRET.finditer(folded)
+        if _SECRET_SHAPED.search(m.group("secret"))
+    ]
+    return spans
+
 
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
 _CURRENCY_CODES = "USD|EUR|GBP|CAD|AUD|CHF|INR|SEK|NOK|DKK|PLN|ZAR|NZD|JPY"
@@ -279,9 +326,10 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     only the fact that they are there. Phone numbers are those of `default_region`, or of each of
     several regions (for logs, whose region is unknown).
     """
-    # Accounts and phone numbers have digits and emails an "@": most log values have neither.
+    # Accounts and phone numbers have digits and emails an "@": most log values have neither, nor
+    # a secret named as one.
     folded = _fold(text)
-    if "@" not in folded and not _DIGIT.search(folded):
+    if "@" not in folded and not _DIGIT.search(folded) and not _SECRET.search(folded):
         return MaskedText(text=text, replacements={})
     regions = [default_region] if isinstance(default_region, str) else list(default_region)
     replacements: dict[str, str] = {}
@@ -295,7 +343,8 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
             given[kind] += 1
             token = f"<{kind}_{given[kind]}>"
             seen[original] = token
-            replacements[token] = original
+            if kind not in _NEVER_RESTORED:
+                replacements[token] = original
         return seen[original]
 
     # Spans of the original text, found as extraction finds them, so that every phone number
@@ -305,6 +354,12 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
     scrubbed = _scrub(folded)
     spans += [(start, end, "PHONE") for region in regions for start, end, _ in _phone_spans(scrubbed, region)]
+    sensitive = _sensitive_spans(folded)
+    if sensitive:
+        # Where a phone or an account pattern matches part of a card number or a secret, the value
+        # is masked whole, as what it is.
+        spans = [span for span in spans if not any(span[0] < end and start < span[1] for start, end, _ in sensitive)]
+        spans += sensitive
     pieces: list[str] = []
     done = 0
     for start, end, kind in sorted(spans):

@@ -117,6 +117,18 @@ def test_the_model_can_send_the_status_api_only_a_few_service_ids() -> None:
     assert '"ignored_service_ids": 13' in str(model.requests[1]["messages"][-1])
 
 
+def test_a_card_number_in_a_ticket_never_reaches_the_model_nor_its_reasoning() -> None:
+    # Given a model that quotes what it was shown
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", reasoning="Card <CARD_1> was charged twice.")])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute"))
+    # When a ticket quoting a card number and its PIN is routed
+    decision = route(agent, repo, description="Card 4111 1111 1111 1111, PIN 4821, was charged twice")
+    # Then the model saw neither, and the stored reasoning does not bring the card back
+    sent = str(model.requests[0]["messages"])
+    assert "4111" not in sent and "4821" not in sent
+    assert "4111" not in decision.reasoning and "<CARD_1>" in decision.reasoning
+
+
 def test_seven_tools_are_offered_with_the_answer_schema_and_a_compact_prompt() -> None:
     model = ScriptedModel([answer("Billing Dispute", "Billing Support")])
     agent, _, repo = engines(model, FixedClassifier("Billing Dispute"))

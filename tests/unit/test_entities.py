@@ -397,3 +397,48 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
     text = "callback 0151 23456789"
     # When it is masked, then it is masked whole, though no UK number has its length
     assert mask_personal_data(text, ["US", "GB"]).text == "callback <PHONE_1>"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "kind"),
+    [
+        ("my card 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111", "CARD"),
+        ("card 5555-5555-5555-4444 was declined", "5555-5555-5555-4444", "CARD"),
+        ("paid with ４１１１１１１１１１１１１１１１ today", "４１１１１１１１１１１１１１１１", "CARD"),
+        ("debit from IBAN DE89 3704 0044 0532 0130 00 failed", "DE89 3704 0044 0532 0130 00", "IBAN"),
+        ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
+        ("cvv 123 please", "123", "SECRET"),
+        ("my PIN is 4821", "4821", "SECRET"),
+        ("password: hunter2!", "hunter2!", "SECRET"),
+        ("the one-time code 482913 never came", "482913", "SECRET"),
+    ],
+)
+def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
+    text: str, value: str, kind: str
+) -> None:
+    # When text holding a value no model or log may see is masked
+    masked = mask_personal_data(text)
+    # Then the value is gone, a placeholder of its kind stands in, and restoring a model's answer
+    # that quotes the placeholder does not bring the value back
+    assert value not in masked.text and f"<{kind}_1>" in masked.text
+    assert value not in masked.restore(f"Customer quoted <{kind}_1>.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 1234567890123 shipped",  # 13 digits failing the Luhn check: not a card
+        "my password is not working",  # words, not a secret
+        "I forgot my PIN yesterday",
+        "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
+    ],
+)
+def test_numbers_and_words_that_only_look_sensitive_are_kept(text: str) -> None:
+    assert mask_personal_data(text).text == text
+
+
+def test_standards_diseases_and_pins_are_not_error_codes() -> None:
+    # Given a ticket with one real error code among look-alikes
+    entities = extract_entities("NET-500 since COVID-19; ISO-8859 text per RFC-2616; PIN-1234")
+    # Then only the error code is reported (a PIN is masked, not reported)
+    assert entities.error_codes == ("NET-500",)

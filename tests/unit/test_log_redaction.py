@@ -86,3 +86,14 @@ def test_national_numbers_of_other_regions_are_masked_too() -> None:
     # Then none of them is in the log
     line = stream.getvalue()
     assert all(number not in line for number in NATIONAL_NUMBERS), line
+
+
+def test_card_numbers_and_secrets_are_masked_in_logs() -> None:
+    # Given a log line quoting a card number and a password
+    stream = io.StringIO()
+    logger = build_logger(service=f"redaction-test-{uuid.uuid4().hex}", stream=stream)
+    # When it is written
+    logger.info("customer wrote: card 4111-1111-1111-1111, password: s3cret!")
+    # Then neither is in the log
+    line = stream.getvalue()
+    assert "4111" not in line and "s3cret" not in line, line
