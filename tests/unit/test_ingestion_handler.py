@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.local.idempotency import SqliteIdempotencyLayer
-from domain.models import DECISION_RETENTION_DAYS, TicketReceived
+from domain.models import DECISION_RETENTION_DAYS, MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, TicketReceived
 from handlers import __version__, ingestion
 from handlers.bootstrap import IngestionDeps, LocalApp, bootstrap_local, build_acceptor, local_ingestion_deps
 from handlers.local_context import LocalLambdaContext
@@ -361,7 +361,23 @@ def test_json_with_a_charset_parameter_is_accepted(api: Harness) -> None:
     assert status == 202
 
 
-def test_a_body_over_64_kib_is_refused_with_413(api: Harness) -> None:
+@pytest.mark.parametrize("character", ["界", "😀"], ids=["cjk", "emoji"])
+def test_the_longest_ticket_the_model_takes_is_accepted_however_its_json_escapes_it(
+    api: Harness, character: str
+) -> None:
+    # Given a ticket of the longest subject and description, in characters JSON escapes as \uXXXX
+    ticket = {
+        **VALID_TICKET,
+        "subject": character * MAX_SUBJECT_CHARS,
+        "description": character * MAX_DESCRIPTION_CHARS,
+    }
+    body_text = json.dumps(ticket)
+    # When it is posted, then it is accepted
+    status, body = api.request("POST", "/tickets", body_text)
+    assert status == 202, body
+
+
+def test_a_body_over_the_size_limit_is_refused_with_413(api: Harness) -> None:
     # Given a syntactically valid ticket just over the size limit
     padding = "x" * (MAX_BODY_BYTES + 1)
     body_text = json.dumps({**VALID_TICKET, "description": padding})
