@@ -282,7 +282,9 @@ class CustomerContext(_Frozen):
 
 
 class TicketReceived(_Frozen):
-    """The `detail` of the TicketReceived event, exactly as the reference design specifies it."""
+    """The `detail` of the TicketReceived event as the reference design specifies it, plus the
+    ticket's channel: the API accepts it, and it reaches the model. An event without one (published
+    by an earlier version) is a web ticket, as a submission without one is."""
 
     ticket_id: str
     customer_id: str
@@ -291,6 +293,7 @@ class TicketReceived(_Frozen):
     timestamp: UtcDatetime
     correlation_id: str
     customer_context: CustomerContext
+    channel: str = "web"
 
     def to_ticket(self) -> Ticket:
         return Ticket(
@@ -299,6 +302,7 @@ class TicketReceived(_Frozen):
             subject=self.subject,
             description=self.description,
             timestamp=self.timestamp,
+            channel=self.channel,
         )
 
 

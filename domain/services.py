@@ -67,6 +67,7 @@ def submit_ticket(
         subject=ticket.subject,
         description=ticket.description,
         timestamp=ticket.timestamp,
+        channel=ticket.channel,
         correlation_id=correlation_id or new_correlation_id(),
         customer_context=CustomerContext(is_vip=profile.is_vip, account_type=profile.account_type),
     )

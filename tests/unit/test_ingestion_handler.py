@@ -155,6 +155,19 @@ def test_a_valid_ticket_is_accepted_published_and_routed(api: Harness) -> None:
     assert api.app.repository.count() == 1
 
 
+def test_the_tickets_channel_travels_with_its_event_to_the_router(api: Harness) -> None:
+    # Given a ticket that came in by phone
+    # When it is posted
+    status, _ = api.post_ticket({**VALID_TICKET, "channel": "phone"})
+    # Then the published event, and the ticket the orchestrator reads from it, say so
+    assert status == 202
+    (event,) = api.published
+    assert (event.channel, event.to_ticket().channel) == ("phone", "phone")
+    # And an event published without one (by an earlier version) is read as a web ticket
+    earlier = TicketReceived.model_validate(event.model_dump(mode="json", exclude={"channel"}))
+    assert earlier.to_ticket().channel == "web"
+
+
 def test_a_ticket_without_an_id_gets_one_assigned(api: Harness) -> None:
     # Given a ticket that leaves the id (and timestamp) to us
     document = {k: v for k, v in VALID_TICKET.items() if k not in ("ticket_id", "timestamp")}
