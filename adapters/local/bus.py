@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from domain.errors import TicketRouterError
+from domain.errors import PublishFailed, TicketRouterError
 from domain.models import TicketReceived
 
 logger = logging.getLogger(__name__)
@@ -62,10 +62,15 @@ class InProcessEventBus:
         self._subscribers.append(subscriber)
 
     def publish_ticket_received(self, event: TicketReceived) -> None:
-        if self._queue is not None:
-            self._queue.put(event)
-        else:
+        if self._queue is None:
             self._deliver(event)
+            return
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            # As EventBridge throttling would: the sender is told to retry, rather than the queue
+            # (and memory) growing for as long as tickets come faster than they are routed.
+            raise PublishFailed(f"{self._queue.maxsize} tickets are waiting to be routed") from None
 
     def _deliver(self, event: TicketReceived) -> None:
         for subscriber in self._subscribers:
@@ -164,10 +169,12 @@ class InProcessEventBus:
             self.unkept = still + self.unkept
             return list(dict.fromkeys(event.ticket_id for event, _ in self.unkept))
 
-    def start_worker(self) -> None:
+    def start_worker(self, *, max_queued: int = 0) -> None:
+        """Deliver on a background thread from now on, holding at most `max_queued` events waiting
+        (0: no limit)."""
         if self._worker is not None:
             return
-        self._queue = queue.Queue()
+        self._queue = queue.Queue(maxsize=max_queued)
         self._worker = threading.Thread(target=self._run, name="event-bus", daemon=True)
         self._worker.start()
 

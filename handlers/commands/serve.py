@@ -23,6 +23,9 @@ from handlers.validation import MAX_BODY_BYTES
 
 # Each waitress thread handles one request at a time; routing itself runs on the bus worker.
 MAX_THREADS = 256
+# Accepted tickets waiting for the bus worker; past this a submission is answered 503 (retry), as
+# when EventBridge throttles. Minutes of work for the agent engine, and bounded memory.
+MAX_QUEUED_TICKETS = 1000
 # waitress takes in a request's whole body before the app sees it, for callers without the key
 # too: up to 1 GiB by default, spooled to disk. A body over the API's limit but under this one
 # still gets the handler's JSON 413; beyond it, waitress refuses it before reading it.
@@ -48,7 +51,7 @@ def register(subparsers: Any) -> None:
 def build_wsgi_app(settings: LocalSettings, **overrides: Any) -> tuple[ApiGatewayWsgiApp, LocalApp, str]:
     """The WSGI app, the local runtime behind it (bus worker started) and the API key in force."""
     app = bootstrap_local(settings, **overrides)
-    app.bus.start_worker()
+    app.bus.start_worker(max_queued=MAX_QUEUED_TICKETS)
     api_key = settings.router_api_key or secrets.token_urlsafe(24)
     return ApiGatewayWsgiApp(local_ingestion_deps(app), api_key), app, api_key
 

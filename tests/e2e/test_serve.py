@@ -469,7 +469,7 @@ def test_a_ticket_taken_off_the_queue_at_a_second_interrupt_is_kept_for_replay(
                 go_on.wait(5)
             return item
 
-    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty))
+    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty, Full=queue.Full))
     app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
     app.bus.start_worker()
     app.submit(Ticket.model_validate({**TICKET, "timestamp": datetime.now(UTC)}))

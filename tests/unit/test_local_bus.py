@@ -10,7 +10,7 @@ import pytest
 
 from adapters.local import bus as bus_module
 from adapters.local.bus import InProcessEventBus
-from domain.errors import ModelUnavailable, RepositoryUnavailable
+from domain.errors import ModelUnavailable, PublishFailed, RepositoryUnavailable
 from domain.models import TicketReceived
 from tests.integration.test_sqlite_repository import a_ticket_received
 
@@ -192,7 +192,7 @@ def test_an_event_taken_off_the_queue_as_it_is_abandoned_is_kept_not_routed(monk
                 go_on.wait(5)
             return item
 
-    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty))
+    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty, Full=queue.Full))
     delivered: list[str] = []
     dead_letters = RecordingDeadLetters()
     bus = InProcessEventBus(dead_letters=dead_letters)
@@ -208,3 +208,29 @@ def test_an_event_taken_off_the_queue_as_it_is_abandoned_is_kept_not_routed(monk
     # Then the ticket is kept for redelivery, not routed after the stop was asked for
     assert [ticket_id for ticket_id, _ in dead_letters.parked] == ["T-1"]
     assert (delivered, lost) == ([], [])
+
+
+def test_a_full_queue_refuses_a_ticket_for_a_retry_rather_than_growing() -> None:
+    # Given a serving bus that holds at most two waiting tickets, busy routing a first one
+    release, started, delivered = threading.Event(), threading.Event(), []
+
+    def slow(event: TicketReceived) -> None:
+        started.set()
+        release.wait(5)
+        delivered.append(event.ticket_id)
+
+    bus = InProcessEventBus(dead_letters=RecordingDeadLetters())
+    bus.subscribe(slow)
+    bus.start_worker(max_queued=2)
+    bus.publish_ticket_received(a_ticket_received("T-1"))
+    assert started.wait(5)
+    bus.publish_ticket_received(a_ticket_received("T-2"))
+    bus.publish_ticket_received(a_ticket_received("T-3"))
+    # When one more is published, then it is refused as the bus being busy (the API answers 503)
+    with pytest.raises(PublishFailed, match="2 tickets are waiting"):
+        bus.publish_ticket_received(a_ticket_received("T-4"))
+    # And those it took are all routed
+    release.set()
+    bus.drain()
+    bus.stop()
+    assert delivered == ["T-1", "T-2", "T-3"]
