@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from domain.errors import TicketRouterError
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 # json.loads recurses once per level of nesting; no ticket is nested anywhere near that deep.
 TOO_DEEP = "JSON nested too deeply to read"
+# JSON Lines ends a record at a newline only. str.splitlines() also breaks at U+2028, U+2029 and
+# U+0085, which JSON carries unescaped inside strings (text pasted from the web, json.dumps with
+# ensure_ascii=False): a valid record would be cut in two and both halves rejected.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class RecordFileError(TicketRouterError):
@@ -75,7 +80,7 @@ def _json_document(path: Path, text: str) -> Any:
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         try:

@@ -4,6 +4,7 @@ look them up, unreadable records reported in place, and the rest of the file sti
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,15 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     # When it is read, then the file is refused naming the column
     with pytest.raises(RecordFileError, match="names 'description' more than once"):
         list(read_records(data, "data file"))
+
+
+def test_json_lines_holding_unicode_line_separators_in_strings_are_read_whole(tmp_path: Path) -> None:
+    # Given JSON Lines written with ensure_ascii=False, whose texts hold U+2028, U+2029 and U+0085,
+    # which JSON leaves unescaped inside strings
+    data = tmp_path / "tickets.jsonl"
+    texts = ["para one\u2028para two", "next\u2029page", "old\x85break"]
+    data.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\r\n" for t in texts), encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then each line is one record, whole, at its own line number
+    assert records == [(1, {"text": texts[0]}), (2, {"text": texts[1]}), (3, {"text": texts[2]})]
