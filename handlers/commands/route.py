@@ -14,14 +14,14 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
-from domain.models import RoutingDecision, SyncStatus, UtcDatetime
+from domain.models import RoutingDecision, SyncStatus, Ticket, UtcDatetime
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.output_paths import check_writable, message_stream, model_files
 from handlers.record_files import RecordFileError
 from handlers.settings import LocalSettings, load_settings
-from handlers.ticket_files import read_ticket_file
+from handlers.ticket_files import ParsedRow, RowError, read_ticket_file
 
 _TIMESTAMP = TypeAdapter(UtcDatetime)
 
@@ -130,9 +130,10 @@ def run(args: argparse.Namespace) -> int:
         outbox_path=outbox,
     )
     try:
-        decisions, duplicates = _route_all(app, parsed)
+        decisions, duplicates, conflicts = _route_all(app, parsed, args.db)
     finally:
         app.close()
+    errors = sorted(errors + conflicts, key=lambda error: error.row)
 
     if args.output:
         _write_decisions(args.output, decisions)
@@ -165,21 +166,44 @@ def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
     return message + f"; they are kept as failed in {db}, and `ROUTER_DB={db} ticket-router dlq replay` pushes them"
 
 
-def _route_all(app: LocalApp, rows: list[Any]) -> tuple[list[RoutingDecision], list[int]]:
+def _route_all(
+    app: LocalApp, rows: list[ParsedRow], db: Path | None
+) -> tuple[list[RoutingDecision], list[int], list[RowError]]:
     decisions: list[RoutingDecision] = []
     duplicates: list[int] = []
-    seen: set[str] = set()
+    conflicts: list[RowError] = []
+    seen: dict[str, tuple[int, Ticket]] = {}
     for row in rows:
         ticket = row.ticket.to_ticket(app.clock.now())
         if ticket.ticket_id in seen:
-            duplicates.append(row.row)
+            first_row, first = seen[ticket.ticket_id]
+            if _content(first) == _content(ticket):
+                duplicates.append(row.row)
+            else:
+                # Another ticket under a used id: the store would hand back the first one's
+                # decision and this ticket would be lost, as POST /tickets answers 409 to it.
+                conflicts.append(
+                    RowError(row.row, "ticket_id", f"{ticket.ticket_id} is used by row {first_row}{_OTHER}")
+                )
             continue
-        seen.add(ticket.ticket_id)
+        seen[ticket.ticket_id] = (row.row, ticket)
+        stored = app.repository.get(ticket.ticket_id)
+        if stored is not None and _content(stored) != _content(ticket):
+            conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} was routed before in {db}{_OTHER}"))
+            continue
         app.submit(ticket)
         decision = app.repository.get(ticket.ticket_id)
         if decision is not None:
             decisions.append(decision)
-    return decisions, duplicates
+    return decisions, duplicates, conflicts
+
+
+_OTHER = " for another customer_id, subject or description; give this ticket an id of its own"
+
+
+def _content(ticket: Ticket | RoutingDecision) -> tuple[str, str, str]:
+    # What POST /tickets compares for a repeated ticket_id (its idempotency payload).
+    return ticket.customer_id, ticket.subject, ticket.description
 
 
 def _write_decisions(path: Path, decisions: list[RoutingDecision]) -> None:

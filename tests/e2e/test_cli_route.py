@@ -99,6 +99,56 @@ def test_bad_rows_are_named_and_good_rows_still_routed(tmp_path: Path, capsys: p
     assert "Traceback" not in err
 
 
+def test_a_repeated_ticket_id_is_skipped_when_the_ticket_is_the_same_and_refused_when_it_is_another(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a file that repeats one ticket as it was, and reuses an id for another customer's ticket
+    tickets = tmp_path / "repeats.jsonl"
+    tickets.write_text(
+        '{"ticket_id": "R1", "customer_id": "C1", "description": "fibre down at HQ"}\n'
+        '{"ticket_id": "R1", "customer_id": "C1", "description": "fibre down at HQ"}\n'
+        '{"ticket_id": "R1", "customer_id": "C2", "description": "charged twice, want a refund"}\n'
+    )
+    # When it is routed
+    code, decisions = route(tmp_path, str(tickets))
+    captured = capsys.readouterr()
+    # Then the repeat is skipped, but the other ticket is a row error, not silently dropped
+    assert code == 1
+    assert [(d["ticket_id"], d["customer_id"]) for d in decisions] == [("R1", "C1")]
+    assert "Skipped 1 repeated ticket_id(s) at row(s) 2." in captured.out
+    assert "row 3: ticket_id: R1 is used by row 1 for another customer_id, subject or description" in captured.err
+
+
+def test_a_ticket_id_already_routed_in_the_db_for_another_ticket_is_a_row_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store where R1 was routed for one customer
+    db = tmp_path / "decisions.db"
+    first = tmp_path / "first.jsonl"
+    first.write_text('{"ticket_id": "R1", "customer_id": "C1", "description": "fibre down at HQ"}\n')
+    assert route(tmp_path, str(first), "--db", str(db))[0] == 0
+    # When a later file brings the same ticket again and another ticket under that id
+    later = tmp_path / "later.jsonl"
+    later.write_text(
+        '{"ticket_id": "R1", "customer_id": "C1", "description": "fibre down at HQ"}\n'
+        '{"ticket_id": "R2", "customer_id": "C2", "description": "cannot log in, account locked"}\n'
+    )
+    again = tmp_path / "again.jsonl"
+    again.write_text('{"ticket_id": "R1", "customer_id": "C2", "description": "charged twice, want a refund"}\n')
+    capsys.readouterr()
+    code_same, decisions_same = route(tmp_path, str(later), "--db", str(db))
+    code_other, decisions_other = route(tmp_path, str(again), "--db", str(db))
+    err = capsys.readouterr().err
+    # Then the same ticket gets its stored decision back, and the other one is refused by row, not
+    # answered with the first ticket's decision
+    assert code_same == 0
+    assert [(d["ticket_id"], d["customer_id"]) for d in decisions_same] == [("R1", "C1"), ("R2", "C2")]
+    assert code_other == 1
+    assert decisions_other == []
+    assert f"row 1: ticket_id: R1 was routed before in {db} for another customer_id" in err
+    assert {(d.ticket_id, d.customer_id) for d in stored(db)} == {("R1", "C1"), ("R2", "C2")}
+
+
 def test_malformed_csv_row_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv_file = tmp_path / "bad.csv"
     csv_file.write_text("customer_id,description\nC1,router broken\nC2,too,many,cells\n")
