@@ -92,6 +92,15 @@ class ApiGatewayWsgiApp:
         }
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = self._respond(environ, start_response)
+        if environ["REQUEST_METHOD"] == "HEAD":
+            # A response to HEAD has headers only (RFC 9110 9.3.2), and waitress sends whatever
+            # the app returns: on a kept-alive connection the client would read the body as the
+            # start of its next response.
+            return []
+        return body
+
+    def _respond(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         headers = _headers(environ)
         path = environ.get("PATH_INFO") or "/"
         if path == "/openapi.json" and environ["REQUEST_METHOD"] == "GET":

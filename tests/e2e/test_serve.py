@@ -236,6 +236,23 @@ def test_health_answers_with_the_key(served: Served) -> None:
     assert response.json()["status"] == "ok"
 
 
+def test_a_head_request_is_answered_with_headers_only_so_the_connection_stays_usable(served: Served) -> None:
+    # Given one kept-alive connection that asks HEAD /health, then GET /health
+    host, port = served.url.removeprefix("http://").split(":")
+    key = f"x-api-key: {API_KEY}\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as connection:
+        connection.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n" + key + b"\r\n")
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + key + b"\r\n")
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    # Then the answer to HEAD ends with its headers, and the next bytes are the GET's own answer
+    head_answer, _, rest = received.partition(b"\r\n\r\n")
+    assert head_answer.startswith(b"HTTP/1.1 ")
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["status"] == "ok"
+
+
 def test_the_openapi_document_is_served_without_a_key(served: Served) -> None:
     # When the OpenAPI document is fetched without a key
     response = served.get("/openapi.json", key=None)
