@@ -139,7 +139,10 @@ def _encoded_path(environ: dict[str, Any]) -> str:
     """The path as API Gateway's REST API hands it to Lambda: still percent-encoded, so that the
     handler decodes it once, here as there (`/tickets/a%2Fb` is an invalid id, not another route)."""
     raw = environ.get("REQUEST_URI")
-    if raw:
+    if raw and raw.startswith("/"):
+        # urlsplit reads "//x/tickets" as host "x" and path "/tickets": another resource answered.
+        return raw.partition("?")[0].partition("#")[0]
+    if raw:  # the absolute form, "http://host/path"
         return urlsplit(raw).path or "/"
     # PEP 3333's PATH_INFO is already decoded, one Latin-1 code point per byte: encode it again.
     decoded = environ.get("PATH_INFO") or "/"

@@ -225,6 +225,16 @@ def test_a_body_that_is_not_utf8_is_400(served: Served) -> None:
     assert "UTF-8" in response.json()["message"]
 
 
+@pytest.mark.parametrize("path", ["//x/tickets", "//tickets"])
+def test_a_path_that_starts_with_two_slashes_is_not_read_as_another_route(served: Served, path: str) -> None:
+    # When a ticket is posted to a path that only ends like /tickets
+    response = served.post(TICKET, path=path)
+    # Then no route takes it: it is not accepted, and the answer names the path as sent
+    assert response.status_code == 404
+    assert response.json() == {"message": f"no route for POST {path}"}
+    assert served.get("/tickets/T-SERVE-1").status_code == 404
+
+
 def test_unknown_ticket_and_unknown_route_are_404(served: Served) -> None:
     assert served.get("/tickets/T-NOPE").status_code == 404
     assert served.get("/no/such/route").status_code == 404
