@@ -114,23 +114,25 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     try:
         source = io.StringIO(text, newline="")
         # strict: a quote left open would otherwise swallow every later row into one cell, silently.
-        reader = csv.DictReader(source, strict=True)
+        # csv.reader, not DictReader: DictReader skips blank lines without a word, and every row
+        # after one would be reported a row above the one a spreadsheet shows.
+        reader = csv.reader(source, strict=True)
         try:
-            fieldnames = reader.fieldnames
+            fieldnames = next(reader, [])
         except csv.Error as exc:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
         repeated = sorted({name for name in fieldnames if fieldnames.count(name) > 1})
         if repeated:
-            # DictReader would keep the last such column and drop the others without a word.
+            # A record would keep the last such column and drop the others without a word.
             raise RecordFileError(f"{path}: the CSV header names {', '.join(map(repr, repeated))} more than once")
         number = 1
         while True:
             number += 1
             position = source.tell()
             try:
-                record = next(reader)
+                cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
@@ -139,11 +141,20 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
                 if source.tell() == position:  # no progress: stop rather than loop for ever
                     return
                 continue
-            if None in record:
-                # DictReader files surplus cells under the key None: most often an unquoted comma,
-                # which shifts every later column, so the row cannot be trusted.
-                yield number, BadRecord(f"has {len(record[None])} more cell(s) than the header's {len(fieldnames)}")
+            if not cells:  # a blank line: a row in a spreadsheet too, with nothing to read
                 continue
-            yield number, {name: _without_spreadsheet_guard(value) for name, value in record.items()}
+            if len(cells) > len(fieldnames):
+                # Most often an unquoted comma, which shifts every later column: the row cannot be trusted.
+                surplus = len(cells) - len(fieldnames)
+                yield number, BadRecord(f"has {surplus} more cell(s) than the header's {len(fieldnames)}")
+                continue
+            # Missing trailing cells are not given (None), as DictReader has them.
+            yield (
+                number,
+                {
+                    name: _without_spreadsheet_guard(cells[i]) if i < len(cells) else None
+                    for i, name in enumerate(fieldnames)
+                },
+            )
     finally:
         csv.field_size_limit(previous_limit)

@@ -139,3 +139,17 @@ def test_json_lines_holding_unicode_line_separators_in_strings_are_read_whole(tm
     records = list(read_records(data, "data file"))
     # Then each line is one record, whole, at its own line number
     assert records == [(1, {"text": texts[0]}), (2, {"text": texts[1]}), (3, {"text": texts[2]})]
+
+
+def test_csv_rows_after_a_blank_line_keep_the_number_a_spreadsheet_shows(tmp_path: Path) -> None:
+    # Given a CSV with a blank line between its rows, and a row one cell short
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label\nfirst,a\n\nsecond,b\nthird\n", encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the blank line counts as the row it is, and a missing cell is not given
+    assert records == [
+        (2, {"text": "first", "label": "a"}),
+        (4, {"text": "second", "label": "b"}),
+        (5, {"text": "third", "label": None}),
+    ]
