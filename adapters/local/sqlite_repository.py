@@ -103,6 +103,9 @@ class SqliteDecisionRepository:
     def _refuse_hard_links(path: Path) -> None:
         """SQLite names its write-ahead log after the path it was given, so writers through two
         hard links to one store keep two logs, and each overwrites what the other committed."""
+        if path.is_dir():
+            # A directory's link count is its subfolders plus two: not what the message below means.
+            raise ConfigurationError(f"the decision store {path} is a directory; name a file (in it, or elsewhere)")
         try:
             links = path.stat().st_nlink
         except FileNotFoundError:

@@ -238,6 +238,15 @@ def test_a_store_with_a_second_hard_link_is_refused(tmp_path: Path, create: bool
     assert SqliteDecisionRepository(tmp_path / "ticket-router.db", create=create).get("T-1") is not None
 
 
+def test_a_directory_named_as_the_store_is_refused_as_a_directory(tmp_path: Path) -> None:
+    # Given a folder where the store was expected (ROUTER_DB=some/dir, route --db some/dir)
+    folder = tmp_path / "stores"
+    folder.mkdir()
+    # When / Then it is refused as a directory, not as a file with hard links
+    with pytest.raises(ConfigurationError, match="stores is a directory; name a file"):
+        SqliteDecisionRepository(folder)
+
+
 def test_an_empty_file_becomes_a_store(tmp_path: Path) -> None:
     # Given an empty file (touch'ed, or made by mktemp)
     path = tmp_path / "new.db"
