@@ -45,7 +45,14 @@ class JsonCustomerDirectory:
         self.path = Path(path) if path else DEFAULT_CUSTOMERS_FILE
         document = _read_json(self.path, "customers")
         if isinstance(document, dict):
-            document = document.get("customers", [])
+            if "customers" not in document:
+                # Read as no customers, every VIP would be routed as an unknown consumer, silently.
+                keys = ", ".join(map(repr, list(document)[:5])) or "none"
+                raise ConfigurationError(
+                    f'customers file {self.path}: expected a JSON array of profiles, or an object with a "customers"'
+                    f" array; this object has no such key (its keys: {keys})"
+                )
+            document = document["customers"]
         try:
             profiles = _PROFILES.validate_python(document)
         except ValidationError as exc:

@@ -21,3 +21,25 @@ def test_deeply_nested_json_is_refused_naming_the_file(tmp_path: Path, reader: t
     with pytest.raises(ConfigurationError, match="JSON nested too deeply to read") as raised:
         reader(path)
     assert str(raised.value).startswith(f"{what} file {path} ")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param('{"CUST-1": {"customer_id": "CUST-1", "is_vip": true}}', id="keyed-by-id"),
+        pytest.param('{"profiles": [{"customer_id": "CUST-1", "is_vip": true}]}', id="other-key"),
+    ],
+)
+def test_a_customers_object_without_a_customers_array_is_refused(tmp_path: Path, document: str) -> None:
+    # Given a customers file that is an object, but not one with a "customers" array
+    path = tmp_path / "customers.json"
+    path.write_text(document)
+    # When it is read, then it is refused naming the shape expected, instead of read as no customers
+    with pytest.raises(ConfigurationError, match='expected a JSON array of profiles, or an object with a "customers"'):
+        JsonCustomerDirectory(path)
+
+
+def test_customers_under_a_customers_key_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "customers.json"
+    path.write_text('{"customers": [{"customer_id": "CUST-1", "is_vip": true}]}')
+    assert JsonCustomerDirectory(path).get_profile("CUST-1").is_vip
