@@ -69,6 +69,13 @@ class JsonServiceStatusProvider:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else DEFAULT_SERVICES_FILE
         document = _read_json(self.path, "services")
+        if isinstance(document, dict) and "outages" not in document:
+            # The model's default, no outages, would hide a misspelt or misplaced list: every
+            # outage override and service-impact point would be lost without a word.
+            keys = ", ".join(map(repr, list(document)[:5])) or "none"
+            raise ConfigurationError(
+                f'services file {self.path}: has no "outages" list (its keys: {keys}); write "outages": [] for none'
+            )
         try:
             self._status = ServiceStatus.model_validate(document)
         except ValidationError as exc:

@@ -43,3 +43,19 @@ def test_customers_under_a_customers_key_are_read(tmp_path: Path) -> None:
     path = tmp_path / "customers.json"
     path.write_text('{"customers": [{"customer_id": "CUST-1", "is_vip": true}]}')
     assert JsonCustomerDirectory(path).get_profile("CUST-1").is_vip
+
+
+@pytest.mark.parametrize("document", ['{"Outages": [{"outage_id": "O-1", "service_id": "SVC1"}]}', "{}"])
+def test_a_services_snapshot_without_an_outages_list_is_refused(tmp_path: Path, document: str) -> None:
+    # Given a status snapshot whose outages are under another key, or absent
+    path = tmp_path / "services.json"
+    path.write_text(document)
+    # When it is read, then it is refused, instead of read as a snapshot with no outage at all
+    with pytest.raises(ConfigurationError, match='has no "outages" list'):
+        JsonServiceStatusProvider(path)
+
+
+def test_a_services_snapshot_with_an_empty_outages_list_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "services.json"
+    path.write_text('{"outages": [], "overall_health": "Healthy"}')
+    assert JsonServiceStatusProvider(path).get_status(["SVC1"]).outages == ()
