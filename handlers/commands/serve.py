@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
         if not settings.router_api_key:
             print(f"ROUTER_API_KEY not set; generated API key for this run: {api_key}", flush=True)
         port = getattr(server, "effective_port", args.port)
-        print(f"ticket-router API on http://{args.host}:{port} (send the key as x-api-key)", flush=True)
+        # An IPv6 literal is bracketed in a URL (RFC 3986): http://::1:3000 reaches nothing.
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"ticket-router API on http://{host}:{port} (send the key as x-api-key)", flush=True)
         print(f"decisions: {settings.db_path}  outbox: {settings.outbox_path}", flush=True)
         _remind_of_unrouted(app, "left unrouted by earlier failures")
         server.run()  # returns on Ctrl-C or SIGTERM: waitress takes the KeyboardInterrupt itself

@@ -320,7 +320,7 @@ def test_a_host_that_is_no_address_is_one_clear_error(local_home: Path, capsys: 
     assert err.startswith("ticket-router: error: cannot listen on 999.1.1.1:0: ") and err.count("\n") == 1
 
 
-def serve_process(home: Path) -> subprocess.Popen[str]:
+def serve_process(home: Path, *options: str) -> subprocess.Popen[str]:
     """`ticket-router serve` as its own process, as a service manager starts it, its store under `home`."""
     env = {
         **os.environ,
@@ -330,12 +330,38 @@ def serve_process(home: Path) -> subprocess.Popen[str]:
         "ROUTER_API_KEY": API_KEY,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "handlers.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "handlers.cli", "serve", "--port", "0", *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_the_url_announced_for_an_ipv6_host_reaches_the_server(tmp_path: Path) -> None:
+    # Given `ticket-router serve --host ::1`
+    server = serve_process(tmp_path, "--host", "::1")
+    try:
+        banner = server.stdout.readline() if server.stdout else ""
+        url = banner.split(" on ", 1)[1].split(" ", 1)[0]
+        # When the URL it announces is called
+        response = requests.get(f"{url}/health", headers={"x-api-key": API_KEY}, timeout=TIMEOUT)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    # Then it is a URL, with the address in brackets, and the server answers there
+    assert url.startswith("http://[::1]:")
+    assert response.status_code == 200
 
 
 def test_sigterm_routes_every_accepted_ticket_before_the_server_exits(tmp_path: Path) -> None:
