@@ -104,6 +104,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key!r} is given more than once")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook: a dict would keep the last of a repeated name and drop the
+    others without a word (the first "description" lost, another "customer_id" taken)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise DuplicateKey(key)
+        document[key] = value
+    return document
+
+
 def parse_json_object(
     raw: str | None,
     *,
@@ -131,7 +148,12 @@ def parse_json_object(
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from exc
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_keys)
+    except DuplicateKey as exc:
+        raise BadRequest(
+            f"request body names {exc.key[:64]!r} more than once",
+            errors=[{"field": exc.key[:64], "message": "is given more than once"}],
+        ) from exc
     except RecursionError as exc:
         raise BadRequest(f"request body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
     except json.JSONDecodeError as exc:

@@ -433,6 +433,23 @@ def test_a_body_that_is_not_a_json_object_is_refused_with_400(
     assert api.published == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        pytest.param('{"customer_id": "C-1", "description": "first", "description": "second"}', "description"),
+        pytest.param('{"customer_id": "C-1", "customer_id": "C-2", "description": "text"}', "customer_id"),
+    ],
+)
+def test_a_body_naming_a_field_twice_is_refused_naming_it(api: Harness, raw: str, field: str) -> None:
+    # Given a ticket whose JSON gives one field twice, with two values
+    # When it is posted
+    status, body = api.request("POST", "/tickets", raw)
+    # Then it is refused naming the field, rather than accepted with one value silently dropped
+    assert status == 400
+    assert body["errors"] == [{"field": field, "message": "is given more than once"}]
+    assert api.published == []
+
+
 def test_a_base64_encoded_valid_body_is_accepted(api: Harness) -> None:
     encoded = base64.b64encode(json.dumps(VALID_TICKET).encode()).decode()
     status, body = api.request("POST", "/tickets", encoded, is_base64=True)
