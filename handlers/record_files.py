@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,15 +64,36 @@ def read_records(path: Path, what: str) -> Iterator[tuple[int, Any]]:
     stripped = text.lstrip()
     if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):
         yield from _csv_records(path, text)
-    elif stripped.startswith("["):
-        yield from enumerate(_json_document(path, text), start=1)
-    else:
-        yield from _json_lines(text)
+        return
+    records = enumerate(_json_document(path, text), start=1) if stripped.startswith("[") else _json_lines(text)
+    for number, record in records:
+        if isinstance(record, _RepeatedKeys):
+            yield number, BadRecord(f"names {', '.join(map(repr, record.repeated))} more than once")
+        else:
+            yield number, record
+
+
+class _RepeatedKeys(dict[str, Any]):
+    """A JSON object that names some keys more than once."""
+
+    repeated: list[str]
+
+
+def _mark_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A plain dict keeps the last of a repeated key and drops the others without a word: the
+    # record is marked, to be reported, rather than read with one value silently lost.
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    marked = _RepeatedKeys(document)
+    counts = Counter(key for key, _ in pairs)
+    marked.repeated = [key for key, count in counts.items() if count > 1]
+    return marked
 
 
 def _json_document(path: Path, text: str) -> Any:
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_mark_repeated_keys)
     except json.JSONDecodeError as exc:
         raise RecordFileError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
@@ -84,7 +106,7 @@ def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            yield number, json.loads(line, object_pairs_hook=_mark_repeated_keys)
         except json.JSONDecodeError as exc:
             yield number, BadRecord(f"malformed JSON: {exc.msg} at column {exc.colno}")
         except RecursionError:

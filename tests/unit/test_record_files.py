@@ -153,3 +153,28 @@ def test_csv_rows_after_a_blank_line_keep_the_number_a_spreadsheet_shows(tmp_pat
         (4, {"text": "second", "label": "b"}),
         (5, {"text": "third", "label": None}),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        pytest.param(
+            "tickets.jsonl",
+            '{"text": "first"}\n{"text": "kept?", "label": "a", "text": "or this?"}\n{"text": "third"}\n',
+            id="json-lines",
+        ),
+        pytest.param(
+            "tickets.json",
+            '[{"text": "first"}, {"text": "kept?", "label": "a", "text": "or this?"}, {"text": "third"}]',
+            id="json-array",
+        ),
+    ],
+)
+def test_a_json_record_naming_a_key_twice_is_a_bad_record(tmp_path: Path, name: str, content: str) -> None:
+    # Given a file whose second record gives "text" twice, with two values
+    data = tmp_path / name
+    data.write_text(content, encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then that record is reported, not read with one of its texts silently dropped
+    assert records == [(1, {"text": "first"}), (2, BadRecord("names 'text' more than once")), (3, {"text": "third"})]
