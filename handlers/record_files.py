@@ -138,9 +138,11 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         # strict: a quote left open would otherwise swallow every later row into one cell, silently.
         # csv.reader, not DictReader: DictReader skips blank lines without a word, and every row
         # after one would be reported a row above the one a spreadsheet shows.
-        reader = csv.reader(source, strict=True)
+        # skipinitialspace: a CSV written by hand is often "a, b, c"; without it the header names
+        # " customer_id" (so every row lacks customer_id) and a quoted cell after ", " is split.
+        reader = csv.reader(source, strict=True, skipinitialspace=True)
         try:
-            fieldnames = next(reader, [])
+            fieldnames = [name.strip() for name in next(reader, [])]
         except csv.Error as exc:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:

@@ -178,3 +178,13 @@ def test_a_json_record_naming_a_key_twice_is_a_bad_record(tmp_path: Path, name: 
     records = list(read_records(data, "data file"))
     # Then that record is reported, not read with one of its texts silently dropped
     assert records == [(1, {"text": "first"}), (2, BadRecord("names 'text' more than once")), (3, {"text": "third"})]
+
+
+def test_a_csv_written_with_a_space_after_each_comma_is_read_by_its_column_names(tmp_path: Path) -> None:
+    # Given a hand-written CSV with ", " between cells, one of them quoted around a comma
+    data = tmp_path / "tickets.csv"
+    data.write_text('text, label \n"charged twice, refund", billing\n', encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then the columns are named as written, and the quoted cell is one cell
+    assert records == [(2, {"text": "charged twice, refund", "label": "billing"})]
