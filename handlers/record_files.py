@@ -147,6 +147,13 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
+        if len(fieldnames) == 1 and (separator := next((c for c in ";\t|" if c in fieldnames[0]), None)):
+            # Excel in many locales saves "CSV" with semicolons: read with commas, every row would
+            # be one cell, and each rejected for lacking the columns its header seems to name.
+            raise RecordFileError(
+                f"{path}: the CSV header is one column, {fieldnames[0][:80]!r}: cells must be separated by"
+                f" commas, not {separator!r}"
+            )
         repeated = sorted({name for name in fieldnames if fieldnames.count(name) > 1})
         if repeated:
             # A record would keep the last such column and drop the others without a word.

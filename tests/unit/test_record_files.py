@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -188,3 +189,13 @@ def test_a_csv_written_with_a_space_after_each_comma_is_read_by_its_column_names
     records = list(read_records(data, "data file"))
     # Then the columns are named as written, and the quoted cell is one cell
     assert records == [(2, {"text": "charged twice, refund", "label": "billing"})]
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_separated_by_another_character_is_one_clear_error(tmp_path: Path, separator: str) -> None:
+    # Given a "CSV" saved with semicolons (Excel in many locales) or tabs
+    data = tmp_path / "tickets.csv"
+    data.write_text(f"customer_id{separator}description\nC1{separator}fibre down\n", encoding="utf-8")
+    # When it is read, then the file is refused saying why, not every row for lacking its columns
+    with pytest.raises(RecordFileError, match=re.escape(f"cells must be separated by commas, not {separator!r}")):
+        list(read_records(data, "data file"))
