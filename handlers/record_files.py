@@ -57,15 +57,18 @@ def read_text(path: Path, what: str) -> str:
 
 
 def read_records(path: Path, what: str) -> Iterator[tuple[int, Any]]:
-    """(row number, record or BadRecord) for each record of the file. Rows are numbered as a
-    spreadsheet shows them: JSON Lines by line, a JSON array from 1, CSV from 2 (1 is the header)."""
+    """(row number, record or BadRecord) for each record of the file: a JSON array, JSON Lines (or
+    a single JSON object), or CSV. Rows are numbered as a spreadsheet shows them: JSON Lines by
+    line, a JSON array from 1, CSV from 2 (1 is the header)."""
     text = read_text(path, what)
     suffix = path.suffix.lower()
     stripped = text.lstrip()
     if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):
         yield from _csv_records(path, text)
         return
-    records = enumerate(_json_document(path, text), start=1) if stripped.startswith("[") else _json_lines(text)
+    records = (
+        enumerate(_json_document(path, text), start=1) if stripped.startswith("[") else _json_object_or_lines(text)
+    )
     for number, record in records:
         if isinstance(record, _RepeatedKeys):
             yield number, BadRecord(f"names {', '.join(map(repr, record.repeated))} more than once")
@@ -99,6 +102,18 @@ def _json_document(path: Path, text: str) -> Any:
     except RecursionError as exc:
         raise RecordFileError(f"{path}: {TOO_DEEP}") from exc
     return document  # a list: the text starts with '['
+
+
+def _json_object_or_lines(text: str) -> Iterator[tuple[int, Any]]:
+    # One ticket written out by hand is a JSON object over several lines: read line by line, each
+    # of its lines would be reported malformed, and the ticket with them.
+    try:
+        document = json.loads(text, object_pairs_hook=_mark_repeated_keys)
+    except (json.JSONDecodeError, RecursionError):
+        return _json_lines(text)
+    if not isinstance(document, dict):
+        return _json_lines(text)
+    return iter([(text[: len(text) - len(text.lstrip())].count("\n") + 1, document)])
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, Any]]:

@@ -199,3 +199,14 @@ def test_a_csv_separated_by_another_character_is_one_clear_error(tmp_path: Path,
     # When it is read, then the file is refused saying why, not every row for lacking its columns
     with pytest.raises(RecordFileError, match=re.escape(f"cells must be separated by commas, not {separator!r}")):
         list(read_records(data, "data file"))
+
+
+@pytest.mark.parametrize("name", ["ticket.json", "ticket.jsonl"])
+def test_a_single_json_object_written_over_several_lines_is_one_record(tmp_path: Path, name: str) -> None:
+    # Given one ticket written out by hand as an indented JSON object
+    data = tmp_path / name
+    data.write_text('\n{\n  "text": "fibre down",\n  "label": "outage"\n}\n', encoding="utf-8")
+    # When it is read
+    records = list(read_records(data, "data file"))
+    # Then it is one record, at the line where it starts, not each of its lines a malformed one
+    assert records == [(2, {"text": "fibre down", "label": "outage"})]
