@@ -105,6 +105,16 @@ class LocalSettings(RoutingSettings):
     router_outbox: Path | None = None
     router_api_key: str | None = Field(default=None, min_length=16)
 
+    @field_validator("router_api_key")
+    @classmethod
+    def _sendable_key(cls, value: str | None) -> str | None:
+        # Clients send the key in a header, which loses surrounding spaces on the way and carries
+        # other characters as bytes that decode differently: such a key would never match, and
+        # every request would get 403 with nothing to say why.
+        if value is not None and not re.fullmatch(r"[!-~](?:[ -~]*[!-~])?", value):
+            raise ValueError("must be printable ASCII, without leading or trailing spaces (it travels in a header)")
+        return value
+
     @property
     def db_path(self) -> Path:
         return self.router_db or self.router_home / "ticket-router.db"

@@ -36,3 +36,21 @@ def test_a_phone_region_without_rules_is_refused_naming_the_variable(monkeypatch
 def test_a_phone_region_may_be_given_in_lower_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_DEFAULT_REGION", "gb")
     assert load_settings(LocalSettings).router_default_region == "GB"
+
+
+@pytest.mark.parametrize(
+    "key", ["clé-0123456789abcdef", "0123456789abcdef ", "\t0123456789abcdef", "0123456789\nabcdef"]
+)
+def test_an_api_key_no_client_could_send_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # Given an API key a header cannot carry as it is (not ASCII, or padded with spaces)
+    monkeypatch.setenv("ROUTER_API_KEY", key)
+    # When the settings are read, then it is refused, rather than every request being answered 403
+    with pytest.raises(ConfigurationError, match=r"ROUTER_API_KEY: .*printable ASCII"):
+        load_settings(LocalSettings)
+
+
+def test_an_api_key_of_printable_ascii_with_inner_spaces_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_API_KEY", "change me 0123456789!~")
+    assert load_settings(LocalSettings).router_api_key == "change me 0123456789!~"
