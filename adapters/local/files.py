@@ -22,7 +22,8 @@ _PROFILES = TypeAdapter(list[CustomerProfile])
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Windows editors start UTF-8 with a byte-order mark, as the taxonomy reader allows.
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise ConfigurationError(f"{what} file not found: {path}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
 
 def _read_event(path: Path) -> dict[str, Any]:
     try:
-        event = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: an event saved by a Windows editor starts with a byte-order mark.
+        event = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError as exc:
         raise EventFileError(f"event file not found: {path}") from exc
     except OSError as exc:  # a directory, a file we may not read...

@@ -239,3 +239,13 @@ def test_stdout_holds_the_result_alone_and_logs_go_to_stderr(capsys: pytest.Capt
     assert json.loads(captured.out)["statusCode"] == 202
     logged = [json.loads(line) for line in captured.err.splitlines()]
     assert [entry["message"] for entry in logged] == ["ticket accepted"]
+
+
+def test_an_event_file_saved_with_a_byte_order_mark_is_read(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given the sample POST saved by a Windows editor, which starts UTF-8 with a byte-order mark
+    event = tmp_path / "post.json"
+    event.write_bytes(b"\xef\xbb\xbf" + (EVENTS / "api_post_ticket.json").read_bytes())
+    # When it is invoked, then it is read as the event it is
+    code, result, _ = invoke(capsys, "ingestion", event)
+    assert code == 0
+    assert result["statusCode"] == 202

@@ -59,3 +59,13 @@ def test_a_services_snapshot_with_an_empty_outages_list_is_read(tmp_path: Path) 
     path = tmp_path / "services.json"
     path.write_text('{"outages": [], "overall_health": "Healthy"}')
     assert JsonServiceStatusProvider(path).get_status(["SVC1"]).outages == ()
+
+
+def test_files_saved_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    # Given customer and status files saved by a Windows editor, which starts UTF-8 with a byte-order mark
+    customers, services = tmp_path / "customers.json", tmp_path / "services.json"
+    customers.write_bytes(b"\xef\xbb\xbf" + b'[{"customer_id": "CUST-1", "is_vip": true}]')
+    services.write_bytes(b"\xef\xbb\xbf" + b'{"outages": [{"outage_id": "O-1", "service_id": "SVC1"}]}')
+    # When they are read, then they are read as the files they are
+    assert JsonCustomerDirectory(customers).get_profile("CUST-1").is_vip
+    assert [o.outage_id for o in JsonServiceStatusProvider(services).get_status(["SVC1"]).outages] == ["O-1"]
