@@ -58,7 +58,15 @@ class JsonCustomerDirectory:
             profiles = _PROFILES.validate_python(document)
         except ValidationError as exc:
             raise _describe(exc, "customers", self.path) from exc
-        self._profiles = {p.customer_id: p for p in profiles}
+        self._profiles: dict[str, CustomerProfile] = {}
+        for index, profile in enumerate(profiles):
+            earlier = self._profiles.setdefault(profile.customer_id, profile)
+            if earlier != profile:
+                # One of the two would win unseen, VIP status and services with it.
+                raise ConfigurationError(
+                    f"customers file {self.path}: {index}: customer_id {profile.customer_id!r} is listed"
+                    " again with another profile; keep one"
+                )
 
     def get_profile(self, customer_id: str) -> CustomerProfile:
         return self._profiles.get(customer_id) or CustomerProfile.unknown(customer_id)

@@ -69,3 +69,20 @@ def test_files_saved_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
     # When they are read, then they are read as the files they are
     assert JsonCustomerDirectory(customers).get_profile("CUST-1").is_vip
     assert [o.outage_id for o in JsonServiceStatusProvider(services).get_status(["SVC1"]).outages] == ["O-1"]
+
+
+def test_a_customer_listed_twice_with_two_profiles_is_refused(tmp_path: Path) -> None:
+    # Given a customers file listing one customer as a VIP and again as not one
+    path = tmp_path / "customers.json"
+    path.write_text(
+        '[{"customer_id": "CUST-1", "is_vip": true}, {"customer_id": "CUST-2"}, {"customer_id": "CUST-1", "is_vip": false}]'
+    )
+    # When it is read, then it is refused naming the entry, rather than one profile silently winning
+    with pytest.raises(ConfigurationError, match="2: customer_id 'CUST-1' is listed again with another profile"):
+        JsonCustomerDirectory(path)
+
+
+def test_a_customer_listed_twice_alike_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "customers.json"
+    path.write_text('[{"customer_id": "CUST-1", "is_vip": true}, {"customer_id": "CUST-1", "is_vip": true}]')
+    assert JsonCustomerDirectory(path).get_profile("CUST-1").is_vip
