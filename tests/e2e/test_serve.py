@@ -439,6 +439,8 @@ def test_a_damaged_stored_decision_is_a_500_needing_repair_not_a_busy_store(serv
     # Given a routed ticket whose stored decision was then damaged
     assert served.post(TICKET).status_code == 202
     assert wait_for_decision(served, "T-SERVE-1").status_code == 200
+    # (its sync recorded too: that rewrites the record, and would undo the damage done after)
+    served.app.bus.drain()
     damage(served.app.repository, "decisions", "T-SERVE-1")
     # When it, or feedback on it, is asked for
     lookups = [
