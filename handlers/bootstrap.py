@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.clock import SystemClock
 from domain.errors import ConfigurationError, SyncUnavailable, TicketRouterError
-from domain.models import DECISION_RETENTION_DAYS, SyncStatus, Ticket, TicketReceived
+from domain.models import DECISION_RETENTION_DAYS, SyncStatus, Ticket, TicketReceived, submitted_content
 from domain.ports import (
     Clock,
     CustomerDirectory,
@@ -472,12 +472,23 @@ def local_ingestion_deps(app: LocalApp) -> IngestionDeps:
 
     persistence = SqliteIdempotencyLayer(app.repository.path)
     accept, config = build_acceptor(app.customers, app.bus, persistence)
+
+    def accept_unless_routed_as_another(ticket: dict[str, Any]) -> dict[str, Any]:
+        # `route --db` stores decisions without idempotency records, so another ticket under one of
+        # their ids would be answered 202 here and then dropped as already routed.
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
+
+        stored = app.repository.get(ticket["ticket_id"])
+        if stored is not None and submitted_content(stored) != submitted_content(Ticket.model_validate(ticket)):
+            raise IdempotencyValidationError(f"ticket {ticket['ticket_id']} was routed before with other content")
+        return accept(ticket)
+
     return IngestionDeps(
         customers=app.customers,
         publisher=app.bus,
         decisions=app.repository,
         clock=app.clock,
-        accept=accept,
+        accept=accept_unless_routed_as_another,
         idempotency_config=config,
         feedback=app.repository,
         taxonomy=app.taxonomy,

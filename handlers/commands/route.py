@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
-from domain.models import RoutingDecision, SyncStatus, Ticket, UtcDatetime
+from domain.models import RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
@@ -177,7 +177,7 @@ def _route_all(
         ticket = row.ticket.to_ticket(app.clock.now())
         if ticket.ticket_id in seen:
             first_row, first = seen[ticket.ticket_id]
-            if _content(first) == _content(ticket):
+            if submitted_content(first) == submitted_content(ticket):
                 duplicates.append(row.row)
             else:
                 # Another ticket under a used id: the store would hand back the first one's
@@ -188,7 +188,7 @@ def _route_all(
             continue
         seen[ticket.ticket_id] = (row.row, ticket)
         stored = app.repository.get(ticket.ticket_id)
-        if stored is not None and _content(stored) != _content(ticket):
+        if stored is not None and submitted_content(stored) != submitted_content(ticket):
             conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} was routed before in {db}{_OTHER}"))
             continue
         app.submit(ticket)
@@ -199,11 +199,6 @@ def _route_all(
 
 
 _OTHER = " for another customer_id, subject or description; give this ticket an id of its own"
-
-
-def _content(ticket: Ticket | RoutingDecision) -> tuple[str, str, str]:
-    # What POST /tickets compares for a repeated ticket_id (its idempotency payload).
-    return ticket.customer_id, ticket.subject, ticket.description
 
 
 def _write_decisions(path: Path, decisions: list[RoutingDecision]) -> None:

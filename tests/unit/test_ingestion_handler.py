@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.local.idempotency import SqliteIdempotencyLayer
-from domain.models import DECISION_RETENTION_DAYS, MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, TicketReceived
+from domain.models import DECISION_RETENTION_DAYS, MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, Ticket, TicketReceived
 from handlers import __version__, ingestion
 from handlers.bootstrap import IngestionDeps, LocalApp, bootstrap_local, build_acceptor, local_ingestion_deps
 from handlers.local_context import LocalLambdaContext
@@ -203,6 +203,19 @@ def test_another_ticket_under_a_used_ticket_id_is_refused_not_dropped(api: Harne
     # And a retry of the first ticket, stamped anew, still gets the first answer
     status, retry = api.post_ticket({k: v for k, v in VALID_TICKET.items() if k != "timestamp"})
     assert (status, retry) == (202, first)
+
+
+def test_another_ticket_under_an_id_route_stored_is_refused_by_the_local_api(api: Harness) -> None:
+    # Given ticket T-100 routed as `route --db` routes, leaving no idempotency record
+    api.app.submit(Ticket.model_validate(VALID_TICKET))
+    # When another ticket, and then the same one, are posted under its id
+    other, body = api.post_ticket({**VALID_TICKET, "description": "A different problem altogether."})
+    same, _ = api.post_ticket(VALID_TICKET)
+    # Then the other is refused naming the id, rather than answered 202 and dropped as routed,
+    # and the same one is accepted again without a second decision
+    assert other == 409 and body["errors"] == [{"field": "ticket_id", "message": "already used"}]
+    assert same == 202
+    assert api.app.repository.count() == 1
 
 
 def test_an_unavailable_idempotency_store_is_a_503_and_publishes_nothing(api: Harness) -> None:
