@@ -131,6 +131,10 @@ class LocalApp:
             taxonomy=self.taxonomy,
             clock=self.clock,
         )
+        if outcome.created:
+            # Kept after an earlier failure (`route` with a model down), it is routed now: `serve`
+            # and `dlq replay` must no longer count it as waiting.
+            self.repository.unpark_routed(event)
         if outcome.created and outcome.decision.sync_status is SyncStatus.PENDING:
             # A SyncUnavailable is recorded as `failed` on the decision; `ticket-router dlq replay`
             # re-drives it, so the bus need not hold on to the event.

@@ -330,6 +330,19 @@ class SqliteDecisionRepository:
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
 
+    def unpark_routed(self, event: TicketReceived) -> None:
+        """Forget a kept ticket now routed by another way in (a later `route` of the same file):
+        only one of the same content, which is the ticket just routed."""
+        try:
+            with self._lock:
+                self._db.execute(
+                    "DELETE FROM undelivered_events WHERE ticket_id = ? AND json_extract(body, '$.customer_id') = ?"
+                    " AND json_extract(body, '$.subject') = ? AND json_extract(body, '$.description') = ?",
+                    (event.ticket_id, event.customer_id, event.subject, event.description),
+                )
+        except sqlite3.Error as exc:
+            raise RepositoryUnavailable(str(exc)) from exc
+
     def _damaged(self, ticket_id: str, exc: ValidationError) -> DamagedRecord:
         # Without the cause: pydantic would quote the stored body, customer text included.
         self.unreadable.add(ticket_id)

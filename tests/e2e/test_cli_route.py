@@ -458,6 +458,25 @@ def test_tickets_that_fail_to_route_are_kept_in_the_store_for_dlq_replay(
     store.close()
 
 
+def test_kept_tickets_routed_by_a_later_run_are_no_longer_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets kept in the store by a run whose model was down
+    db = tmp_path / "decisions.db"
+    tickets = str(three_tickets(tmp_path))
+    with monkeypatch.context() as down:
+        down.setattr("handlers.bootstrap.build_engine", lambda *args, **kwargs: ModelDown())
+        assert route(tmp_path, tickets, "--db", str(db))[0] == 1
+    # When the same file is routed again with the model back
+    code, decisions = route(tmp_path, tickets, "--db", str(db))
+    capsys.readouterr()
+    # Then they are routed, and no longer wait to be routed by `dlq replay` (nor are counted by it)
+    assert (code, len(decisions)) == (0, 3)
+    store = SqliteDecisionRepository(db, create=False)
+    assert store.parked_count() == 0
+    store.close()
+
+
 def test_decisions_written_to_a_named_pipe_reach_the_reader_waiting_on_it(tmp_path: Path) -> None:
     # Given a named pipe with a reader that reads it to its end, as `cat pipe` does
     pipe = tmp_path / "decisions.pipe"
