@@ -40,7 +40,13 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("is out of the supported range once converted to UTC") from exc
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+def _stripped(value: Any) -> Any:
+    # A spreadsheet's cell often keeps a space after the value; pydantic's own message for it
+    # ("invalid character in year") points nowhere near the cause.
+    return value.strip() if isinstance(value, str) else value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_stripped), AfterValidator(_as_utc)]
 
 
 def _blank_if_invisible(value: Any) -> Any:

@@ -703,3 +703,18 @@ def test_messages_stay_out_of_the_output_and_off_a_discarded_stream(tmp_path: Pa
         assert done.stderr == ""
     else:
         assert [json.loads(line)["ticket_id"] for line in done.stdout.splitlines()] == ["T-0001", "T-0002", "T-0003"]
+
+
+def test_a_timestamp_cell_with_a_trailing_space_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a CSV saved from a spreadsheet whose timestamp cell kept a space after the value
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text(
+        "ticket_id,customer_id,description,timestamp\nT-1,CUST-1001,Fibre down since this morning,2026-11-24T08:00:00Z \n",
+        encoding="utf-8",
+    )
+    # When it is routed, then the ticket is routed with its own time
+    code, decisions = route(tmp_path, str(tickets))
+    capsys.readouterr()
+    assert code == 0
+    assert [d["ticket_id"] for d in decisions] == ["T-1"]
+    assert decisions[0]["timestamp"] == 1795507200  # 2026-11-24T08:00:00Z
