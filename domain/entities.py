@@ -96,6 +96,7 @@ _SECRET = re.compile(
 )
 _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")
 _NEVER_RESTORED = frozenset({"CARD", "IBAN", "SSN", "SECRET"})
+_PLACEHOLDER = re.compile(r"<[A-Z]+_\d+>")
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -337,10 +338,14 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     # Counted as they are given: counting the kind's placeholders anew for each one was quadratic
     # in the number of values (a 140 KB log value of 12,500 addresses took 7 s).
     given: Counter[str] = Counter()
+    quoted = set(_PLACEHOLDER.findall(text))
 
     def placeholder(kind: str, original: str) -> str:
         if original not in seen:
             given[kind] += 1
+            # One the text itself holds (a ticket quoting "<EMAIL_1>") would be restored as this value.
+            while f"<{kind}_{given[kind]}>" in quoted:
+                given[kind] += 1
             token = f"<{kind}_{given[kind]}>"
             seen[original] = token
             if kind not in _NEVER_RESTORED:

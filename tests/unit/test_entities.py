@@ -442,3 +442,13 @@ def test_standards_diseases_and_pins_are_not_error_codes() -> None:
     entities = extract_entities("NET-500 since COVID-19; ISO-8859 text per RFC-2616; PIN-1234")
     # Then only the error code is reported (a PIN is masked, not reported)
     assert entities.error_codes == ("NET-500",)
+
+
+def test_a_placeholder_the_text_already_holds_is_not_used_for_a_value() -> None:
+    # Given a ticket that quotes a placeholder literally, beside a real address
+    text = "Your form showed <EMAIL_1> instead of my address jane@example.com"
+    # When it is masked, and a model's answer quoting both is restored
+    masked = mask_personal_data(text)
+    restored = masked.restore(masked.text)
+    # Then the literal placeholder stays as written, and only the address comes back as itself
+    assert restored == text
