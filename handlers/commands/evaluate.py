@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'tickets_per_second':<22} {summary['tickets_per_second']}", file=out)
     if summary["unknown_labels"]:
         print(f"  {summary['unknown_labels']} ticket(s) carry labels the model does not know (counted wrong)", file=out)
-    worst = sorted(evaluation.per_class().items(), key=lambda kv: kv[1]["f1"])[:5]
+    # A label of the model that the data neither holds nor got predicted has F1 0 by default, not
+    # by any mistake: listing it would name labels never put to the test as the weakest.
+    measured = [(label, m) for label, m in evaluation.per_class().items() if m["support"] or m["predicted"]]
+    worst = sorted(measured, key=lambda kv: kv[1]["f1"])[:5]
     print("  weakest labels: " + ", ".join(f"{label} (F1 {m['f1']:.2f})" for label, m in worst), file=out)
     if args.report:
         print(f"Report written to {'standard output' if is_standard_output(args.report) else args.report}", file=out)

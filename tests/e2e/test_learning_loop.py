@@ -427,3 +427,26 @@ def test_feedback_round_trips_into_a_retraining_file(
     assert main(["feedback", "stats"]) == 0
     stats = json.loads(capsys.readouterr().out.split('\n{"_aws"')[0])
     assert stats == {"decisions": 2, "rerouted": 1, "routing_accuracy": 0.5}
+
+
+def test_evaluate_names_as_weakest_only_labels_the_data_put_to_the_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model of three labels, and test data holding only two of them, all predicted right
+    examples = [TrainingExample(text, label) for label, phrases in PHRASES.items() for text in phrases * 3]
+    model = fit_ngram_classifier(examples, static_vectors=None)
+    model.save(tmp_path / "m", model.metadata)
+    test = tmp_path / "test.csv"
+    with test.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        writer.writerows((text, label) for label in ("card_lost", "refund") for text in PHRASES[label])
+    # When it is evaluated
+    code = main(["evaluate", "--model-dir", str(tmp_path / "m"), "--data", str(test), "--label-column", "intent"])
+    out = capsys.readouterr().out
+    # Then the label absent from the data is not listed as a weak one at F1 0
+    assert code == 0
+    assert "macro_f1               1.0000" in out
+    weakest = next(line for line in out.splitlines() if "weakest labels" in line)
+    assert "login" not in weakest
+    assert "card_lost (F1 1.00)" in weakest and "refund (F1 1.00)" in weakest
