@@ -142,7 +142,7 @@ class MiniLMClassifier:
     @classmethod
     def load(cls, model_dir: str | Path, *, threads: int | None = None) -> MiniLMClassifier:
         """Read an artifact written by `fit_minilm_classifier`; `threads` caps onnxruntime's intra-op pool."""
-        from adapters.classifier.ngram import NgramClassifier, read_metadata
+        from adapters.classifier.ngram import NgramClassifier, _finite, _Invalid, _labels, read_metadata
 
         directory = Path(model_dir)
         metadata = read_metadata(directory)
@@ -163,6 +163,24 @@ class MiniLMClassifier:
         except ImportError as exc:
             raise _missing("tokenizers") from exc
 
+        # Checked as the n-gram loader checks its own (after the packages, whose absence says more):
+        # a hand-edited or damaged metadata.json must fail as an unavailable model naming the
+        # directory, not as a KeyError or ValueError that reads as a bug.
+        try:
+            labels = _labels(metadata.get("labels"))
+            ensemble = metadata.get("ensemble")
+            if backend == "ensemble":
+                if not isinstance(ensemble, dict):
+                    raise _Invalid(f"ensemble is {ensemble!r}, not an object"[:200])
+                weight = _finite(ensemble.get("weight"), "ensemble.weight")
+                if not 0.0 <= weight <= 1.0:
+                    raise _Invalid(f"ensemble.weight must be between 0 and 1, not {weight}")
+                ngram_dir = ensemble.get("ngram_dir", NGRAM_SUBDIR)
+                if not isinstance(ngram_dir, str) or not ngram_dir:
+                    raise _Invalid(f"ensemble.ngram_dir is {ngram_dir!r}, not a directory name"[:200])
+        except _Invalid as exc:
+            raise ClassifierUnavailable(f"classifier model in {directory} is invalid: {exc}") from exc
+
         for name in (ONNX_FILE, TOKENIZER_FILE):
             if not (directory / name).is_file():
                 raise ClassifierUnavailable(f"no classifier model in {directory}: {name} is missing")
@@ -182,11 +200,15 @@ class MiniLMClassifier:
             raise ClassifierUnavailable(f"classifier model in {directory} is unreadable: {exc}") from exc
 
         ngram: ProbabilityModel | None = None
-        weight = 1.0
         if backend == "ensemble":
-            ensemble = metadata.get("ensemble") or {}
-            ngram = NgramClassifier.load(directory / ensemble.get("ngram_dir", NGRAM_SUBDIR))
-            weight = float(ensemble["weight"])
+            ngram = NgramClassifier.load(directory / ngram_dir)
+            if sorted(ngram.labels) != sorted(labels):
+                raise ClassifierUnavailable(
+                    f"classifier model in {directory} is invalid: its n-gram member ({ngram_dir}) knows "
+                    "other labels than metadata.json"
+                )
+        else:
+            weight = 1.0
         logits = OnnxLogits(session, tokenizer)
         # One warm-up run: it checks that the graph takes our inputs and has one output per label,
         # and it spares the first ticket onnxruntime's first-run allocations.
@@ -194,11 +216,11 @@ class MiniLMClassifier:
             probe = logits(["warm-up"])
         except Exception as exc:
             raise ClassifierUnavailable(f"classifier model in {directory} does not run: {exc}") from exc
-        if probe.shape != (1, len(metadata["labels"])):
+        if probe.shape != (1, len(labels)):
             raise ClassifierUnavailable(
-                f"classifier model in {directory} has {probe.shape[-1]} outputs for {len(metadata['labels'])} labels"
+                f"classifier model in {directory} has {probe.shape[-1]} outputs for {len(labels)} labels"
             )
-        return cls(labels=metadata["labels"], logits=logits, ngram=ngram, weight=weight, metadata=metadata)
+        return cls(labels=labels, logits=logits, ngram=ngram, weight=weight, metadata=metadata)
 
     # --- inference --------------------------------------------------------------------------
 

@@ -398,6 +398,30 @@ def test_a_corrupt_graph_is_reported_as_unavailable(tmp_path: Path) -> None:
         load_classifier(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"ensemble": {"weight": 2, "ngram_dir": "ngram"}}, "ensemble.weight must be between 0 and 1"),
+        ({"ensemble": {"ngram_dir": "ngram"}}, "ensemble.weight must be a finite number"),
+        ({"ensemble": {"weight": "half", "ngram_dir": "ngram"}}, "ensemble.weight must be a finite number"),
+        ({"ensemble": None}, "ensemble is None, not an object"),
+        ({"labels": None}, "labels must be a non-empty list"),
+        ({"labels": ["billing", "billing", "other"]}, "labels must be distinct"),
+        ({"labels": ["billing", "network", "sales"]}, "its n-gram member .* knows other labels"),
+    ],
+)
+def test_a_hand_edited_ensemble_metadata_is_an_unavailable_model_not_a_crash(
+    tmp_path: Path, edit: dict[str, object], message: str
+) -> None:
+    # Given a working ensemble artifact whose metadata.json was then edited wrongly
+    _write_tiny_artifact(tmp_path, backend="ensemble")
+    metadata = json.loads((tmp_path / "metadata.json").read_text(encoding="utf-8"))
+    (tmp_path / "metadata.json").write_text(json.dumps({**metadata, **edit}), encoding="utf-8")
+    # When it is loaded, then it is refused as invalid, naming the directory and the field
+    with pytest.raises(ClassifierUnavailable, match=f"{tmp_path} is invalid: {message}"):
+        load_classifier(tmp_path)
+
+
 def test_missing_ngram_member_of_an_ensemble_is_reported(tmp_path: Path) -> None:
     _write_tiny_artifact(tmp_path, backend="ensemble")
     for path in (tmp_path / "ngram").iterdir():
