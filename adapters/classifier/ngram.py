@@ -264,7 +264,9 @@ class NgramClassifier:
     def classify(self, text: str) -> IssueClassification:
         rows, values, tokens = self.vectorise(text)
         probs = self._combine(text, values @ self.weights[rows] + self.bias)
-        order = np.argsort(-probs)
+        # Stable, so that of labels tied at the top the first wins, as argmax picks it for `evaluate`:
+        # numpy's default sort may put any of them first once there are more than 16 labels.
+        order = np.argsort(-probs, kind="stable")
         best = int(order[0])
         return IssueClassification(
             primary_category=self.labels[best],
