@@ -450,3 +450,30 @@ def test_evaluate_names_as_weakest_only_labels_the_data_put_to_the_test(
     weakest = next(line for line in out.splitlines() if "weakest labels" in line)
     assert "login" not in weakest
     assert "card_lost (F1 1.00)" in weakest and "refund (F1 1.00)" in weakest
+
+
+def test_backtest_routes_each_ticket_at_its_own_arrival_whatever_day_it_is_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given history of consumer tickets that arrived on 17 November
+    data = tmp_path / "history.jsonl"
+    tickets = [
+        {"ticket_id": "H-1", "customer_id": "C-1", "description": "I was charged twice for my plan, refund please"},
+        {"ticket_id": "H-2", "customer_id": "C-2", "description": "please change the email address on my account"},
+    ]
+    data.write_text(
+        "".join(
+            json.dumps({**t, "timestamp": "2026-11-17T09:00:00Z", "team": "Billing Support"}) + "\n" for t in tickets
+        )
+    )
+
+    def priorities(now: str) -> dict[str, int]:
+        code = main(["backtest", str(data), "--label-column", "team", "--now", now, "--json"])
+        assert code == 0
+        return json.loads(capsys.readouterr().out)["priority_distribution"]
+
+    # When it is replayed on the day, and again a week later
+    # Then the priorities are the same: each ticket is as old as it was when it arrived, not a week older
+    on_the_day = priorities("2026-11-17T09:00:00Z")
+    assert priorities("2026-11-24T09:00:00Z") == on_the_day
+    assert sum(on_the_day.values()) == 2
