@@ -22,6 +22,7 @@ from handlers.labelled_data import (
 from handlers.output_paths import check_writable
 
 MIN_EXAMPLES_PER_LABEL = 10
+DEFAULT_C = 20.0
 
 
 def register(subparsers: Any) -> None:
@@ -42,8 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--c",
         type=real_number(0, above_low=True),
-        default=20.0,
-        help="n-gram regularisation strength C, above 0 (default 20)",
+        default=None,
+        help="ngram: regularisation strength C, above 0 (default 20)",
     )
     parser.add_argument(
         "--no-static-vectors",
@@ -122,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "ngram" and (args.precision != "auto" or args.threads is not None):
         option = "--precision" if args.precision != "auto" else "--threads"
         raise ConfigurationError(f"{option} applies to --backend minilm or ensemble, not ngram")
+    if args.backend != "ngram" and (args.c is not None or not args.static_vectors):
+        # The ensemble's n-gram member is trained with the defaults: taking the option silently
+        # would ship a model other than the one asked for.
+        option = "--c" if args.c is not None else "--no-static-vectors"
+        raise ConfigurationError(f"{option} applies to --backend ngram, not {args.backend}")
     if args.threads is not None and args.threads < 1:
         raise ConfigurationError("--threads must be at least 1")
     if args.backend != "ngram":
@@ -154,7 +160,15 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.backend == "ngram":
         metrics = _train_ngram(
-            examples, train_idx, val_idx, model_dir, args.c, args.static_vectors, args.seed, args.refit, source
+            examples,
+            train_idx,
+            val_idx,
+            model_dir,
+            DEFAULT_C if args.c is None else args.c,
+            args.static_vectors,
+            args.seed,
+            args.refit,
+            source,
         )
     else:
         quantize = {"auto": None, "int8": True, "fp32": False}[args.precision]

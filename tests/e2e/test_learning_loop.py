@@ -209,9 +209,12 @@ def test_a_chosen_precision_and_thread_count_hold_for_the_split_run_and_the_refi
         (["--precision", "fp32"], "--precision applies to --backend minilm or ensemble"),
         (["--threads", "2"], "--threads applies to --backend minilm or ensemble"),
         (["--backend", "minilm", "--threads", "0"], "--threads must be at least 1"),
+        (["--backend", "minilm", "--c", "5"], "--c applies to --backend ngram, not minilm"),
+        (["--backend", "ensemble", "--c", "5"], "--c applies to --backend ngram, not ensemble"),
+        (["--backend", "ensemble", "--no-static-vectors"], "--no-static-vectors applies to --backend ngram"),
     ],
 )
-def test_minilm_only_options_are_checked_before_training(
+def test_options_of_another_backend_are_refused_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
 ) -> None:
     data = tmp_path / "train.csv"
