@@ -73,6 +73,12 @@ def read_labelled(
         if not isinstance(record, dict):
             data.problems.append(f"row {number}: not an object")
             continue
+        # str() of a JSON object or array would be trained on, or taken for a label, as if it were text.
+        nested = next((c for c in (*wanted, *optional) if isinstance(record.get(c), dict | list)), None)
+        if nested is not None:
+            kind = "an object" if isinstance(record[nested], dict) else "an array"
+            data.problems.append(f"row {number}: {nested!r} is {kind}, not text")
+            continue
         if columns.text:
             text = cell(record, columns.text)
         else:

@@ -78,3 +78,19 @@ def test_a_label_of_zero_or_false_in_json_lines_is_a_label_not_an_empty_cell(tmp
     # Then 0 and false are classes like any other; only the null label is an empty one
     assert result.labels == ["0", "1", "2", "False"]
     assert result.problems == ["row 5: empty label (label)"]
+
+
+def test_a_json_object_or_array_where_text_or_a_label_belongs_is_a_row_error(tmp_path: Path) -> None:
+    # Given JSON Lines where one text is an object and one label an array
+    data = tmp_path / "nested.jsonl"
+    rows: list[dict[str, object]] = [
+        {"text": "my card is lost", "label": "card"},
+        {"text": {"subject": "refund", "body": "charged twice"}, "label": "refund"},
+        {"text": "charged twice", "label": ["refund", "billing"]},
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    # When it is read
+    result = read_labelled(data, TEXT, "label")
+    # Then those rows are reported, not trained on as their Python spelling
+    assert result.texts == ["my card is lost"] and result.labels == ["card"]
+    assert result.problems == ["row 2: 'text' is an object, not text", "row 3: 'label' is an array, not text"]
