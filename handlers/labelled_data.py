@@ -63,7 +63,9 @@ def read_labelled(
             rows.append((number, record))
     wanted = [c for c in (columns.text, columns.subject, columns.body, label_column) if c and c not in optional]
     if rows and isinstance(rows[0][1], dict):
-        present = set().union(*(r.keys() for _, r in rows[:50] if isinstance(r, dict)))
+        # Every row: JSON Lines may leave a key out of the rows that have no value for it, and a
+        # column found in none of the first rows is still the file's.
+        present = set().union(*(r.keys() for _, r in rows if isinstance(r, dict)))
         missing = [c for c in wanted if c not in present]
         if missing:
             raise RecordFileError(

@@ -94,3 +94,16 @@ def test_a_json_object_or_array_where_text_or_a_label_belongs_is_a_row_error(tmp
     # Then those rows are reported, not trained on as their Python spelling
     assert result.texts == ["my card is lost"] and result.labels == ["card"]
     assert result.problems == ["row 2: 'text' is an object, not text", "row 3: 'label' is an array, not text"]
+
+
+def test_a_label_key_that_json_lines_leaves_out_of_the_first_rows_is_still_a_column(tmp_path: Path) -> None:
+    # Given JSON Lines whose first 60 tickets are not labelled yet, their label key left out
+    data = tmp_path / "export.jsonl"
+    rows = [{"text": f"untriaged ticket {n}"} for n in range(60)]
+    rows += [{"text": "my card is lost", "label": "card"}, {"text": "refund the charge", "label": "refund"}]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    # When it is read
+    result = read_labelled(data, TEXT, "label")
+    # Then the labelled rows are kept and the others reported, rather than the file refused
+    assert result.labels == ["card", "refund"]
+    assert len(result.problems) == 60 and result.problems[0] == "row 1: empty label (label)"
