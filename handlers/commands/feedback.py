@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
         "--output",
         type=output_path_argument,
         required=True,
-        help="file to write (.csv or .jsonl; - for standard output, as CSV)",
+        help="file to write (.csv, .jsonl or .json; - for standard output, as CSV)",
     )
     export.add_argument(
         "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
@@ -101,10 +101,16 @@ def run_export(args: argparse.Namespace) -> int:
         )
     finally:
         store.close()
-    if args.output.suffix.lower() in {".jsonl", ".ndjson"}:
+    suffix = args.output.suffix.lower()
+    if suffix in {".jsonl", ".ndjson"}:
         with atomic_write(args.output, encoding="utf-8") as handle:
             for row in rows:
                 handle.write(json.dumps(row) + "\n")
+    elif suffix == ".json":
+        # A .json file is read back as JSON (an array, or JSON Lines), never as CSV: CSV written
+        # there would be all malformed rows to `train`.
+        with atomic_write(args.output, encoding="utf-8") as handle:
+            handle.write(json.dumps(rows, indent=1) + "\n")
     else:
         with atomic_write(args.output, encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_FIELDS)

@@ -179,3 +179,19 @@ def test_customer_text_that_a_spreadsheet_would_run_is_exported_to_csv_as_text(
     # And the CSV read back as training data gives the customer's text as written, not the guard
     data = read_labelled(csv_out, TextColumns(text=None, subject="subject", body="description"), "team")
     assert data.texts == [f"{subject}\n{description}"]
+
+
+def test_an_export_to_a_json_file_is_read_back_by_train(tmp_path: Path) -> None:
+    # Given a decision an agent re-routed, exported to a file named .json
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    repo.save(a_decision("T-1").model_copy(update={"subject": "No signal", "description": "no signal since noon"}))
+    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
+    repo.close()
+    out = tmp_path / "corrections.json"
+    assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
+    # When train's reader reads it with the columns the export suggests
+    data = read_labelled(out, TextColumns(text=None, subject="subject", body="description"), "category")
+    # Then the correction is a training row, not a malformed line
+    assert data.problems == []
+    assert data.texts == ["No signal\nno signal since noon"] and data.labels == ["Technical Problem"]
