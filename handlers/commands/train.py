@@ -175,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
         metrics = _train_minilm(
             examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source, quantize, args.threads
         )
-    print(f"Trained {args.backend} model on {len(examples)} tickets, {len(counts)} labels -> {model_dir}")
+    # Without a refit the shipped model is the split run's, which never saw the held-out rows.
+    trained_on = len(train_idx) if val_idx and not args.refit else len(examples)
+    print(f"Trained {args.backend} model on {trained_on} tickets, {len(counts)} labels -> {model_dir}")
     if metrics:
         print(
             f"Validation ({len(val_idx)} held out): accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "

@@ -255,7 +255,9 @@ def test_minilm_training_without_its_packages_is_refused_before_reading_the_data
     assert not target.exists()
 
 
-def test_ngram_training_without_refit_ships_the_model_it_measured(tmp_path: Path) -> None:
+def test_ngram_training_without_refit_ships_the_model_it_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "train.csv"
     rows = write_dataset(data)
     code = main(
@@ -275,6 +277,8 @@ def test_ngram_training_without_refit_ships_the_model_it_measured(tmp_path: Path
     assert code == 0
     assert metadata["n_train"] == len(rows) + 2 - 12
     assert metadata["validation"]["n"] == 12
+    # And the summary counts the tickets that model learnt from, not the held-out ones too
+    assert f"Trained ngram model on {len(rows) + 2 - 12} tickets, 4 labels" in capsys.readouterr().out
 
 
 def test_inference_needs_no_scikit_learn(tmp_path: Path) -> None:
