@@ -209,7 +209,13 @@ class MiniLMClassifier:
                 )
         else:
             weight = 1.0
-        logits = OnnxLogits(session, tokenizer)
+        onnx_info = metadata.get("onnx")
+        # Dynamic int8 quantises each call's activations at one scale for the whole batch, so a
+        # text's probabilities would shift with the texts batched beside it. Routing classifies one
+        # ticket per call: a quantised model is run one text at a time, so that `evaluate` measures
+        # the probabilities routing gets.
+        quantized = isinstance(onnx_info, dict) and bool(onnx_info.get("quantized"))
+        logits = OnnxLogits(session, tokenizer, batch_size=1 if quantized else DEFAULT_BATCH_SIZE)
         # One warm-up run: it checks that the graph takes our inputs and has one output per label,
         # and it spares the first ticket onnxruntime's first-run allocations.
         try:

@@ -38,6 +38,7 @@ from adapters.atomic_files import atomic_directory
 from adapters.classifier.metrics import TunedWeight, classification_metrics, tune_mixing_weight
 from adapters.classifier.minilm import (
     ARTIFACT_FORMAT,
+    DEFAULT_BATCH_SIZE,
     METADATA_FILE,
     MINILM_ARTIFACT_ENTRIES,
     NGRAM_SUBDIR,
@@ -236,7 +237,8 @@ def fit_minilm_classifier(
             }
             metrics: dict[str, Any] = {}
             p_fp32 = _onnx_probabilities(fp32_path, val_ids)
-            p_int8 = _onnx_probabilities(int8_path, val_ids)
+            # One text per call, as the loader runs an int8 model (its activation scale is per call).
+            p_int8 = _onnx_probabilities(int8_path, val_ids, batch_size=1)
             metrics["minilm_fp32"] = classification_metrics(p_fp32, y_val)
             metrics["minilm_int8"] = classification_metrics(p_int8, y_val)
 
@@ -552,10 +554,10 @@ def _onnx_session(path: Path) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_probabilities(path: Path, sequences: list[list[int]]) -> np.ndarray:
+def _onnx_probabilities(path: Path, sequences: list[list[int]], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
     if not sequences:
         return np.zeros((0, 0), dtype=np.float32)
-    return softmax(OnnxLogits(_onnx_session(path)).logits_of_ids(sequences))
+    return softmax(OnnxLogits(_onnx_session(path)).logits_of_ids(sequences, batch_size))
 
 
 def _verify_export(model: Any, path: Path, sequences: list[list[int]]) -> float:

@@ -384,6 +384,24 @@ def test_tiny_ensemble_artifact_mixes_with_its_ngram_member(tmp_path: Path) -> N
     assert classifier.classify("bill").primary_category == "other"
 
 
+def test_an_int8_model_gives_each_text_the_probabilities_routing_gets_alone(tmp_path: Path) -> None:
+    pytest.importorskip("onnx", reason="quantising needs the `minilm-train` extra (onnx)")
+    from onnxruntime.quantization import quantize_dynamic
+
+    # Given the tiny artifact quantised to dynamic int8, as `train` ships a MiniLM model by default
+    _write_tiny_artifact(tmp_path)
+    quantize_dynamic(str(tmp_path / "model.onnx"), str(tmp_path / "int8.onnx"))
+    (tmp_path / "int8.onnx").replace(tmp_path / "model.onnx")
+    _write_metadata(tmp_path, max_seq_len=8, onnx={"file": "model.onnx", "quantized": "dynamic-int8"})
+    classifier = MiniLMClassifier.load(tmp_path)
+    # When texts of different activation ranges are scored together (evaluate) and one by one (routing)
+    texts = ["bill", "network outage signal", "the", "charge charge charge bill bill"]
+    together = classifier.probabilities_batch(texts)
+    alone = np.stack([classifier.probabilities(text) for text in texts])
+    # Then each text gets the same probabilities either way: none is quantised at its neighbours' scale
+    np.testing.assert_array_equal(together, alone)
+
+
 def test_a_graph_that_does_not_match_the_labels_is_refused(tmp_path: Path) -> None:
     _write_tiny_artifact(tmp_path)
     _write_metadata(tmp_path, labels=[*LABELS, "sales"], max_seq_len=8)
