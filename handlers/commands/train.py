@@ -19,7 +19,7 @@ from handlers.labelled_data import (
     read_labelled,
     report_problems,
 )
-from handlers.output_paths import check_writable
+from handlers.output_paths import OutputPathError, check_writable, same_file
 
 MIN_EXAMPLES_PER_LABEL = 10
 DEFAULT_C = 20.0
@@ -100,6 +100,20 @@ def _require_ngram_features(path: Path, texts: list[str]) -> None:
         )
 
 
+def _require_data_outside_artifact(data: Path, model_dir: Path) -> None:
+    """Saving replaces these entries of the model directory: a data file among them would be lost."""
+    from adapters.classifier.minilm import MINILM_ARTIFACT_ENTRIES
+    from adapters.classifier.ngram import ARTIFACT_ENTRIES
+
+    for name in dict.fromkeys((*ARTIFACT_ENTRIES, *MINILM_ARTIFACT_ENTRIES)):
+        entry = model_dir / name
+        if same_file(data, entry) or (entry.is_dir() and data.resolve().is_relative_to(entry.resolve())):
+            raise OutputPathError(
+                f"--data {data} is the model's {name} in --model-dir {model_dir}, which training replaces; "
+                "refusing to write over it"
+            )
+
+
 def stratified_split(texts: list[str], labels: list[str], share: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices for train and validation, the same share of each label held out."""
     by_label: dict[str, list[int]] = defaultdict(list)
@@ -135,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     model_dir = args.model_dir or Path(".ticket-router") / "models" / f"{args.data.stem}-{args.backend}-{version}"
     check_writable(model_dir, "--model-dir", directory=True)
+    _require_data_outside_artifact(args.data, model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)
     report_problems(args.data, data.problems)
     counts = data.label_counts()

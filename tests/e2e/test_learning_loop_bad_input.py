@@ -379,3 +379,21 @@ def test_a_report_and_json_both_on_standard_output_are_refused(
     code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--json", "--report", "-"])
     assert code == 2
     assert "--report - and --json would both go to standard output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["metadata.json", "model.npz", "ngram/metadata.json"])
+def test_train_refuses_data_that_is_a_file_of_the_model_it_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], training_calls: list[Any], name: str
+) -> None:
+    # Given labelled tickets saved, by mischance, under a name the model directory's artifact uses
+    data = tmp_path / "models" / name
+    data.parent.mkdir(parents=True)
+    data.write_text("".join(f'{{"text": "ticket {i}", "intent": "{"ab"[i % 2]}"}}\n' for i in range(12)))
+    kept = data.read_text()
+    # When a model is trained from it into that directory
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "models")])
+    # Then it stops before training, says why, and the data is untouched
+    assert code == 2
+    assert "which training replaces" in capsys.readouterr().err
+    assert training_calls == []
+    assert data.read_text() == kept
