@@ -181,15 +181,17 @@ def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, A
         if auto_acc is not None
         else "no ticket would be routed automatically; all would go to manual review"
     )
+    # The figures are the model's labels: two labels of one team count as two, so the top two
+    # labels are not the top two teams a reviewer is offered.
     verdict = (
-        f"At confidence ≥ {evaluation.threshold:.2f}, {routed} with the top two suggestions, which contain the right "
-        f"answer {_pct(s['top2_accuracy'])} of the time overall."
+        f"At confidence ≥ {evaluation.threshold:.2f}, {routed}. The model's top two labels hold the right "
+        f"one {_pct(s['top2_accuracy'])} of the time overall."
     )
     tiles = [
         ("Accuracy", _pct(s["accuracy"]), _grade(s["accuracy"], 0.9, 0.8)),
         ("Routed automatically", _pct(auto_rate), _grade(auto_rate, 0.8, 0.6)),
         ("Accuracy when automatic", _pct(auto_acc), _grade(auto_acc, 0.95, 0.9)),
-        ("Right team in top 2", _pct(s["top2_accuracy"]), _grade(s["top2_accuracy"], 0.95, 0.9)),
+        ("Right label in top 2", _pct(s["top2_accuracy"]), _grade(s["top2_accuracy"], 0.95, 0.9)),
         ("Macro-F1", f"{s['macro_f1']:.3f}", _grade(s["macro_f1"], 0.9, 0.8)),
         ("Calibration error", f"{s['ece']:.3f}", "good" if s["ece"] <= 0.05 else "warn" if s["ece"] <= 0.1 else "bad"),
         ("Tickets per second", f"{s['tickets_per_second']:,.0f}" if s["tickets_per_second"] else "n/a", ""),

@@ -23,3 +23,15 @@ def test_long_label_names_are_cut_with_an_ellipsis_and_kept_whole_on_hover() -> 
     assert "Service Outages and Mai…</text>" in page
     assert f"<title>{LONG}</title>" in page
     assert "Service Outages and Main</text>" not in page
+
+
+def test_top_two_accuracy_is_told_as_the_models_labels_not_the_teams_a_reviewer_is_offered() -> None:
+    # Given a model whose second label is right for one ticket it got wrong
+    labels = ["Billing Dispute", "Refund Request", "Network Outage"]
+    probabilities = np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1]])
+    evaluation = Evaluation(labels=labels, y_true=np.array([0, 1]), probabilities=probabilities, seconds=0.01)
+    # When the report is rendered
+    page = render_report(evaluation, title="helpdesk", model_info={})
+    # Then the figure is named for what it counts, labels: two labels of one team are not two teams
+    assert "Right label in top 2" in page and "top two labels hold the right one 100.0%" in page
+    assert "Right team in top 2" not in page and "top two suggestions" not in page
