@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import sqlite3
@@ -17,17 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 from waitress import create_server
 
-from adapters.local import bus as bus_module
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.errors import RepositoryUnavailable
-from domain.models import Ticket, TicketReceived
+from domain.models import Ticket
 from domain.ports import EngineResult
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.cli import main
@@ -36,7 +33,7 @@ from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
 from tests.builders import ModelDown
 from tests.integration.test_sqlite_repository import a_ticket_received, damage
-from tests.unit.test_local_bus import LockedForAWhile
+from tests.unit.test_local_bus import LockedForAWhile, pause_after_taking_a_ticket
 
 API_KEY = "serve-test-key-0123456789"
 TICKET = {
@@ -474,6 +471,19 @@ def test_a_locked_store_does_not_stop_the_unrouted_reminder_from_letting_serve_c
     assert capsys.readouterr().err == ""
 
 
+def interrupted() -> None:
+    raise KeyboardInterrupt
+
+
+def stop_at_a_second_interrupt(app: LocalApp) -> list[str]:
+    """Stop as serve does when interrupted again while routing what is queued; the tickets named lost."""
+    app.bus.drain = interrupted  # type: ignore[method-assignment]
+    try:
+        return finish_routing(app)
+    finally:
+        app.close()
+
+
 def test_a_ticket_routed_after_a_second_interrupt_is_not_named_lost(tmp_path: Path) -> None:
     # Given a serving runtime whose store cannot take dead letters, routing a ticket slowly
     app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
@@ -494,14 +504,7 @@ def test_a_ticket_routed_after_a_second_interrupt_is_not_named_lost(tmp_path: Pa
     assert routing.wait(5)
 
     # When serve is interrupted a second time while that ticket is in hand
-    def interrupted() -> None:
-        raise KeyboardInterrupt
-
-    app.bus.drain = interrupted  # type: ignore[method-assignment]
-    try:
-        lost = finish_routing(app)
-    finally:
-        app.close()
+    lost = stop_at_a_second_interrupt(app)
     # Then the ticket, routed after all, is not reported lost (nor resubmitted twice by its sender)
     assert lost == []
     store = SqliteDecisionRepository(tmp_path / "d.db", create=False)
@@ -514,17 +517,7 @@ def test_a_ticket_taken_off_the_queue_at_a_second_interrupt_is_kept_for_replay(
 ) -> None:
     # Given a serving runtime whose worker has just taken a ticket off the queue, and goes on with
     # it only once the stop has kept what it knew of
-    taken, go_on = threading.Event(), threading.Event()
-
-    class PausingQueue(queue.Queue[object]):
-        def get(self, block: bool = True, timeout: float | None = None) -> object:
-            item = super().get(block, timeout)
-            if isinstance(item, TicketReceived) and not taken.is_set():
-                taken.set()
-                go_on.wait(5)
-            return item
-
-    monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty, Full=queue.Full))
+    taken, go_on = pause_after_taking_a_ticket(monkeypatch)
     app = bootstrap_local(LocalSettings(router_home=tmp_path), db_path=tmp_path / "d.db")
     app.bus.start_worker()
     app.submit(Ticket.model_validate({**TICKET, "timestamp": datetime.now(UTC)}))
@@ -539,14 +532,7 @@ def test_a_ticket_taken_off_the_queue_at_a_second_interrupt_is_kept_for_replay(
     monkeypatch.setattr(app.bus, "keep_unkept", keep_then_let_the_worker_go_on)
 
     # When serve is interrupted a second time in that instant
-    def interrupted() -> None:
-        raise KeyboardInterrupt
-
-    app.bus.drain = interrupted  # type: ignore[method-assignment]
-    try:
-        lost = finish_routing(app)
-    finally:
-        app.close()
+    lost = stop_at_a_second_interrupt(app)
     # Then the ticket is kept for `dlq replay`, neither lost nor routed after the stop was asked for
     store = SqliteDecisionRepository(tmp_path / "d.db", create=False)
     assert (lost, [event.ticket_id for event in store.parked()], store.get("T-SERVE-1")) == ([], ["T-SERVE-1"], None)
@@ -561,9 +547,6 @@ def test_a_third_interrupt_while_waiting_for_the_worker_still_names_the_lost(tmp
     app.bus.unkept.append((a_ticket_received("T-UNKEPT"), "ModelUnavailable: throttled"))
 
     # When the wait for the worker is interrupted (a third Ctrl-C)
-    def interrupted() -> None:
-        raise KeyboardInterrupt
-
     real_stop = app.bus.stop
     app.bus.stop = interrupted  # type: ignore[method-assignment]
     try:

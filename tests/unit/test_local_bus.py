@@ -180,19 +180,26 @@ def test_an_event_left_unkept_while_the_rest_are_being_kept_is_still_named() -> 
     assert lost == ["T-1", "T-LATE"]
 
 
-def test_an_event_taken_off_the_queue_as_it_is_abandoned_is_kept_not_routed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a serving bus whose worker has just taken a ticket off the queue, and not yet begun it
+def pause_after_taking_a_ticket(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Have the bus worker, once it has taken its first ticket off the queue, set the first event
+    and wait for the second before it goes on with it."""
     taken, go_on = threading.Event(), threading.Event()
 
     class PausingQueue(queue.Queue[object]):
         def get(self, block: bool = True, timeout: float | None = None) -> object:
             item = super().get(block, timeout)
-            if isinstance(item, TicketReceived):
+            if isinstance(item, TicketReceived) and not taken.is_set():
                 taken.set()
                 go_on.wait(5)
             return item
 
     monkeypatch.setattr(bus_module, "queue", SimpleNamespace(Queue=PausingQueue, Empty=queue.Empty, Full=queue.Full))
+    return taken, go_on
+
+
+def test_an_event_taken_off_the_queue_as_it_is_abandoned_is_kept_not_routed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a serving bus whose worker has just taken a ticket off the queue, and not yet begun it
+    taken, go_on = pause_after_taking_a_ticket(monkeypatch)
     delivered: list[str] = []
     dead_letters = RecordingDeadLetters()
     bus = InProcessEventBus(dead_letters=dead_letters)
