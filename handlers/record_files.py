@@ -132,15 +132,21 @@ def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
 # write (`feedback export`) puts an apostrophe before such a cell, so that customer text opened in a
 # spreadsheet stays text, and CSV we read takes that apostrophe off again.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Text that itself starts with apostrophes before a formula sign looks guarded to the reader, which
+# would take one of the customer's apostrophes off: it is guarded too, so one comes off and the
+# text is read back as written.
+_LOOKS_GUARDED = re.compile(r"'+[=+\-@\t\r]")
 
 
 def spreadsheet_safe(value: Any) -> Any:
     """A CSV cell that a spreadsheet shows as the text it is, never runs as a formula."""
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or _LOOKS_GUARDED.match(value)):
+        return f"'{value}"
+    return value
 
 
 def _without_spreadsheet_guard(value: Any) -> Any:
-    return value[1:] if isinstance(value, str) and value[:1] == "'" and value[1:].startswith(FORMULA_STARTS) else value
+    return value[1:] if isinstance(value, str) and _LOOKS_GUARDED.match(value) else value
 
 
 def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:

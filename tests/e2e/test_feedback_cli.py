@@ -195,3 +195,22 @@ def test_an_export_to_a_json_file_is_read_back_by_train(tmp_path: Path) -> None:
     # Then the correction is a training row, not a malformed line
     assert data.problems == []
     assert data.texts == ["No signal\nno signal since noon"] and data.labels == ["Technical Problem"]
+
+
+def test_customer_text_starting_with_an_apostrophe_and_a_formula_sign_survives_the_csv_round_trip(
+    tmp_path: Path,
+) -> None:
+    # Given a re-routed ticket whose customer's text starts with an apostrophe before a formula sign,
+    # as the reader's guard looks
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    subject, description = "'=' key types nothing", "''-- in every message since the update"
+    repo.save(a_decision("T-1").model_copy(update={"subject": subject, "description": description}))
+    repo.record(Feedback(ticket_id="T-1", correct_team="Technical Support", recorded_at=NOW))
+    repo.close()
+    # When the corrections are exported as CSV and read back as training data
+    out = tmp_path / "out.csv"
+    assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
+    data = read_labelled(out, TextColumns(text=None, subject="subject", body="description"), "team")
+    # Then the text is the customer's as written, no apostrophe of theirs taken off
+    assert data.texts == [f"{subject}\n{description}"]
