@@ -398,7 +398,7 @@ class FeedbackSubmission(BaseModel):
         return Feedback(ticket_id=ticket_id, recorded_at=recorded_at, **self.model_dump())
 
 
-def submitted_content(item: Ticket | RoutingDecision) -> tuple[str, str, str]:
+def submitted_content(item: Ticket | TicketReceived | RoutingDecision) -> tuple[str, str, str]:
     """What tells two tickets under one ticket_id apart: what POST /tickets compares when an id is
     used again (its idempotency payload), and `route` and the local API compare with the store."""
     return item.customer_id, item.subject, item.description

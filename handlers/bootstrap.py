@@ -121,6 +121,20 @@ class LocalApp:
     def submit(self, ticket: Ticket, correlation_id: str | None = None) -> TicketReceived:
         return submit_ticket(ticket, customers=self.customers, publisher=self.bus, correlation_id=correlation_id)
 
+    def use_of_id_by_another(self, ticket: Ticket) -> str | None:
+        """How another ticket (another customer_id, subject or description) already holds this
+        ticket's id in the store: "was routed before", "waits in it to be routed", or None."""
+        earlier = self.repository.get(ticket.ticket_id)
+        if earlier is not None and submitted_content(earlier) != submitted_content(ticket):
+            return "was routed before"
+        # A kept ticket has no decision yet: another routed under its id now would make its
+        # redelivery find that decision and count it routed, and a kept one is replaced when
+        # another fails under its id. Either way the first ticket would be lost without a word.
+        kept = self.repository.kept(ticket.ticket_id)
+        if kept is not None and submitted_content(kept) != submitted_content(ticket):
+            return "waits in it to be routed (kept after a failed routing)"
+        return None
+
     def on_ticket_received(self, event: TicketReceived) -> None:
         """Orchestrator and stream consumer in one: route, store, then sync a new decision."""
         outcome = route_ticket(
@@ -478,13 +492,12 @@ def local_ingestion_deps(app: LocalApp) -> IngestionDeps:
     accept, config = build_acceptor(app.customers, app.bus, persistence)
 
     def accept_unless_routed_as_another(ticket: dict[str, Any]) -> dict[str, Any]:
-        # `route --db` stores decisions without idempotency records, so another ticket under one of
-        # their ids would be answered 202 here and then dropped as already routed.
+        # `route --db` stores decisions and kept tickets without idempotency records, so another
+        # ticket under one of their ids would be answered 202 here, then one of the two dropped.
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
-        stored = app.repository.get(ticket["ticket_id"])
-        if stored is not None and submitted_content(stored) != submitted_content(Ticket.model_validate(ticket)):
-            raise IdempotencyValidationError(f"ticket {ticket['ticket_id']} was routed before with other content")
+        if (earlier := app.use_of_id_by_another(Ticket.model_validate(ticket))) is not None:
+            raise IdempotencyValidationError(f"ticket {ticket['ticket_id']} {earlier} with other content")
         return accept(ticket)
 
     return IngestionDeps(

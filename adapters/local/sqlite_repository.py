@@ -320,6 +320,17 @@ class SqliteDecisionRepository:
             "unrouted ticket",
         )
 
+    def kept(self, ticket_id: str) -> TicketReceived | None:
+        """The kept (parked) ticket under this id, if any and readable."""
+        found = self._first_valid(
+            TicketReceived,
+            "SELECT ticket_id, body FROM undelivered_events WHERE ticket_id = ?",
+            (ticket_id,),
+            1,
+            "unrouted ticket",
+        )
+        return found[0] if found else None
+
     def parked_count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM undelivered_events", ())[0][0])
 

@@ -187,9 +187,8 @@ def _route_all(
                 )
             continue
         seen[ticket.ticket_id] = (row.row, ticket)
-        stored = app.repository.get(ticket.ticket_id)
-        if stored is not None and submitted_content(stored) != submitted_content(ticket):
-            conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} was routed before in {db}{_OTHER}"))
+        if (earlier := app.use_of_id_by_another(ticket)) is not None:
+            conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} {earlier} in {db}{_OTHER}"))
             continue
         app.submit(ticket)
         decision = app.repository.get(ticket.ticket_id)

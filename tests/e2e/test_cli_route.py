@@ -477,6 +477,36 @@ def test_kept_tickets_routed_by_a_later_run_are_no_longer_kept(
     store.close()
 
 
+def test_another_ticket_under_the_id_of_a_kept_ticket_is_refused_and_the_kept_one_still_routed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given ticket K1 kept in the store by a run whose model was down
+    db = tmp_path / "decisions.db"
+    first = tmp_path / "first.jsonl"
+    first.write_text('{"ticket_id": "K1", "customer_id": "C1", "description": "fibre down at HQ"}\n')
+    with monkeypatch.context() as down:
+        down.setattr("handlers.bootstrap.build_engine", lambda *args, **kwargs: ModelDown())
+        assert route(tmp_path, str(first), "--db", str(db))[0] == 1
+    # When, the model back, a file brings another ticket under K1
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"ticket_id": "K1", "customer_id": "C2", "description": "charged twice, want a refund"}\n')
+    capsys.readouterr()
+    code, decisions = route(tmp_path, str(other), "--db", str(db))
+    err = capsys.readouterr().err
+    # Then it is refused by row, naming the id
+    assert (code, decisions) == (1, [])
+    assert f"row 1: ticket_id: K1 waits in it to be routed (kept after a failed routing) in {db}" in err
+    # And the kept ticket is the one `dlq replay` routes, not one found already routed and dropped
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    monkeypatch.setenv("ROUTER_DB", str(db))
+    assert main(["dlq", "replay"]) == 0
+    store = SqliteDecisionRepository(db, create=False)
+    decision = store.get("K1")
+    assert decision is not None and decision.customer_id == "C1"
+    assert store.parked_count() == 0
+    store.close()
+
+
 def test_decisions_written_to_a_named_pipe_reach_the_reader_waiting_on_it(tmp_path: Path) -> None:
     # Given a named pipe with a reader that reads it to its end, as `cat pipe` does
     pipe = tmp_path / "decisions.pipe"

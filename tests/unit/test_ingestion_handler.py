@@ -218,6 +218,22 @@ def test_another_ticket_under_an_id_route_stored_is_refused_by_the_local_api(api
     assert api.app.repository.count() == 1
 
 
+def test_another_ticket_under_the_id_of_a_ticket_route_kept_is_refused_by_the_local_api(api: Harness) -> None:
+    # Given ticket T-100 kept unrouted as `route --db` keeps it when the model is down, leaving no
+    # idempotency record
+    kept = TicketReceived.model_validate(
+        {**VALID_TICKET, "correlation_id": "corr-1", "customer_context": {"is_vip": True, "account_type": "Enterprise"}}
+    )
+    api.app.repository.park(kept, "ModelDown", kept.timestamp)
+    # When another ticket is posted under its id
+    status, body = api.post_ticket({**VALID_TICKET, "description": "A different problem altogether."})
+    # Then it is refused naming the id, and the kept ticket still waits to be routed as it was
+    assert status == 409 and body["errors"] == [{"field": "ticket_id", "message": "already used"}]
+    assert api.published == []
+    assert api.app.repository.parked(limit=10) == [kept]
+    assert api.app.repository.get("T-100") is None
+
+
 def test_an_unavailable_idempotency_store_is_a_503_and_publishes_nothing(api: Harness) -> None:
     # Given an idempotency store that cannot be reached
     accept, config = build_acceptor(api.app.customers, api.app.bus, UnreachableIdempotencyStore())
