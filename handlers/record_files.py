@@ -149,6 +149,25 @@ def _without_spreadsheet_guard(value: Any) -> Any:
     return value[1:] if isinstance(value, str) and _LOOKS_GUARDED.match(value) else value
 
 
+def _other_separator(header: str) -> str | None:
+    """The separator other than a comma (';', tab or '|') that splits this header line into cells."""
+    for separator in ";\t|":
+        try:
+            cells = next(csv.reader([header], delimiter=separator, strict=True, skipinitialspace=True), [])
+        except csv.Error:
+            continue
+        if len(cells) > 1:
+            return separator
+    return None
+
+
+def _separator_error(path: Path, header: str, separator: str) -> RecordFileError:
+    return RecordFileError(
+        f"{path}: the CSV header {header[:80]!r} is not separated by commas: cells must be separated by commas,"
+        f" not {separator!r}"
+    )
+
+
 def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     # The csv module refuses fields over 128 KiB, a guard for streamed input; this file is already
     # in memory, so a long ticket is read whole (and judged by the caller's own limits). The limit
@@ -165,16 +184,18 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         try:
             fieldnames = [name.strip() for name in next(reader, [])]
         except csv.Error as exc:
+            # A header quoted cell by cell, '"customer_id";"description"', is no comma CSV at all:
+            # its separator says more than the quote the reader stumbled on.
+            header = _LINE_BREAK.split(text, maxsplit=1)[0]
+            if separator := _other_separator(header):
+                raise _separator_error(path, header, separator) from exc
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
         if len(fieldnames) == 1 and (separator := next((c for c in ";\t|" if c in fieldnames[0]), None)):
             # Excel in many locales saves "CSV" with semicolons: read with commas, every row would
             # be one cell, and each rejected for lacking the columns its header seems to name.
-            raise RecordFileError(
-                f"{path}: the CSV header is one column, {fieldnames[0][:80]!r}: cells must be separated by"
-                f" commas, not {separator!r}"
-            )
+            raise _separator_error(path, fieldnames[0], separator)
         repeated = sorted({name for name in fieldnames if fieldnames.count(name) > 1})
         if repeated:
             # A record would keep the last such column and drop the others without a word.

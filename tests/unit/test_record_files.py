@@ -201,6 +201,18 @@ def test_a_csv_separated_by_another_character_is_one_clear_error(tmp_path: Path,
         list(read_records(data, "data file"))
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_quoting_every_cell_and_separated_by_another_character_is_the_same_clear_error(
+    tmp_path: Path, separator: str
+) -> None:
+    # Given a "CSV" saved with semicolons or tabs and every cell quoted, as many exports write it
+    data = tmp_path / "tickets.csv"
+    data.write_text(f'"customer_id"{separator}"description"\n"C1"{separator}"fibre down"\n', encoding="utf-8")
+    # When it is read, then the file is refused naming the separator, not the quote read with commas
+    with pytest.raises(RecordFileError, match=re.escape(f"cells must be separated by commas, not {separator!r}")):
+        list(read_records(data, "data file"))
+
+
 @pytest.mark.parametrize("name", ["ticket.json", "ticket.jsonl"])
 def test_a_single_json_object_written_over_several_lines_is_one_record(tmp_path: Path, name: str) -> None:
     # Given one ticket written out by hand as an indented JSON object
