@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
+from domain.errors import DamagedRecord
 from domain.models import RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
@@ -187,11 +188,16 @@ def _route_all(
                 )
             continue
         seen[ticket.ticket_id] = (row.row, ticket)
-        if (earlier := app.use_of_id_by_another(ticket)) is not None:
-            conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} {earlier} in {db}{_OTHER}"))
+        try:
+            if (earlier := app.use_of_id_by_another(ticket)) is not None:
+                conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} {earlier} in {db}{_OTHER}"))
+                continue
+            app.submit(ticket)
+            decision = app.repository.get(ticket.ticket_id)
+        except DamagedRecord as exc:
+            # This row's stored record needs a person; the rest of the file is still routed.
+            conflicts.append(RowError(row.row, "ticket_id", str(exc)))
             continue
-        app.submit(ticket)
-        decision = app.repository.get(ticket.ticket_id)
         if decision is not None:
             decisions.append(decision)
     return decisions, duplicates, conflicts

@@ -19,6 +19,7 @@ from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import Feedback, RoutingDecision, SyncStatus
 from handlers.cli import EXIT_BROKEN_PIPE, main
 from tests.builders import ModelDown
+from tests.integration.test_sqlite_repository import damage
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "adapters" / "local" / "sample_data"
@@ -748,3 +749,23 @@ def test_a_timestamp_cell_with_a_trailing_space_is_read(tmp_path: Path, capsys: 
     assert code == 0
     assert [d["ticket_id"] for d in decisions] == ["T-1"]
     assert decisions[0]["timestamp"] == 1795507200  # 2026-11-24T08:00:00Z
+
+
+def test_a_damaged_stored_decision_fails_its_row_and_the_rest_is_routed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store holding a damaged decision for the first of three tickets
+    db = tmp_path / "decisions.db"
+    tickets = str(three_tickets(tmp_path))
+    assert route(tmp_path, tickets, "--db", str(db))[0] == 0
+    store = SqliteDecisionRepository(db, create=False)
+    damage(store, "decisions", "T-0001")
+    store.close()
+    capsys.readouterr()
+    # When the file is routed into it again
+    code, decisions = route(tmp_path, tickets, "--db", str(db))
+    err = capsys.readouterr().err
+    # Then that row fails naming the damaged record, and the others are routed and written out
+    assert code == 1
+    assert "T-0001" in err and "not a valid record" in err
+    assert [d["ticket_id"] for d in decisions] == ["T-0002", "T-0003"]
