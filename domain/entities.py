@@ -99,6 +99,20 @@ _NEVER_RESTORED = frozenset({"CARD", "IBAN", "SSN", "SECRET"})
 _PLACEHOLDER = re.compile(r"<[A-Z]+_\d+>")
 
 
+# The issuer prefixes a card number of each length may have. A Luhn check alone also passes every
+# IMEI (15 digits, 35..., 86..., 01...) and ICCID (19-20 digits, 89...): the handset and SIM numbers
+# a support agent needs, not secrets, and masked as cards they were never restored. 15 digits are
+# American Express's only, 14 Diners Club's; other cards start 2-6 (Mastercard, Visa, Discover,
+# Maestro, UnionPay, JCB) or 81 (UnionPay).
+_CARD_PREFIXES = {15: ("34", "37"), 14: ("30", "36", "38", "39")}
+_CARD_FIRST_DIGITS = ("2", "3", "4", "5", "6", "81")
+
+
+def _is_card_number(digits: str) -> bool:
+    prefixes = _CARD_PREFIXES.get(len(digits), _CARD_FIRST_DIGITS)
+    return digits.startswith(prefixes) and _luhn_valid(digits)
+
+
 def _luhn_valid(digits: str) -> bool:
     total = 0
     for position, digit in enumerate(reversed(digits)):
@@ -115,7 +129,7 @@ def _iban_valid(iban: str) -> bool:
 
 def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
     spans = [
-        (m.start(), m.end(), "CARD") for m in _CARD.finditer(folded) if _luhn_valid(re.sub(r"[ -]", "", m.group(0)))
+        (m.start(), m.end(), "CARD") for m in _CARD.finditer(folded) if _is_card_number(re.sub(r"[ -]", "", m.group(0)))
     ]
     spans += [(m.start(), m.end(), "IBAN") for m in _IBAN.finditer(folded) if _iban_valid(m.group(0))]
     spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]

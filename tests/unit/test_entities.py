@@ -404,6 +404,7 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
     [
         ("my card 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111", "CARD"),
         ("card 5555-5555-5555-4444 was declined", "5555-5555-5555-4444", "CARD"),
+        ("amex 3782 822463 10005 declined", "3782 822463 10005", "CARD"),
         ("paid with ４１１１１１１１１１１１１１１１ today", "４１１１１１１１１１１１１１１１", "CARD"),
         ("debit from IBAN DE89 3704 0044 0532 0130 00 failed", "DE89 3704 0044 0532 0130 00", "IBAN"),
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
@@ -431,6 +432,10 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "my password is not working",  # words, not a secret
         "I forgot my PIN yesterday",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
+        # Handset and SIM numbers pass the Luhn check too, and an agent needs them
+        "IMEI 352099001761481 keeps dropping calls",
+        "IMEI: 35-209900-176148-1",
+        "ICCID 8944110012345678901 will not activate",
     ],
 )
 def test_numbers_and_words_that_only_look_sensitive_are_kept(text: str) -> None:
