@@ -127,11 +127,23 @@ def _iban_valid(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+def _iban_span(match: re.Match[str]) -> tuple[int, int, str] | None:
+    """The IBAN a match starts with: a word or a count after it ("... 0130 00 ASAP", "... 2 times")
+    reads as more of its groups, and with them the whole failed its check and went unmasked."""
+    value = match.group(0)
+    ends = [len(value), *(i for i in range(len(value) - 1, 0, -1) if value[i] == " ")]
+    for end in ends:
+        # No country's IBAN is shorter than 15 characters (Norway's).
+        if len(value[:end].replace(" ", "")) >= 15 and _iban_valid(value[:end]):
+            return match.start(), match.start() + end, "IBAN"
+    return None
+
+
 def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
     spans = [
         (m.start(), m.end(), "CARD") for m in _CARD.finditer(folded) if _is_card_number(re.sub(r"[ -]", "", m.group(0)))
     ]
-    spans += [(m.start(), m.end(), "IBAN") for m in _IBAN.finditer(folded) if _iban_valid(m.group(0))]
+    spans += [span for m in _IBAN.finditer(folded) if (span := _iban_span(m))]
     spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]
     spans += [
         (m.start("secret"), m.end("secret"), "SECRET")

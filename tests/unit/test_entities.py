@@ -407,6 +407,9 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("amex 3782 822463 10005 declined", "3782 822463 10005", "CARD"),
         ("paid with ４１１１１１１１１１１１１１１１ today", "４１１１１１１１１１１１１１１１", "CARD"),
         ("debit from IBAN DE89 3704 0044 0532 0130 00 failed", "DE89 3704 0044 0532 0130 00", "IBAN"),
+        # A capitalised word or a count after it is no part of it
+        ("refund to DE89 3704 0044 0532 0130 00 ASAP", "DE89 3704 0044 0532 0130 00", "IBAN"),
+        ("debited DE89370400440532013000 2 times", "DE89370400440532013000", "IBAN"),
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
         ("cvv 123 please", "123", "SECRET"),
         ("my PIN is 4821", "4821", "SECRET"),
