@@ -91,7 +91,8 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
 _SECRET = re.compile(
     r"\b(?:pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
-    r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:is|was|[:=#-]))?\s*(?P<secret>[^\s,;]{3,64})",
+    r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was)\b)?(?:\s*[:=#-])?\s*"
+    r"(?P<secret>[^\s,;:=#][^\s,;]{2,63})",
     re.IGNORECASE,
 )
 _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")

@@ -413,6 +413,11 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
         ("cvv 123 please", "123", "SECRET"),
         ("my PIN is 4821", "4821", "SECRET"),
+        # A label or punctuation between the name and the value is no part of the value
+        ("my PIN is: 4821", "4821", "SECRET"),
+        ("PIN number: 4821", "4821", "SECRET"),
+        ("SIM PIN number is 4821", "4821", "SECRET"),
+        ("PIN no. 4821", "4821", "SECRET"),
         ("password: hunter2!", "hunter2!", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
     ],
