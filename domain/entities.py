@@ -91,11 +91,24 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
 _SECRET = re.compile(
     r"\b(?:pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
-    r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was)\b)?(?:\s*[:=#-])?\s*"
+    r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
     r"(?P<secret>[^\s,;:=#][^\s,;]{2,63})",
     re.IGNORECASE,
 )
 _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")
+# Written in a sentence rather than after a colon, a word's apostrophe ("my password doesn't work"),
+# a sentence's closing mark ("PIN blocked!") or an opening bracket ("password (the new one)") do not
+# make it a secret: masked, never restored, those words were lost to the model and the decision.
+_CONTRACTION = re.compile(r"(?<=[^\W\d_])'(?=[^\W\d_])")
+
+
+def _is_secret(match: re.Match[str]) -> bool:
+    value = match.group("secret")
+    if match.group("sep") in (None, "-"):
+        value = _CONTRACTION.sub("", value).lstrip("(").rstrip(".!?)")
+    return bool(_SECRET_SHAPED.search(value))
+
+
 _NEVER_RESTORED = frozenset({"CARD", "IBAN", "SSN", "SECRET"})
 _PLACEHOLDER = re.compile(r"<[A-Z]+_\d+>")
 
@@ -146,11 +159,7 @@ def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
     ]
     spans += [span for m in _IBAN.finditer(folded) if (span := _iban_span(m))]
     spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]
-    spans += [
-        (m.start("secret"), m.end("secret"), "SECRET")
-        for m in _SECRET.finditer(folded)
-        if _SECRET_SHAPED.search(m.group("secret"))
-    ]
+    spans += [(m.start("secret"), m.end("secret"), "SECRET") for m in _SECRET.finditer(folded) if _is_secret(m)]
     return spans
 
 

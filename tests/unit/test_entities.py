@@ -439,6 +439,9 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "order 1234567890123 shipped",  # 13 digits failing the Luhn check: not a card
         "my password is not working",  # words, not a secret
         "I forgot my PIN yesterday",
+        "my password doesn't work and the OTP didn't arrive",
+        "password isn't accepted, PIN-locked!",
+        "SIM PIN blocked. The password (the new one) expired!",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
         # Handset and SIM numbers pass the Luhn check too, and an agent needs them
         "IMEI 352099001761481 keeps dropping calls",
