@@ -468,3 +468,13 @@ def test_a_placeholder_the_text_already_holds_is_not_used_for_a_value() -> None:
     restored = masked.restore(masked.text)
     # Then the literal placeholder stays as written, and only the address comes back as itself
     assert restored == text
+
+
+def test_two_phone_numbers_one_space_apart_are_not_read_as_a_card() -> None:
+    # Given two North American numbers one space apart, whose first 16 digits pass the Luhn check
+    text = "call 415 555 0107 415 555 0199 today"
+    # When it is masked
+    masked = mask_personal_data(text)
+    # Then both are phone numbers, restored where a model's answer quotes them
+    assert masked.text == "call <PHONE_1> <PHONE_2> today"
+    assert masked.restore("<PHONE_2>") == "415 555 0199"
