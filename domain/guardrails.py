@@ -38,19 +38,27 @@ _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IG
 IMPLAUSIBLE_SCORE = 0.05
 
 
-def _as_read(text: str) -> str:
+def _as_read(text: str) -> list[str]:
     """The text as a model reads it: full-width and other compatibility forms folded (ｉｇｎｏｒｅ), and
-    accents, zero-width characters and bidi marks dropped (ig\u200bnore, ignóre); the phrases are
-    matched on this, or any of these would pass them to the model unnoticed."""
+    accents dropped (ignóre); the phrases are matched on this, or any of these would pass them to the
+    model unnoticed. A zero-width character or bidi mark may hide inside a word (ig\u200bnore) or
+    stand for the space between words (you\u2060are\u2060now): both readings are given."""
     if text.isascii():
-        return text
+        return [text]
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if unicodedata.category(char) not in {"Mn", "Cf"})
+    unaccented = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+    joined = "".join(char for char in unaccented if unicodedata.category(char) != "Cf")
+    spaced = "".join(" " if unicodedata.category(char) == "Cf" else char for char in unaccented)
+    return [joined] if spaced == joined else [joined, spaced]
 
 
 def injection_markers(text: str) -> list[str]:
     """Phrases that try to instruct the router rather than describe a problem."""
-    return [m.group(0).strip() for m in _INJECTION.finditer(_as_read(text))][:5]
+    markers: list[str] = []
+    for reading in _as_read(text):
+        found = [m.group(0).strip() for m in _INJECTION.finditer(reading)]
+        markers += found if not markers else [marker for marker in found if marker not in markers]
+    return markers[:5]
 
 
 @dataclass(frozen=True, slots=True)
