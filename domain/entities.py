@@ -409,8 +409,10 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
         spans += sensitive
     pieces: list[str] = []
     done = 0
-    for start, end, kind in sorted(spans):
-        if start < done:  # the same number found for another region
+    # Of spans that start together, the longest first: a secret's first group ("PIN 4111 1111 1111 1111")
+    # masked as the secret and the card number after it left as written.
+    for start, end, kind in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if start < done:  # the same number found for another region, or inside a longer value
             continue
         pieces += [text[done:start], placeholder(kind, text[start:end])]
         done = end

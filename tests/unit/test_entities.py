@@ -478,3 +478,10 @@ def test_two_phone_numbers_one_space_apart_are_not_read_as_a_card() -> None:
     # Then both are phone numbers, restored where a model's answer quotes them
     assert masked.text == "call <PHONE_1> <PHONE_2> today"
     assert masked.restore("<PHONE_2>") == "415 555 0199"
+
+
+def test_a_card_number_given_as_a_pin_is_masked_whole() -> None:
+    # Given a card number that follows a secret's name, so that both read it from its first digit
+    text = "PIN 4111 1111 1111 1111 please"
+    # When it is masked, then no digit of it is left
+    assert mask_personal_data(text).text == "PIN <CARD_1> please"
