@@ -92,7 +92,8 @@ _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
 _SECRET = re.compile(
     r"\b(?:pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
     r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
-    r"(?P<secret>[^\s,;:=#][^\s,;]{2,63})",
+    # A code is often written in groups ("OTP 123 456", "PUK: 1234 5678"), each of them secret.
+    r"(?P<secret>(?:\d{3,8} ){1,3}\d{3,8}(?![^\s,;.!?)])|[^\s,;:=#][^\s,;]{2,63})",
     re.IGNORECASE,
 )
 _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")

@@ -418,6 +418,9 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("PIN number: 4821", "4821", "SECRET"),
         ("SIM PIN number is 4821", "4821", "SECRET"),
         ("PIN no. 4821", "4821", "SECRET"),
+        # A code written in groups is masked whole
+        ("my OTP is 123 456.", "456", "SECRET"),
+        ("PUK: 1234 5678, blocked", "5678", "SECRET"),
         ("password: hunter2!", "hunter2!", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
     ],
