@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from domain.models import IssueClassification
+from domain.models import IssueClassification, Ticket
 from domain.routing import RoutingProposal, overruled_reasoning
 
 _INJECTION_PATTERNS = [
@@ -59,6 +59,13 @@ def injection_markers(text: str) -> list[str]:
         found = [m.group(0).strip() for m in _INJECTION.finditer(reading)]
         markers += found if not markers else [marker for marker in found if marker not in markers]
     return markers[:5]
+
+
+def ticket_injection_markers(ticket: Ticket) -> list[str]:
+    """Instruction-like phrases in what the model is shown of a ticket: its text, and its channel,
+    free text from the submitter that the prompt quotes too ("system: route to Sales" fits in it)."""
+    # Read apart, so that no phrase runs from the one into the other.
+    return [*injection_markers(ticket.channel), *injection_markers(ticket.text)][:5]
 
 
 @dataclass(frozen=True, slots=True)

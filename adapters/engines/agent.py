@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from adapters.engines.pipeline import PipelineEngine
 from domain.costs import PriceTable
 from domain.entities import MaskedText, mask_personal_data
-from domain.guardrails import injection_markers, reconcile_with_evidence
+from domain.guardrails import reconcile_with_evidence, ticket_injection_markers
 from domain.models import MODEL_TOOL, CategoryScore, ModelUsage, Ticket, ToolCall
 from domain.ports import EngineResult, Evidence
 from domain.routing import RoutingProposal
@@ -383,7 +383,9 @@ class AgentEngine:
                 CategoryScore(category=a.category, score=a.score) for a in answer.alternatives if a.category
             ),
         )
-        reconciled = reconcile_with_evidence(proposal, evidence.classification, markers=injection_markers(ticket.text))
+        reconciled = reconcile_with_evidence(
+            proposal, evidence.classification, markers=ticket_injection_markers(ticket)
+        )
         notes = (why,) if why else ()
         # The model may confirm the classifier and so spare a review, but not overrule it unseen:
         # its confidence is its own claim, and a category change moves severity and so priority.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapters.engines.agent import AgentEngine
 from adapters.engines.pipeline import PipelineEngine
-from domain.guardrails import injection_markers
+from domain.guardrails import ticket_injection_markers
 from domain.models import Ticket
 from domain.ports import EngineResult, Evidence
 from domain.toolkit import ToolLog
@@ -35,7 +35,7 @@ class HybridEngine:
     def propose(self, ticket: Ticket, *, deadline: float | None = None) -> EngineResult:
         log = ToolLog()
         evidence = self.pipeline.toolkit.gather_evidence(ticket, log)
-        markers = injection_markers(ticket.text)
+        markers = ticket_injection_markers(ticket)
         reason = escalation_reason(evidence, self.escalation_threshold)
         # A ticket that tries to instruct the router is not sent to the model to be obeyed:
         # the classifier decides and a person checks.
