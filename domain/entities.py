@@ -186,6 +186,10 @@ _MONEY = re.compile(
 )
 # More integer digits than any telecom bill has: an identifier, not money (and DynamoDB stores 38 digits at most).
 _MAX_AMOUNT_INTEGER_DIGITS = 12
+# More decimals than any per-unit rate has: not money either. Unbounded, "$0.1111..." with 40 of
+# them could not be stored (DynamoDB keeps 38 significant digits and nothing below 1E-130), and the
+# decision holding it failed to save.
+_MAX_AMOUNT_DECIMALS = 6
 
 # Country calling code and national trunk prefix for the regions we normalise national numbers of.
 _REGIONS: dict[str, tuple[str, str | None]] = {
@@ -273,7 +277,11 @@ def _extract_money(text: str) -> list[Money]:
         else:
             currency = _CURRENCY_WORDS[groups["word"].lower()]
         amount = _parse_amount(number.strip())
-        if amount is not None and amount.adjusted() < _MAX_AMOUNT_INTEGER_DIGITS:
+        if (
+            amount is not None
+            and amount.adjusted() < _MAX_AMOUNT_INTEGER_DIGITS
+            and -int(amount.as_tuple().exponent) <= _MAX_AMOUNT_DECIMALS
+        ):
             found.append(Money(amount=amount, currency=currency))
     return list(dict.fromkeys(found))
 

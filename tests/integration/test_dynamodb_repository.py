@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 
 from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository, decision_from_stream_image
 from adapters.aws.serialization import decision_to_item, deserialize_item
+from domain.entities import extract_entities
 from domain.errors import DamagedRecord, DuplicateDecision, RepositoryUnavailable
 from domain.models import RoutingDecision, SyncStatus
 from tests.aws_resources import StreamTail, read_stream_records
@@ -414,3 +415,18 @@ def test_feedback_is_attached_to_the_latest_decision_and_exported(
         ("T-FB", "Billing Support", "a-1")
     ]
     assert repository.get("T-FB") == decision
+
+
+def test_a_decision_from_a_ticket_quoting_a_long_fraction_is_saved(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given a ticket quoting a rate, and a fraction with more digits than DynamoDB keeps
+    long_fraction = "0." + "1" * 40
+    entities = extract_entities(f"billed $0.015/min, then ${long_fraction}/KB and €0,{'0' * 140}1/s")
+    decision = make_decision(entities=entities)
+    # When its decision is saved and read back
+    repository.save(decision)
+    # Then it is stored, with the rate as an amount and the fractions no rate has left out
+    loaded = repository.get(decision.ticket_id)
+    assert loaded is not None
+    assert [m.amount for m in loaded.entities.monetary_amounts] == [Decimal("0.015")]
