@@ -30,8 +30,18 @@ _NOT_ERROR_PREFIXES = frozenset(
 # Starts only where a run of address characters does (its leading dots or dashes are no part of the
 # address): a match may not start inside a run, since a long run with no "@" (a.a.a..., 1-1-1...) was
 # otherwise read to its end from each of its letters, quadratic in its length. Letters are any
-# script's: jürgen@müller.de is an address, and was masked as "jü<EMAIL_1>" or not at all.
-_EMAIL = re.compile(r"(?<![\w.%+-])[.%+-]*+(?P<email>[\w.%+-]+@[\w.-]+\.[^\W\d_]{2,}\b)")
+# script's: jürgen@müller.de is an address, and was masked as "jü<EMAIL_1>" or not at all. But those
+# of scripts written without spaces (Chinese, Japanese, Korean, Thai...): the words before and after
+# an address ("メールはjane@example.comです") were read as part of it, masked and reported with it.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+)
+_ADDRESS_CHAR = rf"[^\W{_UNSPACED}]"
+_EMAIL = re.compile(
+    rf"(?<![.%+-])(?<!{_ADDRESS_CHAR})[.%+-]*+(?P<email>(?:{_ADDRESS_CHAR}|[.%+-])++@(?:{_ADDRESS_CHAR}|[.-])+"
+    rf"\.[^\W\d_{_UNSPACED}]{{2,}}(?!{_ADDRESS_CHAR}))"
+)
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
 # area code between them. Digit count and region rules then decide whether it is a number. After a dot

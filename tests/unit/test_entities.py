@@ -488,3 +488,19 @@ def test_a_card_number_given_as_a_pin_is_masked_whole() -> None:
     text = "PIN 4111 1111 1111 1111 please"
     # When it is masked, then no digit of it is left
     assert mask_personal_data(text).text == "PIN <CARD_1> please"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("メールはjane@example.comです", "メールは<EMAIL_1>です"),
+        ("请联系我jane@example.com谢谢", "请联系我<EMAIL_1>谢谢"),
+        ("이메일은jane@example.com입니다", "이메일은<EMAIL_1>입니다"),
+    ],
+)
+def test_an_address_in_text_written_without_spaces_is_the_address_alone(text: str, masked: str) -> None:
+    # Given an address written straight after and before words of a script that uses no spaces
+    # When entities are extracted and the text masked
+    # Then the address is the address alone, and the words around it are kept
+    assert extract_entities(text).emails == ("jane@example.com",)
+    assert mask_personal_data(text).text == masked
