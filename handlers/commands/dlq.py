@@ -14,6 +14,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,88 +54,114 @@ def register(subparsers: Any) -> None:
     replay.set_defaults(func=run_replay)
 
 
+@dataclass
+class _Replayed:
+    report: ReplayReport
+    payload: dict[str, Any]
+    limit_reached: bool
+    unreadable: list[str]
+    unrouted: list[str] = field(default_factory=list)
+    drain_error: str | None = None
+
+    @property
+    def left_undone(self) -> bool:
+        # A rejected update was not pushed either: it waits, failed, for a person to look at it.
+        report = self.report
+        return bool(
+            report.still_failing
+            or report.rejected
+            or self.unrouted
+            or self.unreadable
+            or self.limit_reached
+            or self.drain_error
+        )
+
+
 def run_replay(args: argparse.Namespace) -> int:
     if args.queue_url and not args.aws:
         # Ignoring it would let the user believe the queue was dealt with.
         raise ConfigurationError("--queue-url needs --aws: the local mode has no queue to empty")
-    unrouted: list[str] = []
-    drain_error: str | None = None
-    if args.aws:
-        from handlers.bootstrap import build_ticketing_update_deps
-
-        deps = build_ticketing_update_deps()
-        if deps.repository is None:
-            raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
-        report = replay_failed_syncs(
-            repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
-        )
-        limit_reached = report.attempted >= args.limit and _sync_work_left(deps.repository, deps.clock, report)
-        unreadable = sorted(getattr(deps.repository, "unreadable", ()))
-        # The queue's messages are the only pointer some operators watch: emptied only once
-        # nothing is left to do (a rejected update waits, failed, for a person).
-        settled = not report.still_failing and not report.rejected and not unreadable and not limit_reached
-        drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
-        payload: dict[str, Any] = {
-            **report.as_dict(),
-            "unreadable_records": len(unreadable),
-            "unreadable_ticket_ids": unreadable[:50],
-            "limit_reached": limit_reached,
-            "dlq_messages_deleted": drained,
-        }
-        if drain_error is not None:
-            # In the report, not instead of it: the pushes it lists did happen.
-            payload["dlq_error"] = drain_error
-    else:
-        from adapters.local.sqlite_repository import SqliteDecisionRepository
-        from handlers.bootstrap import bootstrap_local
-        from handlers.output_paths import check_writable
-        from handlers.settings import LocalSettings, load_settings
-
-        settings = load_settings(LocalSettings)
-        # A missing store has nothing to replay; creating one would only hide a mistyped path.
-        SqliteDecisionRepository(settings.db_path, create=False).close()
-        check_writable(
-            settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
-        )
-        with _only_replay_of(settings.db_path):
-            app = bootstrap_local(settings)
-            try:
-                # Routing first: a ticket it decides and cannot push is then picked up by the replay
-                # below. One --limit for both: it bounds the run, whatever the mix.
-                redelivery = app.redeliver_parked(args.limit)
-                left = args.limit - len(redelivery.routed) - len(redelivery.still_failing)
-                report = (
-                    replay_failed_syncs(repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=left)
-                    if left > 0
-                    else ReplayReport()
-                )
-                # Work left because the limit was used up is said, rather than reported as a clean run.
-                limit_reached = left - report.attempted <= 0 and (
-                    app.repository.parked_count() > len(redelivery.still_failing)
-                    or _sync_work_left(app.repository, app.clock, report)
-                )
-            finally:
-                app.close()
-        # Damaged records could be neither routed nor pushed: still work to do, by hand.
-        unreadable = sorted(app.repository.unreadable)
-        unrouted = redelivery.still_failing
-        payload = {
-            "unrouted_tickets_routed": len(redelivery.routed),
-            "unrouted_tickets_still_failing": len(unrouted),
-            "unrouted_still_failing_ticket_ids": unrouted[:50],
-            **report.as_dict(),
-            "unreadable_records": len(unreadable),
-            "unreadable_ticket_ids": unreadable[:50],
-            "limit_reached": limit_reached,
-        }
-    if limit_reached:
+    replayed = _replay_on_aws(args) if args.aws else _replay_locally(args)
+    if replayed.limit_reached:
         print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
-    print(json.dumps(payload, indent=2))
+    print(json.dumps(replayed.payload, indent=2))
+    if replayed.drain_error is not None:
+        print(f"ticket-router: error: {replayed.drain_error}", file=sys.stderr)
+    return 1 if replayed.left_undone else 0
+
+
+def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
+    from handlers.bootstrap import build_ticketing_update_deps
+
+    deps = build_ticketing_update_deps()
+    if deps.repository is None:
+        raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
+    report = replay_failed_syncs(
+        repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
+    )
+    limit_reached = report.attempted >= args.limit and _sync_work_left(deps.repository, deps.clock, report)
+    unreadable = sorted(getattr(deps.repository, "unreadable", ()))
+    # The queue's messages are the only pointer some operators watch: emptied only once nothing is
+    # left to do (a rejected update waits, failed, for a person).
+    settled = not report.still_failing and not report.rejected and not unreadable and not limit_reached
+    drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
+    payload: dict[str, Any] = {
+        **report.as_dict(),
+        "unreadable_records": len(unreadable),
+        "unreadable_ticket_ids": unreadable[:50],
+        "limit_reached": limit_reached,
+        "dlq_messages_deleted": drained,
+    }
     if drain_error is not None:
-        print(f"ticket-router: error: {drain_error}", file=sys.stderr)
-    # A rejected update was not pushed either: it waits, failed, for a person to look at it.
-    left_undone = report.still_failing or report.rejected or unrouted or unreadable or limit_reached or drain_error
-    return 1 if left_undone else 0
+        # In the report, not instead of it: the pushes it lists did happen.
+        payload["dlq_error"] = drain_error
+    return _Replayed(report, payload, limit_reached, unreadable, drain_error=drain_error)
+
+
+def _replay_locally(args: argparse.Namespace) -> _Replayed:
+    from adapters.local.sqlite_repository import SqliteDecisionRepository
+    from handlers.bootstrap import bootstrap_local
+    from handlers.output_paths import check_writable
+    from handlers.settings import LocalSettings, load_settings
+
+    settings = load_settings(LocalSettings)
+    # A missing store has nothing to replay; creating one would only hide a mistyped path.
+    SqliteDecisionRepository(settings.db_path, create=False).close()
+    check_writable(
+        settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
+    )
+    with _only_replay_of(settings.db_path):
+        app = bootstrap_local(settings)
+        try:
+            # Routing first: a ticket it decides and cannot push is then picked up by the replay
+            # below. One --limit for both: it bounds the run, whatever the mix.
+            redelivery = app.redeliver_parked(args.limit)
+            left = args.limit - len(redelivery.routed) - len(redelivery.still_failing)
+            report = (
+                replay_failed_syncs(repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=left)
+                if left > 0
+                else ReplayReport()
+            )
+            # Work left because the limit was used up is said, rather than reported as a clean run.
+            limit_reached = left - report.attempted <= 0 and (
+                app.repository.parked_count() > len(redelivery.still_failing)
+                or _sync_work_left(app.repository, app.clock, report)
+            )
+        finally:
+            app.close()
+    # Damaged records could be neither routed nor pushed: still work to do, by hand.
+    unreadable = sorted(app.repository.unreadable)
+    unrouted = redelivery.still_failing
+    payload = {
+        "unrouted_tickets_routed": len(redelivery.routed),
+        "unrouted_tickets_still_failing": len(unrouted),
+        "unrouted_still_failing_ticket_ids": unrouted[:50],
+        **report.as_dict(),
+        "unreadable_records": len(unreadable),
+        "unreadable_ticket_ids": unreadable[:50],
+        "limit_reached": limit_reached,
+    }
+    return _Replayed(report, payload, limit_reached, unreadable, unrouted=unrouted)
 
 
 def _sync_work_left(repository: DecisionRepository, clock: Clock, report: ReplayReport) -> bool:
