@@ -794,7 +794,11 @@ def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: di
     _, _, alarm, _ = DEPLOYED[function]
     group = resources[f"{function}DeploymentGroup"]["Properties"]
     # Beside the alias' errors, the failures a function reports without raising roll it back too.
-    extra = {"IngestionFunction": ["ApiServerErrorsAlarm"], "TicketingUpdateFunction": ["SyncFailuresAlarm"]}
+    extra = {
+        "IngestionFunction": ["ApiServerErrorsAlarm"],
+        "OrchestratorFunction": ["BedrockThrottlingAlarm"],
+        "TicketingUpdateFunction": ["SyncFailuresAlarm"],
+    }
     expected = [{"Name": {"Ref": name}} for name in [alarm, *extra.get(function, [])]]
     assert group["AlarmConfiguration"] == {"Enabled": True, "Alarms": expected}
     assert group["AutoRollbackConfiguration"]["Enabled"] is True
