@@ -865,6 +865,13 @@ def test_dashboard_body_is_json_with_the_reference_widgets(resources: dict[str, 
     assert "100 * (1 - FILL(rerouted, 0) / processed)" in body and '"label": "RoutingAccuracy' in body
 
 
+def test_the_dashboards_alarm_widget_shows_every_alarm(resources: dict[str, Any]) -> None:
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    (widget,) = [w for w in json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))["widgets"] if w["type"] == "alarm"]
+    shown = sorted(arn.removeprefix("<").removesuffix(".Arn>") for arn in widget["properties"]["alarms"])
+    assert shown == sorted(of_type(resources, "AWS::CloudWatch::Alarm"))
+
+
 def test_outputs(translated: dict[str, Any]) -> None:
     assert {
         "ApiUrl",
