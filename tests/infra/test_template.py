@@ -763,6 +763,8 @@ def test_custom_metric_alarms_match_what_the_code_emits(resources: dict[str, Any
         "LowConfidenceAlarm": ("ConfidenceScore", "Average", "LessThanThreshold", 0.6, 900),
         "HighLatencyAlarm": ("ProcessingTime", "Average", "GreaterThanThreshold", 5000, 600),
         "SyncFailuresAlarm": ("TicketingSystemSyncFailures", "Sum", "GreaterThanThreshold", 10, 300),
+        # A canary's 5 minutes carry a tenth of the tickets: its rollback alarm fires on the first failure.
+        "TicketSyncFailedAlarm": ("TicketingSystemSyncFailures", "Sum", "GreaterThanThreshold", 0, 60),
         "BedrockThrottlingAlarm": ("BedrockAPIErrors", "Sum", "GreaterThanThreshold", 0, 300),
     }
     for name, (metric, statistic, comparison, threshold, window) in expected.items():
@@ -797,7 +799,7 @@ def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: di
     extra = {
         "IngestionFunction": ["ApiServerErrorsAlarm"],
         "OrchestratorFunction": ["BedrockThrottlingAlarm"],
-        "TicketingUpdateFunction": ["SyncFailuresAlarm"],
+        "TicketingUpdateFunction": ["TicketSyncFailedAlarm"],
     }
     expected = [{"Name": {"Ref": name}} for name in [alarm, *extra.get(function, [])]]
     assert group["AlarmConfiguration"] == {"Enabled": True, "Alarms": expected}
