@@ -1,15 +1,17 @@
-"""The custom metrics template.yaml's alarms and dashboard read are the ones the handlers emit.
+"""The custom metrics and log lines template.yaml's alarms and dashboard read are the ones the handlers write.
 
 CloudWatch finds a metric by namespace, name and its exact set of dimensions: one renamed in the code, or given
 another dimension, leaves its alarm in OK for good and its widget empty, which no check of the template alone sees.
-So the handlers run here with fakes behind their ports, and their EMF output is read back.
+So the handlers run here with fakes behind their ports, and their EMF output and log lines are read back.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +128,37 @@ def test_every_metric_an_alarm_or_the_dashboard_reads_is_emitted_with_their_dime
     # Then each is emitted in the namespace the template reads, with exactly that one dimension
     wanted = {(observability.METRICS_NAMESPACE, (("service", observability.SERVICE_NAME),))}
     assert {name: found.get(name) for name in read} == dict.fromkeys(read, wanted)
+
+
+# The dashboard's Logs Insights widgets: a count of one log line's values.
+LOG_QUERY = re.compile(r"SOURCE '\$\{(\w+)\}' \| filter message = \"([^\"]+)\" \| stats count\(\*\) as \w+ by (\w+)")
+
+
+def test_the_dashboards_log_queries_find_the_orchestrators_routed_ticket_line(resources: dict[str, Any]) -> None:
+    # Given the dashboard's Logs Insights widgets
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    document = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))
+    queries = [w["properties"]["query"] for w in document["widgets"] if w["type"] == "log"]
+    assert len(queries) == 2
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(orchestrator.logger.registered_formatter)
+    orchestrator.logger.addHandler(handler)
+    # When the orchestrator routes a ticket
+    try:
+        repository = orchestrator_tests.InMemoryRepository()
+        orchestrator_tests.invoke(copy.deepcopy(orchestrator_tests.EVENT), orchestrator_tests.deps_for(repository))
+    finally:
+        orchestrator.logger.removeHandler(handler)
+    decision = repository.get(orchestrator_tests.EVENT["detail"]["ticket_id"])
+    assert decision is not None
+    decided = {"assigned_team": decision.assigned_team, "priority_level": decision.priority_level.value}
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    # Then each query reads the orchestrator's log group, and that line holds the field it counts, as decided
+    for query in queries:
+        match = LOG_QUERY.fullmatch(query.replace("<", "${").replace(">", "}"))
+        assert match is not None, query
+        log_group, message, field = match.groups()
+        assert log_group == "OrchestratorLogGroup"
+        (line,) = [line for line in lines if line["message"] == message]
+        assert line[field] == decided[field]
