@@ -727,8 +727,16 @@ def test_usage_plan_throttle_and_access_logs(resources: dict[str, Any]) -> None:
     stage = resources["TicketApiStage"]["Properties"]
     assert stage["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
     assert json.loads(stage["AccessLogSetting"]["Format"])["requestId"] == "$context.requestId"
+    assert stage["TracingEnabled"] is True  # X-Ray traces start at the API, as the functions' do
     (method_settings,) = stage["MethodSettings"]
     assert (method_settings["ThrottlingRateLimit"], method_settings["ThrottlingBurstLimit"]) == (100, 200)
+
+
+def test_every_function_logs_to_a_log_group_of_ours(resources: dict[str, Any]) -> None:
+    # Without LoggingConfig, Lambda creates /aws/lambda/<name> itself, kept forever: no retention.
+    for name, function in of_type(resources, "AWS::Lambda::Function").items():
+        log_group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[log_group]["Type"] == "AWS::Logs::LogGroup", name
 
 
 def test_log_retention(resources: dict[str, Any]) -> None:
