@@ -497,3 +497,23 @@ def test_fit_minilm_classifier_writes_an_artifact_that_loads_without_torch(tmp_p
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in by_label
+
+
+def test_the_minilm_train_extra_installs_every_module_training_needs() -> None:
+    # Given the extra `make minilm-train` installs, and the modules `train --backend minilm` checks for
+    import re
+    import tomllib
+
+    from adapters.classifier.minilm_training import TRAINING_MODULES
+
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    # When the extra's requirements are read as distribution names, as Python imports them
+    named = {
+        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].replace("-", "_") for requirement in extras["minilm-train"]
+    }
+
+    # Then each module is named there: one only pulled in by chance (or not at all) sends the user
+    # from `train`'s "missing: onnxruntime" back to the `make minilm-train` that left it out
+    assert [module for module in TRAINING_MODULES if module not in named] == []
