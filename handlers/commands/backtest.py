@@ -53,10 +53,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--body-column", type=column_name, default="description", help="ticket text column (default description)"
     )
-    parser.add_argument("--customer-column", type=column_name, default="customer_id")
+    parser.add_argument(
+        "--customer-column", type=column_name, default="customer_id", help="customer id column (default customer_id)"
+    )
     add_routing_arguments(parser)
-    parser.add_argument("--customers", type=path_argument)
-    parser.add_argument("--services", type=path_argument)
+    parser.add_argument(
+        "--customers", type=path_argument, help="customer profiles (JSON array); default: bundled samples"
+    )
+    parser.add_argument(
+        "--services", type=path_argument, help="service status snapshot (JSON); default: bundled samples"
+    )
     parser.add_argument(
         "--now",
         type=parse_now,

@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
         "--limit",
         type=whole_number(1, MAX_LIMIT),
         default=500,
-        help=f"at most this many decisions (default 500, most {MAX_LIMIT})",
+        help=f"at most this many tickets routed and decisions pushed, together (default 500, most {MAX_LIMIT})",
     )
     replay.set_defaults(func=run_replay)
 

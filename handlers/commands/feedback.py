@@ -39,7 +39,7 @@ EXPORT_FIELDS = (
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("feedback", help="export corrections as training data, or show routing accuracy")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = actions.add_parser("export", help="write re-routes as a retraining file (CSV or JSONL)")
+    export = actions.add_parser("export", help="write re-routes as a retraining file (CSV, JSON Lines or JSON)")
     export.add_argument(
         "--output",
         type=output_path_argument,
@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
     export.add_argument("--all", action="store_true", help="also export confirmations, not only re-routes")
     export.set_defaults(func=run_export)
     stats = actions.add_parser("stats", help="routing accuracy: the share of decisions not re-routed")
-    stats.add_argument("--db", type=path_argument)
+    stats.add_argument(
+        "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
+    )
     stats.set_defaults(func=run_stats)
 
 

