@@ -15,7 +15,7 @@ from adapters.atomic_files import atomic_write
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord
-from domain.models import RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
+from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(decisions, duplicates, errors, app, out)
     for error in errors:
         print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
+    _warn_of_model_failures(decisions)
     unsynced = [d for d in decisions if d.sync_status is SyncStatus.FAILED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
@@ -157,6 +158,22 @@ def run(args: argparse.Namespace) -> int:
                 again += ", route the others again"
         print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
     return 1 if errors or app.bus.failed or unsynced else 0
+
+
+def _warn_of_model_failures(decisions: list[RoutingDecision]) -> None:
+    # A failed model call leaves the pipeline's decision, flagged for review: the ticket is routed,
+    # but not by the engine asked for, and a model never reached (no credentials, a wrong model id)
+    # would otherwise pass for many tickets the agent was unsure of.
+    consulted = [(d.ticket_id, call) for d in decisions for call in d.tool_calls if call.tool == MODEL_TOOL]
+    failed = [(ticket_id, call) for ticket_id, call in consulted if not call.ok]
+    if failed:
+        ticket_id, call = failed[0]
+        print(
+            f"ticket-router: warning: the model call failed for {len(failed)} of {len(consulted)} ticket(s) sent "
+            f"to the model; the pipeline's decision stands for them, flagged for review "
+            f"(first: ticket {ticket_id}: {call.detail})",
+            file=sys.stderr,
+        )
 
 
 def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:

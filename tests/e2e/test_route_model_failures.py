@@ -1,0 +1,50 @@
+"""route with a model engine when the model fails: the pipeline's decision stands, flagged for
+review, and stderr says so, since the summary still reads "with the agent engine".
+
+The real BedrockModel talks to tests/bedrock_server.py on 127.0.0.1: no network, no account."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from handlers.cli import main
+from tests.bedrock_server import FakeBedrockRuntime, always_throttle
+
+TICKETS = [
+    {"ticket_id": "T-1", "customer_id": "C-1", "description": "I was charged twice for my plan this month"},
+    {"ticket_id": "T-2", "customer_id": "C-2", "description": "internet down in my whole street since this morning"},
+]
+
+
+@pytest.fixture
+def bedrock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBedrockRuntime]:
+    with FakeBedrockRuntime() as server:
+        # Read when the boto3 client is built, i.e. when route builds its engine.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.url)
+        yield server
+
+
+def test_route_where_the_model_fails_names_the_failures_on_stderr(
+    tmp_path: Path, bedrock: FakeBedrockRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that throttles every request
+    bedrock.policy = always_throttle
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(json.dumps(ticket) + "\n" for ticket in TICKETS), encoding="utf-8")
+    output = tmp_path / "decisions.jsonl"
+
+    # When the tickets are routed with the agent engine
+    code = main(["route", str(tickets), "--engine", "agent", "--quiet", "--output", str(output)])
+    err = capsys.readouterr().err
+
+    # Then every ticket is still decided (the pipeline's decision, flagged for review)
+    decisions = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [(d["ticket_id"], d["requires_manual_review"]) for d in decisions] == [("T-1", True), ("T-2", True)]
+    assert code == 0
+    # And stderr counts the failed model calls and says why
+    assert "warning: the model call failed for 2 of 2 ticket(s) sent to the model" in err
+    assert "ModelThrottledException" in err
