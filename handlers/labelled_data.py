@@ -107,6 +107,9 @@ def cell(record: dict[str, Any], column: str | None) -> str:
     """A record's value as text: 0 and false are values (a JSONL label 0 is a class), only a missing
     or null cell is empty."""
     value = record.get(column) if column else None
+    if isinstance(value, float) and value.is_integer():
+        # One class, however the exporting tool wrote its number: 1 and 1.0 are not two labels.
+        value = int(value)
     return "" if value is None else str(value).strip()
 
 

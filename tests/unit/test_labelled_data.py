@@ -80,6 +80,16 @@ def test_a_label_of_zero_or_false_in_json_lines_is_a_label_not_an_empty_cell(tmp
     assert result.problems == ["row 5: empty label (label)"]
 
 
+def test_a_numeric_label_is_one_class_whether_written_as_an_integer_or_a_float(tmp_path: Path) -> None:
+    # Given JSON Lines whose tool wrote label 1 once as 1 and once as 1.0, and 2.5 once
+    data = tmp_path / "numbered.jsonl"
+    data.write_text(
+        "".join(json.dumps({"text": f"ticket {n}", "label": label}) + "\n" for n, label in enumerate([1, 1.0, 2.5]))
+    )
+    # When it is read, then 1 and 1.0 are the same class, and 2.5 keeps its decimals
+    assert read_labelled(data, TEXT, "label").labels == ["1", "1", "2.5"]
+
+
 def test_a_json_object_or_array_where_text_or_a_label_belongs_is_a_row_error(tmp_path: Path) -> None:
     # Given JSON Lines where one text is an object and one label an array
     data = tmp_path / "nested.jsonl"
