@@ -128,6 +128,14 @@ def run_export(args: argparse.Namespace) -> int:
         "--body-column description --label-column category",
         file=out,
     )
+    unlabelled = sum(1 for row in rows if not row["category"])
+    if unlabelled:
+        # train skips a row without a label: said here, where it can still be put right.
+        print(
+            f"{unlabelled} correction(s) have no category (a re-route to a team of several categories, given "
+            f"without correct_category): train skips them; fill in their category in {data} first",
+            file=out,
+        )
     return _warn_of_unreadable(store)
 
 

@@ -214,3 +214,31 @@ def test_customer_text_starting_with_an_apostrophe_and_a_formula_sign_survives_t
     data = read_labelled(out, TextColumns(text=None, subject="subject", body="description"), "team")
     # Then the text is the customer's as written, no apostrophe of theirs taken off
     assert data.texts == [f"{subject}\n{description}"]
+
+
+def test_an_export_says_how_many_corrections_have_no_label_to_train_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a queue model with two labels on Billing Support, and a ticket an agent re-routed there
+    # without saying which
+    label_map = tmp_path / "queues.csv"
+    label_map.write_text("label,team\nrefunds,Billing Support\ninvoices,Billing Support\noutages,Network Operations\n")
+    monkeypatch.setenv("ROUTER_LABEL_TEAM_MAP", str(label_map))
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    repo.save(
+        a_decision("T-1").model_copy(
+            update={
+                "assigned_team": "Network Operations",
+                "issue_classification": IssueClassification(primary_category="outages", confidence=0.9),
+            }
+        )
+    )
+    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
+    repo.close()
+    # When the corrections are exported
+    out = tmp_path / "corrections.jsonl"
+    assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
+    # Then the row is written without a label, and the export says train will skip it
+    assert [json.loads(line)["category"] for line in out.read_text().splitlines()] == [""]
+    assert "1 correction(s) have no category" in capsys.readouterr().out
