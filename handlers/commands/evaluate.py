@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from adapters.atomic_files import atomic_write, is_standard_output
-from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD
 from domain.errors import ConfigurationError
 from handlers.commands.arguments import output_path_argument, path_argument, real_number
 from handlers.labelled_data import (
@@ -27,7 +26,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
     parser.add_argument(
-        "--threshold", type=real_number(0, 1), default=AUTO_ROUTE_THRESHOLD, help="auto-route confidence, 0 to 1 (0.70)"
+        "--threshold",
+        type=real_number(0, 1),
+        help="auto-route confidence, 0 to 1 (default: the taxonomy's manual_review_threshold, 0.70 as shipped)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument(
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         known_as=f"labels of {args.model_dir or 'the bundled telecom model'}",
         hint="is --label-column the column the model was trained on, and --model-dir the model trained on it?",
     )
-    evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=args.threshold)
+    evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=_threshold(args))
     summary = evaluation.summary()
     if args.report:
         metadata = getattr(classifier, "metadata", {}) or {}
@@ -96,3 +97,14 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"Report written to {'standard output' if is_standard_output(args.report) else args.report}", file=out)
     return 0
+
+
+def _threshold(args: argparse.Namespace) -> float:
+    """The confidence below which routing flags a ticket for review, so that the auto-route figures
+    are the deployment's own: --threshold, else the taxonomy's (ROUTER_TAXONOMY)."""
+    if args.threshold is not None:
+        return float(args.threshold)
+    from domain.taxonomy import load_taxonomy
+    from handlers.settings import LocalSettings, load_settings
+
+    return load_taxonomy(load_settings(LocalSettings).router_taxonomy).manual_review_threshold

@@ -484,3 +484,25 @@ def test_backtest_routes_each_ticket_at_its_own_arrival_whatever_day_it_is_run(
     on_the_day = priorities("2026-11-17T09:00:00Z")
     assert priorities("2026-11-24T09:00:00Z") == on_the_day
     assert sum(on_the_day.values()) == 2
+
+
+def test_evaluate_measures_auto_routing_at_the_deployments_own_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployment whose taxonomy flags tickets for review below 0.9, not the shipped 0.70
+    from domain.taxonomy import DEFAULT_TAXONOMY_PATH
+
+    taxonomy = tmp_path / "taxonomy.toml"
+    shipped = DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8")
+    assert "manual_review_threshold = 0.70" in shipped
+    taxonomy.write_text(shipped.replace("manual_review_threshold = 0.70", "manual_review_threshold = 0.9"))
+    monkeypatch.setenv("ROUTER_TAXONOMY", str(taxonomy))
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,category\nmy internet is down since this morning,Network Outage\n")
+    # When the bundled model is evaluated without --threshold, and with one
+    assert main(["evaluate", "--data", str(data), "--label-column", "category", "--json"]) == 0
+    deployment = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--data", str(data), "--label-column", "category", "--json", "--threshold", "0.5"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    # Then the auto-route figures are at the taxonomy's threshold, unless one is given
+    assert (deployment["auto_route_threshold"], given["auto_route_threshold"]) == (0.9, 0.5)
