@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
-from domain.models import MODEL_TOOL, NewTicket, RoutingDecision, ToolCall
+from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import column_name, path_argument
-from handlers.commands.route import add_routing_arguments, parse_now, routing_settings
+from handlers.commands.route import add_routing_arguments, parse_now, routing_settings, warn_of_model_failures
 from handlers.labelled_data import (
     SHOWN_PROBLEMS,
     TextColumns,
@@ -150,17 +150,8 @@ def run(args: argparse.Namespace) -> int:
         )
     # A failed model call still yields a decision (the pipeline's, flagged for review), so it is
     # counted in the figures: they are the pipeline's for those tickets, not the model engine's.
-    consulted = [(d.ticket_id, call) for d in decisions if (call := _model_call(d)) is not None]
-    model_failures = [(ticket_id, call) for ticket_id, call in consulted if not call.ok]
-    if model_failures:
-        ticket_id, call = model_failures[0]
-        print(
-            f"ticket-router: warning: the model call failed for {len(model_failures)} of {len(consulted)} "
-            f"ticket(s) sent to the model; the pipeline's decision stands for them "
-            f"(first: ticket {ticket_id}: {call.detail})",
-            file=sys.stderr,
-        )
-    never_answered = bool(model_failures) and len(model_failures) == len(consulted)
+    model_failures, consulted = warn_of_model_failures(decisions)
+    never_answered = model_failures > 0 and model_failures == consulted
     if never_answered:
         print(
             f"ticket-router: error: the model never answered: these are not the {engine} engine's figures",
@@ -169,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         **_summarise(decisions, expected, seconds, engine),
         "routing_failures": len(failures),
-        "model_call_failures": len(model_failures),
+        "model_call_failures": model_failures,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -189,13 +180,6 @@ def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[st
         known_as="teams" if kind == "team" else "categories",
         hint=f"are they {other} labels (--label-kind {other}), or is --label-column the wrong column?",
     )
-
-
-def _model_call(decision: RoutingDecision) -> ToolCall | None:
-    """The call to the engine's own model, if the ticket was sent to one (the hybrid engine sends
-    only the tickets it is unsure of). A second opinion's failure is not counted: the main model
-    still answered."""
-    return next((call for call in decision.tool_calls if call.tool == MODEL_TOOL), None)
 
 
 def _is_known(taxonomy: Any, kind: str, label: str) -> bool:

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(decisions, duplicates, errors, app, out)
     for error in errors:
         print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
-    _warn_of_model_failures(decisions)
+    warn_of_model_failures(decisions)
     unsynced = [d for d in decisions if d.sync_status is SyncStatus.FAILED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
@@ -160,11 +160,18 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors or app.bus.failed or unsynced else 0
 
 
-def _warn_of_model_failures(decisions: list[RoutingDecision]) -> None:
-    # A failed model call leaves the pipeline's decision, flagged for review: the ticket is routed,
-    # but not by the engine asked for, and a model never reached (no credentials, a wrong model id)
-    # would otherwise pass for many tickets the agent was unsure of.
-    consulted = [(d.ticket_id, call) for d in decisions for call in d.tool_calls if call.tool == MODEL_TOOL]
+def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:
+    """Say on stderr how many tickets sent to the model got no answer from it; (failed, consulted).
+
+    A failed model call leaves the pipeline's decision, flagged for review: the ticket is routed,
+    but not by the engine asked for, and a model never reached (no credentials, a wrong model id)
+    would otherwise pass for many tickets the agent was unsure of. Only the engine's own model
+    counts: when a second opinion fails, the main model still answered."""
+    consulted = [
+        (d.ticket_id, call)
+        for d in decisions
+        if (call := next((c for c in d.tool_calls if c.tool == MODEL_TOOL), None)) is not None
+    ]
     failed = [(ticket_id, call) for ticket_id, call in consulted if not call.ok]
     if failed:
         ticket_id, call = failed[0]
@@ -174,6 +181,7 @@ def _warn_of_model_failures(decisions: list[RoutingDecision]) -> None:
             f"(first: ticket {ticket_id}: {call.detail})",
             file=sys.stderr,
         )
+    return len(failed), len(consulted)
 
 
 def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
