@@ -127,25 +127,29 @@ def test_a_damaged_decision_with_feedback_is_left_out_and_named_not_fatal(
         assert [json.loads(line)["ticket_id"] for line in (tmp_path / "out.jsonl").read_text().splitlines()] == ["T-2"]
 
 
+def outage_rerouted_to_billing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, billing_labels: str) -> Path:
+    """A store with one ticket a queue model sent to its "outages" label (Network Operations), which
+    an agent re-routed to Billing Support, whose labels are `billing_labels` rows of the label-team map."""
+    label_map = tmp_path / "queues.csv"
+    label_map.write_text(f"label,team\n{billing_labels}outages,Network Operations\n")
+    monkeypatch.setenv("ROUTER_LABEL_TEAM_MAP", str(label_map))
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    outages = IssueClassification(primary_category="outages", confidence=0.9)
+    repo.save(
+        a_decision("T-1").model_copy(update={"assigned_team": "Network Operations", "issue_classification": outages})
+    )
+    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
+    repo.close()
+    return db
+
+
 def test_export_labels_corrections_with_the_label_team_maps_labels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a deployment routing with a queue model's labels mapped onto the teams
-    label_map = tmp_path / "queues.csv"
-    label_map.write_text("label,team\nrefunds,Billing Support\noutages,Network Operations\n")
-    monkeypatch.setenv("ROUTER_LABEL_TEAM_MAP", str(label_map))
-    # And a ticket the model sent to outages, which an agent re-routed to Billing Support
-    db = tmp_path / "decisions.db"
-    repo = SqliteDecisionRepository(db)
-    decision = a_decision("T-1").model_copy(
-        update={
-            "assigned_team": "Network Operations",
-            "issue_classification": IssueClassification(primary_category="outages", confidence=0.9),
-        }
-    )
-    repo.save(decision)
-    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
-    repo.close()
+    # Given a deployment routing with a queue model's labels mapped onto the teams, and a ticket
+    # the model sent to outages, which an agent re-routed to Billing Support
+    db = outage_rerouted_to_billing(tmp_path, monkeypatch, "refunds,Billing Support\n")
     # When the corrections are exported for retraining
     out = tmp_path / "corrections.jsonl"
     assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
@@ -221,21 +225,7 @@ def test_an_export_says_how_many_corrections_have_no_label_to_train_on(
 ) -> None:
     # Given a queue model with two labels on Billing Support, and a ticket an agent re-routed there
     # without saying which
-    label_map = tmp_path / "queues.csv"
-    label_map.write_text("label,team\nrefunds,Billing Support\ninvoices,Billing Support\noutages,Network Operations\n")
-    monkeypatch.setenv("ROUTER_LABEL_TEAM_MAP", str(label_map))
-    db = tmp_path / "decisions.db"
-    repo = SqliteDecisionRepository(db)
-    repo.save(
-        a_decision("T-1").model_copy(
-            update={
-                "assigned_team": "Network Operations",
-                "issue_classification": IssueClassification(primary_category="outages", confidence=0.9),
-            }
-        )
-    )
-    repo.record(Feedback(ticket_id="T-1", correct_team="Billing Support", recorded_at=NOW))
-    repo.close()
+    db = outage_rerouted_to_billing(tmp_path, monkeypatch, "refunds,Billing Support\ninvoices,Billing Support\n")
     # When the corrections are exported
     out = tmp_path / "corrections.jsonl"
     assert main(["feedback", "export", "--db", str(db), "--output", str(out)]) == 0
