@@ -11,6 +11,17 @@ import numpy as np
 from adapters.classifier.metrics import AUTO_ROUTE_THRESHOLD, Evaluation
 
 
+def auto_route_threshold(given: float | None = None) -> float:
+    """The confidence below which routing flags a ticket for review, so that the auto-route figures
+    are the deployment's own: `given` (--threshold), else the taxonomy's (ROUTER_TAXONOMY)."""
+    if given is not None:
+        return float(given)
+    from domain.taxonomy import load_taxonomy
+    from handlers.settings import LocalSettings, load_settings
+
+    return load_taxonomy(load_settings(LocalSettings).router_taxonomy).manual_review_threshold
+
+
 def evaluate_classifier(
     classifier: Any,
     texts: Sequence[str],

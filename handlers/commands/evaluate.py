@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from adapters.classifier.loader import load_classifier
     from adapters.classifier.report import render_report
-    from handlers.evaluation import evaluate_classifier
+    from handlers.evaluation import auto_route_threshold, evaluate_classifier
 
     if args.json and is_standard_output(args.report):
         raise ConfigurationError("--report - and --json would both go to standard output; send the report to a file")
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         known_as=f"labels of {args.model_dir or 'the bundled telecom model'}",
         hint="is --label-column the column the model was trained on, and --model-dir the model trained on it?",
     )
-    evaluation = evaluate_classifier(classifier, data.texts, data.labels, threshold=_threshold(args))
+    evaluation = evaluate_classifier(
+        classifier, data.texts, data.labels, threshold=auto_route_threshold(args.threshold)
+    )
     summary = evaluation.summary()
     if args.report:
         metadata = getattr(classifier, "metadata", {}) or {}
@@ -97,14 +99,3 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"Report written to {'standard output' if is_standard_output(args.report) else args.report}", file=out)
     return 0
-
-
-def _threshold(args: argparse.Namespace) -> float:
-    """The confidence below which routing flags a ticket for review, so that the auto-route figures
-    are the deployment's own: --threshold, else the taxonomy's (ROUTER_TAXONOMY)."""
-    if args.threshold is not None:
-        return float(args.threshold)
-    from domain.taxonomy import load_taxonomy
-    from handlers.settings import LocalSettings, load_settings
-
-    return load_taxonomy(load_settings(LocalSettings).router_taxonomy).manual_review_threshold

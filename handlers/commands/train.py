@@ -131,6 +131,7 @@ def stratified_split(texts: list[str], labels: list[str], share: float, seed: in
 
 def run(args: argparse.Namespace) -> int:
     from adapters.classifier.training import TrainingExample
+    from handlers.evaluation import auto_route_threshold
 
     if not 0.0 <= args.validation_split < 0.9:
         raise ConfigurationError("--validation-split must be between 0 and 0.9")
@@ -146,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--threads must be at least 1")
     if args.backend != "ngram":
         _require_minilm_training_stack(args.backend)
+    # Read before training starts: a broken taxonomy should fail in a second, not after the fit.
+    threshold = auto_route_threshold()
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     model_dir = args.model_dir or Path(".ticket-router") / "models" / f"{args.data.stem}-{args.backend}-{version}"
     check_writable(model_dir, "--model-dir", directory=True)
@@ -184,11 +187,22 @@ def run(args: argparse.Namespace) -> int:
             args.seed,
             args.refit,
             source,
+            threshold,
         )
     else:
         quantize = {"auto": None, "int8": True, "fp32": False}[args.precision]
         metrics = _train_minilm(
-            examples, train_idx, val_idx, model_dir, args.backend, args.seed, args.refit, source, quantize, args.threads
+            examples,
+            train_idx,
+            val_idx,
+            model_dir,
+            args.backend,
+            args.seed,
+            args.refit,
+            source,
+            threshold,
+            quantize,
+            args.threads,
         )
     # Without a refit the shipped model is the split run's, which never saw the held-out rows.
     trained_on = len(train_idx) if val_idx and not args.refit else len(examples)
@@ -196,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     if metrics:
         print(
             f"Validation ({len(val_idx)} held out): accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
-            f"auto-routed {metrics['auto_route_rate']:.1%}"
+            f"auto-routed at confidence >= {metrics['auto_route_threshold']:.2f}: {metrics['auto_route_rate']:.1%}"
             + (
                 f" at {metrics['auto_route_accuracy']:.1%} accuracy"
                 if metrics["auto_route_accuracy"] is not None
@@ -216,6 +230,7 @@ def _train_ngram(
     seed: int,
     refit: bool,
     source: dict[str, Any],
+    threshold: float,
 ) -> dict[str, Any] | None:
     from adapters.classifier.static_vectors import DEFAULT_TABLE
     from adapters.classifier.training import (
@@ -237,7 +252,9 @@ def _train_ngram(
         if held_out.static is not None:
             weight, weight_source = tune_static_weight(held_out, validation)
             with_static_weight(held_out, weight)
-        metrics = evaluate_classifier(held_out, [e.text for e in validation], [e.label for e in validation]).summary()
+        metrics = evaluate_classifier(
+            held_out, [e.text for e in validation], [e.label for e in validation], threshold=threshold
+        ).summary()
         if not refit:
             held_out.metadata.update({**source, "validation": metrics, "static_weight_source": weight_source})
             held_out.save(model_dir, held_out.metadata)
@@ -268,6 +285,7 @@ def _train_minilm(
     seed: int,
     refit: bool,
     source: dict[str, Any],
+    threshold: float,
     quantize: bool | None = None,
     threads: int | None = None,
 ) -> dict[str, Any] | None:
@@ -300,7 +318,9 @@ def _train_minilm(
         if not validation:
             return None
         held_out = load_classifier(split_dir)
-        metrics = evaluate_classifier(held_out, [e.text for e in validation], [e.label for e in validation]).summary()
+        metrics = evaluate_classifier(
+            held_out, [e.text for e in validation], [e.label for e in validation], threshold=threshold
+        ).summary()
         if not refit:
             return metrics
     progress(

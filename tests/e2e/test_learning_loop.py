@@ -506,3 +506,24 @@ def test_evaluate_measures_auto_routing_at_the_deployments_own_threshold(
     given = json.loads(capsys.readouterr().out)
     # Then the auto-route figures are at the taxonomy's threshold, unless one is given
     assert (deployment["auto_route_threshold"], given["auto_route_threshold"]) == (0.9, 0.5)
+
+
+def test_train_measures_validation_auto_routing_at_the_deployments_own_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a deployment whose taxonomy flags tickets for review below 0.9, not the shipped 0.70
+    from domain.taxonomy import DEFAULT_TAXONOMY_PATH
+
+    taxonomy = tmp_path / "taxonomy.toml"
+    shipped = DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8")
+    taxonomy.write_text(shipped.replace("manual_review_threshold = 0.70", "manual_review_threshold = 0.9"))
+    monkeypatch.setenv("ROUTER_TAXONOMY", str(taxonomy))
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    # When a model is trained
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(tmp_path / "m")])
+    # Then the held-out auto-route figures, stored and printed, are at the taxonomy's threshold
+    assert code == 0
+    validation = json.loads((tmp_path / "m" / "metadata.json").read_text())["validation"]
+    assert validation["auto_route_threshold"] == 0.9
+    assert "auto-routed at confidence >= 0.90" in capsys.readouterr().out
