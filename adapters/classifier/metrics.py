@@ -6,6 +6,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -30,11 +31,13 @@ class Evaluation:
     def n(self) -> int:
         return len(self.y_true)
 
-    @property
+    # Cached: each is a pass over the [n, labels] probabilities, which with thousands of labels is
+    # the slow part, and the report asks for them dozens of times.
+    @cached_property
     def predicted(self) -> np.ndarray:
         return np.asarray(self.probabilities.argmax(axis=1))
 
-    @property
+    @cached_property
     def confidence(self) -> np.ndarray:
         """As the classifier reports it, so that a ticket counts as auto-routed exactly when the router
         would auto-route it (0.69996 is reported, and routed, as 0.70)."""
@@ -50,16 +53,25 @@ class Evaluation:
     def top_k_accuracy(self, k: int = 2) -> float:
         if not self.n:
             return 0.0
-        top = np.argsort(-self.probabilities, axis=1)[:, :k]
-        return float((top == self.y_true[:, None]).any(axis=1).mean())
+        # In blocks of rows: sorting the whole [n, labels] matrix at once holds two more copies of it.
+        hits = 0
+        for start in range(0, self.n, 1024):
+            top = np.argsort(-self.probabilities[start : start + 1024], axis=1)[:, :k]
+            hits += int((top == self.y_true[start : start + 1024, None]).any(axis=1).sum())
+        return hits / self.n
 
     def per_class(self) -> dict[str, dict[str, float]]:
         out = {}
-        predicted = self.predicted
+        size = len(self.labels)
+        known = self.y_true >= 0
+        # Counted in one pass each, not one pass per label: a model can have thousands of labels.
+        true_positives = np.bincount(self.y_true[known & self.correct], minlength=size)
+        supports = np.bincount(self.y_true[known], minlength=size)
+        predicted = np.bincount(self.predicted, minlength=size)
         for index, label in enumerate(self.labels):
-            tp = int(((predicted == index) & (self.y_true == index)).sum())
-            fp = int(((predicted == index) & (self.y_true != index)).sum())
-            fn = int(((predicted != index) & (self.y_true == index)).sum())
+            tp = int(true_positives[index])
+            fp = int(predicted[index]) - tp
+            fn = int(supports[index]) - tp
             precision = tp / (tp + fp) if tp + fp else 0.0
             recall = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -108,12 +120,22 @@ class Evaluation:
             for coverage, accuracy in [self.coverage_at(threshold)]
         ]
 
-    def confusion(self) -> np.ndarray:
+    def confusion_counts(self) -> dict[tuple[int, int], int]:
+        """(true label index, predicted label index) -> tickets, for the pairs that occur: a dense
+        matrix over thousands of labels would take gigabytes to hold mostly zeros."""
+        known = self.y_true >= 0
         size = len(self.labels)
-        matrix = np.zeros((size, size), dtype=np.int64)
-        for true, pred in zip(self.y_true, self.predicted, strict=True):
-            if true >= 0:
-                matrix[true, pred] += 1
+        pairs, counts = np.unique(self.y_true[known] * size + self.predicted[known], return_counts=True)
+        return {(int(pair // size), int(pair % size)): int(count) for pair, count in zip(pairs, counts, strict=True)}
+
+    def confusion(self, indices: Sequence[int] | None = None) -> np.ndarray:
+        """The confusion matrix over the labels at `indices` (all labels when None), in that order."""
+        chosen = list(range(len(self.labels))) if indices is None else list(indices)
+        position = {label: i for i, label in enumerate(chosen)}
+        matrix = np.zeros((len(chosen), len(chosen)), dtype=np.int64)
+        for (true, pred), count in self.confusion_counts().items():
+            if true in position and pred in position:
+                matrix[position[true], position[pred]] = count
         return matrix
 
     def summary(self) -> dict[str, Any]:

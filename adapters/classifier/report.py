@@ -4,11 +4,16 @@ manager can read at a glance: headline numbers first, then where the model goes 
 from __future__ import annotations
 
 import html
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from adapters.classifier.metrics import Evaluation
+
+# Beyond this many labels the matrix's cells are too small to read or hover, and the page grows with
+# the square of the labels: it shows the most confused ones instead.
+MATRIX_MAX_LABELS = 40
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:32px auto;max-width:1100px;color:#1f2933}
@@ -106,11 +111,29 @@ def _histogram(evaluation: Evaluation, width: int = 500, height: int = 300, bins
     )
 
 
-def _confusion_svg(evaluation: Evaluation) -> str:
-    matrix = evaluation.confusion()
-    size = len(evaluation.labels)
+def _matrix_labels(evaluation: Evaluation, limit: int = MATRIX_MAX_LABELS) -> list[int]:
+    """The indices of the labels the matrix shows: all of them up to `limit`, else the `limit` most
+    often in a confusion (as the true label or the prediction), in the model's order."""
+    if len(evaluation.labels) <= limit:
+        return list(range(len(evaluation.labels)))
+    confused: Counter[int] = Counter()
+    tickets: Counter[int] = Counter()
+    for (true, predicted), count in evaluation.confusion_counts().items():
+        tickets[true] += count
+        tickets[predicted] += count
+        if true != predicted:
+            confused[true] += count
+            confused[predicted] += count
+    ranked = sorted(tickets, key=lambda index: (-confused[index], -tickets[index], index))
+    return sorted(ranked[:limit])
+
+
+def _confusion_svg(evaluation: Evaluation, shown: list[int]) -> str:
+    matrix = evaluation.confusion(shown)
+    names = [evaluation.labels[index] for index in shown]
+    size = len(shown)
     cell = max(6, min(40, 760 // max(size, 1)))
-    label_space = 170 if size <= 20 else 0
+    label_space = 170  # at most MATRIX_MAX_LABELS rows: each is tall enough to carry its label's name
     totals = matrix.sum(axis=1, keepdims=True).clip(min=1)
     share = matrix / totals
     rects = []
@@ -121,8 +144,8 @@ def _confusion_svg(evaluation: Evaluation) -> str:
             colour = "43,108,176" if i == j else "197,48,48"
             rects.append(
                 f'<rect x="{label_space + j * cell}" y="{label_space + i * cell}" width="{cell}" height="{cell}" '
-                f'fill="rgba({colour},{0.15 + 0.85 * share[i, j]:.2f})"><title>true {html.escape(evaluation.labels[i])}'
-                f" → predicted {html.escape(evaluation.labels[j])}: {matrix[i, j]}</title></rect>"
+                f'fill="rgba({colour},{0.15 + 0.85 * share[i, j]:.2f})"><title>true {html.escape(names[i])}'
+                f" → predicted {html.escape(names[j])}: {matrix[i, j]}</title></rect>"
             )
             if size <= 12:
                 rects.append(
@@ -130,19 +153,18 @@ def _confusion_svg(evaluation: Evaluation) -> str:
                     f'font-size="12" text-anchor="middle">{matrix[i, j]}</text>'
                 )
     labels = []
-    if label_space:
-        for i, name in enumerate(evaluation.labels):
-            # Long names are cut with an ellipsis; hovering shows the whole name.
-            short = html.escape(name if len(name) <= 24 else name[:23] + "…")
-            full = f"<title>{html.escape(name)}</title>"
-            labels.append(
-                f'<text x="{label_space - 6}" y="{label_space + i * cell + cell / 2 + 4}" font-size="11" '
-                f'text-anchor="end">{full}{short}</text>'
-                f'<text x="{label_space + i * cell + cell / 2}" y="{label_space - 6}" font-size="11" '
-                f'transform="rotate(-45 {label_space + i * cell + cell / 2} {label_space - 6})">{full}{short}</text>'
-            )
+    for i, name in enumerate(names):
+        # Long names are cut with an ellipsis; hovering shows the whole name.
+        short = html.escape(name if len(name) <= 24 else name[:23] + "…")
+        full = f"<title>{html.escape(name)}</title>"
+        labels.append(
+            f'<text x="{label_space - 6}" y="{label_space + i * cell + cell / 2 + 4}" font-size="11" '
+            f'text-anchor="end">{full}{short}</text>'
+            f'<text x="{label_space + i * cell + cell / 2}" y="{label_space - 6}" font-size="11" '
+            f'transform="rotate(-45 {label_space + i * cell + cell / 2} {label_space - 6})">{full}{short}</text>'
+        )
     total = label_space + size * cell + 4
-    wide = total + (120 if label_space else 0)  # room for the last rotated column label
+    wide = total + 120  # room for the last rotated column label
     return (
         f'<svg viewBox="0 0 {wide} {total}" width="{min(wide, 900)}" role="img" aria-label="Confusion matrix">'
         f'<rect x="{label_space}" y="{label_space}" width="{size * cell}" height="{size * cell}" fill="none" '
@@ -151,16 +173,23 @@ def _confusion_svg(evaluation: Evaluation) -> str:
 
 
 def _top_confusions(evaluation: Evaluation, limit: int = 10) -> list[tuple[str, str, int]]:
-    matrix = evaluation.confusion()
-    np.fill_diagonal(matrix, 0)
-    flat = np.argsort(-matrix, axis=None)[:limit]
-    size = len(evaluation.labels)
     known = [
-        (evaluation.labels[i // size], evaluation.labels[i % size], int(matrix.flat[i])) for i in flat if matrix.flat[i]
+        (evaluation.labels[true], evaluation.labels[predicted], count)
+        for (true, predicted), count in evaluation.confusion_counts().items()
+        if true != predicted
     ]
     # A label the model does not know has no row in the matrix, but its tickets went wrong all the same.
     unknown = [(true, predicted, n) for (true, predicted), n in evaluation.unknown_confusions().items()]
     return sorted(known + unknown, key=lambda confusion: -confusion[2])[:limit]
+
+
+def _matrix_note(evaluation: Evaluation, shown: list[int]) -> str:
+    if len(shown) == len(evaluation.labels):
+        return ""
+    return (
+        f'<p class="sub">Showing the {len(shown):,} labels most often confused, of the model\'s '
+        f"{len(evaluation.labels):,}; the per-label table below has every label with tickets.</p>"
+    )
 
 
 def _unknown_note(summary: dict[str, Any]) -> str:
@@ -215,6 +244,7 @@ def render_report(evaluation: Evaluation, *, title: str, model_info: dict[str, A
         )
         or "<tr><td colspan=3>No confusions.</td></tr>"
     )
+    shown = _matrix_labels(evaluation)
     info_rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in model_info.items()
     )
@@ -237,7 +267,7 @@ The red dot is the threshold in force.</figcaption></figure>
 <table><tr><th>True label</th><th>Predicted as</th><th>Tickets</th></tr>{confusion_rows}</table>
 <h2>Confusion matrix</h2>
 <p class="sub">Rows are the true labels, columns the predictions; blue is right, red is wrong, darker is more.</p>
-{_confusion_svg(evaluation)}
+{_matrix_note(evaluation, shown)}{_confusion_svg(evaluation, shown)}
 <h2>Per label (weakest first)</h2>
 <table><tr><th>Label</th><th>Precision</th><th>Recall</th><th>F1</th><th>Tickets</th></tr>{class_rows}</table>
 <h2>Model</h2>
