@@ -149,14 +149,16 @@ def _without_spreadsheet_guard(value: Any) -> Any:
     return value[1:] if isinstance(value, str) and _LOOKS_GUARDED.match(value) else value
 
 
-def _other_separator(header: str) -> str | None:
-    """The separator other than a comma (';', tab or '|') that splits this header line into cells."""
+def _other_separator(header: str, comma_cells: int = 1) -> str | None:
+    """The separator other than a comma (';', tab or '|') that splits this header line into more
+    cells than the comma does (`comma_cells`). Read as CSV, so that one inside a quoted name, as in
+    '"text;notes"', is part of the name and splits nothing."""
     for separator in ";\t|":
         try:
             cells = next(csv.reader([header], delimiter=separator, strict=True, skipinitialspace=True), [])
         except csv.Error:
             continue
-        if len(cells) > 1:
+        if len(cells) > comma_cells:
             return separator
     return None
 
@@ -192,10 +194,13 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
-        if len(fieldnames) == 1 and (separator := next((c for c in ";\t|" if c in fieldnames[0]), None)):
+        header = _LINE_BREAK.split(text, maxsplit=1)[0]
+        if separator := _other_separator(header, len(fieldnames)):
             # Excel in many locales saves "CSV" with semicolons: read with commas, every row would
-            # be one cell, and each rejected for lacking the columns its header seems to name.
-            raise _separator_error(path, fieldnames[0], separator)
+            # be one cell (or split at the commas in its text), and each rejected for lacking the
+            # columns its header seems to name. A comma inside one of its column names still leaves
+            # the semicolons the better split.
+            raise _separator_error(path, header, separator)
         repeated = sorted({name for name in fieldnames if fieldnames.count(name) > 1})
         if repeated:
             # A record would keep the last such column and drop the others without a word.

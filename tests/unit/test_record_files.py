@@ -222,3 +222,30 @@ def test_a_single_json_object_written_over_several_lines_is_one_record(tmp_path:
     records = list(read_records(data, "data file"))
     # Then it is one record, at the line where it starts, not each of its lines a malformed one
     assert records == [(2, {"text": "fibre down", "label": "outage"})]
+
+
+@pytest.mark.parametrize("separator", [";", "\t", "|"])
+def test_a_one_column_csv_whose_quoted_name_holds_another_separator_is_read(tmp_path: Path, separator: str) -> None:
+    # Given a one-column CSV whose column name, quoted, holds a semicolon, a tab or a bar
+    data = tmp_path / "tickets.csv"
+    data.write_text(f'"text{separator}notes"\nfibre down since 9am\n', encoding="utf-8")
+    # When it is read, then the quoted name is one column, as any CSV reader has it
+    assert list(read_records(data, "data file")) == [(2, {f"text{separator}notes": "fibre down since 9am"})]
+
+
+def test_a_semicolon_csv_with_a_comma_in_a_column_name_is_the_same_clear_error(tmp_path: Path) -> None:
+    # Given a "CSV" saved with semicolons whose second column name holds a comma
+    data = tmp_path / "tickets.csv"
+    data.write_text("customer_id;subject, short;description\nC1;no internet;fibre down\n", encoding="utf-8")
+    # When it is read, then it is refused naming the separator, not read as two comma columns
+    with pytest.raises(RecordFileError, match=re.escape("cells must be separated by commas, not ';'")):
+        list(read_records(data, "data file"))
+
+
+def test_a_comma_csv_with_a_semicolon_in_a_column_name_is_read(tmp_path: Path) -> None:
+    # Given a comma CSV one of whose column names holds a semicolon
+    data = tmp_path / "tickets.csv"
+    data.write_text("customer_id,notes;internal,description\nC1,vip,fibre down\n", encoding="utf-8")
+    # When it is read, then the commas separate the columns
+    records = list(read_records(data, "data file"))
+    assert records == [(2, {"customer_id": "C1", "notes;internal": "vip", "description": "fibre down"})]
