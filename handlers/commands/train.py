@@ -322,6 +322,8 @@ def _train_minilm(
             held_out, [e.text for e in validation], [e.label for e in validation], threshold=threshold
         ).summary()
         if not refit:
+            # The split run's artifact is the one shipped: it keeps the figures printed, as a refit's does.
+            _record_evaluation(model_dir, metrics)
             return metrics
     progress(
         f"held-out accuracy {metrics['accuracy']:.3f} with {len(train_idx)} rows; "
@@ -343,3 +345,17 @@ def _train_minilm(
         progress=progress,
     )
     return metrics
+
+
+def _record_evaluation(model_dir: Path, metrics: dict[str, Any]) -> None:
+    """Add the held-out auto-route figures (and the threshold they were measured at) to a trained
+    artifact's metadata, under "validation" as a refit stores them."""
+    import json
+
+    from adapters.atomic_files import atomic_write
+    from adapters.classifier.ngram import METADATA_FILE, read_metadata
+
+    metadata = read_metadata(model_dir)
+    metadata["validation"] = {**(metadata.get("validation") or {}), "evaluation": metrics}
+    with atomic_write(model_dir / METADATA_FILE, encoding="utf-8") as handle:
+        handle.write(json.dumps(metadata, indent=2, sort_keys=True) + "\n")

@@ -183,8 +183,10 @@ def test_minilm_training_without_refit_ships_the_split_model(
     assert code == 0
     [only] = trainer.calls
     assert (only["model_dir"], only["n_validation"], only["ensemble"]) == (target, 12, False)
-    assert (target / "metadata.json").exists()
     assert "Validation (12 held out)" in capsys.readouterr().out
+    # And the shipped artifact keeps the held-out figures printed, with the threshold they were taken at
+    evaluation = json.loads((target / "metadata.json").read_text())["validation"]["evaluation"]
+    assert (evaluation["n"], evaluation["auto_route_threshold"]) == (12, 0.7)
 
 
 def test_a_chosen_precision_and_thread_count_hold_for_the_split_run_and_the_refit(
