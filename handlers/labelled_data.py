@@ -49,10 +49,15 @@ class LabelledData:
 
 
 def read_labelled(
-    path: str | Path, columns: TextColumns, label_column: str | None, *, optional: Collection[str] = ()
+    path: str | Path,
+    columns: TextColumns,
+    label_column: str | None,
+    *,
+    optional: Collection[str] = (),
+    also: Collection[str] = (),
 ) -> LabelledData:
-    """Texts and labels from a file; `label_column=None` reads texts only. Columns in `optional`
-    may be absent from the file."""
+    """Texts and labels from a file; `label_column=None` reads texts only. The columns in `also`
+    must be in the file as well; those in `optional` may be absent from it."""
     target = Path(path)
     data = LabelledData()
     rows: list[tuple[int, Any]] = []
@@ -61,7 +66,7 @@ def read_labelled(
             data.problems.append(f"row {number}: {record.reason}")
         else:
             rows.append((number, record))
-    wanted = [c for c in (columns.text, columns.subject, columns.body, label_column) if c and c not in optional]
+    wanted = [c for c in (columns.text, columns.subject, columns.body, label_column, *also) if c and c not in optional]
     if rows and isinstance(rows[0][1], dict):
         # Every row: JSON Lines may leave a key out of the rows that have no value for it, and a
         # column found in none of the first rows is still the file's.

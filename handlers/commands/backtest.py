@@ -54,7 +54,10 @@ def register(subparsers: Any) -> None:
         "--body-column", type=column_name, default="description", help="ticket text column (default description)"
     )
     parser.add_argument(
-        "--customer-column", type=column_name, default="customer_id", help="customer id column (default customer_id)"
+        "--customer-column",
+        type=column_name,
+        default=None,
+        help="customer id column (default customer_id, used when the file has one)",
     )
     add_routing_arguments(parser)
     parser.add_argument(
@@ -75,12 +78,17 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = routing_settings(args)
-    # A subject is optional for a ticket, so the default column may be absent; one named on the
-    # command line must be there.
+    # A subject and a customer are optional for a ticket, so the default columns may be absent; one
+    # named on the command line must be there: mistyped, every ticket would be routed without it.
     subject_column = args.subject_column or "subject"
+    customer_column = args.customer_column or "customer_id"
     columns = TextColumns(text=None, subject=subject_column, body=args.body_column)
-    optional = () if args.subject_column else (subject_column,)
-    data = read_labelled(args.file, columns, args.label_column, optional=optional)
+    optional = [
+        name
+        for name, given in ((subject_column, args.subject_column), (customer_column, args.customer_column))
+        if not given
+    ]
+    data = read_labelled(args.file, columns, args.label_column, optional=optional, also=(customer_column,))
     # Each ticket is routed at the moment it arrived, as a live router routed it: with one clock for
     # all, every ticket older than the taxonomy's age thresholds would gain their points, and the
     # priority mix would depend on the day the backtest is run.
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         for number, record, raw_label in zip(data.rows, data.records, data.labels, strict=True):
             candidate = {
                 "ticket_id": cell(record, "ticket_id") or f"BT-{number:06d}",
-                "customer_id": cell(record, args.customer_column) or "UNKNOWN",
+                "customer_id": cell(record, customer_column) or "UNKNOWN",
                 "subject": cell(record, subject_column)[:500],
                 "description": cell(record, args.body_column)[:20_000],
             }

@@ -371,6 +371,30 @@ def test_backtest_reads_a_file_without_a_subject_column(tmp_path: Path, capsys: 
     assert '"n": 3' in capsys.readouterr().out
 
 
+def test_backtest_refuses_a_customer_column_the_file_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given history whose customers are in customer_id, and a run that names a mistyped column
+    data = tmp_path / "history.csv"
+    write_tickets(data, TICKETS, TICKET_HEADER)
+    # When it is replayed, then it is refused naming the column, rather than routed without customers
+    code = main(["backtest", str(data), "--label-column", "team", "--customer-column", "account", "--json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"{data}: no column 'account'; columns are" in captured.err
+    assert captured.out == ""
+
+
+def test_backtest_reads_a_file_without_a_customer_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given history without the optional customer_id column
+    data = tmp_path / "history.csv"
+    write_tickets(
+        data, [(t, s, d, team) for t, _, s, d, team in TICKETS], ("ticket_id", "subject", "description", "team")
+    )
+    # When it is replayed, then every ticket is routed as from an unknown customer
+    code = main(["backtest", str(data), "--label-column", "team", "--json"])
+    assert code == 0
+    assert '"n": 3' in capsys.readouterr().out
+
+
 def test_a_report_and_json_both_on_standard_output_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
