@@ -596,12 +596,32 @@ def test_every_dead_letter_queue_is_encrypted_and_alarmed(resources: dict[str, A
     alarmed = {
         alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        if alarm["Properties"].get("Namespace") == "AWS/SQS"
     }
     assert alarmed == set(queues)
     for queue in queues.values():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86_400
+
+
+def test_a_second_dead_letter_notifies_again_before_the_queue_is_emptied(resources: dict[str, Any]) -> None:
+    # Given the queues' alarms
+    sqs_alarms = [a["Properties"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()]
+    sqs_alarms = [props for props in sqs_alarms if props.get("Namespace") == "AWS/SQS"]
+    assert len(sqs_alarms) == 3
+    for props in sqs_alarms:
+        # Then each counts messages arriving in its period, not the queue's depth: once the period of
+        # an incident has passed it is OK again, whatever is still in the queue, so the next one notifies.
+        # EventBridge and Lambda put dead letters with SendMessage, which NumberOfMessagesSent counts.
+        assert props["MetricName"] == "NumberOfMessagesSent"
+        assert (props["Statistic"], props["ComparisonOperator"], props["Threshold"]) == (
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+        )
+        assert props["EvaluationPeriods"] == 1
+        assert props["TreatMissingData"] == "notBreaching"
+        assert {"Ref": "AlarmTopic"} in props["AlarmActions"]
 
 
 # --- storage -------------------------------------------------------------------------------------------------------
