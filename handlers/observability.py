@@ -47,11 +47,50 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 def build_logger(service: str = SERVICE_NAME, **kwargs: Any) -> Logger:
     try:
-        return Logger(service=service, logger_formatter=RedactingFormatter(), **kwargs)
+        logger = Logger(service=service, logger_formatter=RedactingFormatter(), **kwargs)
     except ValueError as exc:  # Powertools' own reading of the level: "Unknown level: 'BOGUS'"
         raise ConfigurationError(
             f"invalid LOG_LEVEL (or POWERTOOLS_LOG_LEVEL): {exc}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
         ) from exc
+    if service == SERVICE_NAME:
+        _redact_app_logs(logger.registered_handler)
+    return logger
+
+
+# The packages whose modules log with logging.getLogger(__name__): adapters may not import handlers,
+# so they cannot use the Logger above, and their records would reach the root logger's handler (the
+# Lambda runtime's, writing them as they are) with the customer's e-mail or phone number in them.
+_APP_PACKAGES = ("adapters", "domain", "handlers")
+
+
+def _is_app_record(record: logging.LogRecord) -> bool:
+    return any(record.name == package or record.name.startswith(f"{package}.") for package in _APP_PACKAGES)
+
+
+class _WithoutAppRecords(logging.Filter):
+    """On the root logger's handlers: the app's records are written, redacted, by the service's handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _is_app_record(record)
+
+
+def _redact_app_logs(handler: logging.Handler) -> None:
+    """Write the app's standard-library log records through the service's redacting handler.
+
+    They still propagate, so that a handler added later (pytest's caplog, a command's own) sees
+    them; the root handlers there now, as Powertools does for the service's own records, leave
+    them out, which would otherwise write each a second time, unredacted.
+    """
+    for package in _APP_PACKAGES:
+        package_logger = logging.getLogger(package)
+        if handler not in package_logger.handlers:
+            package_logger.addHandler(handler)
+    for root_handler in logging.root.handlers:
+        # pytest's capture handler, as Powertools leaves it too: tests read the app's records there.
+        if type(root_handler).__name__ == "LogCaptureHandler":
+            continue
+        if not any(isinstance(f, _WithoutAppRecords) for f in root_handler.filters):
+            root_handler.addFilter(_WithoutAppRecords())
 
 
 @contextlib.contextmanager

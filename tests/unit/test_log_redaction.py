@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 
-from handlers.observability import build_logger
+from handlers.observability import build_logger, logs_to
 
 SECRET_BITS = ["(415) 555-0132", "+44 7700 900123", "jane.doe@example.com", "ACC-48213", "my router is on fire"]
 NATIONAL_NUMBERS = ["0151 23456789", "030 12345678", "01 42 68 53 00", "0412 345 678"]  # DE, DE, FR, AU
@@ -97,3 +97,29 @@ def test_card_numbers_and_secrets_are_masked_in_logs() -> None:
     # Then neither is in the log
     line = stream.getvalue()
     assert "4111" not in line and "s3cret" not in line, line
+
+
+def test_an_adapters_log_line_is_masked_like_the_handlers_own() -> None:
+    # Given the functions' logger, built where the root logger already has a handler (the Lambda
+    # runtime's, which writes records as they are)
+    raw = io.StringIO()
+    root_handler = logging.StreamHandler(raw)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        build_logger()
+        emitted = io.StringIO()
+        # When an adapter logs a customer's e-mail, phone and card number through the standard library
+        with logs_to(emitted):
+            logging.getLogger("adapters.aws.customer_cache").warning(
+                "customer cache write failed for jane.doe@example.com, (415) 555-0132, card 4111-1111-1111-1111"
+            )
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    # Then the line is written, masked, with the handlers' own lines, and nowhere unmasked
+    (line,) = emitted.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["message"].startswith("customer cache write failed for <EMAIL_1>")
+    assert record["level"] == "WARNING"
+    for bit in ("jane.doe@example.com", "(415) 555-0132", "4111"):
+        assert bit not in line
+    assert raw.getvalue() == ""
