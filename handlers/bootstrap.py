@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.clock import SystemClock
-from domain.errors import ConfigurationError, SyncUnavailable, TicketRouterError
-from domain.models import DECISION_RETENTION_DAYS, SyncStatus, Ticket, TicketReceived, submitted_content
+from domain.errors import ConfigurationError, EvidenceUnavailable, PublishFailed, SyncUnavailable, TicketRouterError
+from domain.models import (
+    DECISION_RETENTION_DAYS,
+    CustomerProfile,
+    SyncStatus,
+    Ticket,
+    TicketReceived,
+    submitted_content,
+)
 from domain.ports import (
     Clock,
     CustomerDirectory,
@@ -261,6 +271,64 @@ ROUTING_DELAY_MARGIN_DAYS = 7
 IDEMPOTENCY_EXPIRY_SECONDS = (DECISION_RETENTION_DAYS + ROUTING_DELAY_MARGIN_DAYS) * 86_400
 
 
+# The ingestion answers before its function's time is up, or API Gateway answers a bare 502 in its
+# place: publishing is started only while one AWS call's worst case (its retry included) still fits,
+# and the customer lookup, which only enriches the event, gets what is left before that.
+PUBLISH_RESERVE_SECONDS = AWS_CALL_WORST_CASE_SECONDS
+# Between the lookup's end and the publish: a lookup given up on at the last moment must not leave
+# the publish just short of its reserve.
+_LOOKUP_MARGIN_SECONDS = 0.25
+
+
+@dataclass
+class _PublishWhileTimeLeft:
+    publisher: EventPublisher
+    deadline: float
+
+    def publish_ticket_received(self, event: TicketReceived) -> None:
+        if time.monotonic() + PUBLISH_RESERVE_SECONDS > self.deadline:
+            raise PublishFailed(f"{event.ticket_id} not published: too little of the function's time is left")
+        self.publisher.publish_ticket_received(event)
+
+
+@dataclass
+class _LookupUntil:
+    """Gives up on the lookup at `until`: the ticket goes on as an unknown customer's (the
+    orchestrator looks the customer up again), as when the customer DB is down.
+
+    The lookup runs in a thread of its own because a call under way cannot be cut short: a customer
+    DB or cache that hangs keeps the thread, not the answer, waiting until its own timeouts end it.
+    """
+
+    directory: CustomerDirectory
+    until: float
+
+    def get_profile(self, customer_id: str) -> CustomerProfile:
+        budget = self.until - time.monotonic()
+        if budget <= 0:
+            raise EvidenceUnavailable(f"no time left to look up customer {customer_id}")
+        outcome: list[CustomerProfile | BaseException] = []
+
+        def look_up() -> None:
+            try:
+                outcome.append(self.directory.get_profile(customer_id))
+            except BaseException as exc:  # handed to the caller, as if it had called
+                outcome.append(exc)
+
+        worker = threading.Thread(target=look_up, name=f"customer-lookup-{customer_id}", daemon=True)
+        worker.start()
+        worker.join(budget)
+        if not outcome:
+            raise EvidenceUnavailable(f"customer lookup for {customer_id} took more than the {budget:.1f} s left")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+
+def _time_left(deadline: float | None) -> float:
+    return float("inf") if deadline is None else deadline - time.monotonic()
+
+
 @dataclass
 class IngestionDeps:
     """What the ingestion handler needs; `accept` is the idempotent submit."""
@@ -293,8 +361,17 @@ def build_acceptor(
     config: a persistence layer binds to the first config it sees.
     """
 
-    def accept_ticket(ticket: dict[str, Any], receipt: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        event = submit_ticket(Ticket.model_validate(ticket), customers=customers, publisher=publisher)
+    def accept_ticket(
+        ticket: dict[str, Any], receipt: list[dict[str, Any]] | None = None, deadline: float | None = None
+    ) -> dict[str, Any]:
+        if deadline is None:
+            event = submit_ticket(Ticket.model_validate(ticket), customers=customers, publisher=publisher)
+        else:
+            event = submit_ticket(
+                Ticket.model_validate(ticket),
+                customers=_LookupUntil(customers, until=deadline - PUBLISH_RESERVE_SECONDS - _LOOKUP_MARGIN_SECONDS),
+                publisher=_PublishWhileTimeLeft(publisher, deadline),
+            )
         answer = {"ticket_id": event.ticket_id, "correlation_id": event.correlation_id, "status": "accepted"}
         if receipt is not None:
             receipt.append(answer)
@@ -315,10 +392,11 @@ def build_acceptor(
         data_keyword_argument="ticket", persistence_store=persistence, config=config
     )(accept_ticket)
 
-    def accept(ticket: dict[str, Any]) -> dict[str, Any]:
+    def accept(ticket: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+        """`deadline` (time.monotonic()): when the answer is due; None for no limit."""
         receipt: list[dict[str, Any]] = []
         try:
-            return idempotent_accept(ticket=ticket, receipt=receipt)
+            return idempotent_accept(ticket=ticket, receipt=receipt, deadline=deadline)
         except IdempotencyPersistenceLayerError:
             if not receipt:
                 raise
@@ -326,6 +404,13 @@ def build_acceptor(
             # saying otherwise would have the sender retry (or give up on) a ticket being routed.
             # One more try at completing the record: left in progress, it lapses with the Lambda's
             # time, and another ticket under this id would then be accepted and dropped as routed.
+            # Not when that try could outlast the function: its answer, 202, would be lost instead.
+            if _time_left(deadline) < AWS_CALL_WORST_CASE_SECONDS:
+                logger.error(
+                    "ticket %s accepted, but no time was left to complete its idempotency record",
+                    receipt[0]["ticket_id"],
+                )
+                return receipt[0]
             try:
                 persistence.save_success(data=ticket, result=receipt[0])
             except Exception as exc:
@@ -491,14 +576,14 @@ def local_ingestion_deps(app: LocalApp) -> IngestionDeps:
     persistence = SqliteIdempotencyLayer(app.repository.path)
     accept, config = build_acceptor(app.customers, app.bus, persistence)
 
-    def accept_unless_routed_as_another(ticket: dict[str, Any]) -> dict[str, Any]:
+    def accept_unless_routed_as_another(ticket: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         # `route --db` stores decisions and kept tickets without idempotency records, so another
         # ticket under one of their ids would be answered 202 here, then one of the two dropped.
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 
         if (earlier := app.use_of_id_by_another(Ticket.model_validate(ticket))) is not None:
             raise IdempotencyValidationError(f"ticket {ticket['ticket_id']} {earlier} with other content")
-        return accept(ticket)
+        return accept(ticket, deadline)
 
     return IngestionDeps(
         customers=app.customers,

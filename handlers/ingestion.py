@@ -7,6 +7,8 @@ handler runs behind `ticket-router serve` with local adapters injected.
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -44,8 +46,21 @@ def _default_deps() -> IngestionDeps:
 _deps: IngestionDeps | None = _default_deps() if running_in_lambda() else None
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+# Time kept back from the function's remaining time to write the answer and flush the metrics.
+ANSWER_MARGIN_SECONDS = 0.5
+
+
+def _retry_shortly() -> Response:
+    # Nothing was published. An in-progress idempotency record that could not be removed lapses
+    # with this invocation's time: a retry after that is accepted, not refused as in progress.
+    retry_after = math.ceil(app.lambda_context.get_remaining_time_in_millis() / 1000) + 1
+    return _json(
+        503, {"message": "could not accept the ticket right now; retry"}, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _current_deps() -> IngestionDeps:
@@ -110,8 +125,9 @@ def post_ticket() -> Response:
         IdempotencyValidationError,
     )
 
+    deadline = time.monotonic() + app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
     try:
-        accepted = deps.accept(ticket=ticket.model_dump(mode="json"))
+        accepted = deps.accept(ticket=ticket.model_dump(mode="json"), deadline=deadline)
     except IdempotencyAlreadyInProgressError:
         return _json(409, {"message": f"ticket {ticket.ticket_id} is being accepted by another request; retry"})
     except IdempotencyValidationError:
@@ -121,11 +137,11 @@ def post_ticket() -> Response:
         # Nothing was published (the acceptor answers 202 when only the final record failed): the
         # sender's retry is safe once the store answers again.
         logger.error("idempotency store unavailable", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
-        return _json(503, {"message": "could not accept the ticket right now; retry"})
+        return _retry_shortly()
     except PublishFailed as exc:
         # Nothing was recorded, so the sender's retry is safe and nothing is lost.
-        logger.error("event bus rejected ticket", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
-        return _json(503, {"message": "could not accept the ticket right now; retry"})
+        logger.error("ticket not published", extra={"ticket_id": ticket.ticket_id, "error": str(exc)})
+        return _retry_shortly()
     logger.info("ticket accepted", extra={"ticket_id": accepted["ticket_id"]})
     return _json(202, accepted)
 

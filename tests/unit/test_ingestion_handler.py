@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +21,23 @@ from typing import Any
 import pytest
 
 from adapters.local.idempotency import SqliteIdempotencyLayer
-from domain.models import DECISION_RETENTION_DAYS, MAX_DESCRIPTION_CHARS, MAX_SUBJECT_CHARS, Ticket, TicketReceived
+from domain.models import (
+    DECISION_RETENTION_DAYS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_SUBJECT_CHARS,
+    CustomerProfile,
+    Ticket,
+    TicketReceived,
+)
 from handlers import __version__, ingestion
-from handlers.bootstrap import IngestionDeps, LocalApp, bootstrap_local, build_acceptor, local_ingestion_deps
+from handlers.bootstrap import (
+    PUBLISH_RESERVE_SECONDS,
+    IngestionDeps,
+    LocalApp,
+    bootstrap_local,
+    build_acceptor,
+    local_ingestion_deps,
+)
 from handlers.local_context import LocalLambdaContext
 from handlers.settings import LocalSettings
 from handlers.validation import MAX_BODY_BYTES
@@ -48,6 +63,9 @@ class Harness:
         self.deps = deps
         self.published: list[TicketReceived] = []
         app.bus.subscribe(self.published.append)
+        # The function's time each request starts with, as its Lambda context tells it.
+        self.function_timeout_seconds = 30.0
+        self.last_headers: dict[str, list[str]] = {}
 
     def request(
         self,
@@ -74,7 +92,9 @@ class Harness:
             }
         )
         event["requestContext"].update({"resourcePath": path, "httpMethod": method, "path": f"/dev{path}"})
-        result = ingestion.lambda_handler(event, LocalLambdaContext(function_name="ingestion"), deps=self.deps)
+        context = LocalLambdaContext(function_name="ingestion", timeout_seconds=self.function_timeout_seconds)
+        result = ingestion.lambda_handler(event, context, deps=self.deps)
+        self.last_headers = result.get("multiValueHeaders") or {}
         status = int(result["statusCode"])
         raw = result.get("body") or ""
         # The contract of every test here: the API never fails with a 5xx, never leaks a traceback;
@@ -284,6 +304,93 @@ def test_a_used_ticket_id_is_remembered_as_long_as_its_decision_is_kept(api: Har
     assert decision is not None
     assert len(store.expiries) == 1
     assert store.expiries[0] >= max(decision.ttl, before + DECISION_RETENTION_DAYS * 86_400)
+
+
+class SlowCustomerDirectory:
+    """A customer DB that answers (a VIP profile) only after `seconds`, or once released."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.released = threading.Event()
+
+    def get_profile(self, customer_id: str) -> CustomerProfile:
+        self.released.wait(self.seconds)
+        return CustomerProfile(customer_id=customer_id, is_vip=True, account_type="Enterprise")
+
+
+class CountingCompletionFailsStore(CompletionFailsIdempotencyStore):
+    def __init__(self, failures: int) -> None:
+        super().__init__(failures)
+        self.completions_tried = 0
+
+    def _update_record(self, data_record: Any) -> None:
+        self.completions_tried += 1
+        super()._update_record(data_record)
+
+
+class SlowBus:
+    """Publishes to `bus` after `seconds`: an EventBridge call that is slow to answer."""
+
+    def __init__(self, bus: Any, seconds: float) -> None:
+        self.bus = bus
+        self.seconds = seconds
+
+    def publish_ticket_received(self, event: TicketReceived) -> None:
+        time.sleep(self.seconds)
+        self.bus.publish_ticket_received(event)
+
+
+def test_a_customer_db_that_hangs_does_not_hold_the_answer_past_the_functions_time(api: Harness) -> None:
+    # Given a customer DB that takes longer to answer than the function has left once publishing
+    # is provided for
+    customers = SlowCustomerDirectory(seconds=3.0)
+    accept, config = build_acceptor(customers, api.app.bus, SqliteIdempotencyLayer())
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    api.function_timeout_seconds = PUBLISH_RESERVE_SECONDS + ingestion.ANSWER_MARGIN_SECONDS + 1.0
+    try:
+        # When a ticket is posted
+        status, _ = api.post_ticket(VALID_TICKET)
+    finally:
+        customers.released.set()
+    # Then it is accepted without waiting for the lookup: published as an unknown customer's ticket
+    # (the orchestrator looks the customer up again)
+    assert status == 202
+    (event,) = api.published
+    assert not event.customer_context.is_vip
+
+
+def test_too_little_time_to_publish_is_a_503_with_retry_after_and_the_retry_is_accepted(api: Harness) -> None:
+    # Given a request that starts with less of the function's time than a publish may take
+    accept, config = build_acceptor(api.app.customers, api.app.bus, SqliteIdempotencyLayer())
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    api.function_timeout_seconds = PUBLISH_RESERVE_SECONDS - 1
+    # When a ticket is posted
+    status, body = api.post_ticket(VALID_TICKET, unavailable_ok=True)
+    # Then the client is told when to retry, before API Gateway would answer a bare 502, and
+    # nothing was published
+    assert status == 503 and "retry" in body["message"]
+    assert int(api.last_headers["Retry-After"][0]) >= 1
+    assert api.published == []
+    # And the retry, with time enough, is accepted: no record claims the ticket meanwhile
+    api.function_timeout_seconds = 30.0
+    status, body = api.post_ticket(VALID_TICKET)
+    assert (status, body["status"]) == (202, "accepted")
+    assert [e.ticket_id for e in api.published] == ["T-100"]
+
+
+def test_an_incomplete_record_is_not_retried_when_the_retry_could_outlast_the_function(api: Harness) -> None:
+    # Given a slow publish, after which the idempotency record fails to complete once, and less time
+    # left then than another try at it could take
+    store = CountingCompletionFailsStore(failures=1)
+    accept, config = build_acceptor(api.app.customers, SlowBus(api.app.bus, seconds=1.5), store)
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    api.function_timeout_seconds = PUBLISH_RESERVE_SECONDS + ingestion.ANSWER_MARGIN_SECONDS + 1.0
+    # When a ticket is posted
+    status, body = api.post_ticket(VALID_TICKET)
+    # Then it is accepted, as it was published, without waiting on another write of the record
+    assert (status, body["status"]) == (202, "accepted")
+    assert [e.ticket_id for e in api.published] == ["T-100"]
+    assert store.completions_tried == 1
 
 
 @pytest.mark.parametrize(
