@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from adapters.aws.client_config import aws_client_config
 from adapters.aws.serialization import (
@@ -195,17 +196,29 @@ class DynamoDBDecisionRepository:
             ScanIndexForward=False,
             limit=limit,
         )
-        return [
-            PastTicket(
-                ticket_id=item["ticket_id"],
-                issue_category=item["issue_classification"]["primary_category"],
-                assigned_team=item["assigned_team"],
-                priority_level=item["priority_level"],
-                requires_manual_review=item["requires_manual_review"],
-                created_at=item["created_at"],
-            )
-            for item in items
-        ]
+        past: list[PastTicket] = []
+        for item in items:
+            try:
+                past.append(
+                    PastTicket(
+                        ticket_id=item["ticket_id"],
+                        issue_category=item["issue_classification"]["primary_category"],
+                        assigned_team=item["assigned_team"],
+                        priority_level=item["priority_level"],
+                        requires_manual_review=item["requires_manual_review"],
+                        created_at=item["created_at"],
+                    )
+                )
+            except (KeyError, TypeError, ValidationError) as exc:
+                # Left out, not raised: one damaged decision would otherwise fail the routing of
+                # every later ticket of its customer, for as long as the item is kept.
+                self.unreadable.add(str(item.get("ticket_id")))
+                logger.warning(
+                    "history: decision of ticket %r left out, not a valid record (%s)",
+                    item.get("ticket_id"),
+                    type(exc).__name__,
+                )
+        return past
 
     def recent_for_team(self, team: str, limit: int = 20) -> list[RoutingDecision]:
         return self._query_index(TEAM_INDEX, "assigned_team", team, limit, "recent_for_team")

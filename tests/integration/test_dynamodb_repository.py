@@ -252,6 +252,25 @@ def test_recent_for_customer_returns_that_customers_latest_decisions(
     assert repository.recent_for_customer("CUST-nobody") == []
 
 
+def test_a_damaged_decision_is_left_out_of_its_customers_history_not_a_failed_routing(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given two decisions of one customer, the newer since damaged (its priority overwritten by hand)
+    for n in range(2):
+        repository.save(make_decision(f"A-{n}", customer_id="CUST-A", timestamp=1_700_000_000 + n))
+    dynamodb.update_item(
+        TableName=decisions_table,
+        Key={"ticket_id": {"S": "A-1"}, "timestamp": {"N": "1700000001"}},
+        UpdateExpression="SET priority_level = :bad, issue_classification = :none",
+        ExpressionAttributeValues={":bad": {"S": "urgent!!"}, ":none": {"M": {}}},
+    )
+    # When the customer's history is asked for (as the orchestrator does for each of their tickets)
+    recent = repository.recent_for_customer("CUST-A")
+    # Then the intact decision is there, and the damaged one is named for repair
+    assert [d.ticket_id for d in recent] == ["A-0"]
+    assert repository.unreadable == {"A-1"}
+
+
 def test_queries_follow_pagination_until_the_limit_is_reached(
     repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
 ) -> None:
