@@ -740,6 +740,20 @@ def test_gateway_error_responses_and_access_logs_are_valid_json(resources: dict[
         json.loads(filled(template))
 
 
+def test_a_throttled_ingestion_is_answered_503_with_retry_after_not_a_bare_500(resources: dict[str, Any]) -> None:
+    # Given an API whose usage plan admits more requests at once than the ingestion may run
+    stage = resources["TicketApiStage"]["Properties"]["MethodSettings"][0]
+    ingestion = resources["IngestionFunction"]["Properties"]
+    assert stage["ThrottlingBurstLimit"] > ingestion["ReservedConcurrentExecutions"]["Fn::If"][1]
+    # When Lambda throttles an invocation (API Gateway's INTEGRATION_FAILURE), then the client is told
+    # to retry, as the function itself tells it when it cannot accept a ticket
+    responses = resources["TicketApi"]["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    throttled = responses["INTEGRATION_FAILURE"]
+    assert throttled["statusCode"] == "503"
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert "retry" in json.loads(throttled["responseTemplates"]["application/json"].replace("$context.", ""))["message"]
+
+
 def test_usage_plan_throttle_and_access_logs(resources: dict[str, Any]) -> None:
     plan = resources["TicketApiUsagePlan"]["Properties"]
     assert plan["Throttle"] == {"RateLimit": 100, "BurstLimit": 200}
