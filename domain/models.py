@@ -93,7 +93,11 @@ class PriorityLevel(StrEnum):
 class SyncStatus(StrEnum):
     PENDING = "pending"
     SUCCESS = "success"
+    # Transient: the ticketing system could not be reached; a replay retries it.
     FAILED = "failed"
+    # Permanent: the ticketing system refused the update (4xx). Kept apart from FAILED so that a
+    # replay's limit is not used up, run after run, on updates that will be refused again.
+    REJECTED = "rejected"
 
 
 class OutageStatus(StrEnum):

@@ -4,6 +4,10 @@ So can a decision left `pending`: a stream record can fail before its sync is re
 table throttled on the read, the function timed out mid-push), and once the stream's retries are
 spent its dead-letter message only points at stream positions. Past `STALE_PENDING_AFTER` nothing
 else will push it.
+
+A decision the ticketing system rejected (`rejected`) is not retried unless asked for: the same
+update would be refused again until a person fixes its cause, and retrying it on every replay would
+use up the limit ahead of the transient failures. It is reported instead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from domain.errors import SyncUnavailable
 from domain.models import SyncStatus
 from domain.ports import Clock, DecisionRepository, TicketingSystem
 from domain.services import sync_decision
+
+# A report lists at most this many ticket ids of each kind.
+REPORTED_IDS = 50
 
 # Since the decision was made: far beyond the stream's own retries (seconds to minutes), so a replay
 # does not race the push of a live stream record. One that still overlaps is harmless: the
@@ -29,6 +36,9 @@ class ReplayReport:
     still_failing: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     stale_pending: int = 0  # of `attempted`: decisions whose sync was never recorded
+    # Rejected earlier and not retried by this run: the first REPORTED_IDS, and whether more wait.
+    rejected_not_retried: list[str] = field(default_factory=list)
+    more_rejected_not_retried: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -37,8 +47,10 @@ class ReplayReport:
             "succeeded": len(self.succeeded),
             "still_failing": len(self.still_failing),
             "rejected": len(self.rejected),
-            "still_failing_ticket_ids": self.still_failing[:50],
-            "rejected_ticket_ids": self.rejected[:50],
+            "still_failing_ticket_ids": self.still_failing[:REPORTED_IDS],
+            "rejected_ticket_ids": self.rejected[:REPORTED_IDS],
+            "rejected_not_retried_ticket_ids": self.rejected_not_retried,
+            "more_rejected_not_retried": self.more_rejected_not_retried,
         }
 
 
@@ -49,10 +61,12 @@ def replay_failed_syncs(
     clock: Clock,
     limit: int = 500,
     stale_pending_after: timedelta = STALE_PENDING_AFTER,
+    include_rejected: bool = False,
 ) -> ReplayReport:
     """Push again every decision whose sync failed, then those still pending for longer than
-    `stale_pending_after`, at most `limit` in all. The Idempotency-Key makes a replay of an update
-    that did land in the ticketing system harmless."""
+    `stale_pending_after`, then (with `include_rejected`) those the ticketing system rejected, at
+    most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
+    ticketing system harmless."""
     report = ReplayReport()
     failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
     cutoff = clock.now() - stale_pending_after
@@ -63,7 +77,12 @@ def replay_failed_syncs(
         SyncStatus.PENDING, limit=limit - len(failed), received_before=int(cutoff.timestamp()), made_before=cutoff
     )
     report.stale_pending = len(stale)
-    for decision in [*failed, *stale]:
+    rejected = (
+        repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit - len(failed) - len(stale))
+        if include_rejected
+        else []
+    )
+    for decision in [*failed, *stale, *rejected]:
         report.attempted += 1
         try:
             status = sync_decision(decision, ticketing=ticketing, repository=repository, clock=clock)
@@ -71,4 +90,15 @@ def replay_failed_syncs(
             report.still_failing.append(decision.ticket_id)
             continue
         (report.succeeded if status is SyncStatus.SUCCESS else report.rejected).append(decision.ticket_id)
+    if not include_rejected:
+        # Those rejected by this run are reported as such; an index that lags the writes may list them.
+        waiting = [
+            decision.ticket_id
+            for decision in repository.find_by_sync_status(
+                SyncStatus.REJECTED, limit=len(report.rejected) + REPORTED_IDS + 1
+            )
+            if decision.ticket_id not in report.rejected
+        ]
+        report.rejected_not_retried = waiting[:REPORTED_IDS]
+        report.more_rejected_not_retried = len(waiting) > REPORTED_IDS
     return report

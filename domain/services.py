@@ -219,13 +219,14 @@ def sync_decision(
     """Push one decision to the ticketing system and record the outcome on the decision.
 
     Raises SyncUnavailable after recording `failed` when the failure is transient, so that the
-    caller can hand the update to its dead-letter path for a later replay.
+    caller can hand the update to its dead-letter path for a later replay. A refusal is recorded
+    and returned as `rejected`: sending it again unchanged would only be refused again.
     """
     try:
         ticketing.push_routing(decision, deadline=deadline)
     except SyncRejected as exc:
-        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error=str(exc))
-        return SyncStatus.FAILED
+        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.REJECTED, error=str(exc))
+        return SyncStatus.REJECTED
     except SyncUnavailable as exc:
         repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error=str(exc))
         raise

@@ -109,8 +109,11 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
     same_decision = current is not None and current.timestamp == decision.timestamp
     if same_decision and current is not None and current.sync_status is SyncStatus.SUCCESS:
         return "already-synced"  # a retried batch: the ticketing system has this update
-    # The stream retries a failed record up to 3 times: the failure metric counts tickets, not attempts.
-    failed_before = same_decision and current is not None and current.sync_status is SyncStatus.FAILED
+    # The stream retries a failed record up to 3 times, and with it the records after it in the batch
+    # (a rejected one among them): the failure metric counts tickets, not attempts.
+    failed_before = (
+        same_decision and current is not None and current.sync_status in (SyncStatus.FAILED, SyncStatus.REJECTED)
+    )
     try:
         status = sync_decision(
             decision, ticketing=deps.ticketing, repository=repository, clock=deps.clock, deadline=deadline
@@ -120,7 +123,7 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
             metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
         logger.error("ticketing update failed after retries", extra={"ticket_id": decision.ticket_id})
         raise
-    if status is SyncStatus.FAILED:
+    if status is SyncStatus.REJECTED:
         if not failed_before:
             metrics.add_metric(name="TicketingSystemSyncFailures", unit=MetricUnit.Count, value=1)
         logger.error("ticketing system rejected the update", extra={"ticket_id": decision.ticket_id})

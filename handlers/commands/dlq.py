@@ -5,6 +5,9 @@ by the bus); then failed decisions come from the store and updates go to the out
 come from the decisions table's sync_status-timestamp-index and go to the ticketing API, using
 the ticketing-update function's environment; --queue-url then also empties the stream's DLQ once
 nothing is left failing (its messages only point at stream batches, which the index covers).
+
+Updates the ticketing system rejected are listed, not retried, unless --include-rejected asks for
+them (once their cause is fixed): they would be refused again, and would use up the limit.
 """
 
 from __future__ import annotations
@@ -51,6 +54,12 @@ def register(subparsers: Any) -> None:
         default=500,
         help=f"at most this many tickets routed and decisions pushed, together (default 500, most {MAX_LIMIT})",
     )
+    replay.add_argument(
+        "--include-rejected",
+        action="store_true",
+        help="also push again the updates the ticketing system rejected (after the failed ones), once the "
+        "cause of the rejection is fixed",
+    )
     replay.set_defaults(func=run_replay)
 
 
@@ -65,7 +74,9 @@ class _Replayed:
 
     @property
     def left_undone(self) -> bool:
-        # A rejected update was not pushed either: it waits, failed, for a person to look at it.
+        # An update rejected by this run was not pushed either: it waits, rejected, for a person.
+        # Those rejected earlier and not retried are listed, not counted: left to a person, they
+        # would otherwise fail every run until they expire.
         report = self.report
         return bool(
             report.still_failing
@@ -85,6 +96,14 @@ def run_replay(args: argparse.Namespace) -> int:
     if replayed.limit_reached:
         print(f"ticket-router: --limit {args.limit} reached; run again for the rest", file=sys.stderr)
     print(json.dumps(replayed.payload, indent=2))
+    waiting = replayed.report.rejected_not_retried
+    if waiting:
+        count = f"more than {len(waiting)}" if replayed.report.more_rejected_not_retried else str(len(waiting))
+        print(
+            f"ticket-router: {count} update(s) the ticketing system rejected earlier were not retried"
+            " (rejected_not_retried_ticket_ids); fix what it refused, then run again with --include-rejected",
+            file=sys.stderr,
+        )
     if replayed.drain_error is not None:
         print(f"ticket-router: error: {replayed.drain_error}", file=sys.stderr)
     return 1 if replayed.left_undone else 0
@@ -97,12 +116,18 @@ def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
     if deps.repository is None:
         raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
     report = replay_failed_syncs(
-        repository=deps.repository, ticketing=deps.ticketing, clock=deps.clock, limit=args.limit
+        repository=deps.repository,
+        ticketing=deps.ticketing,
+        clock=deps.clock,
+        limit=args.limit,
+        include_rejected=args.include_rejected,
     )
-    limit_reached = report.attempted >= args.limit and _sync_work_left(deps.repository, deps.clock, report)
+    limit_reached = report.attempted >= args.limit and _sync_work_left(
+        deps.repository, deps.clock, report, include_rejected=args.include_rejected
+    )
     unreadable = sorted(getattr(deps.repository, "unreadable", ()))
     # The queue's messages are the only pointer some operators watch: emptied only once nothing is
-    # left to do (a rejected update waits, failed, for a person).
+    # left to do (an update this run saw rejected waits for a person).
     settled = not report.still_failing and not report.rejected and not unreadable and not limit_reached
     drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
     payload: dict[str, Any] = {
@@ -138,14 +163,20 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
             redelivery = app.redeliver_parked(args.limit)
             left = args.limit - len(redelivery.routed) - len(redelivery.still_failing)
             report = (
-                replay_failed_syncs(repository=app.repository, ticketing=app.ticketing, clock=app.clock, limit=left)
+                replay_failed_syncs(
+                    repository=app.repository,
+                    ticketing=app.ticketing,
+                    clock=app.clock,
+                    limit=left,
+                    include_rejected=args.include_rejected,
+                )
                 if left > 0
                 else ReplayReport()
             )
             # Work left because the limit was used up is said, rather than reported as a clean run.
             limit_reached = left - report.attempted <= 0 and (
                 app.repository.parked_count() > len(redelivery.still_failing)
-                or _sync_work_left(app.repository, app.clock, report)
+                or _sync_work_left(app.repository, app.clock, report, include_rejected=args.include_rejected)
             )
         finally:
             app.close()
@@ -164,8 +195,11 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
     return _Replayed(report, payload, limit_reached, unreadable, unrouted=unrouted)
 
 
-def _sync_work_left(repository: DecisionRepository, clock: Clock, report: ReplayReport) -> bool:
-    """Whether a failed sync or a stale pending decision is left that this run did not try. What it
+def _sync_work_left(
+    repository: DecisionRepository, clock: Clock, report: ReplayReport, *, include_rejected: bool
+) -> bool:
+    """Whether a failed sync or a stale pending decision (or, when asked for, a rejected one) is
+    left that this run did not try. What it
     tried is told apart by id, not count: a tried one may still be listed as it was (a DynamoDB
     index lags the table's writes), and one it tried and failed, or saw rejected, is reported."""
     tried = {*report.succeeded, *report.still_failing, *report.rejected}
@@ -177,7 +211,12 @@ def _sync_work_left(repository: DecisionRepository, clock: Clock, report: Replay
     pending = repository.find_by_sync_status(
         SyncStatus.PENDING, limit=len(tried) + 1, received_before=int(cutoff.timestamp()), made_before=cutoff
     )
-    return any(decision.ticket_id not in tried for decision in pending)
+    if any(decision.ticket_id not in tried for decision in pending):
+        return True
+    if not include_rejected:
+        return False
+    rejected = repository.find_by_sync_status(SyncStatus.REJECTED, limit=len(tried) + 1)
+    return any(decision.ticket_id not in tried for decision in rejected)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,8 @@ from handlers.settings import LocalSettings, load_settings
 from handlers.ticket_files import ParsedRow, RowError, read_ticket_file
 
 _TIMESTAMP = TypeAdapter(UtcDatetime)
+# A refused update was not pushed either, though a replay retries it only when asked to.
+_NOT_PUSHED = frozenset({SyncStatus.FAILED, SyncStatus.REJECTED})
 
 
 def parse_now(value: str) -> datetime:
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
     warn_of_model_failures(decisions)
-    unsynced = [d for d in decisions if d.sync_status is SyncStatus.FAILED]
+    unsynced = [d for d in decisions if d.sync_status in _NOT_PUSHED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
     if app.bus.failed:
@@ -288,6 +290,6 @@ def _print_summary(
         print(f"Rejected {bad_rows} row(s) with errors (details on stderr).", file=out)
     if app.bus.failed:
         print(f"Failed to route {len(app.bus.failed)} ticket(s): " + "; ".join(m for _, m in app.bus.failed), file=out)
-    unsynced = sum(d.sync_status is SyncStatus.FAILED for d in decisions)
+    unsynced = sum(d.sync_status in _NOT_PUSHED for d in decisions)
     if unsynced:
         print(f"Not pushed to the ticketing system: {unsynced} of {count} (details on stderr).", file=out)

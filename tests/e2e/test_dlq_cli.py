@@ -41,6 +41,32 @@ def test_replay_moves_failed_decisions_to_the_outbox(
     store.close()
 
 
+def test_replay_lists_rejected_updates_and_pushes_them_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a local store with one failed update and one the ticketing system refused
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    store.save(a_decision("T-1", timestamp=1))
+    store.save(a_decision("T-2", timestamp=2))
+    store.update_sync_status("T-1", 1, SyncStatus.FAILED, error="503")
+    store.update_sync_status("T-2", 2, SyncStatus.REJECTED, error="422 ticket is closed")
+    store.close()
+    # When the DLQ is replayed
+    code = main(["dlq", "replay"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    # Then only the failed one is pushed; the refused one is named, with the way to retry it
+    assert (code, report["succeeded"], report["rejected_not_retried_ticket_ids"]) == (0, 1, ["T-2"])
+    assert "--include-rejected" in captured.err
+    # And when asked for, it is pushed too
+    code = main(["dlq", "replay", "--include-rejected"])
+    report = json.loads(capsys.readouterr().out)
+    assert (code, report["succeeded"], report["rejected_not_retried_ticket_ids"]) == (0, 1, [])
+    outbox = [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert outbox == ["T-1", "T-2"]
+
+
 def test_replay_refuses_a_missing_store_and_creates_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

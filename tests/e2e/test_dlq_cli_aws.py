@@ -35,6 +35,11 @@ class AwsReplay:
             self.table.save(a_decision(ticket_id, timestamp=i))
             self.table.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503")
 
+    def rejected(self, *ticket_ids: str) -> None:
+        for i, ticket_id in enumerate(ticket_ids, start=100):
+            self.table.save(a_decision(ticket_id, timestamp=i))
+            self.table.update_sync_status(ticket_id, i, SyncStatus.REJECTED, error="HTTP 422: ticket is closed")
+
     def dead_letters(self, count: int) -> None:
         for n in range(count):
             self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps({"batch": n}))
@@ -128,10 +133,44 @@ def test_a_rejected_update_keeps_the_dlq(stack: AwsReplay, capsys: pytest.Captur
     stack.ticketing.reject_next(status=422, message="ticket is closed")
     # When the DLQ is replayed
     code, report, _ = stack.replay(capsys)
-    # Then the decision stays failed for a person to look at, and so does its dead letter
+    # Then the decision is kept, rejected, for a person to look at, and so is its dead letter
     assert (code, report["rejected_ticket_ids"], report["dlq_messages_deleted"]) == (1, ["T-1"], 0)
-    assert [d.ticket_id for d in stack.table.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
+    assert stack.table.find_by_sync_status(SyncStatus.FAILED) == []
+    assert [d.ticket_id for d in stack.table.find_by_sync_status(SyncStatus.REJECTED)] == ["T-1"]
     assert stack.dead_letters_left() == 1
+
+
+def test_rejected_updates_do_not_crowd_a_transient_failure_out_of_the_limit(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a sync that failed for a moment, its dead letter, and more updates the ticketing API
+    # refused, received later, than one replay may push
+    stack.failed("T-DOWN")
+    stack.dead_letters(1)
+    stack.rejected("T-R1", "T-R2", "T-R3")
+    # When at most one is replayed
+    code, report, err = stack.replay(capsys, "--limit", "1")
+    # Then the transient failure is pushed and the DLQ emptied; the refused ones are listed, not retried
+    assert sorted(stack.ticketing.routing) == ["T-DOWN"]
+    assert (code, report["succeeded"], report["limit_reached"], report["dlq_messages_deleted"]) == (0, 1, False, 1)
+    assert report["rejected_not_retried_ticket_ids"] == ["T-R3", "T-R2", "T-R1"]
+    assert "3 update(s) the ticketing system rejected earlier were not retried" in err
+    assert "--include-rejected" in err
+    # And once their cause is fixed, they are pushed when asked for
+    code, report, _ = stack.replay(capsys, "--include-rejected")
+    assert (code, report["succeeded"], report["rejected_not_retried_ticket_ids"]) == (0, 3, [])
+    assert stack.table.find_by_sync_status(SyncStatus.REJECTED) == []
+
+
+def test_rejected_updates_asked_for_and_left_by_the_limit_are_work_left(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two refused updates
+    stack.rejected("T-R1", "T-R2")
+    # When at most one is replayed, rejected ones included
+    code, report, _ = stack.replay(capsys, "--include-rejected", "--limit", "1")
+    # Then the run says the limit left work
+    assert (code, report["succeeded"], report["limit_reached"]) == (1, 1, True)
 
 
 def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(

@@ -172,6 +172,31 @@ def test_find_by_sync_status_returns_matching_decisions_newest_first_up_to_the_l
     assert repository.find_by_sync_status(SyncStatus.SUCCESS) == []
 
 
+def test_rejected_decisions_are_listed_apart_from_failed_ones_and_can_still_succeed(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given one decision whose push failed for a moment and two the ticketing system refused
+    for n in range(3):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+    repository.update_sync_status("T-0", 1_700_000_000, SyncStatus.FAILED, error="HTTP 503")
+    repository.update_sync_status("T-1", 1_700_000_001, SyncStatus.REJECTED, error="HTTP 422")
+    repository.update_sync_status("T-2", 1_700_000_002, SyncStatus.REJECTED, error="HTTP 404")
+
+    # When each status is listed through the sync-status index
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+    rejected = repository.find_by_sync_status(SyncStatus.REJECTED)
+
+    # Then the refused ones have a partition of their own, newest first, with their errors
+    assert [d.ticket_id for d in failed] == ["T-0"]
+    assert [(d.ticket_id, d.sync_error) for d in rejected] == [("T-2", "HTTP 404"), ("T-1", "HTTP 422")]
+    # And one pushed again once its cause is fixed is synced, and no longer listed as rejected
+    repository.update_sync_status("T-1", 1_700_000_001, SyncStatus.SUCCESS, synced_at=NOW)
+    assert [d.ticket_id for d in repository.find_by_sync_status(SyncStatus.REJECTED)] == ["T-2"]
+    # But a late refusal never undoes a success
+    repository.update_sync_status("T-1", 1_700_000_001, SyncStatus.REJECTED, error="HTTP 409")
+    assert repository.get("T-1").sync_status is SyncStatus.SUCCESS
+
+
 def test_a_damaged_item_is_left_out_of_listings_and_a_damaged_record_when_read(
     repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
 ) -> None:

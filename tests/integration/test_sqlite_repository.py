@@ -101,6 +101,23 @@ def test_sync_status_updates_and_failed_lookup(repo: SqliteDecisionRepository) -
     assert repo.get("T-2").sync_status is SyncStatus.SUCCESS
 
 
+def test_rejected_decisions_are_listed_apart_from_failed_ones(repo: SqliteDecisionRepository) -> None:
+    # Given one decision whose push failed for a moment and one the ticketing system refused
+    repo.save(a_decision("T-1", timestamp=1))
+    repo.save(a_decision("T-2", timestamp=2))
+    repo.update_sync_status("T-1", 1, SyncStatus.FAILED, error="503")
+    repo.update_sync_status("T-2", 2, SyncStatus.REJECTED, error="422 ticket is closed")
+    # When / Then each status lists only its own, and the refusal keeps its reason
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
+    assert [(d.ticket_id, d.sync_error) for d in repo.find_by_sync_status(SyncStatus.REJECTED)] == [
+        ("T-2", "422 ticket is closed")
+    ]
+    # And a late refusal never undoes a success
+    repo.update_sync_status("T-1", 1, SyncStatus.SUCCESS, synced_at=NOW)
+    repo.update_sync_status("T-1", 1, SyncStatus.REJECTED, error="late")
+    assert repo.get("T-1").sync_status is SyncStatus.SUCCESS
+
+
 def test_pending_lookup_can_keep_only_tickets_received_before_a_time(repo: SqliteDecisionRepository) -> None:
     # Given pending decisions for tickets received at 1, 2 and 3
     for n in (1, 2, 3):

@@ -9,7 +9,7 @@ import pytest
 from adapters.clock import FixedClock
 from domain.errors import SyncRejected, SyncUnavailable
 from domain.models import RoutingDecision, SyncStatus
-from domain.recovery import replay_failed_syncs
+from domain.recovery import REPORTED_IDS, replay_failed_syncs
 from domain.services import sync_decision
 from tests.builders import NOW, InMemoryRepository
 from tests.integration.test_sqlite_repository import a_decision
@@ -58,8 +58,9 @@ def test_replay_reports_what_still_fails_and_what_is_rejected() -> None:
     ticketing = FlakyTicketing({"T-2": SyncUnavailable("still down"), "T-3": SyncRejected("404 no such ticket")})
     report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
     assert (report.succeeded, report.still_failing, report.rejected) == (["T-1"], ["T-2"], ["T-3"])
-    # Still failing stays visibly failed, ready for the next replay
-    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
+    # Still failing stays visibly failed, ready for the next replay; the refused one is recorded as rejected
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2"}
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.REJECTED)} == {"T-3"}
 
 
 def test_replay_also_pushes_decisions_whose_sync_was_never_recorded() -> None:
@@ -113,3 +114,69 @@ def test_failed_decisions_come_first_within_the_limit() -> None:
     # Then the failed ones went, and the pending one waits for the next replay
     assert sorted(ticketing.pushed) == ["T-1", "T-2"]
     assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)] == ["T-STRANDED"]
+
+
+def rejected_store(repo: InMemoryRepository, *ticket_ids: str, first_timestamp: int = 100) -> None:
+    for i, ticket_id in enumerate(ticket_ids):
+        decision = a_decision(ticket_id, timestamp=first_timestamp + i)
+        repo.save(decision)
+        sync_decision(
+            decision, ticketing=FlakyTicketing({ticket_id: SyncRejected("422 closed")}), repository=repo, clock=CLOCK
+        )
+
+
+def test_rejected_updates_do_not_crowd_transient_failures_out_of_the_limit() -> None:
+    # Given one update that failed for a moment, and three, received later, the ticketing system refused
+    repo = failed_store("T-DOWN")
+    rejected_store(repo, "T-R1", "T-R2", "T-R3")
+    ticketing = FlakyTicketing({})
+
+    # When a replay may push two
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2)
+
+    # Then the transient failure is pushed, the refused ones are listed for a person, not retried
+    assert ticketing.pushed == ["T-DOWN"]
+    assert report.succeeded == ["T-DOWN"]
+    assert report.rejected_not_retried == ["T-R3", "T-R2", "T-R1"] and not report.more_rejected_not_retried
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.REJECTED)} == {"T-R1", "T-R2", "T-R3"}
+
+
+def test_rejected_updates_are_retried_when_asked_for_after_the_failed_ones() -> None:
+    # Given a failed update and two refused ones, whose cause has since been fixed
+    repo = failed_store("T-DOWN")
+    rejected_store(repo, "T-R1", "T-R2")
+    ticketing = FlakyTicketing({})
+
+    # When a replay that includes rejected updates may push two
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2, include_rejected=True)
+
+    # Then the failed one goes first, then the newest refused one; the other stays rejected
+    assert ticketing.pushed == ["T-DOWN", "T-R2"]
+    assert report.rejected_not_retried == []
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.REJECTED)] == ["T-R1"]
+
+
+def test_a_stored_failed_update_that_is_refused_on_replay_becomes_rejected() -> None:
+    # Given an update stored as failed (as every refusal was before `rejected` existed)
+    repo = failed_store("T-OLD")
+    ticketing = FlakyTicketing({"T-OLD": SyncRejected("404 no such ticket")})
+
+    # When it is replayed and refused
+    first = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+
+    # Then it is reported as rejected by this run, and the next replay lists it without pushing it
+    assert (first.rejected, first.rejected_not_retried) == (["T-OLD"], [])
+    second = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+    assert (second.attempted, second.rejected, second.rejected_not_retried) == (0, [], ["T-OLD"])
+
+
+def test_a_long_list_of_rejected_updates_is_cut_and_says_so() -> None:
+    # Given more refused updates than a report lists
+    repo = InMemoryRepository()
+    rejected_store(repo, *(f"T-{n:03}" for n in range(REPORTED_IDS + 1)))
+
+    # When failed syncs are replayed
+    report = replay_failed_syncs(repository=repo, ticketing=FlakyTicketing({}), clock=CLOCK)
+
+    # Then the report lists as many as it may and says more wait
+    assert len(report.rejected_not_retried) == REPORTED_IDS and report.more_rejected_not_retried

@@ -150,15 +150,16 @@ def test_only_the_failed_record_of_a_batch_is_reported() -> None:
     assert sync_status(deps, "T-BAD") is SyncStatus.FAILED
 
 
-def test_a_permanent_refusal_marks_the_decision_failed_without_a_retry() -> None:
+def test_a_permanent_refusal_marks_the_decision_rejected_without_a_retry() -> None:
     # Given a ticketing system that refuses the update for good (a 4xx)
     ticketing = FakeTicketing({"T-EVT-0001": SyncRejected("HTTP 400: unknown ticket")})
     deps, _ = wire(RECORD, ticketing=ticketing)
     # When the record is processed
     result = invoke(copy.deepcopy(STREAM_EVENT), deps)
-    # Then retrying would not help: the record is not reported, the decision is failed
+    # Then retrying would not help: the record is not reported, the decision is rejected, out of
+    # the transient failures a replay retries
     assert result == {"batchItemFailures": []}
-    assert sync_status(deps) is SyncStatus.FAILED
+    assert sync_status(deps) is SyncStatus.REJECTED
 
 
 def test_a_redelivered_record_of_a_synced_decision_is_not_pushed_again() -> None:
@@ -256,6 +257,31 @@ def test_a_ticket_whose_retries_keep_failing_counts_as_one_sync_failure(
         if value is not None
     ]
     assert counted == [[1.0]]
+
+
+def test_a_refused_record_redelivered_with_its_batch_counts_as_one_sync_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a ticketing system that refuses the update for good, and metrics on
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    ticketing_update.metrics.clear_metrics()
+    ticketing = FakeTicketing({"T-EVT-0001": SyncRejected("HTTP 422: ticket is closed")})
+    deps, _ = wire(RECORD, ticketing=ticketing)
+    capsys.readouterr()
+    # When the stream delivers the record again (it retries a batch from its first failed record on)
+    for _ in range(2):
+        invoke(copy.deepcopy(STREAM_EVENT), deps)
+    # Then the alarm's metric counted the ticket once, and it stays rejected
+    counted = [
+        value
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+        for value in [json.loads(line).get("TicketingSystemSyncFailures")]
+        if value is not None
+    ]
+    assert counted == [[1.0]]
+    assert sync_status(deps) is SyncStatus.REJECTED
 
 
 def test_the_pretraffic_hook_check_event_is_answered_without_pushing_anything() -> None:

@@ -247,14 +247,14 @@ def test_sync_success_is_recorded() -> None:
     assert repo.get("T-1").sync_status is SyncStatus.SUCCESS
 
 
-def test_sync_rejected_is_recorded_as_failed_without_raising() -> None:
+def test_sync_rejected_is_recorded_as_rejected_without_raising() -> None:
     repo = InMemoryRepository()
     decision = stored_decision(repo)
     status = sync_decision(
         decision, ticketing=RecordingTicketing(SyncRejected("400 bad")), repository=repo, clock=CLOCK
     )
-    assert status is SyncStatus.FAILED
-    assert repo.get("T-1").sync_error == "400 bad"
+    assert status is SyncStatus.REJECTED
+    assert (repo.get("T-1").sync_status, repo.get("T-1").sync_error) == (SyncStatus.REJECTED, "400 bad")
 
 
 def test_sync_unavailable_is_recorded_and_raised_for_the_dead_letter_path() -> None:
