@@ -21,7 +21,13 @@ from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
 from handlers.commands.arguments import column_name, path_argument
-from handlers.commands.route import add_routing_arguments, parse_now, routing_settings, warn_of_model_failures
+from handlers.commands.route import (
+    add_routing_arguments,
+    model_never_answered,
+    parse_now,
+    routing_settings,
+    warn_of_model_failures,
+)
 from handlers.labelled_data import (
     SHOWN_PROBLEMS,
     TextColumns,
@@ -159,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     # A failed model call still yields a decision (the pipeline's, flagged for review), so it is
     # counted in the figures: they are the pipeline's for those tickets, not the model engine's.
     model_failures, consulted = warn_of_model_failures(decisions)
-    never_answered = model_failures > 0 and model_failures == consulted
+    never_answered = model_never_answered(model_failures, consulted)
     if never_answered:
         print(
             f"ticket-router: error: the model never answered: these are not the {engine} engine's figures",

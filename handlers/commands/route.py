@@ -147,7 +147,16 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(decisions, duplicates, errors, app, out)
     for error in errors:
         print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
-    warn_of_model_failures(decisions)
+    model_failures, consulted = warn_of_model_failures(decisions)
+    never_answered = model_never_answered(model_failures, consulted)
+    if never_answered:
+        # The decisions stand (stored, pushed, flagged for review), but a script that asked for a
+        # model engine must learn that the model was never reached, as backtest tells it.
+        print(
+            f"ticket-router: error: the model never answered any of the {consulted} ticket(s) sent to it:"
+            " check its credentials, model id and region",
+            file=sys.stderr,
+        )
     unsynced = [d for d in decisions if d.sync_status in _NOT_PUSHED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
@@ -159,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             if app.bus.unkept:
                 again += ", route the others again"
         print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
-    return 1 if errors or app.bus.failed or unsynced else 0
+    return 1 if errors or app.bus.failed or unsynced or never_answered else 0
 
 
 def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:
@@ -184,6 +193,11 @@ def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:
             file=sys.stderr,
         )
     return len(failed), len(consulted)
+
+
+def model_never_answered(failed: int, consulted: int) -> bool:
+    """Whether every ticket sent to the model got no answer: some did fail, and none succeeded."""
+    return failed > 0 and failed == consulted
 
 
 def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:

@@ -1,5 +1,6 @@
 """route with a model engine when the model fails: the pipeline's decision stands, flagged for
-review, and stderr says so, since the summary still reads "with the agent engine".
+review, and stderr says so, since the summary still reads "with the agent engine"; a run in which
+the model never answered exits 1.
 
 The real BedrockModel talks to tests/bedrock_server.py on 127.0.0.1: no network, no account."""
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handlers.cli import main
-from tests.bedrock_server import FakeBedrockRuntime, always_throttle
+from tests.bedrock_server import FakeBedrockRuntime, always_throttle, answer_from_evidence, ticket_id_of
 
 TICKETS = [
     {"ticket_id": "T-1", "customer_id": "C-1", "description": "I was charged twice for my plan this month"},
@@ -44,7 +45,27 @@ def test_route_where_the_model_fails_names_the_failures_on_stderr(
     # Then every ticket is still decided (the pipeline's decision, flagged for review)
     decisions = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [(d["ticket_id"], d["requires_manual_review"]) for d in decisions] == [("T-1", True), ("T-2", True)]
-    assert code == 0
     # And stderr counts the failed model calls and says why
     assert "warning: the model call failed for 2 of 2 ticket(s) sent to the model" in err
     assert "ModelThrottledException" in err
+    # And the run fails, as backtest does: a script must learn the model was never reached
+    assert "error: the model never answered any of the 2 ticket(s) sent to it" in err
+    assert code == 1
+
+
+def test_route_where_some_model_calls_fail_warns_and_succeeds(
+    tmp_path: Path, bedrock: FakeBedrockRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that throttles the request for T-2 only
+    bedrock.policy = lambda body: always_throttle(body) if ticket_id_of(body) == "T-2" else answer_from_evidence(body)
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(json.dumps(ticket) + "\n" for ticket in TICKETS), encoding="utf-8")
+
+    # When the tickets are routed with the agent engine
+    code = main(["route", str(tickets), "--engine", "agent", "--quiet"])
+    err = capsys.readouterr().err
+
+    # Then the one failure is counted, but the model did answer: the run stands
+    assert "warning: the model call failed for 1 of 2 ticket(s) sent to the model" in err
+    assert "never answered" not in err
+    assert code == 0
