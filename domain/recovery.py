@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from domain.errors import SyncUnavailable
+from domain.errors import RepositoryUnavailable, SyncUnavailable
 from domain.models import SyncStatus
 from domain.ports import Clock, DecisionRepository, TicketingSystem
 from domain.services import sync_decision
@@ -39,6 +39,8 @@ class ReplayReport:
     # Rejected earlier and not retried by this run: the first REPORTED_IDS, and whether more wait.
     rejected_not_retried: list[str] = field(default_factory=list)
     more_rejected_not_retried: bool = False
+    # Why the run stopped short, when the store failed under it: what it did before still stands.
+    store_error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +53,7 @@ class ReplayReport:
             "rejected_ticket_ids": self.rejected[:REPORTED_IDS],
             "rejected_not_retried_ticket_ids": self.rejected_not_retried,
             "more_rejected_not_retried": self.more_rejected_not_retried,
+            "store_error": self.store_error,
         }
 
 
@@ -89,16 +92,22 @@ def replay_failed_syncs(
         except SyncUnavailable:
             report.still_failing.append(decision.ticket_id)
             continue
+        except RepositoryUnavailable as exc:
+            # The push may have landed with its outcome unrecorded: the decision stays listed as it
+            # was, and the next replay pushes it again (harmless, by its Idempotency-Key). Stopped
+            # here, as the rest would fail alike, and returned, since the pushes so far did happen.
+            report.still_failing.append(decision.ticket_id)
+            report.store_error = f"cannot record the sync of {decision.ticket_id}, replay stopped: {exc}"
+            return report
         (report.succeeded if status is SyncStatus.SUCCESS else report.rejected).append(decision.ticket_id)
     if not include_rejected:
         # Those rejected by this run are reported as such; an index that lags the writes may list them.
-        waiting = [
-            decision.ticket_id
-            for decision in repository.find_by_sync_status(
-                SyncStatus.REJECTED, limit=len(report.rejected) + REPORTED_IDS + 1
-            )
-            if decision.ticket_id not in report.rejected
-        ]
+        try:
+            listed = repository.find_by_sync_status(SyncStatus.REJECTED, limit=len(report.rejected) + REPORTED_IDS + 1)
+        except RepositoryUnavailable as exc:
+            report.store_error = f"cannot list the rejected updates: {exc}"
+            return report
+        waiting = [decision.ticket_id for decision in listed if decision.ticket_id not in report.rejected]
         report.rejected_not_retried = waiting[:REPORTED_IDS]
         report.more_rejected_not_retried = len(waiting) > REPORTED_IDS
     return report

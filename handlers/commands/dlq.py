@@ -16,12 +16,12 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, RepositoryUnavailable
 from domain.models import SyncStatus
 from domain.recovery import STALE_PENDING_AFTER, ReplayReport, replay_failed_syncs
 from handlers.commands.arguments import non_empty, whole_number
@@ -85,6 +85,7 @@ class _Replayed:
             or self.unreadable
             or self.limit_reached
             or self.drain_error
+            or report.store_error
         )
 
 
@@ -104,8 +105,9 @@ def run_replay(args: argparse.Namespace) -> int:
             " (rejected_not_retried_ticket_ids); fix what it refused, then run again with --include-rejected",
             file=sys.stderr,
         )
-    if replayed.drain_error is not None:
-        print(f"ticket-router: error: {replayed.drain_error}", file=sys.stderr)
+    for error in (replayed.report.store_error, replayed.drain_error):
+        if error is not None:
+            print(f"ticket-router: error: {error}", file=sys.stderr)
     return 1 if replayed.left_undone else 0
 
 
@@ -113,22 +115,29 @@ def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
     from handlers.bootstrap import build_ticketing_update_deps
 
     deps = build_ticketing_update_deps()
-    if deps.repository is None:
+    repository = deps.repository
+    if repository is None:
         raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
     report = replay_failed_syncs(
-        repository=deps.repository,
+        repository=repository,
         ticketing=deps.ticketing,
         clock=deps.clock,
         limit=args.limit,
         include_rejected=args.include_rejected,
     )
-    limit_reached = report.attempted >= args.limit and _sync_work_left(
-        deps.repository, deps.clock, report, include_rejected=args.include_rejected
+    limit_reached = report.attempted >= args.limit and _unless_store_failed(
+        report, lambda: _sync_work_left(repository, deps.clock, report, include_rejected=args.include_rejected)
     )
-    unreadable = sorted(getattr(deps.repository, "unreadable", ()))
+    unreadable = sorted(getattr(repository, "unreadable", ()))
     # The queue's messages are the only pointer some operators watch: emptied only once nothing is
     # left to do (an update this run saw rejected waits for a person).
-    settled = not report.still_failing and not report.rejected and not unreadable and not limit_reached
+    settled = (
+        not report.still_failing
+        and not report.rejected
+        and not unreadable
+        and not limit_reached
+        and report.store_error is None
+    )
     drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
     payload: dict[str, Any] = {
         **report.as_dict(),
@@ -174,9 +183,12 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
                 else ReplayReport()
             )
             # Work left because the limit was used up is said, rather than reported as a clean run.
-            limit_reached = left - report.attempted <= 0 and (
-                app.repository.parked_count() > len(redelivery.still_failing)
-                or _sync_work_left(app.repository, app.clock, report, include_rejected=args.include_rejected)
+            limit_reached = left - report.attempted <= 0 and _unless_store_failed(
+                report,
+                lambda: (
+                    app.repository.parked_count() > len(redelivery.still_failing)
+                    or _sync_work_left(app.repository, app.clock, report, include_rejected=args.include_rejected)
+                ),
             )
         finally:
             app.close()
@@ -193,6 +205,18 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
         "limit_reached": limit_reached,
     }
     return _Replayed(report, payload, limit_reached, unreadable, unrouted=unrouted)
+
+
+def _unless_store_failed(report: ReplayReport, work_left: Callable[[], bool]) -> bool:
+    """`work_left()`, unless the store failed: the run then fails and says why (in the report, so
+    that what it did is not lost with it), rather than guess."""
+    if report.store_error is not None:
+        return False
+    try:
+        return work_left()
+    except RepositoryUnavailable as exc:
+        report.store_error = f"cannot tell whether work is left: {exc}"
+        return False
 
 
 def _sync_work_left(

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -241,6 +242,38 @@ def test_messages_the_dlq_refuses_to_delete_are_not_counted_as_deleted(
     assert (code, report["succeeded"], report["dlq_messages_deleted"]) == (1, 1, 1)
     assert "1 message(s) not deleted" in report["dlq_error"]
     assert "cannot empty the DLQ" in err
+
+
+def test_a_table_that_fails_mid_replay_stops_it_after_reporting_what_it_did(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three failed syncs, their dead letters, and a table that throttles every write after
+    # the first
+    stack.failed("T-1", "T-2", "T-3")
+    stack.dead_letters(3)
+    session = boto3.Session()
+    writes: list[int] = []
+
+    def throttle_after_the_first(**_: Any) -> tuple[Any, dict[str, Any]] | None:
+        writes.append(1)
+        if len(writes) == 1:
+            return None
+        return SimpleNamespace(status_code=400, headers={}), {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate of requests exceeds the allowed throughput"}
+        }
+
+    session.events.register("before-call.dynamodb.UpdateItem", throttle_after_the_first)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    # When the failed updates are replayed
+    code, report, err = stack.replay(capsys)
+    # Then the report still comes, with the one recorded as synced and the one whose outcome could
+    # not be recorded still failing; the run stops there, says why, and keeps the DLQ
+    assert code == 1
+    assert (report["attempted"], report["succeeded"], report["still_failing"], len(writes)) == (2, 1, 1, 2)
+    assert "ThrottlingException" in report["store_error"]
+    assert "ticket-router: error: cannot record the sync of" in err and "replay stopped" in err
+    assert "Traceback" not in err
+    assert stack.dead_letters_left() == 3
 
 
 class IndexNotCaughtUp:

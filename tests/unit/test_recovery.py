@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from adapters.clock import FixedClock
-from domain.errors import SyncRejected, SyncUnavailable
+from domain.errors import RepositoryUnavailable, SyncRejected, SyncUnavailable
 from domain.models import RoutingDecision, SyncStatus
 from domain.recovery import REPORTED_IDS, replay_failed_syncs
 from domain.services import sync_decision
@@ -180,3 +181,36 @@ def test_a_long_list_of_rejected_updates_is_cut_and_says_so() -> None:
 
     # Then the report lists as many as it may and says more wait
     assert len(report.rejected_not_retried) == REPORTED_IDS and report.more_rejected_not_retried
+
+
+class StoreFailingOnUpdate(InMemoryRepository):
+    """A store that stops taking writes from the sync of `ticket_id` on (throttled, locked)."""
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__()
+        self.failing_from = ticket_id
+        self.failing = False
+
+    def update_sync_status(self, ticket_id: str, timestamp: int, status: SyncStatus, **fields: Any) -> None:
+        self.failing = self.failing or ticket_id == self.failing_from
+        if self.failing:
+            raise RepositoryUnavailable("DynamoDB throttled or failing on update_sync_status")
+        super().update_sync_status(ticket_id, timestamp, status, **fields)
+
+
+def test_a_store_failing_mid_replay_stops_it_and_keeps_what_it_did() -> None:
+    # Given three failed updates, and a store that stops taking writes at the second one pushed
+    repo = StoreFailingOnUpdate("T-2")
+    for i, ticket_id in enumerate(["T-1", "T-2", "T-3"]):
+        repo.save(a_decision(ticket_id, timestamp=10 - i).model_copy(update={"sync_status": SyncStatus.FAILED}))
+    ticketing = FlakyTicketing({})
+
+    # When failed syncs are replayed
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+
+    # Then the first is reported synced, the second (pushed, its outcome unrecorded) still failing
+    # for the next replay, the third left untried, and the report says why it stopped
+    assert (report.succeeded, report.still_failing, report.attempted) == (["T-1"], ["T-2"], 2)
+    assert ticketing.pushed == ["T-1", "T-2"]
+    assert report.store_error is not None and "T-2" in report.store_error and "throttled" in report.store_error
+    assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
