@@ -73,12 +73,11 @@ def replay_failed_syncs(
     report = ReplayReport()
     failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
     cutoff = clock.now() - stale_pending_after
-    # The index is sorted by the ticket's receipt time, which a client may set in the past: it
-    # narrows the search, and the decision's own creation time decides. Decided in the query, so
-    # that recent decisions of backdated tickets cannot fill the limit ahead of stale ones.
-    stale = repository.find_by_sync_status(
-        SyncStatus.PENDING, limit=limit - len(failed), received_before=int(cutoff.timestamp()), made_before=cutoff
-    )
+    # The index is sorted by the ticket's receipt time, which its sender may set in the past or in
+    # the future, so only the decision's own creation time decides: not narrowed by receipt time,
+    # which would pass over a stranded decision of a ticket dated ahead for as long as it is ahead.
+    # Decided in the query, so that recent decisions of backdated tickets cannot fill the limit.
+    stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit - len(failed), made_before=cutoff)
     report.stale_pending = len(stale)
     rejected = (
         repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit - len(failed) - len(stale))

@@ -232,9 +232,7 @@ def _sync_work_left(
     if any(decision.ticket_id not in tried for decision in failed):
         return True
     cutoff = clock.now() - STALE_PENDING_AFTER
-    pending = repository.find_by_sync_status(
-        SyncStatus.PENDING, limit=len(tried) + 1, received_before=int(cutoff.timestamp()), made_before=cutoff
-    )
+    pending = repository.find_by_sync_status(SyncStatus.PENDING, limit=len(tried) + 1, made_before=cutoff)
     if any(decision.ticket_id not in tried for decision in pending):
         return True
     if not include_rejected:

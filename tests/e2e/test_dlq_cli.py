@@ -217,3 +217,21 @@ def test_a_stale_pending_decision_behind_many_recent_backdated_ones_is_work_left
     report = json.loads(capsys.readouterr().out)
     # Then the run says the stale one is left, though the recent ones come first by receipt time
     assert (report["attempted"], report["limit_reached"], code) == (1, True, 1)
+
+
+def test_a_stranded_decision_of_a_ticket_dated_in_the_future_is_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a decision pending long after it was made, for a ticket its sender dated next year
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = SqliteDecisionRepository(tmp_path / "ticket-router.db")
+    next_year = int(datetime.now(UTC).timestamp()) + 365 * 86_400
+    store.save(a_decision("T-FUTURE", timestamp=next_year))  # made at NOW, long before this run
+    store.close()
+    # When the DLQ is replayed
+    code = main(["dlq", "replay"])
+    report = json.loads(capsys.readouterr().out)
+    # Then it is pushed, as any other stranded decision
+    assert (code, report["stale_pending"], report["succeeded"]) == (0, 1, 1)
+    outbox = [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert outbox == ["T-FUTURE"]

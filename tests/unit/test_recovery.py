@@ -214,3 +214,19 @@ def test_a_store_failing_mid_replay_stops_it_and_keeps_what_it_did() -> None:
     assert ticketing.pushed == ["T-1", "T-2"]
     assert report.store_error is not None and "T-2" in report.store_error and "throttled" in report.store_error
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
+
+
+def test_a_stranded_decision_of_a_ticket_dated_in_the_future_is_pushed_too() -> None:
+    # Given a decision made an hour ago and left pending, for a ticket its sender dated tomorrow
+    # (a clock set wrong, a time zone taken for UTC)
+    repo = InMemoryRepository()
+    tomorrow = int(NOW.timestamp()) + 86_400
+    repo.save(made(a_decision("T-FUTURE", timestamp=tomorrow), NOW - timedelta(hours=1)))
+    ticketing = FlakyTicketing({})
+
+    # When failed syncs are replayed
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+
+    # Then it is pushed: its own age decides, not the date its sender gave the ticket
+    assert ticketing.pushed == ["T-FUTURE"]
+    assert report.stale_pending == 1
