@@ -3,7 +3,8 @@
 score = customer + severity + age + service impact, then mapped to P0..P3 by thresholds, then
 two overrides that only ever raise a level:
 - a VIP with an active outage on one of their own services is P0;
-- a Network Outage ticket with an active outage on an affected service is at least P1.
+- a ticket of an outage category (`outage = true` in the taxonomy, e.g. Network Outage) with an
+  active outage on an affected service is at least P1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import datetime
 from domain.models import AccountType, CustomerProfile, Outage, PriorityAssessment, PriorityLevel, ServiceStatus, Ticket
 from domain.taxonomy import Taxonomy
 
-NETWORK_OUTAGE = "Network Outage"
 _LEVEL_ORDER = (PriorityLevel.P0, PriorityLevel.P1, PriorityLevel.P2, PriorityLevel.P3)
 
 
@@ -72,10 +72,10 @@ def assess_priority(inputs: PriorityInputs, taxonomy: Taxonomy) -> PriorityAsses
         if level is not PriorityLevel.P0:
             overrides.append("VIP customer with an active outage on one of their services: P0")
         level = PriorityLevel.P0
-    if inputs.category == NETWORK_OUTAGE and outages_on_affected:
+    if outages_on_affected and taxonomy.is_outage(inputs.category):
         raised = _more_urgent(level, PriorityLevel.P1)
         if raised is not level:
-            overrides.append("Network Outage with an active outage on an affected service: at least P1")
+            overrides.append(f"{inputs.category} with an active outage on an affected service: at least P1")
         level = raised
 
     return PriorityAssessment(level=level, score=score, factors=factors, overrides=tuple(overrides))

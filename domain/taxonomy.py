@@ -15,6 +15,8 @@ from domain.errors import ConfigurationError
 from domain.models import AccountType, PriorityLevel
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
+# The category the outage floor applied to, by name, before categories could say `outage = true`.
+LEGACY_OUTAGE_CATEGORY = "Network Outage"
 
 
 class Category(BaseModel):
@@ -25,6 +27,10 @@ class Category(BaseModel):
     team: str = Field(min_length=1)
     severity: int | None = Field(default=None, ge=0, le=100)
     description: str = ""
+    # Tickets about a network outage: with an active outage on a service the ticket names or the
+    # customer has, such a ticket is at least P1 (see priority.py). Strict: `outage = "no"` is refused,
+    # not read as true.
+    outage: bool | None = Field(default=None, strict=True)
 
 
 class PriorityWeights(BaseModel):
@@ -103,6 +109,20 @@ class Taxonomy(BaseModel):
         return {c.name.casefold(): c for c in self.categories if folded[c.name.casefold()] == 1}
 
     @cached_property
+    def outage_categories(self) -> frozenset[str]:
+        """The names of the categories whose tickets the outage floor of priority.py applies to."""
+        flagged = frozenset(c.name for c in self.categories if c.outage)
+        if flagged or any(c.outage is not None for c in self.categories):
+            return flagged
+        # A taxonomy written before `outage` existed (a copy of the shipped file) had the floor on
+        # "Network Outage" by name: it keeps it there rather than losing it silently on upgrade.
+        return frozenset(c.name for c in self.categories if c.name == LEGACY_OUTAGE_CATEGORY)
+
+    def is_outage(self, category: str) -> bool:
+        found = self.find_category(category)
+        return found is not None and found.name in self.outage_categories
+
+    @cached_property
     def teams(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.team for c in self.categories))
 
@@ -122,7 +142,8 @@ class Taxonomy(BaseModel):
 
     def with_label_teams(self, label_teams: dict[str, str], *, source: str = "label-team map") -> Taxonomy:
         """A taxonomy whose categories are a model's own labels (e.g. fine-grained intents), each
-        mapped to a team; a label inherits the severity of a category of the same team."""
+        mapped to a team; a label inherits the severity and the outage flag of the first category
+        of the same team."""
         # A team no category names has no queue to receive tickets, nor a severity to inherit.
         unknown = sorted(set(label_teams.values()) - set(self.teams))
         if unknown:
@@ -130,11 +151,18 @@ class Taxonomy(BaseModel):
                 f"{source} names team(s) the taxonomy does not have: {', '.join(map(repr, unknown))}; "
                 f"the teams are {', '.join(map(repr, self.teams))}"
             )
-        severity_by_team: dict[str, int | None] = {}
+        first_of_team: dict[str, Category] = {}
         for category in self.categories:
-            severity_by_team.setdefault(category.team, category.severity)
+            first_of_team.setdefault(category.team, category)
         categories = tuple(
-            Category(name=label, team=team, severity=severity_by_team.get(team), description=f"Label {label}")
+            Category(
+                name=label,
+                team=team,
+                severity=first_of_team[team].severity,
+                description=f"Label {label}",
+                # Explicit, true or false: the labels' taxonomy must not fall back to the legacy name.
+                outage=first_of_team[team].name in self.outage_categories,
+            )
             for label, team in label_teams.items()
         )
         return Taxonomy(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
+from domain.errors import ConfigurationError
 from domain.models import AccountType, Outage, PriorityAssessment, PriorityLevel, ServiceStatus
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
-from domain.taxonomy import load_taxonomy
+from domain.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 from tests.builders import NOW, a_customer, a_ticket, outages_on
 
 TAXONOMY = load_taxonomy()
@@ -138,6 +141,68 @@ def test_network_outage_override_never_lowers_a_level() -> None:
 def test_network_outage_without_active_outage_gets_no_override() -> None:
     result = assess("Network Outage")
     assert (result.score, result.level, result.overrides) == (40, PriorityLevel.P2, ())
+
+
+def assess_with(taxonomy: Taxonomy, category: str) -> PriorityAssessment:
+    # A consumer's fresh ticket naming a service with an active outage: 0 + 40 + 0 + 10 = 50, P2 by score
+    return assess_priority(
+        PriorityInputs(
+            ticket=a_ticket(),
+            category=category,
+            customer=a_customer(),
+            service_status=outages_on("SVC004"),
+            mentioned_service_ids=("SVC004",),
+            now=NOW,
+        ),
+        taxonomy,
+    )
+
+
+def a_taxonomy(categories: str) -> Taxonomy:
+    return parse_taxonomy(tomllib.loads(categories))
+
+
+def test_the_outage_floor_follows_the_outage_flag_not_the_category_name() -> None:
+    # Given a taxonomy whose outage category is called something else, and a "Network Outage" that is not one
+    taxonomy = a_taxonomy(
+        '[[categories]]\nname = "Connectivity"\nteam = "NOC"\nseverity = 40\noutage = true\n'
+        '[[categories]]\nname = "Network Outage"\nteam = "NOC"\nseverity = 40\noutage = false\n'
+    )
+    # When each is assessed with an active outage on the named service
+    renamed, unflagged = assess_with(taxonomy, "Connectivity"), assess_with(taxonomy, "Network Outage")
+    # Then the flagged category is raised to P1 and the name alone raises nothing
+    assert (renamed.level, renamed.overrides) == (
+        PriorityLevel.P1,
+        ("Connectivity with an active outage on an affected service: at least P1",),
+    )
+    assert (unflagged.level, unflagged.overrides) == (PriorityLevel.P2, ())
+
+
+def test_labels_of_a_label_team_map_take_the_outage_floor_of_their_team() -> None:
+    # Given a fine-grained model's labels mapped to the shipped taxonomy's teams
+    taxonomy = TAXONOMY.with_label_teams({"no_signal": "Network Operations", "router_reboots": "Technical Support"})
+    # When a ticket with an active outage on its service is assessed under each label
+    no_signal, router = assess_with(taxonomy, "no_signal"), assess_with(taxonomy, "router_reboots")
+    # Then the Network Operations label is floored at P1 like Network Outage, the other is not
+    assert (no_signal.score, no_signal.level) == (50, PriorityLevel.P1)
+    assert (router.score, router.level, router.overrides) == (30, PriorityLevel.P3, ())
+
+
+def test_a_taxonomy_written_before_the_outage_flag_keeps_the_floor_on_network_outage() -> None:
+    # Given a copy of the taxonomy made before categories could say `outage`
+    taxonomy = a_taxonomy(
+        '[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\nseverity = 40\n'
+        '[[categories]]\nname = "Billing Dispute"\nteam = "Billing Support"\n'
+    )
+    # Then its Network Outage tickets are still floored at P1
+    assert assess_with(taxonomy, "Network Outage").level is PriorityLevel.P1
+    assert assess_with(taxonomy, "Billing Dispute").overrides == ()
+
+
+def test_an_outage_flag_that_is_not_a_boolean_is_refused_naming_it() -> None:
+    # Given a taxonomy saying `outage = "no"`, which a lax reading would take as set
+    with pytest.raises(ConfigurationError, match=r"categories\.0\.outage: Input should be a valid boolean"):
+        a_taxonomy('[[categories]]\nname = "Connectivity"\nteam = "NOC"\noutage = "no"\n')
 
 
 def test_missing_customer_evidence_that_could_hide_a_vip_is_detected() -> None:
