@@ -65,12 +65,28 @@ def system_prompt(taxonomy: Taxonomy) -> str:
     )
 
 
-def _ticket_block(ticket: Ticket, masked: MaskedText) -> str:
+# Between the fields masked together: no pattern of a masked value reads across a NUL, so no value
+# runs from one field into the next, and no ticket id holds one.
+_FIELD_BREAK = "\n\0\n"
+
+
+def mask_ticket(ticket: Ticket, default_region: str) -> tuple[str, MaskedText]:
+    """The ticket's id and text masked as one: an id may be an email address or a phone number
+    ("jane@example.com", "+14155550132"), which the prompt quotes like the text. One value in both
+    is one placeholder, and a reasoning that quotes the id's placeholder is restored."""
+    masked = mask_personal_data(f"{ticket.ticket_id}{_FIELD_BREAK}{ticket.text}", default_region)
+    ticket_id, text = masked.text.split(_FIELD_BREAK, 1)
+    return ticket_id, MaskedText(text=text, replacements=masked.replacements)
+
+
+def _ticket_block(ticket: Ticket, masked_id: str, masked: MaskedText) -> str:
     text = masked.text[:MAX_TICKET_CHARS_IN_PROMPT]
     # The channel is free text from the submitter: escaped, it cannot end the tag and speak
     # outside the <ticket> the model is told to distrust.
     channel = html.escape(ticket.channel, quote=True)
-    return f'<ticket id="{ticket.ticket_id}" channel="{channel}">\n{text}\n</ticket>'
+    # An id holds no quote nor bracket (IDENTIFIER_PATTERN); its placeholders are quoted as in the text,
+    # so that the model writes them back as restore() finds them.
+    return f'<ticket id="{masked_id}" channel="{channel}">\n{text}\n</ticket>'
 
 
 def evidence_block(evidence: Evidence, priority_level: str) -> str:
@@ -335,7 +351,7 @@ class AgentEngine:
     ) -> EngineResult:
         baseline = self.pipeline.propose_from_evidence(evidence, log)
         ticket = evidence.ticket
-        masked = mask_personal_data(ticket.text, self.toolkit.default_region)
+        masked_id, masked = mask_ticket(ticket, self.toolkit.default_region)
         priority = self.toolkit.calculate_priority(
             ticket,
             evidence.classification.primary_category,
@@ -343,7 +359,7 @@ class AgentEngine:
             evidence.service_status,
             evidence.entities,
         )
-        prompt = f"{_ticket_block(ticket, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
+        prompt = f"{_ticket_block(ticket, masked_id, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
         budget = _Budget(self.max_model_calls, self.max_tool_calls, deadline, self.min_seconds_per_call)
         tools = TicketTools(
             self.toolkit, evidence, masked, log, self._second_opinion_fn(), has_time_for_model_call=budget.has_time

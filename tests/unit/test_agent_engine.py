@@ -6,6 +6,8 @@ with the model's text.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from strands.types.exceptions import ModelThrottledException
 
@@ -161,6 +163,26 @@ def test_personal_data_is_masked_for_the_model_and_restored_in_the_decision() ->
     assert "<PHONE_1>" in sent
     assert "(415) 555-0132" in decision.reasoning
     assert decision.entities.account_numbers == ("ACC-48213",)
+
+
+@pytest.mark.parametrize(
+    ("ticket_id", "value"), [("jane.doe@example.com", "jane.doe@example.com"), ("+14155550132", "4155550132")]
+)
+def test_a_ticket_id_holding_personal_data_is_masked_and_the_decision_keeps_the_real_id(
+    ticket_id: str, value: str
+) -> None:
+    # Given a ticketing system whose ticket ids are the customer's email address or phone number,
+    # and a model that quotes the id it was shown
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", reasoning="Ticket <EMAIL_1><PHONE_1>.")])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute"))
+    # When such a ticket is routed
+    decision = route(agent, repo, ticket_id=ticket_id, description="I was charged twice, refund please")
+    # Then the model saw a placeholder in the id, not the value
+    sent = model.requests[0]["messages"][0]["content"][0]["text"]
+    assert value not in sent and re.match(r'<ticket id="<(EMAIL|PHONE)_1>"', sent), sent[:80]
+    # And the decision is stored under the real id, with the quoted id restored in its reasoning
+    assert decision.ticket_id == ticket_id and repo.get(ticket_id) is not None
+    assert ticket_id in decision.reasoning
 
 
 INJECTIONS = [
