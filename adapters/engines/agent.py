@@ -70,20 +70,24 @@ def system_prompt(taxonomy: Taxonomy) -> str:
 _FIELD_BREAK = "\n\0\n"
 
 
-def mask_ticket(ticket: Ticket, default_region: str) -> tuple[str, MaskedText]:
-    """The ticket's id and text masked as one: an id may be an email address or a phone number
-    ("jane@example.com", "+14155550132"), which the prompt quotes like the text. One value in both
-    is one placeholder, and a reasoning that quotes the id's placeholder is restored."""
-    masked = mask_personal_data(f"{ticket.ticket_id}{_FIELD_BREAK}{ticket.text}", default_region)
-    ticket_id, text = masked.text.split(_FIELD_BREAK, 1)
-    return ticket_id, MaskedText(text=text, replacements=masked.replacements)
+def mask_ticket(ticket: Ticket, default_region: str) -> tuple[str, str, MaskedText]:
+    """The ticket's id, channel and text masked as one: an id may be an email address or a phone
+    number ("jane@example.com", "+14155550132"), and the channel is the submitter's free text, both
+    quoted in the prompt like the text. One value in several is one placeholder, and a reasoning
+    that quotes an id's placeholder is restored."""
+    # An id holds no NUL, and a channel's are dropped (it is shown, not kept): the first two breaks
+    # are then those put between the fields.
+    fields = (ticket.ticket_id, ticket.channel.replace("\0", ""), ticket.text)
+    masked = mask_personal_data(_FIELD_BREAK.join(fields), default_region)
+    ticket_id, channel, text = masked.text.split(_FIELD_BREAK, 2)
+    return ticket_id, channel, MaskedText(text=text, replacements=masked.replacements)
 
 
-def _ticket_block(ticket: Ticket, masked_id: str, masked: MaskedText) -> str:
+def _ticket_block(masked_id: str, masked_channel: str, masked: MaskedText) -> str:
     text = masked.text[:MAX_TICKET_CHARS_IN_PROMPT]
     # The channel is free text from the submitter: escaped, it cannot end the tag and speak
     # outside the <ticket> the model is told to distrust.
-    channel = html.escape(ticket.channel, quote=True)
+    channel = html.escape(masked_channel, quote=True)
     # An id holds no quote nor bracket (IDENTIFIER_PATTERN); its placeholders are quoted as in the text,
     # so that the model writes them back as restore() finds them.
     return f'<ticket id="{masked_id}" channel="{channel}">\n{text}\n</ticket>'
@@ -351,7 +355,7 @@ class AgentEngine:
     ) -> EngineResult:
         baseline = self.pipeline.propose_from_evidence(evidence, log)
         ticket = evidence.ticket
-        masked_id, masked = mask_ticket(ticket, self.toolkit.default_region)
+        masked_id, masked_channel, masked = mask_ticket(ticket, self.toolkit.default_region)
         priority = self.toolkit.calculate_priority(
             ticket,
             evidence.classification.primary_category,
@@ -359,7 +363,9 @@ class AgentEngine:
             evidence.service_status,
             evidence.entities,
         )
-        prompt = f"{_ticket_block(ticket, masked_id, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
+        prompt = (
+            f"{_ticket_block(masked_id, masked_channel, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
+        )
         budget = _Budget(self.max_model_calls, self.max_tool_calls, deadline, self.min_seconds_per_call)
         tools = TicketTools(
             self.toolkit, evidence, masked, log, self._second_opinion_fn(), has_time_for_model_call=budget.has_time
