@@ -97,7 +97,22 @@ _DIGIT = re.compile(r"\d")
 # one ("PIN 4821", "password: hunter2", "CVV 123"). A secret must hold a digit or a symbol, so that
 # "my password is not working" keeps its words.
 _CARD = re.compile(r"(?<![\w.,/+-])\d(?:[ -]?\d){12,18}(?![\w]|[.,/-]\d)")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+# Any case: typed in lower case ("de89 3704 0044 0532 0130 00") an IBAN is as much a bank account.
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
+# The length of each country's IBANs (SWIFT's IBAN registry). Lower-case words after "xx12" pass the
+# check digits one time in 97: one in lower case must also have a country's exact length and a BBAN of
+# mostly digits, which words are not.
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25,
+    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18,
+    "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33,
+    "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
 _SECRET = re.compile(
     r"\b(?:pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
@@ -154,6 +169,10 @@ def _luhn_valid(digits: str) -> bool:
 
 def _iban_valid(iban: str) -> bool:
     compact = iban.replace(" ", "")
+    if not compact.isupper():
+        bban = compact[4:]
+        if _IBAN_LENGTHS.get(compact[:2].upper()) != len(compact) or 2 * sum(c.isdigit() for c in bban) < len(bban):
+            return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 

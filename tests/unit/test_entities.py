@@ -410,6 +410,10 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         # A capitalised word or a count after it is no part of it
         ("refund to DE89 3704 0044 0532 0130 00 ASAP", "DE89 3704 0044 0532 0130 00", "IBAN"),
         ("debited DE89370400440532013000 2 times", "DE89370400440532013000", "IBAN"),
+        # Typed in lower case, it is the same account
+        ("refund to de89 3704 0044 0532 0130 00 asap", "de89 3704 0044 0532 0130 00", "IBAN"),
+        ("debited de89370400440532013000 2 times", "de89370400440532013000", "IBAN"),
+        ("my iban is gb29 nwbk 6016 1331 9268 19 thanks", "gb29 nwbk 6016 1331 9268 19", "IBAN"),
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
         ("cvv 123 please", "123", "SECRET"),
         ("my PIN is 4821", "4821", "SECRET"),
@@ -446,6 +450,11 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "password isn't accepted, PIN-locked!",
         "SIM PIN blocked. The password (the new one) expired!",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
+        "iban de00 3704 0044 0532 0130 00",
+        # Words after two letters and two digits that pass the check digits: no country's IBAN
+        # ("fw"), or a country's length but words, not digits
+        "fw76 update failed again",
+        "nl49 routers offline",
         # Handset and SIM numbers pass the Luhn check too, and an agent needs them
         "IMEI 352099001761481 keeps dropping calls",
         "IMEI: 35-209900-176148-1",
