@@ -414,6 +414,9 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("refund to de89 3704 0044 0532 0130 00 asap", "de89 3704 0044 0532 0130 00", "IBAN"),
         ("debited de89370400440532013000 2 times", "de89370400440532013000", "IBAN"),
         ("my iban is gb29 nwbk 6016 1331 9268 19 thanks", "gb29 nwbk 6016 1331 9268 19", "IBAN"),
+        # A word of an IBAN's shape before it is not read as its start
+        ("ref AB12 DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 00", "IBAN"),
+        ("ticket TK42 de89370400440532013000 bounced", "de89370400440532013000", "IBAN"),
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
         ("cvv 123 please", "123", "SECRET"),
         ("my PIN is 4821", "4821", "SECRET"),
