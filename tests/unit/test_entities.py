@@ -430,6 +430,10 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("PUK: 1234 5678, blocked", "5678", "SECRET"),
         ("password: hunter2!", "hunter2!", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
+        # A pincode of a postal code's shape, but the PIN of a SIM or a card, or of a PIN's length
+        ("my sim pincode is 560001", "560001", "SECRET"),
+        ("card pincode: 482913", "482913", "SECRET"),
+        ("mijn pincode is 4821", "4821", "SECRET"),
     ],
 )
 def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
@@ -458,6 +462,9 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         # ("fw"), or a country's length but words, not digits
         "fw76 update failed again",
         "nl49 routers offline",
+        # An Indian postal code (PIN, Postal Index Number) is where the customer is, not a secret
+        "no signal at pincode 560001 since monday",
+        "Pincode: 110 001.",
         # Handset and SIM numbers pass the Luhn check too, and an agent needs them
         "IMEI 352099001761481 keeps dropping calls",
         "IMEI: 35-209900-176148-1",
