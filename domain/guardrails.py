@@ -38,15 +38,30 @@ _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IG
 IMPLAUSIBLE_SCORE = 0.05
 
 
+# Letters of other scripts drawn like Latin ones (Cyrillic і, о, р; Greek ο, ι; dotless ı): one in
+# "іgnore previous instructions" passes a plain match, and a model reads the word all the same. NFKD
+# does not fold them (they are letters of their own); a word of another script made only of them
+# spells no phrase matched here, so reading them as Latin flags no real Russian or Greek text.
+_LOOK_ALIKES = {
+    "аеорсухѕіјһԁԛԝӏԍ": "aeopcyxsijhdqwlg",  # Cyrillic
+    "АВЕКМНОРСТХУІЈЅԚԜӀ": "ABEKMHOPCTXYIJSQWI",
+    "αονικρτυχε": "aovikptuxe",  # Greek
+    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ": "ABEZHIKMNOPTYX",
+    "ıȷɡօոս": "ijgonu",  # dotless i and j, script g, Armenian o, n, u: NFKD keeps them too
+}
+_CONFUSABLES = str.maketrans("".join(_LOOK_ALIKES), "".join(_LOOK_ALIKES.values()))
+
+
 def _as_read(text: str) -> list[str]:
-    """The text as a model reads it: full-width and other compatibility forms folded (ｉｇｎｏｒｅ), and
-    accents dropped (ignóre); the phrases are matched on this, or any of these would pass them to the
-    model unnoticed. A zero-width character or bidi mark may hide inside a word (ig\u200bnore) or
-    stand for the space between words (you\u2060are\u2060now): both readings are given."""
+    """The text as a model reads it: full-width and other compatibility forms folded (ｉｇｎｏｒｅ),
+    accents dropped (ignóre) and look-alike letters of other scripts read as Latin (іgnore); the
+    phrases are matched on this, or any of these would pass them to the model unnoticed. A zero-width
+    character or bidi mark may hide inside a word (ig\u200bnore) or stand for the space between words
+    (you\u2060are\u2060now): both readings are given."""
     if text.isascii():
         return [text]
     decomposed = unicodedata.normalize("NFKD", text)
-    unaccented = "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+    unaccented = "".join(char for char in decomposed if unicodedata.category(char) != "Mn").translate(_CONFUSABLES)
     joined = "".join(char for char in unaccented if unicodedata.category(char) != "Cf")
     spaced = "".join(" " if unicodedata.category(char) == "Cf" else char for char in unaccented)
     return [joined] if spaced == joined else [joined, spaced]
