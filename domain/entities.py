@@ -114,6 +114,13 @@ _IBAN_LENGTHS = {
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }  # fmt: skip
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w]|-\d)")
+# Named as one, a social security number is one however it is written: "SSN 123 45 6789", "social
+# security number: 123456789" (unnamed, nine digits or 3-2-4 spaced are anything at all).
+_NAMED_SSN = re.compile(
+    r"\b(?:ssn|social\s+security(?:\s+(?:number|no|nr|#))?)\b\.?(?:\s*(?:is|was)\b)?\s*[:#=]?\s*"
+    r"(?P<ssn>\d{3}(?P<gap>[ .]?)\d{2}(?P=gap)\d{4})(?![\w]|[-.]\d)",
+    re.IGNORECASE,
+)
 _SECRET = re.compile(
     r"\b(?P<name>pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
     r"|one[-\s]time\s+(?:pass)?code)\b(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
@@ -229,6 +236,7 @@ def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
     ]
     spans += _iban_spans(folded)
     spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]
+    spans += [(m.start("ssn"), m.end("ssn"), "SSN") for m in _NAMED_SSN.finditer(folded)]
     spans += [(m.start("secret"), m.end("secret"), "SECRET") for m in _SECRET.finditer(folded) if _is_secret(m)]
     return spans
 

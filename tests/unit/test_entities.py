@@ -418,6 +418,10 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("ref AB12 DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 00", "IBAN"),
         ("ticket TK42 de89370400440532013000 bounced", "de89370400440532013000", "IBAN"),
         ("SSN 123-45-6789 on file", "123-45-6789", "SSN"),
+        # Named as one, written with spaces, dots or no separator
+        ("ssn 123 45 6789 on file", "123 45 6789", "SSN"),
+        ("SSN: 123456789, thanks", "123456789", "SSN"),
+        ("Social Security No. 123.45.6789", "123.45.6789", "SSN"),
         ("cvv 123 please", "123", "SECRET"),
         ("my PIN is 4821", "4821", "SECRET"),
         # A label or punctuation between the name and the value is no part of the value
@@ -462,6 +466,9 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         # ("fw"), or a country's length but words, not digits
         "fw76 update failed again",
         "nl49 routers offline",
+        # Nine digits grouped as an SSN but not named as one
+        "order 123 45 6789 arrived",
+        "SSN last four 6789",
         # An Indian postal code (PIN, Postal Index Number) is where the customer is, not a secret
         "no signal at pincode 560001 since monday",
         "Pincode: 110 001.",
