@@ -434,6 +434,10 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("PUK: 1234 5678, blocked", "5678", "SECRET"),
         ("password: hunter2!", "hunter2!", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
+        # Named in German, French or Spanish
+        ("mein Passwort ist geheim123", "geheim123", "SECRET"),
+        ("mon mot de passe : azerty12!", "azerty12!", "SECRET"),
+        ("contraseña es abc123", "abc123", "SECRET"),
         # A pincode of a postal code's shape, but the PIN of a SIM or a card, or of a PIN's length
         ("my sim pincode is 560001", "560001", "SECRET"),
         ("card pincode: 482913", "482913", "SECRET"),
@@ -460,6 +464,8 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "my password doesn't work and the OTP didn't arrive",
         "password isn't accepted, PIN-locked!",
         "SIM PIN blocked. The password (the new one) expired!",
+        "mein Passwort funktioniert nicht, Passwort-Reset auch nicht",
+        "le mot de passe ne marche pas",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
         "iban de00 3704 0044 0532 0130 00",
         # Words after two letters and two digits that pass the check digits: no country's IBAN
