@@ -15,13 +15,21 @@ from domain.models import IssueClassification, Ticket
 from domain.routing import RoutingProposal, overruled_reasoning
 
 _INJECTION_PATTERNS = [
-    r"\bignore\s+(?:all\s+|any\s+|the\s+)?(?:previous|prior|above|earlier)\s+(?:instructions|prompts?|rules)",
+    # Up to three of these words between the verb and what it drops: "ignore all the previous
+    # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
+    r"\b(?:ignore|forget|disregard)\s+(?:(?:all|any|the|of|your|these|those)\s+){0,3}"
+    r"(?:previous|prior|above|earlier|preceding|original|system)\s+(?:instructions?|prompts?|rules|guidelines)",
+    # Without "previous", only when the instructions are the reader's own: "ignore the instructions
+    # on the box" is a customer's story.
+    r"\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:of\s+)?your\s+(?:instructions?|prompts?|rules|guidelines)",
     r"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above|system)",
     r"(?:^|\n|\s)(?:system|assistant|developer)\s*:",
     r"\byou\s+are\s+now\b",
     r"\bnew\s+instructions?\b",
     r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
     r"\bpriority\s*[:=]\s*p[0-3]\b",
+    r"\bpriority\s+of\s+(?:this|the|my)\s+ticket\s+(?:to|as)\s+p[0-3]\b",
+    r"\bescalate\s+(?:(?:it|this|me|this\s+ticket|the\s+ticket)\s+)?to\s+p[0-3]\b",
     # Each run of spaces read by one \s+ only: "route" then \s+ and \s* splitting the same long run
     # tried every split, quadratic in its length (20 KB of blank lines after "route": 5 s).
     r"\broute\s+(?:(?:this|it|the\s+ticket)\s+)?(?:directly\s+)?to\b",
