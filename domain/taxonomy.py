@@ -9,7 +9,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from domain.errors import ConfigurationError
 from domain.models import AccountType, PriorityLevel
@@ -25,7 +25,9 @@ class Category(BaseModel):
 
     name: str = Field(min_length=1)
     team: str = Field(min_length=1)
-    severity: int | None = Field(default=None, ge=0, le=100)
+    # Strict numbers here and below: read laxly, `severity = true` was a severity of 1, and
+    # `manual_review_threshold = true` sent every ticket to review, neither of them said.
+    severity: int | None = Field(default=None, ge=0, le=100, strict=True)
     description: str = ""
     # Tickets about a network outage: with an active outage on a service the ticket names or the
     # customer has, such a ticket is at least P1 (see priority.py). Strict: `outage = "no"` is refused,
@@ -37,14 +39,14 @@ class PriorityWeights(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Never negative: an outage on the customer's service, or a severity, must not lower a priority.
-    default_severity: int = Field(default=20, ge=0, le=100)
-    service_impact: int = Field(default=10, ge=0)
-    customer: dict[str, int] = Field(
+    default_severity: int = Field(default=20, ge=0, le=100, strict=True)
+    service_impact: int = Field(default=10, ge=0, strict=True)
+    customer: dict[str, StrictInt] = Field(
         default_factory=lambda: {"vip": 30, "Enterprise": 20, "Business": 10, "Consumer": 0}
     )
     # Hours of age -> points, as in the file; kept sorted from the oldest threshold down.
-    age: dict[int, int] = Field(default_factory=lambda: {48: 20, 24: 10})
-    levels: dict[PriorityLevel, int] = Field(
+    age: dict[int, StrictInt] = Field(default_factory=lambda: {48: 20, 24: 10})
+    levels: dict[PriorityLevel, StrictInt] = Field(
         default_factory=lambda: {PriorityLevel.P0: 80, PriorityLevel.P1: 60, PriorityLevel.P2: 40}
     )
 
@@ -86,7 +88,7 @@ class PriorityWeights(BaseModel):
 class Taxonomy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    manual_review_threshold: float = Field(default=0.70, ge=0.0, le=1.0)
+    manual_review_threshold: float = Field(default=0.70, ge=0.0, le=1.0, strict=True)
     categories: tuple[Category, ...] = Field(min_length=1)
     priority: PriorityWeights = PriorityWeights()
 

@@ -134,3 +134,27 @@ def test_an_outage_or_age_that_would_lower_the_priority_is_refused(tmp_path: Pat
     # When it is loaded, then the error names the setting
     with pytest.raises(ConfigurationError, match=error):
         load_taxonomy(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ('[[categories]]\nname = "A"\nteam = "T"\nseverity = true\n', r"categories\.0\.severity: Input should be"),
+        (
+            'manual_review_threshold = true\n[[categories]]\nname = "A"\nteam = "T"\n',
+            r"manual_review_threshold: Input should be",
+        ),
+        (
+            '[[categories]]\nname = "A"\nteam = "T"\n[priority.customer]\nvip = true\nEnterprise = 20\n'
+            "Business = 10\nConsumer = 0\n",
+            r"priority\.customer\.vip: Input should be",
+        ),
+    ],
+)
+def test_a_true_or_false_where_a_number_belongs_is_refused_naming_it(tmp_path: Path, setting: str, error: str) -> None:
+    # Given a taxonomy with a boolean typed where a number goes (read as 1, it changed routing unsaid)
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(setting, encoding="utf-8")
+    # When it is loaded, then the error names the setting
+    with pytest.raises(ConfigurationError, match=error):
+        load_taxonomy(path)
