@@ -10,6 +10,7 @@ Each server records every request and can be told to misbehave for the next N re
         ticketing.reject_next(1, status=400)        # a permanent refusal
         ticketing.malformed_next(1)                 # 200 with a body that is not JSON
         ticketing.drip_next(1, seconds_per_byte=0.1) # the normal answer, its body one byte at a time
+        ticketing.drip_next(1, seconds_per_byte=0.1, headers=True) # its status line and headers so instead
         adapter = HttpTicketingSystem(ticketing.url, ...)
 
 Faults queue up in order and are consumed one per request; `times=None` repeats one forever.
@@ -64,6 +65,8 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     # The body is sent one byte at a time, this far apart: each read is quick, the whole is slow.
     seconds_per_byte: float = 0.0
+    # The status line and headers are sent so instead, and the body at once.
+    drip_headers: bool = False
 
     @classmethod
     def json(cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
@@ -76,6 +79,7 @@ class Fault:
     hang_seconds: float = 0.0
     times: int | None = 1  # None: forever
     seconds_per_byte: float = 0.0  # the normal answer, dripped (when there is no `reply`)
+    drip_headers: bool = False  # its status line and headers dripped instead of its body
 
 
 class FakeHttpServer:
@@ -146,8 +150,8 @@ class FakeHttpServer:
     def malformed_next(self, times: int | None = 1) -> None:
         self.add_fault(Fault(Reply(200, b"<html>not json</html>", {"Content-Type": "text/html"}), times=times))
 
-    def drip_next(self, times: int | None = 1, *, seconds_per_byte: float) -> None:
-        self.add_fault(Fault(seconds_per_byte=seconds_per_byte, times=times))
+    def drip_next(self, times: int | None = 1, *, seconds_per_byte: float, headers: bool = False) -> None:
+        self.add_fault(Fault(seconds_per_byte=seconds_per_byte, times=times, drip_headers=headers))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -185,7 +189,9 @@ class FakeHttpServer:
             if self._closing.is_set():
                 return None  # shutting down mid-hang: drop the connection unanswered
             if fault.seconds_per_byte:
-                return dataclasses.replace(self.respond(request), seconds_per_byte=fault.seconds_per_byte)
+                return dataclasses.replace(
+                    self.respond(request), seconds_per_byte=fault.seconds_per_byte, drip_headers=fault.drip_headers
+                )
         # After a hang the normal answer still goes out: a client with a longer timeout gets it,
         # one that gave up gets a broken pipe, which the handler ignores.
         return self.respond(request)
@@ -212,15 +218,20 @@ def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                if not reply.seconds_per_byte:
-                    self.wfile.write(reply.body)
-                for i in range(len(reply.body) if reply.seconds_per_byte else 0):
-                    self.wfile.write(reply.body[i : i + 1])
+                if reply.seconds_per_byte and reply.drip_headers:
+                    # What end_headers would send at once, kept back to be dripped; the body follows whole.
+                    dripped, whole = b"".join(self._headers_buffer) + b"\r\n", reply.body
+                    self._headers_buffer = []
+                else:
+                    self.end_headers()
+                    dripped, whole = (reply.body, b"") if reply.seconds_per_byte else (b"", reply.body)
+                for i in range(len(dripped)):
+                    self.wfile.write(dripped[i : i + 1])
                     self.wfile.flush()
                     if server._closing.wait(reply.seconds_per_byte):
                         self.close_connection = True
                         return
+                self.wfile.write(whole)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 

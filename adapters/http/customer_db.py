@@ -26,25 +26,32 @@ class HttpCustomerDirectory(HttpClient):
             url = f"{self.endpoint}/customers/{path_segment(customer_id)}"
         except ValueError:
             return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
-        try:
-            response = send_with_quick_retry(
-                lambda: self.session.get(url, timeout=self.timeout, headers={"Accept": "application/json"}, stream=True)
-            )
-        except requests.RequestException as exc:
-            raise EvidenceUnavailable(f"customer DB unreachable for {customer_id}: {exc}") from exc
-        with response:
-            if response.status_code == 404:
-                discard_body(response, seconds=self.timeout)
-                return CustomerProfile.unknown(customer_id)
-            if not 200 <= response.status_code < 300:
-                failure = describe_response(response, seconds=self.timeout)
-                raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
+        with self.deadline() as deadline:
             try:
-                document: Any = json.loads(read_body(response, seconds=self.timeout))
+                response = send_with_quick_retry(
+                    lambda: self.session.get(
+                        url, timeout=deadline.timeout(self.timeout), headers={"Accept": "application/json"}, stream=True
+                    )
+                )
             except requests.RequestException as exc:
-                raise EvidenceUnavailable(f"customer DB answer unreadable for {customer_id}: {exc}") from exc
-            except ValueError as exc:
-                raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
+                raise EvidenceUnavailable(
+                    f"customer DB unreachable for {customer_id}: {deadline.failure(exc)}"
+                ) from exc
+            with response:
+                if response.status_code == 404:
+                    discard_body(response, deadline=deadline)
+                    return CustomerProfile.unknown(customer_id)
+                if not 200 <= response.status_code < 300:
+                    failure = describe_response(response, deadline=deadline)
+                    raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
+                try:
+                    document: Any = json.loads(read_body(response, deadline=deadline))
+                except requests.RequestException as exc:
+                    raise EvidenceUnavailable(
+                        f"customer DB answer unreadable for {customer_id}: {deadline.failure(exc)}"
+                    ) from exc
+                except ValueError as exc:
+                    raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
         if not isinstance(document, dict):
             raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")
         document.setdefault("customer_id", customer_id)

@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from adapters.http.client import read_body
+from adapters.http.deadline import Deadline
 
 # Failures worth another attempt: the request may never have reached the server, or the
 # connection broke mid-answer. Anything else (invalid URL, too many redirects) will not heal.
@@ -64,14 +65,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def describe_response(response: requests.Response, *, seconds: float, limit: int = 200) -> str:
+def describe_response(response: requests.Response, *, deadline: Deadline, limit: int = 200) -> str:
     """`HTTP 503: <start of body>` for error messages; the body is cut so logs stay small.
 
-    The body of a `stream=True` response is read for at most `seconds`: it only explains a
+    The body of a `stream=True` response is read until `deadline` at most: it only explains a
     failure already known from the status, so one that cannot be read in time is left out.
     """
     try:
-        raw = read_body(response, seconds=seconds, limit=ERROR_BODY_BYTES)
+        raw = read_body(response, deadline=deadline, limit=ERROR_BODY_BYTES)
     except requests.RequestException:
         raw = b""
     try:

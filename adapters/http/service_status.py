@@ -25,22 +25,23 @@ class HttpServiceStatusProvider(HttpClient):
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
         url = f"{self.endpoint}/status/batch"
         body = {"service_ids": list(service_ids)}
-        try:
-            response = send_with_quick_retry(
-                lambda: self.session.post(url, json=body, timeout=self.timeout, stream=True)
-            )
-        except requests.RequestException as exc:
-            raise EvidenceUnavailable(f"service status API unreachable: {exc}") from exc
-        with response:
-            if not 200 <= response.status_code < 300:
-                failure = describe_response(response, seconds=self.timeout)
-                raise EvidenceUnavailable(f"service status API failed: {failure}")
+        with self.deadline() as deadline:
             try:
-                document: Any = json.loads(read_body(response, seconds=self.timeout))
+                response = send_with_quick_retry(
+                    lambda: self.session.post(url, json=body, timeout=deadline.timeout(self.timeout), stream=True)
+                )
             except requests.RequestException as exc:
-                raise EvidenceUnavailable(f"service status API answer unreadable: {exc}") from exc
-            except ValueError as exc:
-                raise EvidenceUnavailable("service status API sent invalid JSON") from exc
+                raise EvidenceUnavailable(f"service status API unreachable: {deadline.failure(exc)}") from exc
+            with response:
+                if not 200 <= response.status_code < 300:
+                    failure = describe_response(response, deadline=deadline)
+                    raise EvidenceUnavailable(f"service status API failed: {failure}")
+                try:
+                    document: Any = json.loads(read_body(response, deadline=deadline))
+                except requests.RequestException as exc:
+                    raise EvidenceUnavailable(f"service status API answer unreadable: {deadline.failure(exc)}") from exc
+                except ValueError as exc:
+                    raise EvidenceUnavailable("service status API sent invalid JSON") from exc
         try:
             return ServiceStatus.model_validate(document)
         except ValidationError as exc:

@@ -104,44 +104,53 @@ class HttpTicketingSystem(HttpClient):
             if timeout is None:
                 raise SyncUnavailable(f"no time left to push {ticket} after {attempt} attempt(s)")
             retry_after: float | None = None
-            try:
-                # A redirect is not followed: requests turns a 302/303 PUT into a bodiless GET (and a
-                # 301 into a bodiless PUT), whose 200 would pass for a delivered update. The body is
-                # streamed: the status decides, and an error body is read only within the timeout.
-                response = self.session.put(
-                    url, json=payload, headers=headers, timeout=timeout, allow_redirects=False, stream=True
-                )
-            except TRANSIENT_ERRORS as exc:
-                failure = f"{type(exc).__name__}: {exc}"
-            except requests.RequestException as exc:
-                raise SyncUnavailable(f"cannot push {ticket}: {type(exc).__name__}: {exc}") from exc
-            else:
-                with response:
-                    status = response.status_code
-                    if 200 <= status < 300:
-                        discard_body(response, seconds=timeout)
-                        return
-                    failure = describe_response(response, seconds=timeout)
-                    if status in (401, 403) and not key_refetched and self.refresh_api_key is not None:
-                        # Once per push: a key refused twice is not a stale cache, and a loop here
-                        # would hammer both the secret store and the ticketing system.
-                        key_refetched = True
-                        fresh_key = self._refetched_api_key(self.refresh_api_key, ticket, failure)
-                        if fresh_key != api_key:
-                            logger.info("push of %s refused (%s); retrying with the re-read API key", ticket, failure)
-                            api_key = fresh_key
-                            headers["Authorization"] = f"Bearer {api_key}"
-                            continue
-                    if 300 <= status < 400:
-                        location = response.headers.get("Location", "nowhere")
-                        raise SyncRejected(
-                            f"ticketing system redirected the push of {ticket} ({failure}) to {location}: "
-                            "set the endpoint to the URL that takes the update"
-                        )
-                    if not is_retryable_status(status):
-                        raise SyncRejected(f"ticketing system rejected {ticket}: {failure}")
-                    if status in (429, 503):  # RFC 9110 gives Retry-After meaning on both
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            with self.deadline(timeout) as attempt_deadline:
+                try:
+                    # A redirect is not followed: requests turns a 302/303 PUT into a bodiless GET (and a
+                    # 301 into a bodiless PUT), whose 200 would pass for a delivered update. The body is
+                    # streamed: the status decides, and an error body is read only within the deadline.
+                    response = self.session.put(
+                        url,
+                        json=payload,
+                        headers=headers,
+                        timeout=attempt_deadline.timeout(timeout),
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                except TRANSIENT_ERRORS as exc:
+                    cause = attempt_deadline.failure(exc)
+                    failure = f"{type(cause).__name__}: {cause}"
+                except requests.RequestException as exc:
+                    raise SyncUnavailable(f"cannot push {ticket}: {type(exc).__name__}: {exc}") from exc
+                else:
+                    with response:
+                        status = response.status_code
+                        if 200 <= status < 300:
+                            discard_body(response, deadline=attempt_deadline)
+                            return
+                        failure = describe_response(response, deadline=attempt_deadline)
+                        if status in (401, 403) and not key_refetched and self.refresh_api_key is not None:
+                            # Once per push: a key refused twice is not a stale cache, and a loop here
+                            # would hammer both the secret store and the ticketing system.
+                            key_refetched = True
+                            fresh_key = self._refetched_api_key(self.refresh_api_key, ticket, failure)
+                            if fresh_key != api_key:
+                                logger.info(
+                                    "push of %s refused (%s); retrying with the re-read API key", ticket, failure
+                                )
+                                api_key = fresh_key
+                                headers["Authorization"] = f"Bearer {api_key}"
+                                continue
+                        if 300 <= status < 400:
+                            location = response.headers.get("Location", "nowhere")
+                            raise SyncRejected(
+                                f"ticketing system redirected the push of {ticket} ({failure}) to {location}: "
+                                "set the endpoint to the URL that takes the update"
+                            )
+                        if not is_retryable_status(status):
+                            raise SyncRejected(f"ticketing system rejected {ticket}: {failure}")
+                        if status in (429, 503):  # RFC 9110 gives Retry-After meaning on both
+                            retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
             if retry_after is not None and retry_after > self.max_retry_after:
                 raise SyncUnavailable(

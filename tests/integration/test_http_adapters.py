@@ -168,6 +168,33 @@ def test_a_body_trickling_in_past_the_timeout_is_evidence_unavailable(customer_d
         HttpCustomerDirectory(customer_db.url, timeout=SHORT_TIMEOUT).get_profile("CUST-1001")
 
 
+# Each evidence lookup: a new server answering it, and the lookup of CUST-1001 or SVC001 on it.
+LOOKUPS = [
+    pytest.param(
+        lambda: FakeCustomerDb([{"customer_id": "CUST-1001", "is_vip": True}]),
+        lambda url: HttpCustomerDirectory(url, timeout=SHORT_TIMEOUT).get_profile("CUST-1001"),
+        id="customer-db",
+    ),
+    pytest.param(
+        lambda: FakeServiceStatusApi([{"outage_id": "O-1", "service_id": "SVC001", "status": "active"}]),
+        lambda url: HttpServiceStatusProvider(url, timeout=SHORT_TIMEOUT).get_status(["SVC001"]),
+        id="service-status",
+    ),
+]
+
+
+@pytest.mark.parametrize(("new_server", "lookup"), LOOKUPS)
+def test_headers_trickling_in_past_the_timeout_are_evidence_unavailable(new_server: Any, lookup: Any) -> None:
+    with new_server() as server:
+        # Given a server whose answer's status line and headers come a byte at a time, each well
+        # within the timeout, the whole far past it (the body would then come at once)
+        server.drip_next(None, seconds_per_byte=SHORT_TIMEOUT / 8, headers=True)
+
+        # When / Then the lookup gives up as for a hung server, rather than take the answer once complete
+        with pytest.raises(EvidenceUnavailable, match="no complete answer within"):
+            lookup(server.url)
+
+
 def test_a_huge_answer_is_evidence_unavailable_not_read_into_memory(customer_db: FakeCustomerDb) -> None:
     # Given a DB answering with a valid profile padded to several megabytes
     profile = {"customer_id": "CUST-1001", "is_vip": True, "service_plan": "x" * 5_000_000}
@@ -616,6 +643,18 @@ def test_an_error_body_trickling_in_does_not_hold_the_push_past_its_timeout(
     assert "closed closed closed closed closed" not in str(raised.value)
 
 
+def test_headers_trickling_in_past_the_timeout_do_not_hold_the_push(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a ticketing system whose every answer's status line and headers come a byte at a time,
+    # each well within the timeout, the whole far past it
+    ticketing.drip_next(None, seconds_per_byte=SHORT_TIMEOUT / 8, headers=True)
+
+    # When / Then the attempt is cut off as for a hung server, rather than counted as delivered
+    with pytest.raises(SyncUnavailable, match="Timeout: no complete answer within"):
+        ticketing_adapter(ticketing, clock, timeout=SHORT_TIMEOUT, max_retries=0).push_routing(a_decision())
+
+
 def test_answers_are_read_to_the_end_so_pushes_and_lookups_keep_one_connection(
     ticketing: FakeTicketingSystem, customer_db: FakeCustomerDb, clock: FakeMonotonic
 ) -> None:
@@ -700,7 +739,8 @@ class TimeoutRecordingSession(requests.Session):
         self.timeouts: list[Any] = []
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        self.timeouts.append(kwargs.get("timeout"))
+        # A urllib3 Timeout, carrying the request's deadline: its connect timeout is the per-wait one.
+        self.timeouts.append(kwargs["timeout"].connect_timeout)
         return super().request(method, url, *args, **kwargs)
 
 
