@@ -11,6 +11,7 @@ Each server records every request and can be told to misbehave for the next N re
         ticketing.malformed_next(1)                 # 200 with a body that is not JSON
         ticketing.drip_next(1, seconds_per_byte=0.1) # the normal answer, its body one byte at a time
         ticketing.drip_next(1, seconds_per_byte=0.1, headers=True) # its status line and headers so instead
+        ticketing.drop_next(1)                      # the normal answer, its connection closed mid-body
         adapter = HttpTicketingSystem(ticketing.url, ...)
 
 Faults queue up in order and are consumed one per request; `times=None` repeats one forever.
@@ -67,6 +68,8 @@ class Reply:
     seconds_per_byte: float = 0.0
     # The status line and headers are sent so instead, and the body at once.
     drip_headers: bool = False
+    # The connection is closed after this many bytes of the body, short of its Content-Length.
+    cut_after: int | None = None
 
     @classmethod
     def json(cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Reply:
@@ -80,6 +83,7 @@ class Fault:
     times: int | None = 1  # None: forever
     seconds_per_byte: float = 0.0  # the normal answer, dripped (when there is no `reply`)
     drip_headers: bool = False  # its status line and headers dripped instead of its body
+    drop: bool = False  # the normal answer, its connection closed halfway through the body
 
 
 class FakeHttpServer:
@@ -153,6 +157,9 @@ class FakeHttpServer:
     def drip_next(self, times: int | None = 1, *, seconds_per_byte: float, headers: bool = False) -> None:
         self.add_fault(Fault(seconds_per_byte=seconds_per_byte, times=times, drip_headers=headers))
 
+    def drop_next(self, times: int | None = 1) -> None:
+        self.add_fault(Fault(drop=True, times=times))
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -188,6 +195,9 @@ class FakeHttpServer:
                 return fault.reply
             if self._closing.is_set():
                 return None  # shutting down mid-hang: drop the connection unanswered
+            if fault.drop:
+                answer = self.respond(request)
+                return dataclasses.replace(answer, cut_after=len(answer.body) // 2)
             if fault.seconds_per_byte:
                 return dataclasses.replace(
                     self.respond(request), seconds_per_byte=fault.seconds_per_byte, drip_headers=fault.drip_headers
@@ -218,6 +228,12 @@ def _handler_for(server: FakeHttpServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
+                if reply.cut_after is not None:
+                    self.end_headers()
+                    self.wfile.write(reply.body[: reply.cut_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if reply.seconds_per_byte and reply.drip_headers:
                     # What end_headers would send at once, kept back to be dripped; the body follows whole.
                     dripped, whole = b"".join(self._headers_buffer) + b"\r\n", reply.body

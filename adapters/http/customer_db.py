@@ -8,7 +8,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient, discard_body, path_segment, read_body
+from adapters.http.client import HttpClient, discard_body, path_segment
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import CustomerProfile
@@ -28,15 +28,15 @@ class HttpCustomerDirectory(HttpClient):
             return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
         with self.deadline() as deadline:
             try:
-                response = send_with_quick_retry(
+                response, body = send_with_quick_retry(
                     lambda: self.session.get(
                         url, timeout=deadline.timeout(self.timeout), headers={"Accept": "application/json"}, stream=True
-                    )
+                    ),
+                    deadline=deadline,
                 )
             except requests.RequestException as exc:
-                raise EvidenceUnavailable(
-                    f"customer DB unreachable for {customer_id}: {deadline.failure(exc)}"
-                ) from exc
+                failed = "unreachable" if exc.response is None else "answer unreadable"
+                raise EvidenceUnavailable(f"customer DB {failed} for {customer_id}: {deadline.failure(exc)}") from exc
             with response:
                 if response.status_code == 404:
                     discard_body(response, deadline=deadline)
@@ -44,14 +44,10 @@ class HttpCustomerDirectory(HttpClient):
                 if not 200 <= response.status_code < 300:
                     failure = describe_response(response, deadline=deadline)
                     raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
-                try:
-                    document: Any = json.loads(read_body(response, deadline=deadline))
-                except requests.RequestException as exc:
-                    raise EvidenceUnavailable(
-                        f"customer DB answer unreadable for {customer_id}: {deadline.failure(exc)}"
-                    ) from exc
-                except ValueError as exc:
-                    raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
+        try:
+            document: Any = json.loads(body)
+        except ValueError as exc:
+            raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
         if not isinstance(document, dict):
             raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")
         document.setdefault("customer_id", customer_id)

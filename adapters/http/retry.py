@@ -83,20 +83,39 @@ def describe_response(response: requests.Response, *, deadline: Deadline, limit:
     return f"HTTP {response.status_code}" + (f": {body[:limit]}" if body else "")
 
 
-def send_with_quick_retry(send: Callable[[], requests.Response]) -> requests.Response:
-    """Send; on a refused/dropped connection or a 5xx, send once more straight away.
+def send_with_quick_retry(
+    send: Callable[[], requests.Response], *, deadline: Deadline
+) -> tuple[requests.Response, bytes]:
+    """Send, and read a 2xx answer's body; on a refused connection, one dropped before or during the
+    answer, or a 5xx, do it once more straight away.
 
     For evidence lookups on the routing path: one immediate retry rides out a recycled pooled
     connection or a single bad instance behind a load balancer. Timeouts are not retried, since a
-    second wait would double the worst-case latency of every ticket. Exceptions propagate.
+    second wait would double the worst-case latency of every ticket; the retry runs within
+    `deadline`, as the first attempt did. Returns the response and, for a 2xx, its body (b""
+    otherwise: unread, for the caller to drop or quote). Exceptions propagate; one raised while
+    reading a body carries its response.
     """
     try:
-        response = send()
+        response, body = _send_and_read(send, deadline)
     except requests.Timeout:
         raise
     except TRANSIENT_ERRORS:
-        return send()
+        return _send_and_read(send, deadline)
     if response.status_code >= 500:
         response.close()
-        return send()
-    return response
+        return _send_and_read(send, deadline)
+    return response, body
+
+
+def _send_and_read(send: Callable[[], requests.Response], deadline: Deadline) -> tuple[requests.Response, bytes]:
+    response = send()
+    if not 200 <= response.status_code < 300:
+        return response, b""
+    try:
+        return response, read_body(response, deadline=deadline)
+    except requests.RequestException as exc:
+        response.close()
+        if exc.response is None:
+            exc.response = response
+        raise

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient, read_body
+from adapters.http.client import HttpClient
 from adapters.http.retry import describe_response, send_with_quick_retry
 from domain.errors import EvidenceUnavailable
 from domain.models import ServiceStatus
@@ -27,21 +27,21 @@ class HttpServiceStatusProvider(HttpClient):
         body = {"service_ids": list(service_ids)}
         with self.deadline() as deadline:
             try:
-                response = send_with_quick_retry(
-                    lambda: self.session.post(url, json=body, timeout=deadline.timeout(self.timeout), stream=True)
+                response, raw = send_with_quick_retry(
+                    lambda: self.session.post(url, json=body, timeout=deadline.timeout(self.timeout), stream=True),
+                    deadline=deadline,
                 )
             except requests.RequestException as exc:
-                raise EvidenceUnavailable(f"service status API unreachable: {deadline.failure(exc)}") from exc
+                failed = "unreachable" if exc.response is None else "answer unreadable"
+                raise EvidenceUnavailable(f"service status API {failed}: {deadline.failure(exc)}") from exc
             with response:
                 if not 200 <= response.status_code < 300:
                     failure = describe_response(response, deadline=deadline)
                     raise EvidenceUnavailable(f"service status API failed: {failure}")
-                try:
-                    document: Any = json.loads(read_body(response, deadline=deadline))
-                except requests.RequestException as exc:
-                    raise EvidenceUnavailable(f"service status API answer unreadable: {deadline.failure(exc)}") from exc
-                except ValueError as exc:
-                    raise EvidenceUnavailable("service status API sent invalid JSON") from exc
+        try:
+            document: Any = json.loads(raw)
+        except ValueError as exc:
+            raise EvidenceUnavailable("service status API sent invalid JSON") from exc
         try:
             return ServiceStatus.model_validate(document)
         except ValidationError as exc:

@@ -195,6 +195,32 @@ def test_headers_trickling_in_past_the_timeout_are_evidence_unavailable(new_serv
             lookup(server.url)
 
 
+@pytest.mark.parametrize(("new_server", "lookup"), LOOKUPS)
+def test_an_answer_dropped_mid_body_is_retried_once_at_once(new_server: Any, lookup: Any) -> None:
+    with new_server() as server:
+        # Given a server whose first answer's connection closes halfway through the body
+        server.drop_next(1)
+
+        # When the lookup is made
+        answer = lookup(server.url)
+
+        # Then a second request brought the whole answer, the one an undisturbed lookup gets
+        assert len(server.requests) == 2
+        assert answer == lookup(server.url)
+
+
+@pytest.mark.parametrize(("new_server", "lookup"), LOOKUPS)
+def test_an_answer_dropped_mid_body_twice_is_evidence_unavailable(new_server: Any, lookup: Any) -> None:
+    with new_server() as server:
+        # Given a server whose answers' connections close halfway through the body, every time
+        server.drop_next(None)
+
+        # When / Then the lookup gives up after its one quick retry
+        with pytest.raises(EvidenceUnavailable, match="unreadable"):
+            lookup(server.url)
+        assert len(server.requests) == 2
+
+
 def test_a_huge_answer_is_evidence_unavailable_not_read_into_memory(customer_db: FakeCustomerDb) -> None:
     # Given a DB answering with a valid profile padded to several megabytes
     profile = {"customer_id": "CUST-1001", "is_vip": True, "service_plan": "x" * 5_000_000}
