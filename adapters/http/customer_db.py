@@ -52,6 +52,13 @@ class HttpCustomerDirectory(HttpClient):
             raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")
         document.setdefault("customer_id", customer_id)
         try:
-            return CustomerProfile.model_validate(document)
+            profile = CustomerProfile.model_validate(document)
         except ValidationError as exc:
             raise EvidenceUnavailable(f"customer DB sent an invalid profile for {customer_id}: {exc}") from exc
+        if profile.customer_id != customer_id:
+            # Another customer's profile (a mixed-up cache or proxy in front of the DB) would lend
+            # this one its VIP status and services.
+            raise EvidenceUnavailable(
+                f"customer DB sent the profile of {profile.customer_id!r} when asked for {customer_id!r}"
+            )
+        return profile

@@ -109,6 +109,15 @@ def test_a_profile_without_customer_id_gets_the_requested_one(customer_db: FakeC
     assert HttpCustomerDirectory(customer_db.url).get_profile("CUST-2").customer_id == "CUST-2"
 
 
+def test_a_profile_of_another_customer_raises_evidence_unavailable(customer_db: FakeCustomerDb) -> None:
+    # Given a DB answering the lookup of CUST-1 with the profile of a VIP, CUST-1001
+    customer_db.customers["CUST-1"] = customer_db.customers["CUST-1001"]
+
+    # When / Then the answer is refused as any invalid one is, rather than lend CUST-1 a VIP's privileges
+    with pytest.raises(EvidenceUnavailable, match=r"CUST-1001.*CUST-1"):
+        HttpCustomerDirectory(customer_db.url).get_profile("CUST-1")
+
+
 def test_one_server_error_is_retried_once_at_once(customer_db: FakeCustomerDb) -> None:
     # Given a DB failing once with 503
     customer_db.fail_next(1, status=503)
