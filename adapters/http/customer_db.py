@@ -46,7 +46,8 @@ class HttpCustomerDirectory(HttpClient):
                     raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
         try:
             document: Any = json.loads(body)
-        except ValueError as exc:
+        # json's decoder recurses once per nesting level: an answer nested deep enough exhausts it.
+        except (ValueError, RecursionError) as exc:
             raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
         if not isinstance(document, dict):
             raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")

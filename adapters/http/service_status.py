@@ -40,7 +40,8 @@ class HttpServiceStatusProvider(HttpClient):
                     raise EvidenceUnavailable(f"service status API failed: {failure}")
         try:
             document: Any = json.loads(raw)
-        except ValueError as exc:
+        # json's decoder recurses once per nesting level: an answer nested deep enough exhausts it.
+        except (ValueError, RecursionError) as exc:
             raise EvidenceUnavailable("service status API sent invalid JSON") from exc
         try:
             return ServiceStatus.model_validate(document)

@@ -230,6 +230,17 @@ def test_an_answer_dropped_mid_body_twice_is_evidence_unavailable(new_server: An
         assert len(server.requests) == 2
 
 
+@pytest.mark.parametrize(("new_server", "lookup"), LOOKUPS)
+def test_an_answer_nested_too_deep_to_decode_is_evidence_unavailable(new_server: Any, lookup: Any) -> None:
+    with new_server() as server:
+        # Given a server answering with JSON nested deeper than the decoder recurses, well under 1 MB
+        server.add_fault(Fault(Reply(200, b"[" * 100_000, {"Content-Type": "application/json"})))
+
+        # When / Then the lookup fails as for any answer that is not JSON, rather than crash the routing
+        with pytest.raises(EvidenceUnavailable, match="invalid JSON"):
+            lookup(server.url)
+
+
 def test_a_huge_answer_is_evidence_unavailable_not_read_into_memory(customer_db: FakeCustomerDb) -> None:
     # Given a DB answering with a valid profile padded to several megabytes
     profile = {"customer_id": "CUST-1001", "is_vip": True, "service_plan": "x" * 5_000_000}
