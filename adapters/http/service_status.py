@@ -27,8 +27,12 @@ class HttpServiceStatusProvider(HttpClient):
         body = {"service_ids": list(service_ids)}
         with self.deadline() as deadline:
             try:
+                # A redirect is not followed: requests turns a 301/302/303 POST into a bodiless GET,
+                # whose answer, asked about no service, would pass for "no outage on these".
                 response, raw = send_with_quick_retry(
-                    lambda: self.session.post(url, json=body, timeout=deadline.timeout(self.timeout), stream=True),
+                    lambda: self.session.post(
+                        url, json=body, timeout=deadline.timeout(self.timeout), allow_redirects=False, stream=True
+                    ),
                     deadline=deadline,
                 )
             except requests.RequestException as exc:
@@ -37,6 +41,8 @@ class HttpServiceStatusProvider(HttpClient):
             with response:
                 if not 200 <= response.status_code < 300:
                     failure = describe_response(response, deadline=deadline)
+                    if 300 <= response.status_code < 400:
+                        failure += f" to {response.headers.get('Location', 'nowhere')}"
                     raise EvidenceUnavailable(f"service status API failed: {failure}")
         try:
             document: Any = json.loads(raw)

@@ -332,6 +332,29 @@ def test_status_api_failures_raise_evidence_unavailable(status_api: FakeServiceS
         HttpServiceStatusProvider(status_api.url, timeout=SHORT_TIMEOUT).get_status(["SVC001"])
 
 
+class RedirectedStatusApi(FakeServiceStatusApi):
+    """Behind a proxy that redirects the batch query to a summary page, healthy to any GET."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__([{"outage_id": "O-1", "service_id": "SVC001", "status": "active"}])
+        self.status = status
+
+    def respond(self, request: Any) -> Reply:
+        if request.method == "GET":
+            return Reply.json({"outages": [], "overall_health": "Healthy"})
+        return Reply(self.status, b"", {"Location": "/status/summary"})
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirected_status_query_is_not_taken_for_an_answer(status: int) -> None:
+    # Given a status API whose batch query is redirected (requests would follow with a bodiless GET)
+    with RedirectedStatusApi(status) as server:
+        # When / Then the lookup fails naming the redirect, rather than report no outage on SVC001
+        with pytest.raises(EvidenceUnavailable, match=f"HTTP {status}"):
+            HttpServiceStatusProvider(server.url).get_status(["SVC001"])
+        assert [r.method for r in server.requests] == ["POST"]
+
+
 def test_an_unreachable_status_api_raises_evidence_unavailable() -> None:
     with pytest.raises(EvidenceUnavailable, match="unreachable"):
         HttpServiceStatusProvider(closed_port_url(), timeout=1.0).get_status(["SVC001"])
