@@ -28,9 +28,14 @@ class HttpCustomerDirectory(HttpClient):
             return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
         with self.deadline() as deadline:
             try:
+                # A redirect is not followed: requests reads a redirect's body whole, past MAX_BODY_BYTES.
                 response, body = send_with_quick_retry(
                     lambda: self.session.get(
-                        url, timeout=deadline.timeout(self.timeout), headers={"Accept": "application/json"}, stream=True
+                        url,
+                        timeout=deadline.timeout(self.timeout),
+                        headers={"Accept": "application/json"},
+                        allow_redirects=False,
+                        stream=True,
                     ),
                     deadline=deadline,
                 )
@@ -43,6 +48,8 @@ class HttpCustomerDirectory(HttpClient):
                     return CustomerProfile.unknown(customer_id)
                 if not 200 <= response.status_code < 300:
                     failure = describe_response(response, deadline=deadline)
+                    if 300 <= response.status_code < 400:
+                        failure += f" to {response.headers.get('Location', 'nowhere')}"
                     raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
         try:
             document: Any = json.loads(body)

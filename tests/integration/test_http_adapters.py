@@ -118,6 +118,17 @@ def test_a_profile_of_another_customer_raises_evidence_unavailable(customer_db: 
         HttpCustomerDirectory(customer_db.url).get_profile("CUST-1")
 
 
+def test_a_redirected_lookup_is_not_followed(customer_db: FakeCustomerDb) -> None:
+    # Given a DB redirecting the lookup with a large body (requests would read a redirect's body
+    # whole, past the 1 MB cap, before following it)
+    customer_db.add_fault(Fault(Reply(302, b"x" * 2_000_000, {"Location": "/customers/CUST-1001"})))
+
+    # When / Then the lookup fails naming where it was sent, after that one request
+    with pytest.raises(EvidenceUnavailable, match=r"HTTP 302.* to /customers/CUST-1001"):
+        HttpCustomerDirectory(customer_db.url).get_profile("CUST-1001")
+    assert customer_db.lookups_of("CUST-1001") == 1
+
+
 def test_one_server_error_is_retried_once_at_once(customer_db: FakeCustomerDb) -> None:
     # Given a DB failing once with 503
     customer_db.fail_next(1, status=503)
