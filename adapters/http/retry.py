@@ -51,7 +51,8 @@ def parse_retry_after(value: str | None, *, now: Callable[[], datetime] | None =
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        # OverflowError: a year too large for the C long that datetime is built from.
+        except (TypeError, ValueError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)

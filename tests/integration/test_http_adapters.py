@@ -504,6 +504,19 @@ def test_a_429_retry_after_longer_than_the_backoff_is_honoured(
     assert "T-1" in ticketing.routing
 
 
+def test_a_retry_after_dated_beyond_any_calendar_is_ignored(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a 503 whose Retry-After is an HTTP date with a year no datetime can hold
+    retry_after = "Tue, 24 Nov 99999999999999999999 12:00:00 GMT"
+    ticketing.add_fault(Fault(Reply.json({"error": "maintenance"}, 503, {"Retry-After": retry_after})))
+
+    # When a decision is pushed / Then the header counts as absent, as any invalid one does
+    ticketing_adapter(ticketing, clock).push_routing(a_decision("T-1"))
+    assert clock.sleeps == [1.0]
+    assert "T-1" in ticketing.routing
+
+
 def test_a_503_retry_after_is_honoured_too(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
     # Given a ticketing system in maintenance for 20 s
     ticketing.add_fault(Fault(Reply.json({"error": "maintenance"}, 503, {"Retry-After": "20"})))
