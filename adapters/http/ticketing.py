@@ -89,6 +89,11 @@ class HttpTicketingSystem(HttpClient):
             url = f"{self.endpoint}/tickets/{path_segment(ticket)}/routing"
         except ValueError as exc:
             raise SyncRejected(f"cannot push {ticket}: {exc}") from exc
+        try:
+            # http.client encodes header values as Latin-1, and would raise mid-request.
+            decision.idempotency_key.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise SyncRejected(f"cannot push {ticket}: its Idempotency-Key cannot be sent as an HTTP header") from exc
         payload = routing_update_payload(decision)
         api_key = self._api_key(ticket)
         headers = {

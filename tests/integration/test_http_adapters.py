@@ -577,6 +577,16 @@ def test_a_408_request_timeout_is_retried(ticketing: FakeTicketingSystem, clock:
     assert ticketing.applied_keys == [a_decision("T-1").idempotency_key]
 
 
+def test_a_ticket_id_no_http_header_can_carry_is_rejected_without_a_request(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a stored decision whose ticket id, in its Idempotency-Key, has a character beyond Latin-1
+    # When it is pushed / Then it is refused for good, as a push that can never be sent, not a crash
+    with pytest.raises(SyncRejected, match="Idempotency-Key"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision("T-\u20ac"))
+    assert ticketing.requests == []
+
+
 def test_a_dot_segment_ticket_id_is_rejected_without_a_request(
     ticketing: FakeTicketingSystem, clock: FakeMonotonic
 ) -> None:
