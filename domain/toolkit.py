@@ -41,6 +41,10 @@ T = TypeVar("T")
 CUSTOMER_PROFILE = "customer_profile"
 SERVICE_STATUS = "service_status"
 HISTORY = "history"
+# The lookups of other systems every routing makes before any model is asked. One that failed left
+# its decision without that evidence; the orchestrator counts those (EvidenceUnavailable), since a
+# customer DB that is down otherwise only shows as VIPs quietly routed as everyone else.
+EVIDENCE_LOOKUP_TOOLS = ("check_vip_status", "check_service_status", "get_historical_context")
 
 
 @dataclass

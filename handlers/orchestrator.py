@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from domain.models import Ticket, TicketReceived
 from domain.services import route_ticket
+from domain.toolkit import EVIDENCE_LOOKUP_TOOLS
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
@@ -83,6 +84,8 @@ def lambda_handler(
         metrics.add_metric(name="CostPerTicket", unit=MetricUnit.NoUnit, value=decision.cost_usd)
         if any(call.is_model_call and not call.ok for call in decision.tool_calls):
             metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
+        if any(call.tool in EVIDENCE_LOOKUP_TOOLS and not call.ok for call in decision.tool_calls):
+            metrics.add_metric(name="EvidenceUnavailable", unit=MetricUnit.Count, value=1)
         logger.info(
             "ticket routed",
             extra={

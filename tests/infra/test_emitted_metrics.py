@@ -74,9 +74,10 @@ def metrics_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_every_handler(tmp_path: Path) -> None:
-    """A routed ticket whose model call failed, a sync that failed for good, a re-routing correction."""
+    """A ticket routed while the customer DB was down and its model call failed, a sync that failed for
+    good, a re-routing correction."""
     repository = orchestrator_tests.InMemoryRepository()
-    deps = orchestrator_tests.deps_for(repository)
+    deps = orchestrator_tests.deps_for(repository, customer_db_down=True)
     assert isinstance(deps.engine, PipelineEngine)
     deps = dataclasses.replace(deps, engine=ModelThrottled(deps.engine))
     orchestrator.lambda_handler(
@@ -114,7 +115,13 @@ def test_every_metric_an_alarm_or_the_dashboard_reads_is_emitted_with_their_dime
 ) -> None:
     # Given the custom metrics the alarms and dashboard read, each under the service dimension alone
     read = metrics_the_template_reads(resources)
-    assert {"ConfidenceScore", "ProcessingTime", "TicketingSystemSyncFailures", "BedrockAPIErrors"} <= read
+    assert {
+        "ConfidenceScore",
+        "ProcessingTime",
+        "TicketingSystemSyncFailures",
+        "BedrockAPIErrors",
+        "EvidenceUnavailable",
+    } <= read
     for alarm in resources.values():
         if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("MetricName") in read:
             assert alarm["Properties"]["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE_NAME}]

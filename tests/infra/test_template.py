@@ -87,8 +87,9 @@ CONTRACT_METRICS = frozenset(
         "RoutingAccuracy",
     }
 )
-# Emitted beyond the design's list: RoutingAccuracy on the dashboard is TicketsRerouted / TicketsProcessed.
-SUPPORTING_METRICS = frozenset({"TicketsRerouted"})
+# Emitted beyond the design's list: RoutingAccuracy on the dashboard is TicketsRerouted / TicketsProcessed, and
+# EvidenceUnavailable counts tickets routed while a customer DB, status service or history lookup was down.
+SUPPORTING_METRICS = frozenset({"TicketsRerouted", "EvidenceUnavailable"})
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from tests.builders import (
     a_customer,
     outages_on,
 )
+from tests.unit.test_ingestion_handler import emitted_metrics
 
 EVENT: dict[str, Any] = json.loads(
     (Path(__file__).parents[2] / "events" / "eventbridge_ticket_received.json").read_text()
@@ -35,11 +36,12 @@ TAXONOMY = load_taxonomy()
 NO_METRICS = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 
 
-def deps_for(repository: InMemoryRepository) -> OrchestratorDeps:
+def deps_for(repository: InMemoryRepository, *, customer_db_down: bool = False) -> OrchestratorDeps:
     """The event's customer: a VIP enterprise whose fibre service SVC001 has an active outage."""
     clock = FixedClock(NOW)
     customers = FakeCustomers(
-        a_customer("CUST-1001", vip=True, account_type=AccountType.ENTERPRISE, services=["SVC001"])
+        a_customer("CUST-1001", vip=True, account_type=AccountType.ENTERPRISE, services=["SVC001"]),
+        down=customer_db_down,
     )
     toolkit = RoutingToolkit(
         taxonomy=TAXONOMY,
@@ -54,6 +56,24 @@ def deps_for(repository: InMemoryRepository) -> OrchestratorDeps:
 
 def invoke(event: dict[str, Any], deps: OrchestratorDeps) -> dict[str, Any]:
     return orchestrator.lambda_handler(event, LocalLambdaContext(function_name="orchestrator"), deps=deps)
+
+
+@pytest.mark.parametrize("customer_db_down", [False, True])
+def test_a_routing_without_the_customer_profile_is_counted_as_evidence_unavailable(
+    customer_db_down: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given metrics on, and a customer DB that is up or down
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    orchestrator.metrics.clear_metrics()  # what earlier tests added while metrics were off
+    repository = InMemoryRepository()
+    # When the orchestrator routes the event's ticket
+    invoke(copy.deepcopy(EVENT), deps_for(repository, customer_db_down=customer_db_down))
+    # Then the ticket is routed either way, and counted only when it went without the profile
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert emitted["TicketsProcessed"] == [1.0]
+    assert emitted.get("EvidenceUnavailable") == ([1.0] if customer_db_down else None)
+    assert len(repository.decisions) == 1
 
 
 def test_a_ticket_received_event_is_routed_and_one_decision_stored() -> None:
