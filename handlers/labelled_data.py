@@ -30,9 +30,16 @@ class TextColumns:
     body: str | None = None
 
     def describe(self) -> str:
-        return (
-            f"--text-column {self.text}" if self.text else f"--subject-column {self.subject} --body-column {self.body}"
+        if self.text:
+            return f"--text-column {self.text}"
+        # Only the options given: "--body-column None" would name a column that is no part of it.
+        return " ".join(
+            f"--{part}-column {name}" for part, name in (("subject", self.subject), ("body", self.body)) if name
         )
+
+    def names(self) -> dict[str, str | None]:
+        """As recorded in a model's metadata, to read the same columns back with `TextColumns(**names)`."""
+        return {"text": self.text, "subject": self.subject, "body": self.body}
 
 
 @dataclass
@@ -179,13 +186,13 @@ class _TextColumnOption(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_column_arguments(parser: Any, *, label_required: bool = True) -> None:
+def add_column_arguments(parser: Any, *, label_required: bool = True, text_default: str = "text") -> None:
     parser.add_argument(
         "--text-column",
         action=_TextColumnOption,
         type=column_name,
         default=None,
-        help="column holding the whole text (default: text)",
+        help=f"column holding the whole text (default: {text_default})",
     )
     parser.add_argument(
         "--subject-column",
@@ -202,6 +209,10 @@ def add_column_arguments(parser: Any, *, label_required: bool = True) -> None:
         help="column holding the body/description",
     )
     parser.add_argument("--label-column", type=column_name, required=label_required, help="column holding the label")
+
+
+def columns_given(args: Any) -> bool:
+    return bool(args.text_column or args.subject_column or args.body_column)
 
 
 def columns_from_args(args: Any) -> TextColumns:

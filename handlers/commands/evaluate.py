@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from typing import Any, TypeGuard
 
 from adapters.atomic_files import atomic_write, is_standard_output
 from domain.errors import ConfigurationError
 from handlers.commands.arguments import output_path_argument, path_argument, real_number
 from handlers.labelled_data import (
+    TextColumns,
     add_column_arguments,
     columns_from_args,
+    columns_given,
     read_labelled,
     report_problems,
     require_known_labels,
@@ -24,7 +27,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("evaluate", help="measure a model on labelled tickets")
     parser.add_argument("--model-dir", type=path_argument, help="trained model (default: the bundled telecom model)")
     parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
-    add_column_arguments(parser)
+    add_column_arguments(parser, text_default="the text columns the model was trained on, else text")
     parser.add_argument(
         "--threshold",
         type=real_number(0, 1),
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             args.report, "--report", replaced=True, keep_apart={"--data": args.data, **model_files(args.model_dir)}
         )
     classifier: Any = load_classifier(args.model_dir)
-    data = read_labelled(args.data, columns_from_args(args), args.label_column)
+    columns = _text_columns(args, classifier)
+    data = read_labelled(args.data, columns, args.label_column)
     report_problems(args.data, data.problems)
     require_rows(args.data, len(data.texts), data.problems)
     model_labels = list(classifier.labels)
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             "trained on": metadata.get("n_train", "?"),
             "training data sha256": str(metadata.get("training_data_sha256", "?"))[:16],
             "evaluated on": args.data.name,
+            "text columns": columns.describe(),
         }
         page = render_report(evaluation, title=f"Routing model evaluation: {args.data.name}", model_info=info)
         with atomic_write(args.report, encoding="utf-8") as handle:
@@ -99,3 +104,35 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"Report written to {'standard output' if is_standard_output(args.report) else args.report}", file=out)
     return 0
+
+
+def _text_columns(args: argparse.Namespace, classifier: Any) -> TextColumns:
+    """The columns given, else those the model was trained on: a model trained on subject and body
+    and measured on one column alone is measured on other text than it will route."""
+    metadata = getattr(classifier, "metadata", {}) or {}
+    model = args.model_dir or "the bundled telecom model"
+    recorded = metadata.get("text_column_names")
+    if not columns_given(args) and _column_names(recorded):
+        columns = TextColumns(**recorded)
+        if columns != TextColumns():
+            print(f"ticket-router: reading {columns.describe()}, the text {model} was trained on", file=sys.stderr)
+        return columns
+    columns = columns_from_args(args)
+    trained = metadata.get("text_columns")
+    if isinstance(trained, str) and trained != columns.describe():
+        print(
+            f"ticket-router: warning: {model} was trained on {trained}, evaluated here on {columns.describe()}:"
+            " the figures describe other text than the model was trained to read",
+            file=sys.stderr,
+        )
+    return columns
+
+
+def _column_names(recorded: Any) -> TypeGuard[dict[str, str | None]]:
+    """Whether metadata's `text_column_names` can be read back (a hand-edited file may hold anything)."""
+    return (
+        isinstance(recorded, dict)
+        and set(recorded) == {"text", "subject", "body"}
+        and all(v is None or (isinstance(v, str) and v.strip()) for v in recorded.values())
+        and any(recorded.values())
+    )

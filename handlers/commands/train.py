@@ -174,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         "source_file": args.data.name,
         "label_column": args.label_column,
         "text_columns": columns_from_args(args).describe(),
+        # For `evaluate`, to read a file's text as training read it.
+        "text_column_names": columns_from_args(args).names(),
         "skipped_rows": len(data.problems),
     }
     if args.backend == "ngram":

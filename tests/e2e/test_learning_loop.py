@@ -529,3 +529,55 @@ def test_train_measures_validation_auto_routing_at_the_deployments_own_threshold
     validation = json.loads((tmp_path / "m" / "metadata.json").read_text())["validation"]
     assert validation["auto_route_threshold"] == 0.9
     assert "auto-routed at confidence >= 0.90" in capsys.readouterr().out
+
+
+def write_subject_body_dataset(path: Path, per_label: int, seed: int) -> None:
+    """The labelled rows of `write_dataset`, each split into a subject and a body column."""
+    plain = path.with_suffix(".plain.csv")
+    write_dataset(plain, per_label=per_label, seed=seed)
+    with plain.open(newline="") as source, path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject", "body", "intent"])
+        for row in list(csv.reader(source))[1:]:
+            words = row[0].split(" ", 1)
+            writer.writerow([words[0], words[1] if len(words) > 1 else "", row[1]])
+
+
+def test_evaluate_reads_the_text_columns_the_model_was_trained_on_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model trained on a subject and a body column
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_subject_body_dataset(data, per_label=30, seed=1)
+    write_subject_body_dataset(test, per_label=10, seed=2)
+    model = tmp_path / "m"
+    trained = ["train", "--data", str(data), "--subject-column", "subject", "--body-column", "body"]
+    main([*trained, "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    capsys.readouterr()
+    evaluate = ["evaluate", "--model-dir", str(model), "--data", str(test), "--label-column", "intent", "--json"]
+
+    # When it is evaluated without naming columns, then it reads the two it was trained on, and says so
+    assert main(evaluate) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 32
+    assert f"reading --subject-column subject --body-column body, the text {model} was trained on" in captured.err
+
+    # When it is evaluated on the body alone, then the figures come with a warning naming both
+    assert main([*evaluate, "--text-column", "body"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {model} was trained on --subject-column subject --body-column body, "
+        "evaluated here on --text-column body"
+    ) in err
+
+
+def test_evaluate_is_quiet_about_columns_matching_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    model = tmp_path / "m"
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    capsys.readouterr()
+    for columns in ([], ["--text-column", "text"]):
+        code = main(["evaluate", "--model-dir", str(model), "--data", str(data), "--label-column", "intent", *columns])
+        assert code == 0
+        assert "was trained on" not in capsys.readouterr().err

@@ -117,3 +117,9 @@ def test_a_label_key_that_json_lines_leaves_out_of_the_first_rows_is_still_a_col
     # Then the labelled rows are kept and the others reported, rather than the file refused
     assert result.labels == ["card", "refund"]
     assert len(result.problems) == 60 and result.problems[0] == "row 1: empty label (label)"
+
+
+def test_columns_describe_only_the_options_given() -> None:
+    # A subject without a body is one option: describing it must not name a column "None"
+    assert TextColumns(text=None, subject="subject").describe() == "--subject-column subject"
+    assert TextColumns(text=None, subject="s", body="b").describe() == "--subject-column s --body-column b"
