@@ -110,9 +110,14 @@ def _word_feature_hashes(word: str, char_min: int, char_max: int) -> tuple[int, 
     return tuple(hashes)
 
 
+def text_tokens(text: str) -> list[str]:
+    """The words of a text as the model reads them: two texts with the same are one text to it."""
+    return _TOKEN.findall(normalise_text(text))
+
+
 def feature_hashes(text: str, config: FeaturizerConfig) -> tuple[list[int], list[str]]:
     """Raw hashed features of a text, and its tokens (for explaining the decision)."""
-    tokens = _TOKEN.findall(normalise_text(text))
+    tokens = text_tokens(text)
     hashes: list[int] = []
     for token in tokens:
         hashes.extend(_word_feature_hashes(token, config.char_min, config.char_max))

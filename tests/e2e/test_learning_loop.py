@@ -581,3 +581,39 @@ def test_evaluate_is_quiet_about_columns_matching_training(tmp_path: Path, capsy
         code = main(["evaluate", "--model-dir", str(model), "--data", str(data), "--label-column", "intent", *columns])
         assert code == 0
         assert "was trained on" not in capsys.readouterr().err
+
+
+def test_train_reports_repeated_texts_and_holds_none_of_them_out_beside_a_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an export where each label's template ticket was sent 10 times, in other case each time
+    data = tmp_path / "train.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "intent"])
+        for label, phrases in PHRASES.items():
+            writer.writerows([(phrases[0].upper() if i % 2 else phrases[0], label) for i in range(10)])
+            writer.writerows([(f"{phrase} {filler}", label) for phrase in phrases[1:] for filler in FILLERS[:4]])
+    model = tmp_path / "m"
+    # When a model is trained on it, holding out a share
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--label-column",
+            "intent",
+            "--model-dir",
+            str(model),
+            "--no-refit",
+            "--no-static-vectors",
+        ]
+    )
+    # Then the repeats are counted, and the held-out figures are over texts the model never saw
+    assert code == 0
+    assert "27 ticket(s) repeat the text of another" in capsys.readouterr().err
+    metadata = json.loads((model / "metadata.json").read_text())
+    assert metadata["duplicate_texts"] == 27
+    validation = metadata["validation"]["n"]
+    assert validation > 0
+    assert metadata["n_train"] + validation == 66
