@@ -66,9 +66,7 @@ def read_records(path: Path, what: str) -> Iterator[tuple[int, Any]]:
     if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):
         yield from _csv_records(path, text)
         return
-    records = (
-        enumerate(_json_document(path, text), start=1) if stripped.startswith("[") else _json_object_or_lines(text)
-    )
+    records = _json_array_or_lines(path, text) if stripped.startswith("[") else _json_object_or_lines(text)
     for number, record in records:
         if isinstance(record, _RepeatedKeys):
             yield number, BadRecord(f"names {', '.join(map(repr, record.repeated))} more than once")
@@ -94,14 +92,26 @@ def _mark_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-def _json_document(path: Path, text: str) -> Any:
+def _json_array_or_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     try:
         document = json.loads(text, object_pairs_hook=_mark_repeated_keys)
     except json.JSONDecodeError as exc:
+        # JSON Lines whose first record is an array: its first line is a whole JSON value and the
+        # lines after it "extra data". Read by line, that record is reported and the rest are read.
+        if exc.msg == "Extra data" and _is_json(_LINE_BREAK.split(text.lstrip(), maxsplit=1)[0]):
+            return _json_lines(text)
         raise RecordFileError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     except RecursionError as exc:
         raise RecordFileError(f"{path}: {TOO_DEEP}") from exc
-    return document  # a list: the text starts with '['
+    return enumerate(document, start=1)  # a list: the text starts with '['
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _json_object_or_lines(text: str) -> Iterator[tuple[int, Any]]:

@@ -123,3 +123,13 @@ def test_columns_describe_only_the_options_given() -> None:
     # A subject without a body is one option: describing it must not name a column "None"
     assert TextColumns(text=None, subject="subject").describe() == "--subject-column subject"
     assert TextColumns(text=None, subject="s", body="b").describe() == "--subject-column s --body-column b"
+
+
+def test_json_lines_starting_with_an_array_report_that_row_and_read_the_rest(tmp_path: Path) -> None:
+    # Given JSON Lines whose first record is an array
+    data = tmp_path / "train.jsonl"
+    data.write_text('["my bill", "billing"]\n{"text": "no signal", "label": "network"}\n', encoding="utf-8")
+    # When it is read, then that row is reported as what it is, and the object after it is kept
+    result = read_labelled(data, TEXT, "label")
+    assert result.problems == ["row 1: not an object"]
+    assert (result.texts, result.labels, result.rows) == (["no signal"], ["network"], [2])

@@ -249,3 +249,26 @@ def test_a_comma_csv_with_a_semicolon_in_a_column_name_is_read(tmp_path: Path) -
     # When it is read, then the commas separate the columns
     records = list(read_records(data, "data file"))
     assert records == [(2, {"customer_id": "C1", "notes;internal": "vip", "description": "fibre down"})]
+
+
+@pytest.mark.parametrize("name", ["tickets.jsonl", "tickets.json", "tickets"])
+def test_json_lines_whose_first_record_is_an_array_are_read_line_by_line(tmp_path: Path, name: str) -> None:
+    # Given JSON Lines whose first line is an array, not an object
+    data = tmp_path / name
+    data.write_text('["my bill", "billing"]\n{"text": "second"}\n{"text": "third"}\n', encoding="utf-8")
+    # When it is read, then each line is its own record, the array at its line, instead of one
+    # "not valid JSON: Extra data" error for the whole file
+    assert list(read_records(data, "data file")) == [
+        (1, ["my bill", "billing"]),
+        (2, {"text": "second"}),
+        (3, {"text": "third"}),
+    ]
+
+
+def test_a_json_array_with_text_after_it_is_still_invalid_json(tmp_path: Path) -> None:
+    # Given a JSON array written over several lines, with something after it
+    data = tmp_path / "tickets.json"
+    data.write_text('[\n  {"text": "first"}\n]\n{"text": "after"}\n', encoding="utf-8")
+    # Then it is one clear error, as it cannot be read line by line either
+    with pytest.raises(RecordFileError, match="not valid JSON: Extra data at line 4 column 1"):
+        list(read_records(data, "data file"))
