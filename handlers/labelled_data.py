@@ -74,10 +74,12 @@ def read_labelled(
         else:
             rows.append((number, record))
     wanted = [c for c in (columns.text, columns.subject, columns.body, label_column, *also) if c and c not in optional]
-    if rows and isinstance(rows[0][1], dict):
+    objects = [r for _, r in rows if isinstance(r, dict)]
+    if objects:
         # Every row: JSON Lines may leave a key out of the rows that have no value for it, and a
-        # column found in none of the first rows is still the file's.
-        present = set().union(*(r.keys() for _, r in rows if isinstance(r, dict)))
+        # column found in none of the first rows is still the file's. Every object, not only when
+        # the first record is one: a stray array first must not hide a missing column.
+        present = set().union(*(r.keys() for r in objects))
         missing = [c for c in wanted if c not in present]
         if missing:
             raise RecordFileError(

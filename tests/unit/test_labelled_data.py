@@ -133,3 +133,20 @@ def test_json_lines_starting_with_an_array_report_that_row_and_read_the_rest(tmp
     result = read_labelled(data, TEXT, "label")
     assert result.problems == ["row 1: not an object"]
     assert (result.texts, result.labels, result.rows) == (["no signal"], ["network"], [2])
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("train.json", '[["a", "b"], {"body": "no signal", "label": "network"}]'),
+        ("train.jsonl", '"a note"\n{"body": "no signal", "label": "network"}\n'),
+    ],
+)
+def test_a_missing_column_is_named_when_the_first_record_is_no_object(tmp_path: Path, name: str, content: str) -> None:
+    # Given a file whose first record is not an object, and whose objects have no 'text' column
+    data = tmp_path / name
+    data.write_text(content, encoding="utf-8")
+    # When it is read for 'text', then the error names the missing column, instead of every
+    # object being skipped as "empty text"
+    with pytest.raises(RecordFileError, match="no column 'text'; columns are body, label"):
+        read_labelled(data, TEXT, "label")
