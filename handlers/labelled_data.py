@@ -121,6 +121,10 @@ def cell(record: dict[str, Any], column: str | None) -> str:
     """A record's value as text: 0 and false are values (a JSONL label 0 is a class), only a missing
     or null cell is empty."""
     value = record.get(column) if column else None
+    if isinstance(value, bool):
+        # As JSON and a CSV export of the same rows spell it: Python's "True" would be a label that
+        # the CSV's "true" is not, and a model trained on one file would know no label of the other.
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         # One class, however the exporting tool wrote its number: 1 and 1.0 are not two labels.
         value = int(value)

@@ -76,8 +76,18 @@ def test_a_label_of_zero_or_false_in_json_lines_is_a_label_not_an_empty_cell(tmp
     # When it is read
     result = read_labelled(data, TEXT, "label")
     # Then 0 and false are classes like any other; only the null label is an empty one
-    assert result.labels == ["0", "1", "2", "False"]
+    assert result.labels == ["0", "1", "2", "false"]
     assert result.problems == ["row 5: empty label (label)"]
+
+
+def test_a_boolean_label_is_the_same_class_in_json_lines_and_in_csv(tmp_path: Path) -> None:
+    # Given the same labelled rows exported as JSON Lines and as CSV
+    as_jsonl = tmp_path / "escalated.jsonl"
+    as_jsonl.write_text('{"text": "outage", "label": true}\n{"text": "question", "label": false}\n')
+    as_csv = tmp_path / "escalated.csv"
+    as_csv.write_text("text,label\noutage,true\nquestion,false\n")
+    # When each is read, then the labels are the same classes
+    assert read_labelled(as_jsonl, TEXT, "label").labels == read_labelled(as_csv, TEXT, "label").labels
 
 
 def test_a_numeric_label_is_one_class_whether_written_as_an_integer_or_a_float(tmp_path: Path) -> None:
