@@ -25,7 +25,11 @@ from handlers.output_paths import check_writable, message_stream, model_files
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("evaluate", help="measure a model on labelled tickets")
-    parser.add_argument("--model-dir", type=path_argument, help="trained model (default: the bundled telecom model)")
+    parser.add_argument(
+        "--model-dir",
+        type=path_argument,
+        help="trained model (default: ROUTER_MODEL_DIR, as route and backtest use, else the bundled telecom model)",
+    )
     parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser, text_default="the text columns the model was trained on, else text")
     parser.add_argument(
@@ -44,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from adapters.classifier.loader import load_classifier
     from adapters.classifier.report import render_report
     from handlers.evaluation import auto_route_threshold, evaluate_classifier
+    from handlers.settings import LocalSettings, load_settings
 
+    # The model that route and backtest would use: measuring the bundled one instead, when its
+    # labels are the data's too, would print its figures as the deployment's.
+    args.model_dir = args.model_dir or load_settings(LocalSettings).router_model_dir
     if args.json and is_standard_output(args.report):
         raise ConfigurationError("--report - and --json would both go to standard output; send the report to a file")
     # With the report on stdout, what is said about it goes to stderr, out of the page's way.

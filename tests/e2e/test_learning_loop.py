@@ -617,3 +617,20 @@ def test_train_reports_repeated_texts_and_holds_none_of_them_out_beside_a_copy(
     validation = metadata["validation"]["n"]
     assert validation > 0
     assert metadata["n_train"] + validation == 66
+
+
+def test_evaluate_measures_the_model_router_model_dir_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a trained model named by ROUTER_MODEL_DIR, as route and backtest would use it
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    model = tmp_path / "m"
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    capsys.readouterr()
+    monkeypatch.setenv("ROUTER_MODEL_DIR", str(model))
+    # When evaluate is run without --model-dir
+    code = main(["evaluate", "--data", str(data), "--label-column", "intent", "--json"])
+    # Then it measures that model, not the bundled one
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["per_class"].keys() == {"card_lost", "login", "rare", "refund"}
