@@ -54,6 +54,10 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 ANSWER_MARGIN_SECONDS = 0.5
 
 
+# As API Gateway's own 503 for a throttled request (template.yaml, INTEGRATION_FAILURE).
+IN_PROGRESS_RETRY_AFTER_SECONDS = "1"
+
+
 def _retry_shortly() -> Response:
     # Nothing was published. An in-progress idempotency record that could not be removed lapses
     # with this invocation's time: a retry after that is accepted, not refused as in progress.
@@ -129,7 +133,10 @@ def post_ticket() -> Response:
     try:
         accepted = deps.accept(ticket=ticket.model_dump(mode="json"), deadline=deadline)
     except IdempotencyAlreadyInProgressError:
-        return _json(409, {"message": f"ticket {ticket.ticket_id} is being accepted by another request; retry"})
+        # The other request mostly answers within a second; one that died holds the id until its
+        # invocation's time is up, and a client retrying every second is refused until then.
+        message = f"ticket {ticket.ticket_id} is being accepted by another request; retry"
+        return _json(409, {"message": message}, headers={"Retry-After": IN_PROGRESS_RETRY_AFTER_SECONDS})
     except IdempotencyValidationError:
         message = f"ticket_id {ticket.ticket_id} was already submitted with another customer_id, subject or description"
         return _json(409, {"message": message, "errors": [{"field": "ticket_id", "message": "already used"}]})

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from adapters.local.idempotency import SqliteIdempotencyLayer
+from domain.errors import PublishFailed
 from domain.models import (
     DECISION_RETENTION_DAYS,
     MAX_DESCRIPTION_CHARS,
@@ -263,6 +264,31 @@ def test_an_unavailable_idempotency_store_is_a_503_and_publishes_nothing(api: Ha
     # Then the client is told to retry, and nothing was published
     assert status == 503 and "retry" in body["message"]
     assert api.published == []
+
+
+class UndeletableIdempotencyStore(SqliteIdempotencyLayer):
+    """Cannot remove a record: an in-progress one is left behind when the request fails."""
+
+    def _delete_record(self, data_record: Any) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+class UnreachableBus:
+    def publish_ticket_received(self, event: TicketReceived) -> None:
+        raise PublishFailed(f"{event.ticket_id}: EventBridge unreachable")
+
+
+def test_a_ticket_still_being_accepted_is_a_409_that_says_when_to_retry(api: Harness) -> None:
+    # Given a request that failed to publish and could not remove its in-progress record
+    accept, config = build_acceptor(api.app.customers, UnreachableBus(), UndeletableIdempotencyStore())
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    assert api.post_ticket(VALID_TICKET, unavailable_ok=True)[0] == 503
+    # When the ticket is posted again while that record holds its id
+    status, body = api.post_ticket(VALID_TICKET)
+    # Then the conflict tells the client when to retry, as a client reads a 503 (API Gateway's own
+    # busy answer included)
+    assert status == 409 and "retry" in body["message"]
+    assert api.last_headers["Retry-After"] == ["1"]
 
 
 def test_a_ticket_published_before_its_idempotency_record_failed_is_still_accepted(api: Harness) -> None:
