@@ -91,8 +91,11 @@ class IssueClassifier(Protocol):
 
 
 class FeedbackStore(Protocol):
-    def record(self, feedback: Feedback) -> Feedback | None:
-        """Store a correction; returns the ticket's previous one, which it supersedes, if any."""
+    def record(self, feedback: Feedback, *, deadline: float | None = None) -> Feedback | None:
+        """Store a correction; returns the ticket's previous one, which it supersedes, if any.
+
+        `deadline` (time.monotonic()): a store that cannot be done by then raises
+        RepositoryUnavailable, having written nothing; None for no limit."""
 
     def feedback(self) -> list[Feedback]: ...
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from domain.errors import DamagedRecord, PublishFailed, RepositoryUnavailable
 from domain.models import Feedback, FeedbackSubmission, NewTicket
 from domain.taxonomy import Taxonomy
@@ -56,6 +57,17 @@ ANSWER_MARGIN_SECONDS = 0.5
 
 # As API Gateway's own 503 for a throttled request (template.yaml, INTEGRATION_FAILURE).
 IN_PROGRESS_RETRY_AFTER_SECONDS = "1"
+STORE_BUSY_RETRY_AFTER_SECONDS = "1"
+
+
+def _deadline() -> float:
+    """When the answer is due (time.monotonic()), before API Gateway would answer a bare 502."""
+    return time.monotonic() + app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+
+
+def _store_call_fits(deadline: float) -> None:
+    if time.monotonic() + AWS_CALL_WORST_CASE_SECONDS > deadline:
+        raise RepositoryUnavailable("too little of the function's time is left for a call to the decision store")
 
 
 def _retry_shortly() -> Response:
@@ -111,7 +123,11 @@ def _damaged_record(exc: DamagedRecord) -> Response:
 @app.exception_handler(RepositoryUnavailable)
 def _store_unavailable(exc: RepositoryUnavailable) -> Response:
     logger.warning("decision store unavailable", extra={"error": str(exc)})
-    return _json(503, {"message": "the decision store is busy; retry shortly"})
+    return _json(
+        503,
+        {"message": "the decision store is busy; retry shortly"},
+        headers={"Retry-After": STORE_BUSY_RETRY_AFTER_SECONDS},
+    )
 
 
 @app.post("/tickets")
@@ -129,7 +145,7 @@ def post_ticket() -> Response:
         IdempotencyValidationError,
     )
 
-    deadline = time.monotonic() + app.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+    deadline = _deadline()
     try:
         accepted = deps.accept(ticket=ticket.model_dump(mode="json"), deadline=deadline)
     except IdempotencyAlreadyInProgressError:
@@ -168,7 +184,9 @@ def _checked_ticket_id(path_segment: str) -> str:
 @app.get("/tickets/<ticket_id>")
 def get_ticket(ticket_id: str) -> Response:
     ticket_id = _checked_ticket_id(ticket_id)
-    decision = _decisions().get(ticket_id)
+    decisions = _decisions()
+    _store_call_fits(_deadline())
+    decision = decisions.get(ticket_id)
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id} (yet)"})
     return _json(200, decision.model_dump(mode="json"))
@@ -181,7 +199,13 @@ def post_feedback(ticket_id: str) -> Response:
     if deps.feedback is None:
         return _json(501, {"message": "feedback is not enabled on this deployment"})
     body = _request_json()
-    decision = _decisions().get(ticket_id)
+    # Three calls to the store in all (the read here, then the store's own read and write), each
+    # started only while its worst case still ends before the answer is due: one that does not
+    # would have API Gateway answer a bare 502, not knowing whether the correction was recorded.
+    deadline = _deadline()
+    decisions = _decisions()
+    _store_call_fits(deadline)
+    decision = decisions.get(ticket_id)
     if decision is None:
         return _json(404, {"message": f"no decision for ticket {ticket_id}"})
     try:
@@ -190,7 +214,7 @@ def post_feedback(ticket_id: str) -> Response:
         raise validation_bad_request(exc, "feedback") from exc
     if deps.taxonomy is not None:
         feedback = _check_against_taxonomy(feedback, deps.taxonomy)
-    previous = deps.feedback.record(feedback)
+    previous = deps.feedback.record(feedback, deadline=deadline)
     rerouted = feedback.correct_team != decision.assigned_team
     was_rerouted = previous is not None and previous.correct_team != decision.assigned_team
     if rerouted != was_rerouted:

@@ -158,7 +158,7 @@ class InMemoryRepository:
         mine = sorted((d for d in self.decisions.values() if d.customer_id == customer_id), key=lambda d: -d.timestamp)
         return [PastTicket.of(d) for d in mine[:limit]]
 
-    def record(self, feedback: Feedback) -> Feedback | None:
+    def record(self, feedback: Feedback, *, deadline: float | None = None) -> Feedback | None:
         previous = [f for f in self.feedback_items if f.ticket_id == feedback.ticket_id]
         self.feedback_items.append(feedback)
         return previous[-1] if previous else None

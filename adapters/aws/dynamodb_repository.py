@@ -7,6 +7,7 @@ and sync_status-timestamp-index (projection ALL); TTL on `ttl`; stream NEW_AND_O
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from adapters.aws.client_config import aws_client_config
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS, aws_client_config
 from adapters.aws.serialization import (
     decision_from_item,
     decision_from_stream_image,
@@ -225,19 +226,28 @@ class DynamoDBDecisionRepository:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _call_fits(self, deadline: float | None, action: str) -> None:
+        if deadline is not None and time.monotonic() + AWS_CALL_WORST_CASE_SECONDS > deadline:
+            raise RepositoryUnavailable(f"too little time left to {action} ({self.table_name}) before the deadline")
+
     # --- FeedbackStore ----------------------------------------------------------------------
 
-    def record(self, feedback: Feedback) -> Feedback | None:
+    def record(self, feedback: Feedback, *, deadline: float | None = None) -> Feedback | None:
         """Attach an agent's correction to the latest decision of its ticket, replacing an earlier
         one, which is returned.
 
         Kept on the decision item itself: the correction is part of that decision's audit trail,
-        and the stream consumer ignores the MODIFY record this write causes.
+        and the stream consumer ignores the MODIFY record this write causes. Each of its two calls
+        is started only while its worst case ends before `deadline`.
         """
+        self._call_fits(deadline, "record feedback")
         decision = self.get(feedback.ticket_id)
         if decision is None:
             raise RepositoryUnavailable(f"no decision for ticket {feedback.ticket_id} to attach feedback to")
         item = to_attribute_value(feedback.model_dump(mode="json"))
+        # Checked before the write, never during it: a write given up on while under way could
+        # still land, and the retry, finding it there, would leave the re-route it made uncounted.
+        self._call_fits(deadline, "record feedback")
         try:
             response = self.client.update_item(
                 TableName=self.table_name,

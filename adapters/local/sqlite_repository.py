@@ -269,7 +269,8 @@ class SqliteDecisionRepository:
 
     # --- FeedbackStore ----------------------------------------------------------------------
 
-    def record(self, feedback: Feedback) -> Feedback | None:
+    def record(self, feedback: Feedback, *, deadline: float | None = None) -> Feedback | None:
+        # `deadline` is not looked at: one local transaction, waited on no longer than busy_timeout.
         try:
             with self._lock:
                 previous = self._db.execute(

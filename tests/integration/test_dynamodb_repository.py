@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.stub import Stubber
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository, decision_from_stream_image
 from adapters.aws.serialization import decision_to_item, deserialize_item
 from domain.entities import extract_entities
@@ -459,6 +461,24 @@ def test_feedback_is_attached_to_the_latest_decision_and_exported(
         ("T-FB", "Billing Support", "a-1")
     ]
     assert repository.get("T-FB") == decision
+
+
+def test_feedback_that_could_not_be_stored_before_its_deadline_is_refused_unwritten(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    from domain.models import Feedback
+
+    # Given a routed ticket
+    decision = make_decision(ticket_id="T-FB")
+    repository.save(decision)
+    # When a correction is to be stored with less time left than a call to DynamoDB may take
+    correction = Feedback(ticket_id="T-FB", correct_team="Technical Support", recorded_at=decision.created_at)
+    with pytest.raises(RepositoryUnavailable, match="too little time"):
+        repository.record(correction, deadline=time.monotonic() + AWS_CALL_WORST_CASE_SECONDS / 2)
+    # Then nothing was written: the caller's retry stores it as the first correction
+    assert repository.feedback() == []
+    assert repository.record(correction, deadline=time.monotonic() + 3 * AWS_CALL_WORST_CASE_SECONDS) is None
+    assert [f.ticket_id for f in repository.feedback()] == ["T-FB"]
 
 
 def test_a_decision_from_a_ticket_quoting_a_long_fraction_is_saved(

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.local.idempotency import SqliteIdempotencyLayer
 from domain.errors import PublishFailed
 from domain.models import (
@@ -761,6 +762,32 @@ def test_an_event_api_gateway_would_never_send_is_a_400_naming_the_field(
     assert [error["field"] for error in body["errors"]] == [field]
     assert field in body["message"]
     assert api.published == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("GET", "/tickets/T-100", None, id="get"),
+        pytest.param("POST", "/tickets/T-100/feedback", json.dumps({"correct_team": "Billing Support"}), id="feedback"),
+    ],
+)
+def test_too_little_time_for_a_store_call_is_a_503_with_retry_after_and_nothing_recorded(
+    api: Harness, method: str, path: str, body: str | None
+) -> None:
+    # Given a routed ticket, and a request that starts with less of the function's time than one
+    # call to the decision store may take (a DynamoDB call and its retry)
+    assert api.post_ticket(VALID_TICKET)[0] == 202
+    api.function_timeout_seconds = AWS_CALL_WORST_CASE_SECONDS
+    # When the ticket's decision is read, or feedback sent on it
+    status, answer = api.request(method, path, body, unavailable_ok=True)
+    # Then the client is told when to retry before API Gateway would answer a bare 502, and no
+    # feedback was recorded
+    assert status == 503 and "retry" in answer["message"]
+    assert api.last_headers["Retry-After"] == ["1"]
+    assert api.app.repository.feedback() == []
+    # And the retry, with time enough, is answered
+    api.function_timeout_seconds = 30.0
+    assert api.request(method, path, body)[0] in (200, 201)
 
 
 # --- POST /tickets/{id}/feedback ------------------------------------------------------------------
