@@ -69,6 +69,10 @@ class PriorityWeights(BaseModel):
             raise ValueError("priority.age must give at least as many points for more hours")
         if any(point < 0 for point in points):  # below the first threshold a ticket has 0
             raise ValueError("priority.age points must not be negative")
+        # Every ticket is at least 0 hours old: a negative threshold gave its points to all of them.
+        negative = [hours for hours in ordered if hours < 0]
+        if negative:
+            raise ValueError(f"priority.age thresholds are hours of age and must not be negative: {negative}")
         return ordered
 
     @field_validator("levels")

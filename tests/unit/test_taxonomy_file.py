@@ -136,6 +136,18 @@ def test_an_outage_or_age_that_would_lower_the_priority_is_refused(tmp_path: Pat
         load_taxonomy(path)
 
 
+def test_a_negative_age_threshold_is_refused_naming_it(tmp_path: Path) -> None:
+    # Given a taxonomy giving points from -5 hours of age: every ticket, new ones included, reaches it
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        '[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\n\n[priority.age]\n-5 = 10\n',
+        encoding="utf-8",
+    )
+    # When it is loaded, then the error names the setting and the threshold
+    with pytest.raises(ConfigurationError, match=r"priority\.age: .*thresholds .* must not be negative: \[-5\]"):
+        load_taxonomy(path)
+
+
 @pytest.mark.parametrize(
     ("setting", "error"),
     [
