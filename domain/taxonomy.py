@@ -7,7 +7,7 @@ from collections import Counter
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
@@ -38,10 +38,11 @@ class Category(BaseModel):
 class PriorityWeights(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Never negative: an outage on the customer's service, or a severity, must not lower a priority.
+    # Never negative: an outage on the customer's service, a severity, or being a VIP or an
+    # Enterprise customer must not lower a priority.
     default_severity: int = Field(default=20, ge=0, le=100, strict=True)
     service_impact: int = Field(default=10, ge=0, strict=True)
-    customer: dict[str, StrictInt] = Field(
+    customer: dict[str, Annotated[int, Field(ge=0, strict=True)]] = Field(
         default_factory=lambda: {"vip": 30, "Enterprise": 20, "Business": 10, "Consumer": 0}
     )
     # Hours of age -> points, as in the file; kept sorted from the oldest threshold down.

@@ -122,10 +122,16 @@ def test_a_p3_floor_above_p2_is_refused(tmp_path: Path) -> None:
     [
         ("service_impact = -10", r"priority\.service_impact: Input should be greater than or equal to 0"),
         ("age = { 24 = -5 }", r"priority\.age: .*must not be negative"),
+        (
+            "customer = { vip = -30, Enterprise = 20, Business = 10, Consumer = 0 }",
+            r"priority\.customer\.vip: Input should be greater than or equal to 0",
+        ),
     ],
 )
-def test_an_outage_or_age_that_would_lower_the_priority_is_refused(tmp_path: Path, setting: str, error: str) -> None:
-    # Given a taxonomy where an outage, or a day's wait, would make a ticket less urgent
+def test_an_outage_age_or_customer_that_would_lower_the_priority_is_refused(
+    tmp_path: Path, setting: str, error: str
+) -> None:
+    # Given a taxonomy where an outage, a day's wait, or being a VIP would make a ticket less urgent
     path = tmp_path / "taxonomy.toml"
     path.write_text(
         f'[[categories]]\nname = "Network Outage"\nteam = "Network Operations"\n\n[priority]\n{setting}\n',
