@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from domain.errors import TicketRouterError
+from handlers.observability import app_logs_to
 
 # Each is a module of handlers/commands exposing register(subparsers), which sets `func`.
 COMMANDS = (
@@ -53,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # be invalid even for --help.
         parser = build_parser()
         args = parser.parse_args(argv)
-        return int(args.func(args))
+        # stdout carries the commands' results (a JSON report, decisions) that scripts parse: the
+        # log lines of the app's modules go to stderr, redacted as in the functions.
+        with app_logs_to(sys.stderr):
+            return int(args.func(args))
     except TicketRouterError as exc:
         print(f"ticket-router: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

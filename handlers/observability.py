@@ -94,21 +94,32 @@ def _redact_app_logs(handler: logging.Handler) -> None:
 
 
 @contextlib.contextmanager
+def app_logs_to(stream: Any, service: str = SERVICE_NAME) -> Iterator[None]:
+    """Write the service's log lines, and the app's (adapters, domain, handlers), redacted, to
+    `stream` meanwhile.
+
+    Powertools binds its handler to the stdout of the time it was built (by whichever module built
+    the logger first), so the handler is re-pointed, then restored. Built here if no module has:
+    without it an adapter's warning would reach stderr unredacted, through logging's last resort.
+    """
+    build_logger(service)
+    handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
+    previous = [(h, _swap_stream(h, stream)) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, original in previous:
+            _swap_stream(handler, original)
+
+
+@contextlib.contextmanager
 def logs_to(stream: Any, service: str = SERVICE_NAME) -> Iterator[None]:
     """Send the handlers' log lines, and anything they print (EMF metrics), to `stream` meanwhile.
 
     For the command line, whose stdout carries a result that must stay parseable, and benchmarks.
-    Powertools binds its handler to the stdout of the time it was built, so the handler is
-    re-pointed, then restored.
     """
-    handlers = [h for h in logging.getLogger(service).handlers if isinstance(h, logging.StreamHandler)]
-    previous = [(h, _swap_stream(h, stream)) for h in handlers]
-    try:
-        with contextlib.redirect_stdout(stream):
-            yield
-    finally:
-        for handler, original in previous:
-            _swap_stream(handler, original)
+    with app_logs_to(stream, service), contextlib.redirect_stdout(stream):
+        yield
 
 
 def logs_to_stderr(service: str = SERVICE_NAME) -> contextlib.AbstractContextManager[None]:

@@ -134,6 +134,27 @@ def test_replay_pushes_the_intact_decisions_when_one_stored_record_is_damaged(
     assert [json.loads(line)["ticket_id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()] == ["T-2"]
 
 
+def test_a_stores_warning_comes_out_masked_on_stderr_leaving_stdout_to_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a failed decision, damaged in the store, of a ticket whose id is the customer's e-mail
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path))
+    store = store_with_failed_syncs(tmp_path / "ticket-router.db", "jane.doe@example.com", "T-2")
+    damage(store, "decisions", "jane.doe@example.com")
+    store.close()
+    # When the DLQ is replayed, and the store warns of the damaged record
+    code = main(["dlq", "replay"])
+    captured = capsys.readouterr()
+    # Then stdout holds the report alone, still parseable, and the store's warning is on stderr,
+    # the e-mail masked as in the functions' logs
+    report = json.loads(captured.out)
+    assert (code, report["unreadable_records"]) == (1, 1)
+    (warning,) = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    assert warning["level"] == "WARNING"
+    assert warning["message"].startswith("decision record of ticket <EMAIL_1> ")
+    assert "jane.doe@example.com" not in captured.err
+
+
 def test_one_limit_bounds_the_unrouted_and_the_failed_together(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
