@@ -54,9 +54,15 @@ class PriorityWeights(BaseModel):
     @field_validator("customer")
     @classmethod
     def _every_account_type_weighted(cls, value: dict[str, int]) -> dict[str, int]:
-        missing = {"vip", *(t.value for t in AccountType)} - value.keys()
+        known = {"vip", *(t.value for t in AccountType)}
+        missing = known - value.keys()
         if missing:
             raise ValueError(f"priority.customer is missing {sorted(missing)}")
+        # No customer has another account type: a weight under another name ('business = 25' added
+        # beside 'Business = 10', or a type of the user's own) would be ignored without a word.
+        unknown = sorted(value.keys() - known)
+        if unknown:
+            raise ValueError(f"priority.customer has weights for no account type: {unknown}; known are {sorted(known)}")
         return value
 
     @field_validator("age")

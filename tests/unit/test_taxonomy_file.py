@@ -154,6 +154,20 @@ def test_a_negative_age_threshold_is_refused_naming_it(tmp_path: Path) -> None:
         load_taxonomy(path)
 
 
+def test_a_customer_weight_for_no_account_type_is_refused_naming_it(tmp_path: Path) -> None:
+    # Given a taxonomy raising Business customers' weight on a line of its own, under a name that
+    # differs in case from the one already there
+    path = tmp_path / "taxonomy.toml"
+    path.write_text(
+        '[[categories]]\nname = "A"\nteam = "T"\n\n[priority.customer]\n'
+        "vip = 30\nEnterprise = 20\nBusiness = 10\nConsumer = 0\nbusiness = 25\n",
+        encoding="utf-8",
+    )
+    # When it is loaded, then the weight that no customer would ever get is named, not ignored
+    with pytest.raises(ConfigurationError, match=r"priority\.customer: .*for no account type: \[.business.\]"):
+        load_taxonomy(path)
+
+
 @pytest.mark.parametrize(
     ("setting", "error"),
     [
