@@ -45,7 +45,21 @@ def _errors(*codes: int) -> dict[str, Any]:
         501: "Feedback is not enabled on this deployment (no feedback store configured)",
         503: "A dependency is unavailable; retry",
     }
-    return {str(code): {"description": reasons[code], "content": _json_content("Error")} for code in codes}
+    responses: dict[str, Any] = {
+        str(code): {"description": reasons[code], "content": _json_content("Error")} for code in codes
+    }
+    # When to retry, in seconds: every 503 says it (API Gateway's own too), and so does a 409 for a
+    # ticket another request is still accepting (not one for a ticket_id used for another ticket).
+    for code in (409, 503):
+        if str(code) in responses:
+            responses[str(code)]["headers"] = {"Retry-After": _RETRY_AFTER}
+    return responses
+
+
+_RETRY_AFTER: dict[str, Any] = {
+    "description": "Seconds to wait before retrying",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
 def openapi_document() -> dict[str, Any]:

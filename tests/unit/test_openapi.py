@@ -56,6 +56,22 @@ def test_every_status_a_route_returns_is_documented() -> None:
     assert {route: codes for route, codes in undocumented.items() if codes} == {}
 
 
+def test_every_answer_that_tells_the_client_to_retry_documents_when() -> None:
+    # Given the document the API serves
+    paths = openapi_document()["paths"]
+    # When its 503 and 409 answers are read
+    retry_answers = {
+        (method, path, code): response
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        for code, response in operation["responses"].items()
+        if code in ("409", "503")
+    }
+    # Then each declares the Retry-After header the handler (or API Gateway) sends with it
+    assert ("post", "/tickets", "409") in retry_answers
+    assert {key for key, response in retry_answers.items() if "Retry-After" not in response.get("headers", {})} == set()
+
+
 def test_the_document_is_valid_openapi_of_the_version_it_declares() -> None:
     # Given the document the API serves at /openapi.json
     document = openapi_document()
