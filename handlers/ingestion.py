@@ -96,7 +96,10 @@ class DecisionsNotConfigured(Exception):
 
 @app.exception_handler(DecisionsNotConfigured)
 def _no_decisions(exc: DecisionsNotConfigured) -> Response:
-    return _json(503, {"message": "decision lookups are not configured here (ROUTING_DECISIONS_TABLE is unset)"})
+    # 501, as for feedback where it is off: no retry will find a table this deployment does not have.
+    return _json(
+        501, {"message": "decision lookups are not enabled on this deployment (ROUTING_DECISIONS_TABLE is unset)"}
+    )
 
 
 def _request_json() -> dict[str, Any]:

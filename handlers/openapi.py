@@ -42,7 +42,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: f"Body larger than {MAX_BODY_BYTES} bytes",
         415: "Content-Type is not application/json",
         500: "The stored decision for this ticket cannot be read and needs repair",
-        501: "Feedback is not enabled on this deployment (no feedback store configured)",
+        501: "Not enabled on this deployment (no decisions table or feedback store configured)",
         503: "A dependency is unavailable; retry",
     }
     responses: dict[str, Any] = {
@@ -125,7 +125,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [ticket_id_param],
                     "responses": {
                         "200": {"description": "The routing decision", "content": _json_content("RoutingDecision")},
-                        **_errors(400, 403, 404, 500, 503),
+                        **_errors(400, 403, 404, 500, 501, 503),
                     },
                 }
             },

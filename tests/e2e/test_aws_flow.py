@@ -242,7 +242,7 @@ def test_functions_configured_with_only_the_reference_designs_variables_still_fl
     assert (status, second["correlation_id"]) == (202, first["correlation_id"])
     events = flow.delivered_events()
     assert len(events) == 1
-    assert flow.get(ticket["ticket_id"])[0] == 503
+    assert flow.get(ticket["ticket_id"])[0] == 501
     # And the update function finds the decisions table from the stream record's source ARN
     flow.route(events[0])
     assert flow.sync(flow.stream.poll()) == {"batchItemFailures": []}

@@ -681,6 +681,18 @@ def test_get_returns_the_stored_decision(api: Harness) -> None:
     assert body["sync_status"] == "success"
 
 
+def test_get_where_no_decisions_table_is_configured_is_501_naming_the_setting(api: Harness) -> None:
+    # Given a deployment without a decisions table
+    api.deps = dataclasses.replace(api.deps, decisions=None)
+    # When a decision is asked for
+    status, body = api.request("GET", "/tickets/T-100", expected_5xx=501)
+    # Then the answer says the lookup is off here, as feedback does, with no 503 inviting retries
+    # that could never succeed
+    assert status == 501
+    assert "ROUTING_DECISIONS_TABLE" in body["message"]
+    assert "Retry-After" not in api.last_headers
+
+
 def test_get_of_an_unknown_ticket_is_404(api: Harness) -> None:
     status, body = api.request("GET", "/tickets/T-UNKNOWN")
     assert status == 404
