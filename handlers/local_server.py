@@ -14,7 +14,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -24,7 +23,6 @@ from handlers.local_context import LocalLambdaContext
 from handlers.validation import MAX_BODY_BYTES
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-OPENAPI_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 
 
 def _json_response(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
