@@ -122,11 +122,13 @@ _NAMED_SSN = re.compile(
     re.IGNORECASE,
 )
 _SECRET = re.compile(
-    r"\b(?P<name>pin(?:\s*code)?|passcode|password|passwd|cvv2?|cvc|puk|otp|security\s+code|verification\s+code"
+    # German writes the code's name hyphenated ("PIN-Code", "PUK-Nummer"), English often too.
+    r"\b(?P<name>pin(?:[\s-]*code)?|passcode|password|passwd|cvv2?|cvc|puk(?:[\s-]*code)?|otp"
+    r"|security\s+code|verification\s+code"
     r"|one[-\s]time\s+(?:pass)?code"
     # The same named in the languages of the regions served (German, French) and their neighbours'.
     r"|passwort|kennwort|geheimzahl|mot\s+de\s+passe|code\s+secret|contrase[ñn]a|wachtwoord|senha)\b"
-    r"(?:\s*(?:number\b|no\.|nr\.?))?(?:\s*(?:is|was|ist|war|est|es|era|é)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
+    r"(?:[\s-]*(?:number|nummer|num[ée]ro)\b|\s*(?:no\.|nr\.?))?(?:\s*(?:is|was|ist|war|est|es|era|é)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
     # A code is often written in groups ("OTP 123 456", "PUK: 1234 5678"), each of them secret.
     r"(?P<secret>(?:\d{3,8} ){1,3}\d{3,8}(?![^\s,;.!?)])|[^\s,;:=#][^\s,;]{2,63})",
     re.IGNORECASE,

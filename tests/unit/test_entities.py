@@ -438,6 +438,12 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("mein Passwort ist geheim123", "geheim123", "SECRET"),
         ("mon mot de passe : azerty12!", "azerty12!", "SECRET"),
         ("contraseña es abc123", "abc123", "SECRET"),
+        # Named hyphenated, as German writes it, or with the word for number
+        ("mein PIN-Code ist 4821", "4821", "SECRET"),
+        ("PUK-Code: 12345678", "12345678", "SECRET"),
+        ("die PIN-Nummer 4821 geht nicht", "4821", "SECRET"),
+        ("PIN Nummer: 4821", "4821", "SECRET"),
+        ("le numéro PIN est 4821", "4821", "SECRET"),
         # A pincode of a postal code's shape, but the PIN of a SIM or a card, or of a PIN's length
         ("my sim pincode is 560001", "560001", "SECRET"),
         ("card pincode: 482913", "482913", "SECRET"),
@@ -466,6 +472,7 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "SIM PIN blocked. The password (the new one) expired!",
         "mein Passwort funktioniert nicht, Passwort-Reset auch nicht",
         "le mot de passe ne marche pas",
+        "PIN-Code vergessen, PUK-Nummer verloren",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
         "iban de00 3704 0044 0532 0130 00",
         # Words after two letters and two digits that pass the check digits: no country's IBAN
