@@ -134,10 +134,11 @@ _SECRET = re.compile(
     re.IGNORECASE,
 )
 _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")
-# Written in a sentence rather than after a colon, a word's apostrophe ("my password doesn't work"),
-# a sentence's closing mark ("PIN blocked!") or an opening bracket ("password (the new one)") do not
-# make it a secret: masked, never restored, those words were lost to the model and the decision.
-_CONTRACTION = re.compile(r"(?<=[^\W\d_])'(?=[^\W\d_])")
+# Written in a sentence rather than after a colon, a word's apostrophe ("my password doesn't work")
+# or hyphen ("le mot de passe Wi-Fi", "Passwort E-Mail"), a sentence's closing mark ("PIN blocked!")
+# or an opening bracket ("password (the new one)") do not make it a secret: masked, never restored,
+# those words were lost to the model and the decision.
+_CONTRACTION = re.compile(r"(?<=[^\W\d_])['-](?=[^\W\d_])")
 
 
 # An Indian postal code is a "pincode" (PIN, Postal Index Number): six digits, the first not 0, also

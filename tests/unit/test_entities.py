@@ -433,6 +433,8 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("my OTP is 123 456.", "456", "SECRET"),
         ("PUK: 1234 5678, blocked", "5678", "SECRET"),
         ("password: hunter2!", "hunter2!", "SECRET"),
+        ("password is blue-42", "blue-42", "SECRET"),
+        ("password: sun-flower", "sun-flower", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
         # Named in German, French or Spanish
         ("mein Passwort ist geheim123", "geheim123", "SECRET"),
@@ -473,6 +475,9 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "mein Passwort funktioniert nicht, Passwort-Reset auch nicht",
         "le mot de passe ne marche pas",
         "PIN-Code vergessen, PUK-Nummer verloren",
+        # A hyphenated word after the name is what the secret is for, not the secret
+        "le mot de passe Wi-Fi ne marche plus",
+        "mein Passwort E-Mail-Konto ist gesperrt",
         "IBAN DE00 3704 0044 0532 0130 00",  # failing its check digits
         "iban de00 3704 0044 0532 0130 00",
         # Words after two letters and two digits that pass the check digits: no country's IBAN
