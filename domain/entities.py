@@ -147,7 +147,9 @@ _CONTRACTION = re.compile(r"(?<=[^\W\d_])['-](?=[^\W\d_])")
 # Dutch speaker writes PIN): "PIN code" is as much a card's or a SIM's.
 _POSTAL_PINCODE = re.compile(r"[1-9]\d{5}|[1-9]\d{2} \d{3}")
 _PIN_OF = re.compile(
-    r"\b(?:sim|card|atm|bank(?:ing)?|debit|credit|phone|handset|voicemail|app|account|login)\W{0,3}$", re.IGNORECASE
+    # The owner's 's too: "my SIM's pincode is 482913" is the SIM's.
+    r"\b(?:sim|card|atm|bank(?:ing)?|debit|credit|phone|handset|voicemail|app|account|login)(?:['’]s)?\W{0,3}$",
+    re.IGNORECASE,
 )
 
 

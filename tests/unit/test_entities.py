@@ -449,6 +449,8 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         # A pincode of a postal code's shape, but the PIN of a SIM or a card, or of a PIN's length
         ("my sim pincode is 560001", "560001", "SECRET"),
         ("card pincode: 482913", "482913", "SECRET"),
+        ("my SIM's pincode is 482913", "482913", "SECRET"),
+        ("the card’s pincode: 482913", "482913", "SECRET"),
         ("mijn pincode is 4821", "4821", "SECRET"),
     ],
 )
