@@ -159,16 +159,19 @@ def _without_spreadsheet_guard(value: Any) -> Any:
     return value[1:] if isinstance(value, str) and _LOOKS_GUARDED.match(value) else value
 
 
-def _other_separator(header: str, comma_cells: int = 1) -> str | None:
+def _other_separator(header: str, comma_cells: list[str] | None = None) -> str | None:
     """The separator other than a comma (';', tab or '|') that splits this header line into more
-    cells than the comma does (`comma_cells`). Read as CSV, so that one inside a quoted name, as in
-    '"text;notes"', is part of the name and splits nothing."""
+    cells than the comma does (`comma_cells`, None when the comma cannot read it). Read as CSV, so
+    that one inside a quoted name, as in '"text;notes"', is part of the name and splits nothing."""
+    # A quote left inside a cell is one this separator cut through: where the comma reads every
+    # quote as a quoted name's, 'id,"category|queue|team"' is two comma cells, not three bar cells.
+    comma_quotes_whole = comma_cells is not None and not any('"' in cell for cell in comma_cells)
     for separator in ";\t|":
         try:
             cells = next(csv.reader([header], delimiter=separator, strict=True, skipinitialspace=True), [])
         except csv.Error:
             continue
-        if len(cells) > comma_cells:
+        if len(cells) > len(comma_cells or [""]) and not (comma_quotes_whole and any('"' in c for c in cells)):
             return separator
     return None
 
@@ -205,7 +208,7 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
         header = _LINE_BREAK.split(text, maxsplit=1)[0]
-        if separator := _other_separator(header, len(fieldnames)):
+        if separator := _other_separator(header, fieldnames):
             # Excel in many locales saves "CSV" with semicolons: read with commas, every row would
             # be one cell (or split at the commas in its text), and each rejected for lacking the
             # columns its header seems to name. A comma inside one of its column names still leaves

@@ -272,3 +272,12 @@ def test_a_json_array_with_text_after_it_is_still_invalid_json(tmp_path: Path) -
     # Then it is one clear error, as it cannot be read line by line either
     with pytest.raises(RecordFileError, match="not valid JSON: Extra data at line 4 column 1"):
         list(read_records(data, "data file"))
+
+
+def test_a_comma_csv_whose_quoted_column_name_holds_several_bars_is_read(tmp_path: Path) -> None:
+    # Given a comma CSV whose second column name, quoted, holds two bars (more cells, split at them)
+    data = tmp_path / "tickets.csv"
+    data.write_text('description,"category|queue|team"\nfibre down,Network Outage\n', encoding="utf-8")
+    # When it is read, then the commas separate the columns and the quoted name is one of them
+    records = list(read_records(data, "data file"))
+    assert records == [(2, {"description": "fibre down", "category|queue|team": "Network Outage"})]
