@@ -63,10 +63,12 @@ class HttpCustomerDirectory(HttpClient):
             profile = CustomerProfile.model_validate(document)
         except ValidationError as exc:
             raise EvidenceUnavailable(f"customer DB sent an invalid profile for {customer_id}: {exc}") from exc
-        if profile.customer_id != customer_id:
+        if profile.customer_id.casefold() != customer_id.casefold():
             # Another customer's profile (a mixed-up cache or proxy in front of the DB) would lend
-            # this one its VIP status and services.
+            # this one its VIP status and services. Case is not compared: a DB that answers with
+            # its own canonical spelling of the id ("CUST-7" for "cust-7") would otherwise have
+            # every customer routed as unknown.
             raise EvidenceUnavailable(
                 f"customer DB sent the profile of {profile.customer_id!r} when asked for {customer_id!r}"
             )
-        return profile
+        return profile.model_copy(update={"customer_id": customer_id})

@@ -118,6 +118,17 @@ def test_a_profile_of_another_customer_raises_evidence_unavailable(customer_db: 
         HttpCustomerDirectory(customer_db.url).get_profile("CUST-1")
 
 
+def test_a_profile_under_the_ids_canonical_spelling_is_the_customers_own(customer_db: FakeCustomerDb) -> None:
+    # Given a DB that finds the VIP CUST-1001 when asked for cust-1001, and answers with its own spelling
+    customer_db.customers["cust-1001"] = customer_db.customers["CUST-1001"]
+
+    # When the customer is looked up as the ticket spells the id
+    profile = HttpCustomerDirectory(customer_db.url).get_profile("cust-1001")
+
+    # Then it is that customer's profile, under the ticket's spelling, VIP status and all
+    assert (profile.customer_id, profile.is_vip) == ("cust-1001", True)
+
+
 def test_a_redirected_lookup_is_not_followed(customer_db: FakeCustomerDb) -> None:
     # Given a DB redirecting the lookup with a large body (requests would read a redirect's body
     # whole, past the 1 MB cap, before following it)
