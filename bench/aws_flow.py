@@ -196,12 +196,16 @@ def _stored_statuses(stack: Stack) -> list[tuple[str, str]]:
     for page in stack.dynamodb.get_paginator("scan").paginate(
         TableName=DECISIONS_TABLE, ProjectionExpression="ticket_id, sync_status"
     ):
-        rows.extend((item["ticket_id"]["S"], item["sync_status"]["S"]) for item in page["Items"])
+        # A synced decision has no sync_status: the attribute is removed to keep it out of the index.
+        rows.extend(
+            (item["ticket_id"]["S"], item.get("sync_status", {"S": SyncStatus.SUCCESS.value})["S"])
+            for item in page["Items"]
+        )
     return rows
 
 
 def _ids_with_status(stack: Stack, status: SyncStatus, limit: int) -> set[str]:
-    """Through the sync_status-timestamp-index, as an operator (or the DLQ replay) finds them."""
+    """Through the sync_status-unsynced-index, as an operator (or the DLQ replay) finds them."""
     repository = stack.ticketing_update.repository
     assert repository is not None
     return {decision.ticket_id for decision in repository.find_by_sync_status(status, limit=limit)}

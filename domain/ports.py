@@ -58,7 +58,8 @@ class DecisionRepository(Protocol):
     ) -> list[RoutingDecision]:
         """Newest first by receipt time; with `received_before`, only tickets received before that
         Unix time; with `made_before`, only decisions made at or before that moment (a ticket's
-        receipt time is its sender's to set, so it cannot stand in for the decision's own age)."""
+        receipt time is its sender's to set, so it cannot stand in for the decision's own age).
+        For the statuses a replay reads: the DynamoDB store does not index synced (`success`) ones."""
 
 
 class TicketHistory(Protocol):

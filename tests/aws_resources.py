@@ -36,7 +36,14 @@ def create_decisions_table(client: Any, name: str) -> dict[str, Any]:
             {"AttributeName": attribute, "AttributeType": "N" if attribute == "timestamp" else "S"}
             for attribute in ("ticket_id", "timestamp", "customer_id", "assigned_team", "sync_status")
         ],
-        GlobalSecondaryIndexes=[_timestamp_index(p) for p in ("customer_id", "assigned_team", "sync_status")],
+        GlobalSecondaryIndexes=[
+            *(_timestamp_index(p) for p in ("customer_id", "assigned_team", "sync_status")),
+            {
+                "IndexName": "sync_status-unsynced-index",
+                "KeySchema": [_key("sync_status", "HASH"), _key("timestamp", "RANGE")],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["created_at"]},
+            },
+        ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})

@@ -1,7 +1,12 @@
 """The decisions table: DecisionRepository and TicketHistory over DynamoDB.
 
-Table: partition key `ticket_id` (S), sort key `timestamp` (N); GSIs customer_id-, assigned_team-
-and sync_status-timestamp-index (projection ALL); TTL on `ttl`; stream NEW_AND_OLD_IMAGES.
+Table: partition key `ticket_id` (S), sort key `timestamp` (N); GSIs customer_id- and
+assigned_team-timestamp-index (projection ALL) and the sparse sync_status-unsynced-index (keys and
+created_at); TTL on `ttl`; stream NEW_AND_OLD_IMAGES.
+
+`sync_status` is on an item only until its sync succeeds: every decision is synced in the end, and
+nothing asks for the synced ones, so keeping them in the index would only grow one hot partition.
+An item written before carries `sync_status = success`, read the same way.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ _NO_LIMIT = 2**31 - 1
 
 CUSTOMER_INDEX = "customer_id-timestamp-index"
 TEAM_INDEX = "assigned_team-timestamp-index"
-SYNC_STATUS_INDEX = "sync_status-timestamp-index"
+SYNC_STATUS_INDEX = "sync_status-unsynced-index"
+# Keys (ticket_id, timestamp) in one BatchGetItem: DynamoDB's maximum.
+_BATCH_GET_KEYS = 100
+# BatchGetItem answers with the keys it left unprocessed when throttled; asked again this often.
+_BATCH_GET_ATTEMPTS = 5
 
 THROTTLING_CODES = frozenset(
     {
@@ -54,6 +63,18 @@ THROTTLING_CODES = frozenset(
     }
 )
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _made_by(entry: dict[str, Any], moment: datetime) -> bool:
+    """Whether an index entry's decision was made at or before `moment`. One whose `created_at`
+    does not read as a time is kept, for the item itself to be judged (and named if damaged)."""
+    try:
+        made = datetime.fromisoformat(str(entry.get("created_at")))
+    except ValueError:
+        return True
+    if made.tzinfo is None:
+        return True
+    return made <= moment
 
 
 def error_code(exc: ClientError) -> str:
@@ -123,9 +144,14 @@ class DynamoDBDecisionRepository:
         error: str | None = None,
         synced_at: datetime | None = None,
     ) -> None:
-        sets = ["sync_status = :status"]
+        sets: list[str] = []
         removes: list[str] = []
-        values: dict[str, Any] = {":status": {"S": status.value}}
+        values: dict[str, Any] = {}
+        if status is SyncStatus.SUCCESS:
+            removes.append("sync_status")
+        else:
+            sets.append("sync_status = :status")
+            values[":status"] = {"S": status.value}
         if error is None:
             removes.append("sync_error")
         else:
@@ -136,12 +162,15 @@ class DynamoDBDecisionRepository:
         else:
             sets.append("synced_at = :synced_at")
             values[":synced_at"] = {"S": synced_at.isoformat()}
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        expression = " ".join(
+            f"{verb} {', '.join(parts)}" for verb, parts in (("SET", sets), ("REMOVE", removes)) if parts
+        )
         condition = "attribute_exists(ticket_id)"
         if status is not SyncStatus.SUCCESS:
             # Success is final: a late failure (a retried stream record, a replay racing a sync)
-            # must never turn a synced decision back into a failed one.
-            condition += " AND sync_status <> :success"
+            # must never turn a synced decision back into a failed one. Synced is an item without
+            # the attribute, or, written before it was removed on success, with "success".
+            condition += " AND attribute_exists(sync_status) AND sync_status <> :success"
             values[":success"] = {"S": SyncStatus.SUCCESS.value}
         try:
             self.client.update_item(
@@ -149,7 +178,7 @@ class DynamoDBDecisionRepository:
                 Key={"ticket_id": {"S": ticket_id}, "timestamp": {"N": str(timestamp)}},
                 UpdateExpression=expression,
                 ConditionExpression=condition,
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeValues": values} if values else {}),
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -169,15 +198,78 @@ class DynamoDBDecisionRepository:
         received_before: int | None = None,
         made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
-        return self._query_index(
-            SYNC_STATUS_INDEX,
-            "sync_status",
-            status.value,
-            limit,
+        """The index holds keys and `created_at` only (what a replay needs to choose); the chosen
+        decisions are then read from the table, which also leaves out any the index still lists
+        under a status they have since left."""
+        if limit <= 0:
+            return []
+        condition = "sync_status = :value"
+        values: dict[str, Any] = {":value": {"S": status.value}}
+        if received_before is not None:
+            condition += " AND #timestamp < :before"
+            values[":before"] = {"N": str(received_before)}
+        entries = self._query(
             "find_by_sync_status",
-            before=received_before,
-            keep=None if made_before is None else (lambda decision: decision.created_at <= made_before),
+            IndexName=SYNC_STATUS_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": {"#timestamp": "timestamp"}} if received_before is not None else {}),
+            ScanIndexForward=False,
+            limit=_NO_LIMIT,
+            page_size=lambda: max(limit - len(decisions), 100),
         )
+        decisions: list[RoutingDecision] = []
+        chosen: list[dict[str, Any]] = []
+        for entry in entries:
+            if made_before is not None and not _made_by(entry, made_before):
+                continue
+            chosen.append(entry)
+            if len(chosen) >= min(limit - len(decisions), _BATCH_GET_KEYS):
+                decisions.extend(self._fetch(chosen, status, made_before))
+                chosen = []
+                if len(decisions) >= limit:
+                    break
+        if chosen:
+            decisions.extend(self._fetch(chosen, status, made_before))
+        return decisions[:limit]
+
+    def _fetch(
+        self, entries: list[dict[str, Any]], status: SyncStatus, made_before: datetime | None
+    ) -> list[RoutingDecision]:
+        """The decisions of these index entries still in `status`, in the entries' order."""
+        keys = [{"ticket_id": {"S": e["ticket_id"]}, "timestamp": {"N": str(e["timestamp"])}} for e in entries]
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        for _ in range(_BATCH_GET_ATTEMPTS):
+            try:
+                answer = self.client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise unavailable(exc, "find_by_sync_status", self.table_name) from exc
+            for raw in answer.get("Responses", {}).get(self.table_name, []):
+                got = deserialize_item(raw)
+                found[(str(got.get("ticket_id")), int(got.get("timestamp", 0)))] = got
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise RepositoryUnavailable(
+                f"DynamoDB throttled or failing on find_by_sync_status ({self.table_name}): keys left unprocessed"
+            )
+        decisions: list[RoutingDecision] = []
+        for entry in entries:
+            item = found.get((str(entry["ticket_id"]), int(entry["timestamp"])))
+            if item is None:
+                continue  # expired since the index listed it
+            try:
+                decision = decision_from_item(item)
+            except DamagedRecord as exc:
+                # One damaged item must not stop a replay of every other; it is named for repair.
+                self.unreadable.add(str(item.get("ticket_id")))
+                logger.warning("left out of the find_by_sync_status: %s", exc)
+                continue
+            if decision.sync_status is status and (made_before is None or decision.created_at <= made_before):
+                decisions.append(decision)
+        return decisions
 
     # --- TicketHistory ----------------------------------------------------------------------
 
@@ -282,51 +374,30 @@ class DynamoDBDecisionRepository:
         except (ClientError, BotoCoreError) as exc:
             raise unavailable(exc, "feedback scan", self.table_name) from exc
 
-    def _query_index(
-        self,
-        index: str,
-        key: str,
-        value: str,
-        limit: int,
-        action: str,
-        *,
-        before: int | None = None,
-        keep: Callable[[RoutingDecision], bool] | None = None,
-    ) -> list[RoutingDecision]:
-        """Items of one partition of an index whose sort key is `timestamp`, newest first; with
-        `keep`, only the decisions it accepts, read on past the others rather than counting them.
-        (Parsed here rather than in a FilterExpression: created_at's ISO text does not sort as
-        time where fractions of a second differ.)"""
+    def _query_index(self, index: str, key: str, value: str, limit: int, action: str) -> list[RoutingDecision]:
+        """Items of one partition of an index whose sort key is `timestamp`, newest first."""
         if limit <= 0:
             return []
-        condition = f"{key} = :value"
-        values: dict[str, Any] = {":value": {"S": value}}
-        if before is not None:
-            condition += " AND #timestamp < :before"
-            values[":before"] = {"N": str(before)}
         items = self._query(
             action,
             IndexName=index,
-            KeyConditionExpression=condition,
-            ExpressionAttributeValues=values,
-            **({"ExpressionAttributeNames": {"#timestamp": "timestamp"}} if before is not None else {}),
+            KeyConditionExpression=f"{key} = :value",
+            ExpressionAttributeValues={":value": {"S": value}},
             ScanIndexForward=False,
-            # Read on past damaged items, each page asking for the decisions still missing. Items
-            # `keep` may pass over are read in pages of at least 100, not one query per item.
+            # Read on past damaged items, each page asking for the decisions still missing.
             limit=_NO_LIMIT,
-            page_size=lambda: (limit - len(decisions)) if keep is None else max(limit - len(decisions), 100),
+            page_size=lambda: limit - len(decisions),
         )
         decisions: list[RoutingDecision] = []
         for item in items:
             try:
                 decision = decision_from_item(item)
             except DamagedRecord as exc:
-                # One damaged item must not stop a replay of every other; it is named for repair.
+                # One damaged item must not stop a listing of every other; it is named for repair.
                 self.unreadable.add(str(item.get("ticket_id")))
                 logger.warning("left out of the %s: %s", action, exc)
                 continue
-            if keep is None or keep(decision):
-                decisions.append(decision)
+            decisions.append(decision)
             if len(decisions) >= limit:  # before asking for another page
                 break
         return decisions

@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from pydantic import ValidationError
 
 from domain.errors import DamagedRecord
-from domain.models import RoutingDecision
+from domain.models import RoutingDecision, SyncStatus
 
 _SERIALIZER = TypeSerializer()
 _DESERIALIZER = TypeDeserializer()
@@ -55,6 +55,9 @@ def decision_to_item(decision: RoutingDecision) -> dict[str, Any]:
     item = to_attribute_value(decision.model_dump(mode="python"))
     if not isinstance(item, dict):  # pragma: no cover - model_dump always gives a dict
         raise TypeError("a decision must serialise to a map")
+    if decision.sync_status is SyncStatus.SUCCESS:
+        # Absent once synced, so that the sync-status index holds only the decisions replay wants.
+        del item["sync_status"]
     return item
 
 
@@ -78,8 +81,12 @@ def decision_from_item(item: Mapping[str, Any]) -> RoutingDecision:
     An item that no longer reads as one (edited by hand, written by an incompatible release) is a
     DamagedRecord naming the ticket, without the pydantic cause, which would quote customer text.
     """
+    values = _from_decimals(item)
+    if isinstance(values, dict) and "sync_status" not in values:
+        # Removed on success (see decision_to_item); an item written before that keeps "success".
+        values["sync_status"] = SyncStatus.SUCCESS.value
     try:
-        return RoutingDecision.model_validate(_from_decimals(item))
+        return RoutingDecision.model_validate(values)
     except ValidationError as exc:
         raise DamagedRecord(
             f"the stored decision for ticket {item.get('ticket_id')!r} is not a valid record"

@@ -2,7 +2,7 @@
 
 Locally, it first routes again the accepted tickets whose routing failed (kept in the SQLite store
 by the bus); then failed decisions come from the store and updates go to the outbox. With --aws they
-come from the decisions table's sync_status-timestamp-index and go to the ticketing API, using
+come from the decisions table's sparse sync_status-unsynced-index and go to the ticketing API, using
 the ticketing-update function's environment; --queue-url then also empties the stream's DLQ once
 nothing is left failing (its messages only point at stream batches, which the index covers).
 

@@ -640,6 +640,13 @@ def test_decisions_table(resources: dict[str, Any]) -> None:
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
     assert types == {"ticket_id": "S", "timestamp": "N", "customer_id": "S", "assigned_team": "S", "sync_status": "S"}
     indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
+    # The sparse index replay reads: keys and what picks stale pending decisions, not whole items.
+    unsynced = indexes.pop("sync_status-unsynced-index")
+    assert unsynced["KeySchema"] == [
+        {"AttributeName": "sync_status", "KeyType": "HASH"},
+        {"AttributeName": "timestamp", "KeyType": "RANGE"},
+    ]
+    assert unsynced["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["created_at"]}
     assert set(indexes) == {f"{a}-timestamp-index" for a in ("customer_id", "assigned_team", "sync_status")}
     for name, index in indexes.items():
         assert index["KeySchema"] == [

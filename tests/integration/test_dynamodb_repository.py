@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from botocore.stub import Stubber
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from adapters.aws.dynamodb_repository import DynamoDBDecisionRepository, decision_from_stream_image
+from adapters.aws.dynamodb_repository import SYNC_STATUS_INDEX, DynamoDBDecisionRepository, decision_from_stream_image
 from adapters.aws.serialization import decision_to_item, deserialize_item
 from domain.entities import extract_entities
 from domain.errors import DamagedRecord, DuplicateDecision, RepositoryUnavailable
@@ -113,10 +113,10 @@ def test_successful_sync_is_recorded_and_clears_a_previous_error(
     synced_at = NOW + timedelta(minutes=5)
     repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.SUCCESS, synced_at=synced_at)
 
-    # Then the item says success with the sync time, and the old error is gone
+    # Then the item has the sync time, no error, and no sync_status: it leaves the sparse index
     item = stored_item(dynamodb, decisions_table, decision.ticket_id, decision.timestamp)
     assert item is not None
-    assert item["sync_status"] == "success"
+    assert "sync_status" not in item
     assert item["synced_at"] == synced_at.isoformat()
     assert "sync_error" not in item
     loaded = repository.get(decision.ticket_id)
@@ -310,9 +310,9 @@ def test_queries_follow_pagination_until_the_limit_is_reached(
     # When more than a page is asked for
     found = small_pages.find_by_sync_status(SyncStatus.PENDING, limit=5)
 
-    # Then three pages were read, the last asking only for what was still missing
+    # Then three pages of index keys were read, and no more once the limit was reached
     assert [d.ticket_id for d in found] == ["T-5", "T-4", "T-3", "T-2", "T-1"]
-    assert pages == [2, 2, 1]
+    assert pages == [2, 2, 2]
 
 
 def _page_size_capped(client: Any, page_size: int, pages: list[int]) -> Any:
@@ -494,3 +494,47 @@ def test_a_decision_from_a_ticket_quoting_a_long_fraction_is_saved(
     loaded = repository.get(decision.ticket_id)
     assert loaded is not None
     assert [m.amount for m in loaded.entities.monetary_amounts] == [Decimal("0.015")]
+
+
+def test_synced_decisions_leave_the_sync_status_index_and_it_holds_keys_not_items(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given a decision synced and one whose sync failed
+    for n in range(2):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+    repository.update_sync_status("T-0", 1_700_000_000, SyncStatus.SUCCESS, synced_at=NOW)
+    repository.update_sync_status("T-1", 1_700_000_001, SyncStatus.FAILED, error="HTTP 503")
+
+    # When the whole sync-status index is read
+    entries = dynamodb.scan(TableName=decisions_table, IndexName=SYNC_STATUS_INDEX)["Items"]
+
+    # Then only the failed decision is in it, by its keys and creation time, not its text
+    assert [e["ticket_id"]["S"] for e in entries] == ["T-1"]
+    assert set(entries[0]) == {"ticket_id", "timestamp", "sync_status", "created_at"}
+    # and the synced one still reads as synced
+    assert repository.get("T-0").sync_status is SyncStatus.SUCCESS
+
+
+def test_decisions_stored_before_the_index_was_sparse_still_read_and_replay(
+    repository: DynamoDBDecisionRepository, dynamodb: Any, decisions_table: str, make_decision: MakeDecision
+) -> None:
+    # Given items written by the earlier release, which kept sync_status = "success" once synced
+    for n, status in enumerate(("success", "failed")):
+        repository.save(make_decision(f"OLD-{n}", timestamp=1_700_000_000 + n))
+        dynamodb.update_item(
+            TableName=decisions_table,
+            Key={"ticket_id": {"S": f"OLD-{n}"}, "timestamp": {"N": str(1_700_000_000 + n)}},
+            UpdateExpression="SET sync_status = :status",
+            ExpressionAttributeValues={":status": {"S": status}},
+        )
+
+    # When they are read, listed for replay, and a late failure is reported for the synced one
+    repository.update_sync_status("OLD-0", 1_700_000_000, SyncStatus.FAILED, error="late")
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+
+    # Then the synced one stays synced (never listed) and the failed one is found as before
+    assert repository.get("OLD-0").sync_status is SyncStatus.SUCCESS
+    assert [d.ticket_id for d in failed] == ["OLD-1"]
+    # and once the failed one syncs, it leaves the index like a new one
+    repository.update_sync_status("OLD-1", 1_700_000_001, SyncStatus.SUCCESS, synced_at=NOW)
+    assert repository.find_by_sync_status(SyncStatus.FAILED) == []
