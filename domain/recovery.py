@@ -12,6 +12,7 @@ use up the limit ahead of the transient failures. It is reported instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,6 +29,11 @@ REPORTED_IDS = 50
 # Idempotency-Key makes the second push a no-op.
 STALE_PENDING_AFTER = timedelta(minutes=15)
 
+# Transient failures in a row after which the ticketing system is taken to be down and the run
+# stops: each costs a push's every retry (about a minute), so going on through hundreds would take
+# hours to change nothing.
+DOWN_AFTER_FAILURES = 3
+
 
 @dataclass
 class ReplayReport:
@@ -41,6 +47,10 @@ class ReplayReport:
     more_rejected_not_retried: bool = False
     # Why the run stopped short, when the store failed under it: what it did before still stands.
     store_error: str | None = None
+    # Why the run stopped short, when the ticketing system looked down; and how many of the
+    # decisions it had picked it left untried then.
+    ticketing_unavailable: str | None = None
+    not_attempted: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +64,8 @@ class ReplayReport:
             "rejected_not_retried_ticket_ids": self.rejected_not_retried,
             "more_rejected_not_retried": self.more_rejected_not_retried,
             "store_error": self.store_error,
+            "ticketing_unavailable": self.ticketing_unavailable,
+            "not_attempted": self.not_attempted,
         }
 
 
@@ -65,11 +77,14 @@ def replay_failed_syncs(
     limit: int = 500,
     stale_pending_after: timedelta = STALE_PENDING_AFTER,
     include_rejected: bool = False,
+    down_after_failures: int = DOWN_AFTER_FAILURES,
+    progress: Callable[[ReplayReport, int], None] | None = None,
 ) -> ReplayReport:
     """Push again every decision whose sync failed, then those still pending for longer than
     `stale_pending_after`, then (with `include_rejected`) those the ticketing system rejected, at
     most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
-    ticketing system harmless."""
+    ticketing system harmless. Stops after `down_after_failures` transient failures in a row.
+    `progress(report, picked)` is called after each decision, `picked` being how many were chosen."""
     report = ReplayReport()
     failed = repository.find_by_sync_status(SyncStatus.FAILED, limit=limit)
     cutoff = clock.now() - stale_pending_after
@@ -84,12 +99,24 @@ def replay_failed_syncs(
         if include_rejected
         else []
     )
-    for decision in [*failed, *stale, *rejected]:
+    picked = [*failed, *stale, *rejected]
+    failures_in_a_row = 0
+    for decision in picked:
+        if progress is not None and report.attempted:
+            progress(report, len(picked))
         report.attempted += 1
         try:
             status = sync_decision(decision, ticketing=ticketing, repository=repository, clock=clock)
-        except SyncUnavailable:
+        except SyncUnavailable as exc:
             report.still_failing.append(decision.ticket_id)
+            failures_in_a_row += 1
+            if failures_in_a_row >= down_after_failures:
+                report.not_attempted = len(picked) - report.attempted
+                report.ticketing_unavailable = (
+                    f"the ticketing system failed {failures_in_a_row} updates in a row (last: {exc}); replay"
+                    f" stopped with {report.not_attempted} picked update(s) not tried: run again once it is back"
+                )
+                break
             continue
         except RepositoryUnavailable as exc:
             # The push may have landed with its outcome unrecorded: the decision stays listed as it
@@ -98,7 +125,11 @@ def replay_failed_syncs(
             report.still_failing.append(decision.ticket_id)
             report.store_error = f"cannot record the sync of {decision.ticket_id}, replay stopped: {exc}"
             return report
+        # A refusal is an answer too: the system is up.
+        failures_in_a_row = 0
         (report.succeeded if status is SyncStatus.SUCCESS else report.rejected).append(decision.ticket_id)
+    if progress is not None and report.attempted:
+        progress(report, len(picked))
     if not include_rejected:
         # Those rejected by this run are reported as such; an index that lags the writes may list them.
         try:

@@ -86,6 +86,7 @@ class _Replayed:
             or self.limit_reached
             or self.drain_error
             or report.store_error
+            or report.ticketing_unavailable
         )
 
 
@@ -105,7 +106,7 @@ def run_replay(args: argparse.Namespace) -> int:
             " (rejected_not_retried_ticket_ids); fix what it refused, then run again with --include-rejected",
             file=sys.stderr,
         )
-    for error in (replayed.report.store_error, replayed.drain_error):
+    for error in (replayed.report.ticketing_unavailable, replayed.report.store_error, replayed.drain_error):
         if error is not None:
             print(f"ticket-router: error: {error}", file=sys.stderr)
     return 1 if replayed.left_undone else 0
@@ -124,6 +125,7 @@ def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
         clock=deps.clock,
         limit=args.limit,
         include_rejected=args.include_rejected,
+        progress=_Progress(),
     )
     limit_reached = report.attempted >= args.limit and _unless_store_failed(
         report, lambda: _sync_work_left(repository, deps.clock, report, include_rejected=args.include_rejected)
@@ -137,6 +139,7 @@ def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
         and not unreadable
         and not limit_reached
         and report.store_error is None
+        and report.ticketing_unavailable is None
     )
     drained, drain_error = _drain_queue(args.queue_url) if args.queue_url and settled else (0, None)
     payload: dict[str, Any] = {
@@ -178,6 +181,7 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
                     clock=app.clock,
                     limit=left,
                     include_rejected=args.include_rejected,
+                    progress=_Progress(),
                 )
                 if left > 0
                 else ReplayReport()
@@ -205,6 +209,30 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
         "limit_reached": limit_reached,
     }
     return _Replayed(report, payload, limit_reached, unreadable, unrouted=unrouted)
+
+
+# Each push may take a minute of retries: a line this often (and after each failure) shows a long
+# run is moving, on stderr so that the report on stdout stays one JSON document.
+_PROGRESS_EVERY = 10
+
+
+class _Progress:
+    """Prints a line every _PROGRESS_EVERY decisions, and after each push that failed (the slow ones)."""
+
+    def __init__(self) -> None:
+        self._failing = 0
+
+    def __call__(self, report: ReplayReport, picked: int) -> None:
+        failed_now = len(report.still_failing) > self._failing
+        self._failing = len(report.still_failing)
+        if report.attempted % _PROGRESS_EVERY and not failed_now:
+            return
+        print(
+            f"ticket-router: replayed {report.attempted} of {picked}: {len(report.succeeded)} synced,"
+            f" {len(report.still_failing)} still failing, {len(report.rejected)} rejected",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _unless_store_failed(report: ReplayReport, work_left: Callable[[], bool]) -> bool:

@@ -190,6 +190,27 @@ def test_a_ticketing_api_still_down_keeps_the_decisions_failed_and_the_dlq(
     assert stack.dead_letters_left() == 1
 
 
+def test_a_replay_against_a_ticketing_api_that_is_down_stops_early_and_says_what_is_left(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given five failed syncs, their dead letters, and a ticketing API still down
+    stack.failed("T-1", "T-2", "T-3", "T-4", "T-5")
+    stack.dead_letters(5)
+    stack.ticketing.fail_next(times=None)
+    # When the DLQ is replayed
+    code, report, err = stack.replay(capsys)
+    # Then it gives up after three pushes failed in a row rather than trying every one, says so,
+    # and keeps every decision failed and the DLQ whole
+    assert code == 1
+    assert len(stack.ticketing.requests_to("PUT")) == 3
+    assert (report["attempted"], report["not_attempted"], report["dlq_messages_deleted"]) == (3, 2, 0)
+    assert "3 updates in a row" in report["ticketing_unavailable"]
+    assert "error: the ticketing system failed 3 updates in a row" in err
+    assert "replayed 3 of 5: 0 synced, 3 still failing, 0 rejected" in err
+    assert len(stack.table.find_by_sync_status(SyncStatus.FAILED)) == 5
+    assert stack.dead_letters_left() == 5
+
+
 def test_an_empty_queue_url_is_refused_rather_than_ignored(
     stack: AwsReplay, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -230,3 +230,49 @@ def test_a_stranded_decision_of_a_ticket_dated_in_the_future_is_pushed_too() -> 
     # Then it is pushed: its own age decides, not the date its sender gave the ticket
     assert ticketing.pushed == ["T-FUTURE"]
     assert report.stale_pending == 1
+
+
+class DownTicketing:
+    """A ticketing system that fails every push, as one that is down does, counting the pushes."""
+
+    def __init__(self) -> None:
+        self.tried: list[str] = []
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        self.tried.append(decision.ticket_id)
+        raise SyncUnavailable("HTTP 503 after 5 retries")
+
+
+def test_a_replay_stops_once_the_ticketing_system_is_clearly_down() -> None:
+    # Given five failed syncs and a ticketing system still down
+    repo = failed_store("T-1", "T-2", "T-3", "T-4", "T-5")
+    ticketing = DownTicketing()
+    seen: list[int] = []
+
+    # When they are replayed
+    report = replay_failed_syncs(
+        repository=repo, ticketing=ticketing, clock=CLOCK, progress=lambda r, picked: seen.append(r.attempted)
+    )
+
+    # Then it stops after three failures in a row, says why and what it left, and loses nothing
+    assert len(ticketing.tried) == 3
+    assert (report.attempted, report.not_attempted) == (3, 2)
+    assert report.ticketing_unavailable is not None and "3 updates in a row" in report.ticketing_unavailable
+    assert report.as_dict()["ticketing_unavailable"] == report.ticketing_unavailable
+    assert len(repo.find_by_sync_status(SyncStatus.FAILED)) == 5
+    # and it told how far it got after each decision
+    assert seen == [1, 2, 3]
+
+
+def test_failures_between_answers_do_not_stop_a_replay() -> None:
+    # Given failed syncs of which two in every three still fail: the system answers, just not to all
+    repo = failed_store("T-1", "T-2", "T-3", "T-4", "T-5", "T-6")
+    ticketing = FlakyTicketing({t: SyncUnavailable("503") for t in ("T-6", "T-5", "T-3", "T-2")})
+
+    # When they are replayed
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK)
+
+    # Then every one is tried: a success in between shows the system is up
+    assert report.attempted == 6
+    assert report.ticketing_unavailable is None
+    assert sorted(ticketing.pushed) == ["T-1", "T-4"]
