@@ -344,6 +344,9 @@ class RoutingDecision(_Frozen):
     usage: ModelUsage = ModelUsage()
     sync_error: str | None = None
     synced_at: UtcDatetime | None = None
+    # When a push was last tried and its outcome recorded: a replay tries the least recent first, so
+    # that updates failing every time cannot take the whole limit, run after run, from the others.
+    sync_attempted_at: UtcDatetime | None = None
     # The routed text, kept with the decision for audit and so corrections can become training data.
     subject: str = ""
     description: str = ""

@@ -46,7 +46,9 @@ class DecisionRepository(Protocol):
         *,
         error: str | None = None,
         synced_at: datetime | None = None,
-    ) -> None: ...
+        attempted_at: datetime | None = None,
+    ) -> None:
+        """Record a push's outcome (and when it was tried); a success is final."""
 
     def find_by_sync_status(
         self,
@@ -56,7 +58,8 @@ class DecisionRepository(Protocol):
         received_before: int | None = None,
         made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
-        """Newest first by receipt time; with `received_before`, only tickets received before that
+        """Least recently attempted first (never attempted, or before attempts were recorded, first),
+        then newest first by receipt time; with `received_before`, only tickets received before that
         Unix time; with `made_before`, only decisions made at or before that moment (a ticket's
         receipt time is its sender's to set, so it cannot stand in for the decision's own age).
         For the statuses a replay reads: the DynamoDB store does not index synced (`success`) ones."""

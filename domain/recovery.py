@@ -31,7 +31,8 @@ STALE_PENDING_AFTER = timedelta(minutes=15)
 
 # Transient failures in a row after which the ticketing system is taken to be down and the run
 # stops: each costs a push's every retry (about a minute), so going on through hundreds would take
-# hours to change nothing.
+# hours to change nothing. Failed updates are tried least recently attempted first, so three that
+# always fail cannot stop every run before the others: the next run starts with those.
 DOWN_AFTER_FAILURES = 3
 
 

@@ -222,13 +222,15 @@ def sync_decision(
     caller can hand the update to its dead-letter path for a later replay. A refusal is recorded
     and returned as `rejected`: sending it again unchanged would only be refused again.
     """
+    key = (decision.ticket_id, decision.timestamp)
     try:
         ticketing.push_routing(decision, deadline=deadline)
     except SyncRejected as exc:
-        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.REJECTED, error=str(exc))
+        repository.update_sync_status(*key, SyncStatus.REJECTED, error=str(exc), attempted_at=clock.now())
         return SyncStatus.REJECTED
     except SyncUnavailable as exc:
-        repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.FAILED, error=str(exc))
+        repository.update_sync_status(*key, SyncStatus.FAILED, error=str(exc), attempted_at=clock.now())
         raise
-    repository.update_sync_status(decision.ticket_id, decision.timestamp, SyncStatus.SUCCESS, synced_at=clock.now())
+    now = clock.now()
+    repository.update_sync_status(*key, SyncStatus.SUCCESS, synced_at=now, attempted_at=now)
     return SyncStatus.SUCCESS

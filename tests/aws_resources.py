@@ -41,7 +41,7 @@ def create_decisions_table(client: Any, name: str) -> dict[str, Any]:
             {
                 "IndexName": "sync_status-unsynced-index",
                 "KeySchema": [_key("sync_status", "HASH"), _key("timestamp", "RANGE")],
-                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["created_at"]},
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["created_at", "sync_attempted_at"]},
             },
         ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},

@@ -103,6 +103,11 @@ class FakeServiceStatus:
         return self.status
 
 
+def _least_recently_attempted(decision: RoutingDecision) -> tuple[bool, datetime | None, int]:
+    attempted = decision.sync_attempted_at
+    return (attempted is not None, attempted, -decision.timestamp)
+
+
 class InMemoryRepository:
     """DecisionRepository + TicketHistory + FeedbackStore in a dict."""
 
@@ -128,13 +133,19 @@ class InMemoryRepository:
         *,
         error: str | None = None,
         synced_at: datetime | None = None,
+        attempted_at: datetime | None = None,
     ) -> None:
         key = (ticket_id, timestamp)
         current = self.decisions[key]
         if current.sync_status is SyncStatus.SUCCESS and status is not SyncStatus.SUCCESS:
             return
         self.decisions[key] = current.model_copy(
-            update={"sync_status": status, "sync_error": error, "synced_at": synced_at}
+            update={
+                "sync_status": status,
+                "sync_error": error,
+                "synced_at": synced_at,
+                "sync_attempted_at": attempted_at,
+            }
         )
 
     def find_by_sync_status(
@@ -152,7 +163,7 @@ class InMemoryRepository:
             and (received_before is None or d.timestamp < received_before)
             and (made_before is None or d.created_at <= made_before)
         ]
-        return sorted(found, key=lambda d: -d.timestamp)[:limit]
+        return sorted(found, key=_least_recently_attempted)[:limit]
 
     def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
         mine = sorted((d for d in self.decisions.values() if d.customer_id == customer_id), key=lambda d: -d.timestamp)

@@ -1,8 +1,8 @@
 """The decisions table: DecisionRepository and TicketHistory over DynamoDB.
 
 Table: partition key `ticket_id` (S), sort key `timestamp` (N); GSIs customer_id- and
-assigned_team-timestamp-index (projection ALL) and the sparse sync_status-unsynced-index (keys and
-created_at); TTL on `ttl`; stream NEW_AND_OLD_IMAGES.
+assigned_team-timestamp-index (projection ALL) and the sparse sync_status-unsynced-index (keys,
+created_at and sync_attempted_at); TTL on `ttl`; stream NEW_AND_OLD_IMAGES.
 
 `sync_status` is on an item only until its sync succeeds: every decision is synced in the end, and
 nothing asks for the synced ones, so keeping them in the index would only grow one hot partition.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -68,13 +68,23 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 def _made_by(entry: dict[str, Any], moment: datetime) -> bool:
     """Whether an index entry's decision was made at or before `moment`. One whose `created_at`
     does not read as a time is kept, for the item itself to be judged (and named if damaged)."""
+    made = _utc(entry.get("created_at"))
+    return made is None or made <= moment
+
+
+def _least_recently_attempted(entry: dict[str, Any]) -> tuple[bool, datetime, int]:
+    """Never attempted (or before attempts were recorded) first, then the least recent attempt;
+    newest receipt first among equals. An attempt time that does not read as one sorts first."""
+    attempted = _utc(entry.get("sync_attempted_at"))
+    return (attempted is not None, attempted or datetime.min.replace(tzinfo=UTC), -int(entry.get("timestamp", 0)))
+
+
+def _utc(value: object) -> datetime | None:
     try:
-        made = datetime.fromisoformat(str(entry.get("created_at")))
+        moment = datetime.fromisoformat(str(value))
     except ValueError:
-        return True
-    if made.tzinfo is None:
-        return True
-    return made <= moment
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def error_code(exc: ClientError) -> str:
@@ -143,6 +153,7 @@ class DynamoDBDecisionRepository:
         *,
         error: str | None = None,
         synced_at: datetime | None = None,
+        attempted_at: datetime | None = None,
     ) -> None:
         sets: list[str] = []
         removes: list[str] = []
@@ -157,11 +168,12 @@ class DynamoDBDecisionRepository:
         else:
             sets.append("sync_error = :error")
             values[":error"] = {"S": error}
-        if synced_at is None:
-            removes.append("synced_at")
-        else:
-            sets.append("synced_at = :synced_at")
-            values[":synced_at"] = {"S": synced_at.isoformat()}
+        for name, moment in (("synced_at", synced_at), ("sync_attempted_at", attempted_at)):
+            if moment is None:
+                removes.append(name)
+            else:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = {"S": moment.isoformat()}
         expression = " ".join(
             f"{verb} {', '.join(parts)}" for verb, parts in (("SET", sets), ("REMOVE", removes)) if parts
         )
@@ -198,11 +210,16 @@ class DynamoDBDecisionRepository:
         received_before: int | None = None,
         made_before: datetime | None = None,
     ) -> list[RoutingDecision]:
-        """The index holds keys and `created_at` only (what a replay needs to choose); the chosen
-        decisions are then read from the table, which also leaves out any the index still lists
-        under a status they have since left."""
+        """The index holds keys, `created_at` and `sync_attempted_at` only (what a replay needs to
+        choose); the chosen decisions are then read from the table, which also leaves out any the
+        index still lists under a status they have since left.
+
+        The index is sorted by receipt time, not by attempt: the failed or rejected are all listed
+        (small entries, a few thousand to a 1 MB page) and sorted here. Pending ones, never tried,
+        are read newest first as they come, their partition holding every decision in flight."""
         if limit <= 0:
             return []
+        decisions: list[RoutingDecision] = []
         condition = "sync_status = :value"
         values: dict[str, Any] = {":value": {"S": status.value}}
         if received_before is not None:
@@ -218,7 +235,8 @@ class DynamoDBDecisionRepository:
             limit=_NO_LIMIT,
             page_size=lambda: max(limit - len(decisions), 100),
         )
-        decisions: list[RoutingDecision] = []
+        if status is not SyncStatus.PENDING:
+            entries = iter(sorted(entries, key=_least_recently_attempted))
         chosen: list[dict[str, Any]] = []
         for entry in entries:
             if made_before is not None and not _made_by(entry, made_before):

@@ -175,10 +175,13 @@ class SqliteDecisionRepository:
         *,
         error: str | None = None,
         synced_at: datetime | None = None,
+        attempted_at: datetime | None = None,
     ) -> None:
         try:
             with self._lock:
-                self._update_sync_status(ticket_id, timestamp, status, error=error, synced_at=synced_at)
+                self._update_sync_status(
+                    ticket_id, timestamp, status, error=error, synced_at=synced_at, attempted_at=attempted_at
+                )
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
 
@@ -190,6 +193,7 @@ class SqliteDecisionRepository:
         *,
         error: str | None,
         synced_at: datetime | None,
+        attempted_at: datetime | None,
     ) -> None:
         # IMMEDIATE takes the write lock before the read: another process (`serve` and `dlq replay`
         # share a store) cannot record a success between our read and our write and have it undone.
@@ -209,7 +213,14 @@ class SqliteDecisionRepository:
             if current.sync_status is SyncStatus.SUCCESS and status is not SyncStatus.SUCCESS:
                 self._db.execute("COMMIT")
                 return
-            updated = current.model_copy(update={"sync_status": status, "sync_error": error, "synced_at": synced_at})
+            updated = current.model_copy(
+                update={
+                    "sync_status": status,
+                    "sync_error": error,
+                    "synced_at": synced_at,
+                    "sync_attempted_at": attempted_at,
+                }
+            )
             self._db.execute(
                 "UPDATE decisions SET sync_status = ?, body = ? WHERE ticket_id = ? AND timestamp = ?",
                 (status.value, updated.model_dump_json(), ticket_id, timestamp),
@@ -230,7 +241,12 @@ class SqliteDecisionRepository:
     ) -> list[RoutingDecision]:
         return self._first_valid(
             RoutingDecision,
-            "SELECT ticket_id, body FROM decisions WHERE sync_status = ? AND timestamp < ? ORDER BY timestamp DESC",
+            # Least recently attempted first: julianday() reads the ISO time as a time (its text does
+            # not sort as one where fractions of a second differ), and a decision never tried has
+            # none, which sorts first. A damaged body sorts first too, to be named when parsed.
+            "SELECT ticket_id, body FROM decisions WHERE sync_status = ? AND timestamp < ? ORDER BY"
+            " julianday(CASE WHEN json_valid(body) THEN json_extract(body, '$.sync_attempted_at') END),"
+            " timestamp DESC",
             (status.value, received_before if received_before is not None else 2**63 - 1),
             limit,
             "decision",

@@ -646,7 +646,10 @@ def test_decisions_table(resources: dict[str, Any]) -> None:
         {"AttributeName": "sync_status", "KeyType": "HASH"},
         {"AttributeName": "timestamp", "KeyType": "RANGE"},
     ]
-    assert unsynced["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["created_at"]}
+    assert unsynced["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["created_at", "sync_attempted_at"],
+    }
     assert set(indexes) == {f"{a}-timestamp-index" for a in ("customer_id", "assigned_team", "sync_status")}
     for name, index in indexes.items():
         assert index["KeySchema"] == [

@@ -61,8 +61,8 @@ def test_saved_decision_is_stored_as_top_level_attributes_and_read_back_unchange
     assert item["priority"]["factors"] == {"vip": 15, "outage": 20, "age": 7}
     assert item["entities"]["monetary_amounts"] == [{"amount": Decimal("49.99"), "currency": "USD"}]
     assert "sync_error" not in item
-    assert "synced_at" not in item
-    assert set(RoutingDecision.model_fields) - {"sync_error", "synced_at"} <= set(item)
+    assert "synced_at" not in item and "sync_attempted_at" not in item
+    assert set(RoutingDecision.model_fields) - {"sync_error", "synced_at", "sync_attempted_at"} <= set(item)
     # And the decision comes back equal, field for field
     assert loaded == decision
 
@@ -538,3 +538,26 @@ def test_decisions_stored_before_the_index_was_sparse_still_read_and_replay(
     # and once the failed one syncs, it leaves the index like a new one
     repository.update_sync_status("OLD-1", 1_700_000_001, SyncStatus.SUCCESS, synced_at=NOW)
     assert repository.find_by_sync_status(SyncStatus.FAILED) == []
+
+
+def test_failed_decisions_are_listed_least_recently_attempted_first(
+    repository: DynamoDBDecisionRepository, make_decision: MakeDecision
+) -> None:
+    # Given failed decisions attempted at various times, and one failed before attempts were recorded
+    attempts = {
+        "T-1": NOW + timedelta(minutes=5),
+        "T-2": NOW + timedelta(seconds=30.5),
+        "T-3": NOW + timedelta(minutes=1),
+    }
+    for i, ticket_id in enumerate(["T-LEGACY", *attempts]):
+        repository.save(make_decision(ticket_id, timestamp=1_700_000_000 + i))
+        repository.update_sync_status(
+            ticket_id, 1_700_000_000 + i, SyncStatus.FAILED, error="503", attempted_at=attempts.get(ticket_id)
+        )
+    # When the failed ones are listed, all or the first two
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+    first = repository.find_by_sync_status(SyncStatus.FAILED, limit=2)
+    # Then the never-timed one comes first, then the least recently attempted
+    assert [d.ticket_id for d in failed] == ["T-LEGACY", "T-2", "T-3", "T-1"]
+    assert [d.ticket_id for d in first] == ["T-LEGACY", "T-2"]
+    assert failed[1].sync_attempted_at == attempts["T-2"]

@@ -379,3 +379,20 @@ def test_damaged_rows_do_not_take_the_place_of_good_ones_under_a_limit(repo: Sql
     assert [d.ticket_id for d in failed] == ["T-1"]
     assert [e.ticket_id for e in parked] == ["T-3"]
     assert repo.unreadable == {"T-1", "T-2", "T-3"}
+
+
+def test_failed_decisions_are_listed_least_recently_attempted_first(repo: SqliteDecisionRepository) -> None:
+    # Given failed decisions attempted at various times, and one failed before attempts were recorded
+    attempts = {
+        "T-1": NOW + timedelta(minutes=5),
+        "T-2": NOW + timedelta(seconds=30.5),
+        "T-3": NOW + timedelta(minutes=1),
+    }
+    for i, ticket_id in enumerate(["T-LEGACY", *attempts]):
+        repo.save(a_decision(ticket_id, timestamp=i))
+        repo.update_sync_status(ticket_id, i, SyncStatus.FAILED, error="503", attempted_at=attempts.get(ticket_id))
+    # When the failed ones are listed
+    failed = repo.find_by_sync_status(SyncStatus.FAILED)
+    # Then the never-timed one comes first, then the least recently attempted
+    assert [d.ticket_id for d in failed] == ["T-LEGACY", "T-2", "T-3", "T-1"]
+    assert failed[1].sync_attempted_at == attempts["T-2"]

@@ -276,3 +276,34 @@ def test_failures_between_answers_do_not_stop_a_replay() -> None:
     assert report.attempted == 6
     assert report.ticketing_unavailable is None
     assert sorted(ticketing.pushed) == ["T-1", "T-4"]
+
+
+def test_updates_that_always_fail_do_not_take_the_limit_from_the_others_run_after_run() -> None:
+    # Given an older failed sync and, newer, three whose updates the ticketing system always fails
+    repo = failed_store("T-OLD", "T-BAD-1", "T-BAD-2", "T-BAD-3")
+    ticketing = FlakyTicketing({f"T-BAD-{n}": SyncUnavailable("HTTP 500") for n in (1, 2, 3)})
+
+    # When replays of at most two run one after another
+    tried: list[list[str]] = []
+    for minutes in (1, 2):
+        report = replay_failed_syncs(
+            repository=repo, ticketing=ticketing, clock=FixedClock(NOW + timedelta(minutes=minutes)), limit=2
+        )
+        tried.append([*report.succeeded, *report.still_failing])
+
+    # Then the second tries those the first did not, and the older update gets through
+    assert tried[0] == ["T-BAD-3", "T-BAD-2"]
+    assert sorted(tried[1]) == ["T-BAD-1", "T-OLD"]
+    assert ticketing.pushed == ["T-OLD"]
+
+
+def test_three_updates_that_always_fail_stop_one_replay_not_every_one() -> None:
+    # Given an older failed sync and, newer, three that the ticketing system always fails
+    repo = failed_store("T-OLD", "T-BAD-1", "T-BAD-2", "T-BAD-3")
+    ticketing = FlakyTicketing({f"T-BAD-{n}": SyncUnavailable("HTTP 500") for n in (1, 2, 3)})
+    # When a replay stops on them, taking the system for down, and another runs later
+    first = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=FixedClock(NOW + timedelta(minutes=1)))
+    replay_failed_syncs(repository=repo, ticketing=ticketing, clock=FixedClock(NOW + timedelta(minutes=2)))
+    # Then the later one starts with the update the first left, which gets through
+    assert first.ticketing_unavailable is not None and first.not_attempted == 1
+    assert ticketing.pushed == ["T-OLD"]
