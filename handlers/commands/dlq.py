@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,8 @@ from domain.recovery import STALE_PENDING_AFTER, ReplayReport, replay_failed_syn
 from handlers.commands.arguments import non_empty, whole_number
 
 if TYPE_CHECKING:
-    from domain.ports import Clock, DecisionRepository
+    from domain.models import RoutingDecision
+    from domain.ports import Clock, DecisionRepository, TicketingSystem
 
 # Each replayed decision is one push; past this a run is better split, and SQLite needs the
 # limit to fit in 64 bits anyway.
@@ -121,7 +123,7 @@ def _replay_on_aws(args: argparse.Namespace) -> _Replayed:
         raise ConfigurationError("dlq replay --aws needs ROUTING_DECISIONS_TABLE")
     report = replay_failed_syncs(
         repository=repository,
-        ticketing=deps.ticketing,
+        ticketing=_BoundedPushes(deps.ticketing),
         clock=deps.clock,
         limit=args.limit,
         include_rejected=args.include_rejected,
@@ -209,6 +211,22 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
         "limit_reached": limit_reached,
     }
     return _Replayed(report, payload, limit_reached, unreadable, unrouted=unrouted)
+
+
+class _BoundedPushes:
+    """The ticketing system, each push given a deadline: the time its own retries need. Without
+    one (as the stream's Lambda has), the HTTP adapter waits out every Retry-After up to its
+    max_retry_after, five minutes a retry, so a rate-limited API held each decision for half an
+    hour before a run could see that it is not being answered."""
+
+    def __init__(self, ticketing: TicketingSystem) -> None:
+        self._ticketing = ticketing
+        self._seconds: float | None = getattr(ticketing, "longest_push_seconds", None)
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        if self._seconds is not None:
+            deadline = time.monotonic() + self._seconds
+        self._ticketing.push_routing(decision, deadline=deadline)
 
 
 # Each push may take a minute of retries: a line this often (and after each failure) shows a long

@@ -211,6 +211,22 @@ def test_a_replay_against_a_ticketing_api_that_is_down_stops_early_and_says_what
     assert stack.dead_letters_left() == 5
 
 
+def test_a_replay_does_not_wait_out_a_retry_after_longer_than_its_pushes_may_take(
+    stack: AwsReplay, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a failed sync, and a ticketing API that asks to be retried in four minutes
+    monkeypatch.setenv("MAX_RETRIES", "1")
+    stack.failed("T-1")
+    stack.ticketing.throttle_next(times=None, retry_after="240")
+    # When the DLQ is replayed
+    code, report, _ = stack.replay(capsys)
+    # Then the push gives up at once, as past the time its own retries need, and stays failed
+    assert code == 1
+    assert len(stack.ticketing.requests_to("PUT")) == 1
+    assert report["still_failing_ticket_ids"] == ["T-1"]
+    assert "would pass the deadline" in stack.table.get("T-1").sync_error
+
+
 def test_an_empty_queue_url_is_refused_rather_than_ignored(
     stack: AwsReplay, capsys: pytest.CaptureFixture[str]
 ) -> None:
