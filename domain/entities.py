@@ -128,7 +128,7 @@ _SECRET = re.compile(
     r"|one[-\s]time\s+(?:pass)?code"
     # The same named in the languages of the regions served (German, French) and their neighbours'.
     r"|passwort|kennwort|geheimzahl|mot\s+de\s+passe|code\s+secret|contrase[ñn]a|wachtwoord|senha)\b"
-    r"(?:[\s-]*(?:number|nummer|num[ée]ro)\b|\s*(?:no\.|nr\.?))?(?:\s*(?:is|was|ist|war|est|es|era|é)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
+    r"(?:[\s-]*(?:number|nummer|num[ée]ro)\b|\s*(?:no\.|nr\.?))?(?:\s*(?P<verb>is|was|ist|war|est|es|era|é)\b)?(?:\s*(?P<sep>[:=#-]))?\s*"
     # A code is often written in groups ("OTP 123 456", "PUK: 1234 5678"), each of them secret.
     r"(?P<secret>(?:\d{3,8} ){1,3}\d{3,8}(?![^\s,;.!?)])|[^\s,;:=#][^\s,;]{2,63})",
     re.IGNORECASE,
@@ -137,8 +137,10 @@ _SECRET_SHAPED = re.compile(r"[\d!-/:-@\[-`{-~]")
 # Written in a sentence rather than after a colon, a word's apostrophe ("my password doesn't work")
 # or hyphen ("le mot de passe Wi-Fi", "Passwort E-Mail"), a sentence's closing mark ("PIN blocked!")
 # or an opening bracket ("password (the new one)") do not make it a secret: masked, never restored,
-# those words were lost to the model and the decision.
+# those words were lost to the model and the decision. After "is" the hyphen is the value's own:
+# "my password is correct-horse-battery-staple" states a passphrase.
 _CONTRACTION = re.compile(r"(?<=[^\W\d_])['-](?=[^\W\d_])")
+_APOSTROPHE = re.compile(r"(?<=[^\W\d_])'(?=[^\W\d_])")
 
 
 # An Indian postal code is a "pincode" (PIN, Postal Index Number): six digits, the first not 0, also
@@ -166,7 +168,8 @@ def _is_secret(match: re.Match[str]) -> bool:
     if _is_postal_pincode(match, value):
         return False
     if match.group("sep") in (None, "-"):
-        value = _CONTRACTION.sub("", value).lstrip("(").rstrip(".!?)")
+        joiners = _APOSTROPHE if match.group("verb") else _CONTRACTION
+        value = joiners.sub("", value).lstrip("(").rstrip(".!?)")
     return bool(_SECRET_SHAPED.search(value))
 
 

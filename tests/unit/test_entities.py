@@ -435,6 +435,9 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("password: hunter2!", "hunter2!", "SECRET"),
         ("password is blue-42", "blue-42", "SECRET"),
         ("password: sun-flower", "sun-flower", "SECRET"),
+        # A passphrase stated with "is": its hyphens are its own, not a word's
+        ("my password is correct-horse-battery-staple", "correct-horse-battery-staple", "SECRET"),
+        ("mein Passwort ist Sommer-Sonne-Strand", "Sommer-Sonne-Strand", "SECRET"),
         ("the one-time code 482913 never came", "482913", "SECRET"),
         # Named in German, French or Spanish
         ("mein Passwort ist geheim123", "geheim123", "SECRET"),
