@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import requests
 from pydantic import ValidationError
 
-from adapters.http.client import HttpClient, discard_body, path_segment
-from adapters.http.retry import describe_response, send_with_quick_retry
+from adapters.http.client import HttpClient, path_segment
+from adapters.http.evidence import NOT_FOUND, lookup_json
 from domain.errors import EvidenceUnavailable
 from domain.models import CustomerProfile
 
@@ -26,36 +23,22 @@ class HttpCustomerDirectory(HttpClient):
             url = f"{self.endpoint}/customers/{path_segment(customer_id)}"
         except ValueError:
             return CustomerProfile.unknown(customer_id)  # as for a 404: no customer has such an id
-        with self.deadline() as deadline:
-            try:
-                # A redirect is not followed: requests reads a redirect's body whole, past MAX_BODY_BYTES.
-                response, body = send_with_quick_retry(
-                    lambda: self.session.get(
-                        url,
-                        timeout=deadline.timeout(self.timeout),
-                        headers={"Accept": "application/json"},
-                        allow_redirects=False,
-                        stream=True,
-                    ),
-                    deadline=deadline,
-                )
-            except requests.RequestException as exc:
-                failed = "unreachable" if exc.response is None else "answer unreadable"
-                raise EvidenceUnavailable(f"customer DB {failed} for {customer_id}: {deadline.failure(exc)}") from exc
-            with response:
-                if response.status_code == 404:
-                    discard_body(response, deadline=deadline)
-                    return CustomerProfile.unknown(customer_id)
-                if not 200 <= response.status_code < 300:
-                    failure = describe_response(response, deadline=deadline)
-                    if 300 <= response.status_code < 400:
-                        failure += f" to {response.headers.get('Location', 'nowhere')}"
-                    raise EvidenceUnavailable(f"customer DB failed for {customer_id}: {failure}")
-        try:
-            document: Any = json.loads(body)
-        # json's decoder recurses once per nesting level: an answer nested deep enough exhausts it.
-        except (ValueError, RecursionError) as exc:
-            raise EvidenceUnavailable(f"customer DB sent invalid JSON for {customer_id}") from exc
+        # A redirect is not followed: requests reads a redirect's body whole, past MAX_BODY_BYTES.
+        document = lookup_json(
+            self,
+            lambda deadline: self.session.get(
+                url,
+                timeout=deadline.timeout(self.timeout),
+                headers={"Accept": "application/json"},
+                allow_redirects=False,
+                stream=True,
+            ),
+            "customer DB",
+            about=customer_id,
+            not_found=True,
+        )
+        if document is NOT_FOUND:
+            return CustomerProfile.unknown(customer_id)
         if not isinstance(document, dict):
             raise EvidenceUnavailable(f"customer DB sent a {type(document).__name__}, not a profile, for {customer_id}")
         document.setdefault("customer_id", customer_id)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
 import requests
 from pydantic import ValidationError
 
 from adapters.http.client import HttpClient
-from adapters.http.retry import describe_response, send_with_quick_retry
+from adapters.http.evidence import lookup_json
 from domain.errors import EvidenceUnavailable
 from domain.models import ServiceStatus
 
@@ -25,30 +23,15 @@ class HttpServiceStatusProvider(HttpClient):
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
         url = f"{self.endpoint}/status/batch"
         body = {"service_ids": list(service_ids)}
-        with self.deadline() as deadline:
-            try:
-                # A redirect is not followed: requests turns a 301/302/303 POST into a bodiless GET,
-                # whose answer, asked about no service, would pass for "no outage on these".
-                response, raw = send_with_quick_retry(
-                    lambda: self.session.post(
-                        url, json=body, timeout=deadline.timeout(self.timeout), allow_redirects=False, stream=True
-                    ),
-                    deadline=deadline,
-                )
-            except requests.RequestException as exc:
-                failed = "unreachable" if exc.response is None else "answer unreadable"
-                raise EvidenceUnavailable(f"service status API {failed}: {deadline.failure(exc)}") from exc
-            with response:
-                if not 200 <= response.status_code < 300:
-                    failure = describe_response(response, deadline=deadline)
-                    if 300 <= response.status_code < 400:
-                        failure += f" to {response.headers.get('Location', 'nowhere')}"
-                    raise EvidenceUnavailable(f"service status API failed: {failure}")
-        try:
-            document: Any = json.loads(raw)
-        # json's decoder recurses once per nesting level: an answer nested deep enough exhausts it.
-        except (ValueError, RecursionError) as exc:
-            raise EvidenceUnavailable("service status API sent invalid JSON") from exc
+        # A redirect is not followed: requests turns a 301/302/303 POST into a bodiless GET, whose
+        # answer, asked about no service, would pass for "no outage on these".
+        document = lookup_json(
+            self,
+            lambda deadline: self.session.post(
+                url, json=body, timeout=deadline.timeout(self.timeout), allow_redirects=False, stream=True
+            ),
+            "service status API",
+        )
         try:
             return ServiceStatus.model_validate(document)
         except ValidationError as exc:
