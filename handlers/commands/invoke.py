@@ -74,7 +74,7 @@ def _check_shape(function: str, event: dict[str, Any], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported before logs_to_stderr: a handler's logger built inside it would stay on stderr.
+    # Imported here, not at the top: the handlers' imports are the slow part of a command's start.
     from handlers import ingestion, orchestrator, ticketing_update
 
     # The handler's EMF metric lines mean nothing without CloudWatch and would mix with the result.
