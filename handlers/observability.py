@@ -53,7 +53,7 @@ def build_logger(service: str = SERVICE_NAME, **kwargs: Any) -> Logger:
             f"invalid LOG_LEVEL (or POWERTOOLS_LOG_LEVEL): {exc}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
         ) from exc
     if service == SERVICE_NAME:
-        _redact_app_logs(logger.registered_handler)
+        _redact_app_logs(logger.registered_handler, logger.log_level)
     return logger
 
 
@@ -74,8 +74,9 @@ class _WithoutAppRecords(logging.Filter):
         return not _is_app_record(record)
 
 
-def _redact_app_logs(handler: logging.Handler) -> None:
-    """Write the app's standard-library log records through the service's redacting handler.
+def _redact_app_logs(handler: logging.Handler, level: int) -> None:
+    """Write the app's standard-library log records through the service's redacting handler, at
+    the service's level (LOG_LEVEL), not the root logger's WARNING, which would drop their INFO lines.
 
     They still propagate, so that a handler added later (pytest's caplog, a command's own) sees
     them; the root handlers there now, as Powertools does for the service's own records, leave
@@ -83,6 +84,7 @@ def _redact_app_logs(handler: logging.Handler) -> None:
     """
     for package in _APP_PACKAGES:
         package_logger = logging.getLogger(package)
+        package_logger.setLevel(level)
         if handler not in package_logger.handlers:
             package_logger.addHandler(handler)
     for root_handler in logging.root.handlers:

@@ -123,3 +123,16 @@ def test_an_adapters_log_line_is_masked_like_the_handlers_own() -> None:
     for bit in ("jane.doe@example.com", "(415) 555-0132", "4111"):
         assert bit not in line
     assert raw.getvalue() == ""
+
+
+def test_an_adapters_line_at_the_functions_log_level_is_written() -> None:
+    # Given the functions' logger, at its LOG_LEVEL (INFO as deployed)
+    level = build_logger().log_level
+    emitted = io.StringIO()
+    # When an adapter logs at that level (the ticketing push's "retry in ..." lines are INFO)
+    with logs_to(emitted):
+        logging.getLogger("adapters.http.ticketing").log(level, "push of T-1 failed (HTTP 503); retry 1 in 0.50s")
+    # Then it is written, as the handlers' own lines at that level are, not dropped at the root
+    # logger's WARNING
+    (line,) = emitted.getvalue().splitlines()
+    assert json.loads(line)["message"] == "push of T-1 failed (HTTP 503); retry 1 in 0.50s"
