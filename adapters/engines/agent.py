@@ -368,7 +368,14 @@ class AgentEngine:
         )
         budget = _Budget(self.max_model_calls, self.max_tool_calls, deadline, self.min_seconds_per_call)
         tools = TicketTools(
-            self.toolkit, evidence, masked, log, self._second_opinion_fn(), has_time_for_model_call=budget.has_time
+            self.toolkit,
+            evidence,
+            masked,
+            log,
+            self._second_opinion_fn(),
+            # The second opinion's answer is only read by a next call of the agent's model: both
+            # must fit, or the opinion is billed and its answer dropped with the agent's.
+            has_time_for_model_call=lambda: budget.has_time(calls=2),
         )
         started = time.perf_counter()
         try:
@@ -512,9 +519,10 @@ class _Budget:
         registry.add_callback(BeforeModelCallEvent, self._before_model)
         registry.add_callback(BeforeToolCallEvent, self._before_tool)
 
-    def has_time(self) -> bool:
-        """Whether a model call started now would end before the deadline, at its slowest."""
-        return self.deadline is None or self.deadline - time.monotonic() >= self.min_seconds
+    def has_time(self, calls: int = 1) -> bool:
+        """Whether `calls` model calls, one after the other from now, would end before the deadline,
+        at their slowest."""
+        return self.deadline is None or self.deadline - time.monotonic() >= self.min_seconds * calls
 
     def _before_model(self, event: Any) -> None:
         if self.model_calls >= self.max_model_calls:
