@@ -397,12 +397,14 @@ class AgentEngine:
                 notes=(f"Model unavailable ({type(exc).__name__}); the pipeline decision stands.",),
                 force_review=True,
             )
-        usage = usage + tools.extra_usage
+        # The entry names this model: its own calls and tokens, not those of a second opinion, which
+        # has an entry of its own and another model's price.
         model_call = ToolCall(
             tool=MODEL_TOOL,
             duration_ms=_ms_since(started),
             detail=f"{self.model_id} calls={usage.model_calls} in={usage.input_tokens} out={usage.output_tokens}",
         )
+        usage = usage + tools.extra_usage
         proposal = RoutingProposal(
             category=answer.category,
             team=answer.team,

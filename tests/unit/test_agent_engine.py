@@ -604,3 +604,21 @@ def test_a_second_opinion_starts_only_with_time_left_for_the_model_call_that_rea
     assert bool(second_opinion.asked) is asked
     assert len(model.requests) == 2 and not result.force_review
     assert result.usage.model_calls == (3 if asked else 2)
+
+
+def test_the_model_s_audit_entry_counts_its_own_calls_not_the_second_opinion_s() -> None:
+    # Given an agent whose model asks for a second opinion (another model) before answering
+    second_opinion = RecordingSecondOpinion()
+    model = ScriptedModel([tool_use("classify_issue", {}), answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    agent.second_opinion = second_opinion
+
+    # When it routes a ticket
+    result = agent.propose(a_ticket())
+
+    # Then the decision's usage counts all three calls, and the model's entry only its own two
+    main = sum(u["inputTokens"] for u in model.usages)
+    assert result.usage.model_calls == 3 and second_opinion.asked
+    entry = next(c for c in result.tool_calls if c.tool == "model")
+    assert entry.detail.startswith(f"{SONNET} calls=2 in={main} ")
+    assert [c.tool for c in result.tool_calls].count("model:second_opinion") == 1
