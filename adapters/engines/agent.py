@@ -512,13 +512,17 @@ class _Budget:
         self.min_seconds = min_seconds
         self.model_calls = 0
         self.tool_calls = 0
+        # Whether the model's current turn holds its RoutingAnswer: the agent then stops, and no
+        # model call reads the other tools' answers of that turn.
+        self._answering = False
         # Tokens of the answered calls, set once the agent returns or fails.
         self.usage = ModelUsage()
 
     def register_hooks(self, registry: Any, **_: Any) -> None:
-        from strands.hooks import BeforeModelCallEvent, BeforeToolCallEvent
+        from strands.hooks import BeforeModelCallEvent, BeforeToolCallEvent, BeforeToolsEvent
 
         registry.add_callback(BeforeModelCallEvent, self._before_model)
+        registry.add_callback(BeforeToolsEvent, self._before_tools)
         registry.add_callback(BeforeToolCallEvent, self._before_tool)
 
     def has_time(self, calls: int = 1) -> bool:
@@ -533,12 +537,23 @@ class _Budget:
             raise ModelBudgetExceeded("not enough time left before the function's deadline")
         self.model_calls += 1
 
+    def _before_tools(self, event: Any) -> None:
+        content = event.message.get("content", []) if isinstance(event.message, dict) else []
+        self._answering = any(
+            isinstance(block, dict) and block.get("toolUse", {}).get("name") == RoutingAnswer.__name__
+            for block in content
+        )
+
     def _before_tool(self, event: Any) -> None:
         name = event.tool_use.get("name", "") if isinstance(event.tool_use, dict) else ""
         if name == RoutingAnswer.__name__:
             return
         self.tool_calls += 1
-        if self.tool_calls > self.max_tool_calls:
+        if self._answering:
+            # Its lookup or billed second opinion would run for an answer nothing reads. Should the
+            # RoutingAnswer be refused, the model's next call sees why these did not run.
+            event.cancel_tool = "Not run: RoutingAnswer was given in the same turn."
+        elif self.tool_calls > self.max_tool_calls:
             event.cancel_tool = "Tool budget exhausted: answer with RoutingAnswer now."
         elif self.model_calls >= self.max_model_calls or not self.has_time():
             # A tool's answer is only of use to a next model call, which would not be started now

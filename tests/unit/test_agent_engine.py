@@ -622,3 +622,22 @@ def test_the_model_s_audit_entry_counts_its_own_calls_not_the_second_opinion_s()
     entry = next(c for c in result.tool_calls if c.tool == "model")
     assert entry.detail.startswith(f"{SONNET} calls=2 in={main} ")
     assert [c.tool for c in result.tool_calls].count("model:second_opinion") == 1
+
+
+def test_no_lookup_nor_second_opinion_runs_beside_the_final_answer() -> None:
+    # Given a model whose one turn asks for a second opinion and a status lookup and also answers
+    second_opinion = RecordingSecondOpinion()
+    lookups = [tool_use("classify_issue", {}), tool_use("check_service_status", {"service_ids": ["SVC777"]})]
+    turn = {"content": [*(t["content"][0] for t in lookups), *answer("Billing Dispute", "Billing Support")["content"]]}
+    status = FakeServiceStatus()
+    agent, _, _ = engines(ScriptedModel([turn]), FixedClassifier("Billing Dispute", 0.9), status=status)
+    agent.second_opinion = second_opinion
+
+    # When the agent routes a ticket
+    result = agent.propose(a_ticket())
+
+    # Then the answer is taken, and neither call whose answer no model call would read was made
+    assert result.proposal.category == "Billing Dispute" and not result.force_review
+    assert second_opinion.asked == [] and len(status.asked) == 1
+    assert result.usage.model_calls == 1
+    assert not [c.tool for c in result.tool_calls if c.tool.startswith("agent:") or c.tool == "model:second_opinion"]
