@@ -12,7 +12,9 @@ PER_MILLION = 1_000_000
 class ModelPrice(BaseModel):
     """US dollars per million tokens."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # An infinite price (MODEL_PRICES' JSON takes Infinity, and 1e400 reads as one) made every
+    # ticket's cost infinite: a value no store holds, dropped from the decision as if it were free.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)

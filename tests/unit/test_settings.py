@@ -54,3 +54,16 @@ def test_an_api_key_no_client_could_send_is_refused_naming_the_variable(
 def test_an_api_key_of_printable_ascii_with_inner_spaces_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ROUTER_API_KEY", "change me 0123456789!~")
     assert load_settings(LocalSettings).router_api_key == "change me 0123456789!~"
+
+
+@pytest.mark.parametrize("price", ["Infinity", "1e400"])
+def test_an_infinite_model_price_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch, price: str) -> None:
+    from handlers.settings import RoutingSettings
+
+    # Given MODEL_PRICES whose input price is infinite, as JSON reads both forms
+    prices = '{"claude-sonnet-4-5": {"input": ' + price + ', "output": 15, "cache_read": 0.3, "cache_write": 3.75}}'
+    monkeypatch.setenv("MODEL_PRICES", prices)
+    # When the settings are read, then the variable is named: every ticket would otherwise cost
+    # infinity, which no store holds
+    with pytest.raises(ConfigurationError, match=r"MODEL_PRICES: .*finite"):
+        load_settings(RoutingSettings)
