@@ -69,6 +69,12 @@ class BedrockClassifier:
             answer = json.loads(match.group(0)) if match else {}
         except json.JSONDecodeError:
             answer = {}
+        # Only the fields checked here go back to the agent's model: this model read the untrusted
+        # ticket, and its free text (an unusable answer, a "confidence" that is a sentence) would reach
+        # the agent as a tool result, outside the <ticket> the agent is told to distrust.
         if answer.get("category") not in self.categories:
-            return {"error": "second opinion unusable", "raw": text_out[:200]}, usage
-        return {"category": answer["category"], "confidence": answer.get("confidence")}, usage
+            return {"error": "second opinion unusable"}, usage
+        confidence = answer.get("confidence")
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+            confidence = None
+        return {"category": answer["category"], "confidence": confidence}, usage
