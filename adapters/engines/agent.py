@@ -380,7 +380,11 @@ class AgentEngine:
         started = time.perf_counter()
         try:
             answer, usage = self._ask(prompt, tools, budget)
-        except Exception as exc:  # any model failure: the pipeline's answer stands
+        except Exception as raised:  # any model failure: the pipeline's answer stands
+            # Strands wraps a failure after the first cycle (a throttled second call, this engine's
+            # own budget stop) in an EventLoopException: the audit and the note name the cause.
+            cause = getattr(raised, "original_exception", None)
+            exc = cause if isinstance(cause, Exception) else raised
             # Calls that were answered before the failure are billed all the same.
             usage = budget.usage + tools.extra_usage
             model_call = ToolCall(

@@ -641,3 +641,27 @@ def test_no_lookup_nor_second_opinion_runs_beside_the_final_answer() -> None:
     assert second_opinion.asked == [] and len(status.asked) == 1
     assert result.usage.model_calls == 1
     assert not [c.tool for c in result.tool_calls if c.tool.startswith("agent:") or c.tool == "model:second_opinion"]
+
+
+@pytest.mark.parametrize(
+    ("second_turn", "cause"),
+    [
+        ({"raise": ModelThrottledException("Too many requests")}, "ModelThrottledException"),
+        (tool_use("get_historical_context", {}, use_id="again"), "ModelBudgetExceeded"),
+    ],
+)
+def test_a_failure_after_a_tool_call_is_recorded_by_its_cause(second_turn: dict[str, object], cause: str) -> None:
+    # Given a model that asks for a tool, and whose next call is throttled (or, allowed two calls,
+    # asks for yet another tool)
+    model = ScriptedModel([tool_use("check_vip_status", {}), second_turn, answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    agent.max_model_calls = 2
+
+    # When the agent routes a ticket, falling back to the pipeline
+    result = agent.propose(a_ticket())
+
+    # Then the audit trail and the note name what stopped the model, not Strands' wrapper
+    entry = result.tool_calls[-1]
+    assert (entry.tool, entry.ok) == ("model", False)
+    assert entry.detail.startswith(f"{cause}: ")
+    assert result.notes == (f"Model unavailable ({cause}); the pipeline decision stands.",)
