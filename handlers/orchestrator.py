@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from domain.models import Ticket, TicketReceived
+from adapters.engines.agent import ModelBudgetExceeded
+from domain.models import Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
@@ -32,6 +33,13 @@ DEADLINE_MARGIN_SECONDS = AWS_CALL_WORST_CASE_SECONDS
 PRETRAFFIC_CHECK = {"source": "codedeploy.pretraffic", "detail-type": "PreTrafficCheck"}
 
 _deps: OrchestratorDeps | None = build_orchestrator_deps() if running_in_lambda() else None
+
+
+def _model_api_failed(call: ToolCall) -> bool:
+    """A model call that failed at the provider. The agent's own stop (its call budget spent, or too
+    little time left to start a call) is not one: counted, it raised the Bedrock errors alarm for a
+    model that loops on tools, or for slow lookups that left no time, with Bedrock never at fault."""
+    return call.is_model_call and not call.ok and not call.detail.startswith(f"{ModelBudgetExceeded.__name__}:")
 
 
 class InvalidEvent(ValueError):
@@ -82,7 +90,7 @@ def lambda_handler(
             name="ManualReviewRate", unit=MetricUnit.Percent, value=100.0 if decision.requires_manual_review else 0.0
         )
         metrics.add_metric(name="CostPerTicket", unit=MetricUnit.NoUnit, value=decision.cost_usd)
-        if any(call.is_model_call and not call.ok for call in decision.tool_calls):
+        if any(_model_api_failed(call) for call in decision.tool_calls):
             metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
         if any(call.tool in EVIDENCE_LOOKUP_TOOLS and not call.ok for call in decision.tool_calls):
             metrics.add_metric(name="EvidenceUnavailable", unit=MetricUnit.Count, value=1)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from strands.types.exceptions import ModelThrottledException
 
 from adapters.clock import FixedClock
+from adapters.engines.agent import AgentEngine
 from adapters.engines.pipeline import PipelineEngine
 from domain.models import AccountType, PriorityLevel, SyncStatus
 from domain.taxonomy import load_taxonomy
@@ -26,6 +29,7 @@ from tests.builders import (
     a_customer,
     outages_on,
 )
+from tests.strands_fakes import ScriptedModel, tool_use
 from tests.unit.test_ingestion_handler import emitted_metrics
 
 EVENT: dict[str, Any] = json.loads(
@@ -201,3 +205,32 @@ def test_the_pretraffic_hook_check_event_is_answered_without_routing_anything() 
     # Then it answers that it started, and nothing was routed or stored
     assert result == {"status": "started"}
     assert repository.decisions == {}
+
+
+@pytest.mark.parametrize(
+    ("turns", "counted"),
+    [
+        # a model that keeps asking for tools until the engine's call budget stops it
+        ([tool_use("get_historical_context", {}, use_id=f"t{n}") for n in range(3)], False),
+        ([{"raise": ModelThrottledException("Too many requests")}], True),
+    ],
+)
+def test_only_a_failure_at_the_model_provider_counts_as_a_bedrock_api_error(
+    turns: list[dict[str, Any]], counted: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given metrics on, and the agent engine with a model stopped by its budget (or throttled)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    orchestrator.metrics.clear_metrics()
+    repository = InMemoryRepository()
+    deps = deps_for(repository)
+    pipeline = deps.engine
+    assert isinstance(pipeline, PipelineEngine)
+    agent = AgentEngine(toolkit=pipeline.toolkit, pipeline=pipeline, model=ScriptedModel(turns), model_id="claude")
+    # When the orchestrator routes the event's ticket
+    invoke(copy.deepcopy(EVENT), dataclasses.replace(deps, engine=agent))
+    # Then the ticket is routed from the pipeline either way, and only the throttle is a Bedrock error
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert emitted["TicketsProcessed"] == [1.0]
+    assert emitted.get("BedrockAPIErrors") == ([1.0] if counted else None)
+    assert len(repository.decisions) == 1
