@@ -398,7 +398,12 @@ class AgentEngine:
                 tool_calls=(*log.calls, model_call),
                 usage=usage,
                 cost_usd=self._cost(usage, tools.extra_usage),
-                notes=(f"Model unavailable ({type(exc).__name__}); the pipeline decision stands.",),
+                # Why the model was asked stays beside why it gave no answer: the reviewer this
+                # decision goes to sees what made the pipeline's answer doubtful.
+                notes=(
+                    *((why,) if why else ()),
+                    f"Model unavailable ({type(exc).__name__}); the pipeline decision stands.",
+                ),
                 force_review=True,
             )
         # The entry names this model: its own calls and tokens, not those of a second opinion, which

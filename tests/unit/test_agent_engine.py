@@ -320,6 +320,9 @@ def test_throttling_falls_back_to_the_pipeline_and_flags_review() -> None:
     assert decision.requires_manual_review
     failed = [c for c in decision.tool_calls if c.tool == "model"]
     assert failed and not failed[0].ok and "ModelThrottledException" in failed[0].detail
+    # And the reviewer reads why the model was asked beside why it did not answer
+    assert "Escalated to the model: classifier confidence 0.50 < 0.70." in decision.reasoning
+    assert "Model unavailable (ModelThrottledException)" in decision.reasoning
 
 
 def test_a_model_that_never_answers_is_stopped_by_the_budget() -> None:
