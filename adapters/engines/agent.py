@@ -436,6 +436,10 @@ class AgentEngine:
                 *notes,
                 f"The model chose {reconciled.proposal.category!r} over the classifier's {primary!r}: review.",
             )
+        # Only the first answer is kept, so its confidence would hide the other: a person decides.
+        conflicting = len(budget.answered_categories) > 1
+        if conflicting:
+            notes = (*notes, "The model answered with more than one category at once: review.")
         return EngineResult(
             proposal=reconciled.proposal,
             evidence=evidence,
@@ -443,7 +447,7 @@ class AgentEngine:
             usage=usage,
             cost_usd=self._cost(usage, tools.extra_usage),
             notes=(*notes, *reconciled.notes),
-            force_review=reconciled.force_review or overruled,
+            force_review=reconciled.force_review or overruled or conflicting,
         )
 
     def _second_opinion_fn(self) -> Callable[[str], tuple[dict[str, Any], ModelUsage]] | None:
@@ -524,6 +528,9 @@ class _Budget:
         # Whether the model's current turn holds its RoutingAnswer: the agent then stops, and no
         # model call reads the other tools' answers of that turn.
         self._answering = False
+        # The categories of the RoutingAnswers in the model's latest turn. Strands keeps the first
+        # valid one; a turn that names two answers with two categories is a model unsure of its own.
+        self.answered_categories: set[str] = set()
         # Tokens of the answered calls, set once the agent returns or fails.
         self.usage = ModelUsage()
 
@@ -545,13 +552,21 @@ class _Budget:
         if not self.has_time():
             raise ModelBudgetExceeded("not enough time left before the function's deadline")
         self.model_calls += 1
+        self.answered_categories = set()
 
     def _before_tools(self, event: Any) -> None:
         content = event.message.get("content", []) if isinstance(event.message, dict) else []
-        self._answering = any(
-            isinstance(block, dict) and block.get("toolUse", {}).get("name") == RoutingAnswer.__name__
+        answers = [
+            block["toolUse"].get("input")
             for block in content
-        )
+            if isinstance(block, dict) and block.get("toolUse", {}).get("name") == RoutingAnswer.__name__
+        ]
+        self._answering = bool(answers)
+        self.answered_categories = {
+            answer["category"].strip().casefold()
+            for answer in answers
+            if isinstance(answer, dict) and isinstance(answer.get("category"), str)
+        }
 
     def _before_tool(self, event: Any) -> None:
         name = event.tool_use.get("name", "") if isinstance(event.tool_use, dict) else ""

@@ -668,3 +668,35 @@ def test_a_failure_after_a_tool_call_is_recorded_by_its_cause(second_turn: dict[
     assert (entry.tool, entry.ok) == ("model", False)
     assert entry.detail.startswith(f"{cause}: ")
     assert result.notes == (f"Model unavailable ({cause}); the pipeline decision stands.",)
+
+
+def test_a_turn_answering_with_two_categories_goes_to_review() -> None:
+    # Given a model whose one turn gives two answers: the classifier's category first, then another
+    first = answer("Billing Dispute", "Billing Support", confidence=0.95)["content"][0]
+    second = tool_use(
+        "RoutingAnswer",
+        {"category": "Account Access", "team": "Account Management", "confidence": 0.9, "reasoning": "Or login."},
+        use_id="tu-answer-2",
+    )["content"][0]
+    model = ScriptedModel([{"content": [first, second]}])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6, runner_up="Account Access"))
+
+    # When the ticket is routed
+    decision = route(agent, repo, description="I was charged for a month I could not log in")
+
+    # Then the first answer's team stands, but a person checks it: the model was not sure of it
+    assert decision.assigned_team == "Billing Support"
+    assert decision.requires_manual_review
+    assert "more than one category" in decision.reasoning
+
+
+def test_a_refused_answer_then_another_category_is_not_a_conflict() -> None:
+    # Given a model whose first answer is refused (confidence out of range) and which then answers
+    # with another category, the classifier's
+    model = ScriptedModel(
+        [answer("Account Access", "Account Management", confidence=3.0), answer("Billing Dispute", "Billing Support")]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    # When the ticket is routed, then its one valid answer is taken as it is
+    decision = route(agent, repo)
+    assert (decision.assigned_team, decision.requires_manual_review) == ("Billing Support", False)
