@@ -5,6 +5,7 @@ Strands is imported lazily, so the pipeline engine never pays for it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from adapters.engines.agent import AgentEngine
@@ -101,8 +102,16 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
     raise ConfigurationError(f"MODEL_PROVIDER={provider!r} is not supported")
 
 
+# Claude models that Bedrock offers no prompt caching for: it refuses a request holding a cache point
+# ("You invoked an unsupported model or your request did not allow prompt caching"), so every call
+# of the agent would fail. Claude 3.5 Sonnet (v2) had it in a closed preview only.
+_CLAUDE_WITHOUT_PROMPT_CACHING = re.compile(r"claude-(?:v2|instant|3-(?:opus|sonnet|haiku)|3-5-sonnet)")
+
+
 def _supports_prompt_caching(model_id: str) -> bool:
-    return any(marker in model_id.lower() for marker in ("anthropic", "claude"))
+    lowered = model_id.lower()
+    claude = any(marker in lowered for marker in ("anthropic", "claude"))
+    return claude and not _CLAUDE_WITHOUT_PROMPT_CACHING.search(lowered)
 
 
 def build_second_opinion(settings: RoutingSettings, prices: PriceTable) -> Any | None:

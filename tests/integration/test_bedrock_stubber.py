@@ -208,14 +208,36 @@ def test_the_request_carries_the_production_inference_config_tools_and_prompt_ca
     assert prompt.startswith('<ticket id="T-STUB-1"') and "- text classifier: Billing Dispute 0.55" in prompt
 
 
-def test_no_prompt_cache_point_is_sent_to_a_model_without_prompt_caching() -> None:
-    # Given the same factory pointed at a non-Anthropic model (CacheConfig "auto" must leave it alone)
-    r = rig("agent", model_id="amazon.nova-pro-v1:0", prices={"amazon.nova-pro": NOVA_PRO_PRICE})
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "amazon.nova-pro-v1:0",
+        # Claude models Bedrock has no prompt caching for
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "anthropic.claude-v2:1",
+    ],
+)
+def test_no_prompt_cache_point_is_sent_to_a_model_without_prompt_caching(model_id: str) -> None:
+    # Given the same factory pointed at a model without prompt caching on Bedrock (CacheConfig "auto"
+    # must leave it alone)
+    r = rig("agent", model_id=model_id, prices={model_id: NOVA_PRO_PRICE})
     r.stubber.add_response("converse", routing_answer("Billing Dispute", "Billing Support", 0.9, inputTokens=10))
     # When a ticket is routed
     r.route()
     # Then the request has no cache point anywhere (Bedrock would reject one for this model)
     assert "cachePoint" not in json.dumps(r.sent[0])
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["us.anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-7-sonnet-20250219-v1:0", SONNET],
+)
+def test_a_claude_model_with_prompt_caching_gets_the_cache_point(model_id: str) -> None:
+    r = rig("agent", model_id=model_id, prices={model_id: NOVA_PRO_PRICE})
+    r.stubber.add_response("converse", routing_answer("Billing Dispute", "Billing Support", 0.9, inputTokens=10))
+    r.route()
+    assert r.sent[0]["system"][-1] == {"cachePoint": {"type": "default"}}
 
 
 def test_a_model_without_a_known_price_is_refused_at_start_up_rather_than_billed_as_free() -> None:
