@@ -20,6 +20,7 @@ from handlers.labelled_data import (
     report_problems,
 )
 from handlers.output_paths import OutputPathError, check_writable, same_file
+from handlers.settings import LocalSettings, load_settings
 
 MIN_EXAMPLES_PER_LABEL = 10
 DEFAULT_C = 20.0
@@ -30,7 +31,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--data", type=path_argument, required=True, help="labelled tickets, CSV or JSON Lines")
     add_column_arguments(parser)
     parser.add_argument(
-        "--model-dir", type=path_argument, help="where to write the model (default .ticket-router/models/...)"
+        "--model-dir",
+        type=path_argument,
+        help="where to write the model (default: a new folder in ROUTER_HOME/models, .ticket-router/models unset)",
     )
     parser.add_argument(
         "--backend",
@@ -180,7 +183,11 @@ def run(args: argparse.Namespace) -> int:
     # Read before training starts: a broken taxonomy should fail in a second, not after the fit.
     threshold = auto_route_threshold()
     version = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    model_dir = args.model_dir or Path(".ticket-router") / "models" / f"{args.data.stem}-{args.backend}-{version}"
+    # Under ROUTER_HOME, where the other commands keep their state: one who set it looks for the
+    # model there, not in whichever directory the command happened to run from.
+    model_dir = args.model_dir or (
+        load_settings(LocalSettings).router_home / "models" / f"{args.data.stem}-{args.backend}-{version}"
+    )
     check_writable(model_dir, "--model-dir", directory=True)
     _require_data_outside_artifact(args.data, model_dir)
     data = read_labelled(args.data, columns_from_args(args), args.label_column)

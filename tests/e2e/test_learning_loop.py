@@ -63,6 +63,26 @@ def test_train_writes_a_versioned_artifact_and_warns_about_thin_labels(
     assert "label 'rare' has only 2 example(s)" in captured.err
 
 
+def test_train_without_a_model_dir_writes_the_model_under_router_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given ROUTER_HOME set, and a command run from another directory
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("ROUTER_HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    # When a model is trained without --model-dir
+    code = main(["train", "--data", str(data), "--label-column", "intent", "--no-static-vectors"])
+    # Then it is written in ROUTER_HOME's models folder, where the output says, and nowhere else
+    assert code == 0
+    [model_dir] = (home / "models").iterdir()
+    assert (model_dir / "metadata.json").is_file()
+    assert f"-> {model_dir}" in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_artifact_round_trips_to_the_same_predictions(tmp_path: Path) -> None:
     data = tmp_path / "train.csv"
     rows = write_dataset(data)
