@@ -67,10 +67,14 @@ def register(subparsers: Any) -> None:
     )
     add_routing_arguments(parser)
     parser.add_argument(
-        "--customers", type=path_argument, help="customer profiles (JSON array); default: bundled samples"
+        "--customers",
+        type=path_argument,
+        help="customer profiles (JSON array); default: ROUTER_CUSTOMERS_FILE, else bundled samples",
     )
     parser.add_argument(
-        "--services", type=path_argument, help="service status snapshot (JSON); default: bundled samples"
+        "--services",
+        type=path_argument,
+        help="service status snapshot (JSON); default: ROUTER_SERVICES_FILE, else bundled samples",
     )
     parser.add_argument(
         "--now",

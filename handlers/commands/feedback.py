@@ -47,13 +47,13 @@ def register(subparsers: Any) -> None:
         help="file to write (.csv, .jsonl or .json; - for standard output, as CSV)",
     )
     export.add_argument(
-        "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
+        "--db", type=path_argument, help="decision store (default: ROUTER_DB, else ticket-router.db in ROUTER_HOME)"
     )
     export.add_argument("--all", action="store_true", help="also export confirmations, not only re-routes")
     export.set_defaults(func=run_export)
     stats = actions.add_parser("stats", help="routing accuracy: the share of decisions not re-routed")
     stats.add_argument(
-        "--db", type=path_argument, help="decision store (default: ROUTER_DB or .ticket-router/ticket-router.db)"
+        "--db", type=path_argument, help="decision store (default: ROUTER_DB, else ticket-router.db in ROUTER_HOME)"
     )
     stats.set_defaults(func=run_stats)
 

@@ -38,16 +38,27 @@ def parse_now(value: str) -> datetime:
 
 def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose how tickets are routed; `route` and `backtest` share them."""
-    parser.add_argument("--engine", choices=("pipeline", "agent", "hybrid"), help="routing engine (default: pipeline)")
+    # Each default names its environment variable: the option only overrides what it sets.
     parser.add_argument(
-        "--model-dir", type=path_argument, help="trained classifier artifact (default: the bundled model)"
+        "--engine",
+        choices=("pipeline", "agent", "hybrid"),
+        help="routing engine (default: ROUTING_ENGINE, else pipeline)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=path_argument,
+        help="trained classifier artifact (default: ROUTER_MODEL_DIR, else the bundled model)",
     )
     parser.add_argument(
         "--label-team-map",
         type=path_argument,
-        help="map a trained model's labels to teams (JSON object or label,team CSV)",
+        help="map a trained model's labels to teams (JSON object or label,team CSV; default: ROUTER_LABEL_TEAM_MAP)",
     )
-    parser.add_argument("--taxonomy", type=path_argument, help="taxonomy TOML (default: the bundled telecom taxonomy)")
+    parser.add_argument(
+        "--taxonomy",
+        type=path_argument,
+        help="taxonomy TOML (default: ROUTER_TAXONOMY, else the bundled telecom taxonomy)",
+    )
 
 
 def routing_settings(args: argparse.Namespace) -> LocalSettings:
@@ -81,10 +92,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("file", type=path_argument, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
     parser.add_argument(
-        "--customers", type=path_argument, help="customer profiles (JSON array); default: bundled samples"
+        "--customers",
+        type=path_argument,
+        help="customer profiles (JSON array); default: ROUTER_CUSTOMERS_FILE, else bundled samples",
     )
     parser.add_argument(
-        "--services", type=path_argument, help="service status snapshot (JSON); default: bundled samples"
+        "--services",
+        type=path_argument,
+        help="service status snapshot (JSON); default: ROUTER_SERVICES_FILE, else bundled samples",
     )
     parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
     parser.add_argument(
@@ -95,7 +110,12 @@ def register(subparsers: Any) -> None:
         type=path_argument,
         help="SQLite decision store to use and keep (default: a fresh in-memory store for this run)",
     )
-    parser.add_argument("--outbox", type=path_argument, help="JSONL outbox standing in for the ticketing system")
+    parser.add_argument(
+        "--outbox",
+        type=path_argument,
+        help="JSONL outbox standing in for the ticketing system (default: ROUTER_OUTBOX, else outbox.jsonl in "
+        "ROUTER_HOME)",
+    )
     add_routing_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
     parser.set_defaults(func=run)

@@ -113,3 +113,46 @@ def test_an_empty_setting_is_unset_not_this_directory(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in work.iterdir()) == [".ticket-router"]
     assert (work / ".ticket-router" / "outbox.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("command", "variables"),
+    [
+        (
+            ["route"],
+            [
+                "ROUTING_ENGINE",
+                "ROUTER_MODEL_DIR",
+                "ROUTER_LABEL_TEAM_MAP",
+                "ROUTER_TAXONOMY",
+                "ROUTER_CUSTOMERS_FILE",
+                "ROUTER_SERVICES_FILE",
+                "ROUTER_OUTBOX",
+            ],
+        ),
+        (
+            ["backtest"],
+            [
+                "ROUTING_ENGINE",
+                "ROUTER_MODEL_DIR",
+                "ROUTER_LABEL_TEAM_MAP",
+                "ROUTER_TAXONOMY",
+                "ROUTER_CUSTOMERS_FILE",
+                "ROUTER_SERVICES_FILE",
+            ],
+        ),
+        (["feedback", "export"], ["ROUTER_DB", "ROUTER_HOME"]),
+        (["feedback", "stats"], ["ROUTER_DB", "ROUTER_HOME"]),
+        (["train"], ["ROUTER_HOME"]),
+    ],
+)
+def test_help_names_the_variable_each_default_comes_from(
+    command: list[str], variables: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a command's help is asked for
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    # Then each option whose default a variable sets names it: "default: the bundled model" would
+    # hide that ROUTER_MODEL_DIR, set in the shell, is the model the command uses
+    text = " ".join(capsys.readouterr().out.split())
+    assert [v for v in variables if v not in text] == []
