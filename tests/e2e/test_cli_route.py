@@ -100,6 +100,35 @@ def test_bad_rows_are_named_and_good_rows_still_routed(tmp_path: Path, capsys: p
     assert "Traceback" not in err
 
 
+def test_a_spreadsheet_header_spelling_names_the_same_fields(tmp_path: Path) -> None:
+    # Given a CSV exported from a helpdesk, its column names capitalised and spaced
+    tickets = tmp_path / "export.csv"
+    tickets.write_text(
+        "Ticket ID,Customer ID,Subject,Description,Timestamp\n"
+        "HD-1,CUST-1001,Bill,charged twice for the same month,2026-11-21T12:00:00Z\n"
+    )
+    # When it is routed
+    code, [decision] = route(tmp_path, str(tickets))
+    # Then each column is read as its field: none is dropped, nor the row refused for lacking it
+    assert code == 0
+    assert decision["ticket_id"] == "HD-1"
+    assert decision["customer_id"] == "CUST-1001"
+    assert decision["subject"] == "Bill"
+    assert decision["priority"]["factors"]["age"] == 20
+
+
+def test_a_field_given_under_two_spellings_is_a_row_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a row that names its subject twice, in two spellings
+    tickets = tmp_path / "twice.csv"
+    tickets.write_text("subject,Subject,customer_id,description\na,b,C,internet down\n")
+    # When it is routed
+    code, decisions = route(tmp_path, str(tickets))
+    # Then the row is refused naming both, rather than one of them chosen silently
+    assert code == 2
+    assert decisions == []
+    assert "row 2: subject: given twice, as 'subject' and 'Subject'" in capsys.readouterr().err
+
+
 def test_a_repeated_ticket_id_is_skipped_when_the_ticket_is_the_same_and_refused_when_it_is_another(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
