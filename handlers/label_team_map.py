@@ -71,7 +71,9 @@ def _csv_entries(text: str) -> Iterator[tuple[str, object, object]]:
             return  # an empty file, which the caller refuses as such
         names = [name.strip().casefold() for name in header]
         if "label" not in names or "team" not in names:
-            raise ValueError(f"the header is {header!r}"[:200])
+            # A map written straight away as label,team rows has its first mapping taken for the
+            # header: say that a header line is what is missing.
+            raise ValueError(f"its first line must be the header label,team, not {','.join(header)!r}"[:200])
         label_at, team_at = names.index("label"), names.index("team")
         for row in rows:
             if not any(cell.strip() for cell in row):

@@ -54,3 +54,16 @@ def test_a_label_sent_to_two_teams_is_refused_naming_both(tmp_path: Path, name: 
         f"label-team map {path}: {where} sends 'refund' to 'Network Operations', "
         "but an earlier entry sends it to 'Billing Support'"
     )
+
+
+def test_a_csv_map_without_its_header_line_is_refused_saying_the_header_is_missing(tmp_path: Path) -> None:
+    # Given a map written as label,team rows with no header line
+    path = tmp_path / "map.csv"
+    path.write_text("refund,Billing Support\nno_signal,Network Operations\n")
+    # When it is read, then the error says which line it expected first, and what it found there
+    with pytest.raises(ConfigurationError) as refused:
+        read_label_team_map(path)
+    assert str(refused.value) == (
+        f"label-team map {path} must be a JSON object or a CSV with label,team: "
+        "its first line must be the header label,team, not 'refund,Billing Support'"
+    )
