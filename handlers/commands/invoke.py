@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     result = orchestrator.lambda_handler(event, context, deps=local_orchestrator_deps(app))
                 except orchestrator.InvalidEvent as exc:
-                    raise EventFileError(str(exc)) from exc
+                    # Named as the other functions' wrong events are: the file, and a sample to follow.
+                    raise EventFileError(
+                        f"event file {args.event} is not an EventBridge TicketReceived event, which the orchestrator"
+                        f" function takes: {exc} (see events/eventbridge_ticket_received.json)"
+                    ) from exc
             else:
                 try:
                     result = ticketing_update.lambda_handler(event, context, deps=local_ticketing_update_deps(app))

@@ -141,6 +141,13 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
             id="invalid-ticket-received",
         ),
         pytest.param(
+            "orchestrator",
+            lambda tmp: EVENTS / "api_post_ticket.json",
+            "api_post_ticket.json is not an EventBridge TicketReceived event, which the orchestrator function takes:"
+            " TicketReceived detail is invalid at: detail (see events/eventbridge_ticket_received.json)",
+            id="orchestrator-given-an-api-event",
+        ),
+        pytest.param(
             "ingestion",
             lambda tmp: EVENTS / "dynamodb_stream_decision.json",
             "not an API Gateway (REST proxy) event",
