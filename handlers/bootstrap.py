@@ -73,16 +73,26 @@ def build_taxonomy(settings: RoutingSettings | LocalSettings | IngestionSettings
     return taxonomy
 
 
-def check_labels_routable(classifier: IssueClassifier, taxonomy: Taxonomy) -> None:
+def check_labels_routable(classifier: IssueClassifier, taxonomy: Taxonomy, settings: RoutingSettings) -> None:
     """Fail at start-up, not per ticket, when a model predicts labels the rules cannot route."""
     labels = getattr(classifier, "labels", None) or []
     unknown = [label for label in labels if taxonomy.find_category(label) is None]
-    if unknown:
-        shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    if not unknown:
+        return
+    shown = ", ".join(repr(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    if settings.router_label_team_map is None:
         raise ConfigurationError(
             f"the classifier predicts labels that are not taxonomy categories ({shown}); "
             "map them to teams with --label-team-map / ROUTER_LABEL_TEAM_MAP"
         )
+    # With a map, its labels are the categories: telling the user to give the map they gave, or
+    # calling the taxonomy's own categories unknown (a map used without its model), misleads.
+    model = settings.router_model_dir or "the bundled telecom model"
+    raise ConfigurationError(
+        f"the label-team map {settings.router_label_team_map} does not map label(s) {shown} of the classifier"
+        f" ({model}); add them to the map, or check that the map and the model (--model-dir / ROUTER_MODEL_DIR)"
+        " go together"
+    )
 
 
 def build_engine(
@@ -236,7 +246,7 @@ def bootstrap_local(
     service_status = JsonServiceStatusProvider(services_file or settings.router_services_file)
     if engine is None:
         classifier = build_classifier(settings)
-        check_labels_routable(classifier, taxonomy)
+        check_labels_routable(classifier, taxonomy, settings)
         engine = build_engine(
             settings,
             taxonomy=taxonomy,
@@ -495,7 +505,7 @@ def build_orchestrator_deps(settings: OrchestratorSettings | None = None) -> Orc
     taxonomy = build_taxonomy(settings)
     repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
     classifier = build_classifier(settings)
-    check_labels_routable(classifier, taxonomy)
+    check_labels_routable(classifier, taxonomy, settings)
     engine = build_engine(
         settings,
         taxonomy=taxonomy,

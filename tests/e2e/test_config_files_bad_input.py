@@ -90,6 +90,18 @@ CASES: dict[str, tuple[str, Callable[[Path], Path], str]] = {
         "names team(s) the taxonomy does not have: 'Fraud', 'Refunds'; the teams are 'Network Operations', "
         "'Billing Support', 'Technical Support', 'Account Management'",
     ),
+    "label-team map leaving out a label of the model": (
+        "--label-team-map",
+        _text("teams.json", json.dumps({k: v for k, v in ALL_LABELS.items() if k != "Account Access"})),
+        "does not map label(s) 'Account Access' of the classifier (the bundled telecom model); add them to the map,"
+        " or check that the map and the model (--model-dir / ROUTER_MODEL_DIR) go together",
+    ),
+    "label-team map of another model's labels": (
+        "--label-team-map",
+        _text("teams.csv", "label,team\nrefund,Billing Support\nno_signal,Network Operations\n"),
+        "does not map label(s) 'Account Access', 'Billing Dispute', 'Network Outage', 'Technical Problem' of the"
+        " classifier (the bundled telecom model)",
+    ),
     "customers nested 100000 deep": (
         "--customers",
         _text("customers.json", "[" * 100_000),
