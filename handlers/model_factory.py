@@ -52,6 +52,16 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
     """The Strands model for the configured provider, and the model id used for pricing."""
     provider = settings.model_provider
     if provider == "bedrock":
+        # These name another provider's model: ignored, Bedrock would answer (and bill) with
+        # BEDROCK_MODEL_ID's model while the user believes theirs is the one routing.
+        given = [name for name in ("model_id", "model_endpoint", "model_api_key") if getattr(settings, name)]
+        if given:
+            names = ", ".join(name.upper() for name in given)
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ConfigurationError(
+                f"{names} {verb} to MODEL_PROVIDER=openai, ollama or anthropic, not bedrock (the default): "
+                "set MODEL_PROVIDER, or name a Bedrock model with BEDROCK_MODEL_ID"
+            )
         from strands.models import BedrockModel
 
         model = BedrockModel(

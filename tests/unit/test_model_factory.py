@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from domain.errors import ConfigurationError
 from handlers.model_factory import build_model, model_call_worst_case_seconds
 from handlers.settings import RoutingSettings
 
@@ -45,3 +46,15 @@ def test_every_provider_s_client_is_held_to_one_attempt_within_the_call_budget(
         assert built["ollama_client_args"] == {"timeout": budget}  # httpx options: no retries to turn off
     else:
         assert (built["client_args"]["timeout"], built["client_args"]["max_retries"]) == (budget, 0)
+
+
+@pytest.mark.parametrize("option", ["model_id", "model_endpoint", "model_api_key"])
+def test_another_provider_s_setting_with_bedrock_is_refused_naming_it(option: str) -> None:
+    # Given the default provider, Bedrock, and a setting only the other providers read
+    settings = RoutingSettings(**{option: "amazon.nova-pro"})
+    # When the model is built, then it is refused, naming the variable, rather than silently
+    # routing (and billing) with BEDROCK_MODEL_ID's model
+    with pytest.raises(ConfigurationError) as refused:
+        build_model(settings)
+    assert str(refused.value).startswith(f"{option.upper()} applies to MODEL_PROVIDER=openai, ollama or anthropic")
+    assert "BEDROCK_MODEL_ID" in str(refused.value)
