@@ -73,7 +73,11 @@ def build_model(settings: RoutingSettings) -> tuple[Any, str]:
             boto_client_config=_bedrock_client_config(settings),
         )
         return model, settings.bedrock_model_id
-    model_id = settings.model_id or settings.bedrock_model_id
+    if not settings.model_id:
+        # BEDROCK_MODEL_ID's default is a Bedrock inference profile, which no other provider
+        # knows: every call would fail, each ticket falling back to the pipeline.
+        raise ConfigurationError(f"MODEL_PROVIDER={provider} needs MODEL_ID, the model's name at that provider")
+    model_id = settings.model_id
     try:
         if provider == "openai":
             from strands.models.openai import OpenAIModel

@@ -58,3 +58,14 @@ def test_another_provider_s_setting_with_bedrock_is_refused_naming_it(option: st
         build_model(settings)
     assert str(refused.value).startswith(f"{option.upper()} applies to MODEL_PROVIDER=openai, ollama or anthropic")
     assert "BEDROCK_MODEL_ID" in str(refused.value)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "ollama"])
+def test_another_provider_without_a_model_id_is_refused(provider: str) -> None:
+    # Given a provider other than Bedrock and no MODEL_ID
+    settings = RoutingSettings(model_provider=provider)
+    # When the model is built, then it is refused: Bedrock's inference profile id, sent to that
+    # provider instead, would fail every call
+    with pytest.raises(ConfigurationError) as refused:
+        build_model(settings)
+    assert str(refused.value) == f"MODEL_PROVIDER={provider} needs MODEL_ID, the model's name at that provider"
