@@ -47,10 +47,15 @@ def read_text(path: Path, what: str) -> str:
         raise RecordFileError(f"{what} not found: {path}") from exc
     except OSError as exc:
         raise RecordFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    # A byte-order mark of UTF-16 (Excel's "Unicode Text", PowerShell's Out-File) names the encoding
+    # for certain: no UTF-8 text starts with those bytes.
+    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise RecordFileError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        raise RecordFileError(
+            f"{path}: not {'UTF-16' if utf16 else 'UTF-8'} text (byte {exc.start}); save it as UTF-8 (Excel: CSV UTF-8)"
+        ) from exc
     if not text.strip():
         raise RecordFileError(f"{path}: the file is empty")
     return text

@@ -96,6 +96,26 @@ def test_a_file_unusable_as_a_whole_is_one_clear_error(tmp_path: Path, content: 
         list(read_records(data, "data file"))
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_with_its_byte_order_mark_is_read(tmp_path: Path, encoding: str) -> None:
+    # Given a CSV saved as UTF-16 with a byte-order mark, as Excel's "Unicode Text" and
+    # PowerShell's Out-File save it
+    data = tmp_path / "tickets.csv"
+    data.write_bytes("\ufefftext,label\ncafé,a\n".encode(encoding))
+    # When it is read, then it reads as the same file in UTF-8 would
+    assert list(read_records(data, "data file")) == [(2, {"text": "café", "label": "a"})]
+
+
+def test_text_in_another_encoding_is_refused_saying_how_to_save_it(tmp_path: Path) -> None:
+    # Given a CSV saved as Latin-1
+    data = tmp_path / "tickets.csv"
+    data.write_bytes("text,label\ncafé,a\n".encode("latin-1"))
+    # When it is read, then the error says what to do about it
+    with pytest.raises(RecordFileError) as refused:
+        list(read_records(data, "data file"))
+    assert str(refused.value) == f"{data}: not UTF-8 text (byte 14); save it as UTF-8 (Excel: CSV UTF-8)"
+
+
 def test_a_missing_file_names_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(RecordFileError, match="ticket file not found"):
         list(read_records(tmp_path / "absent.csv", "ticket file"))
