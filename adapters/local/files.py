@@ -33,6 +33,11 @@ def _read_json(path: Path, what: str) -> Any:
         raise ConfigurationError(f"{what} file {path} is JSON nested too deeply to read") from exc
 
 
+def _json_kind(document: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(document), "a number")
+
+
 def _describe(exc: ValidationError, what: str, path: Path) -> ConfigurationError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
@@ -54,6 +59,11 @@ class JsonCustomerDirectory:
                     f" array; this object has no such key (its keys: {keys})"
                 )
             document = document["customers"]
+        if not isinstance(document, list):
+            # pydantic's word for it names no field ("Input should be a valid list" at nowhere).
+            raise ConfigurationError(
+                f"customers file {self.path}: expected a JSON array of profiles, not {_json_kind(document)}"
+            )
         try:
             profiles = _PROFILES.validate_python(document)
         except ValidationError as exc:
@@ -78,7 +88,12 @@ class JsonServiceStatusProvider:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else DEFAULT_SERVICES_FILE
         document = _read_json(self.path, "services")
-        if isinstance(document, dict) and "outages" not in document:
+        if not isinstance(document, dict):
+            # pydantic's word for it names no field, and the model's class instead.
+            raise ConfigurationError(
+                f'services file {self.path}: expected a JSON object with an "outages" list, not {_json_kind(document)}'
+            )
+        if "outages" not in document:
             # The model's default, no outages, would hide a misspelt or misplaced list: every
             # outage override and service-impact point would be lost without a word.
             keys = ", ".join(map(repr, list(document)[:5])) or "none"

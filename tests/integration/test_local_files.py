@@ -86,3 +86,23 @@ def test_a_customer_listed_twice_alike_is_read(tmp_path: Path) -> None:
     path = tmp_path / "customers.json"
     path.write_text('[{"customer_id": "CUST-1", "is_vip": true}, {"customer_id": "CUST-1", "is_vip": true}]')
     assert JsonCustomerDirectory(path).get_profile("CUST-1").is_vip
+
+
+@pytest.mark.parametrize(
+    ("reader", "document", "message"),
+    [
+        (JsonServiceStatusProvider, "[]", 'expected a JSON object with an "outages" list, not an array'),
+        (JsonCustomerDirectory, '"CUST-1"', "expected a JSON array of profiles, not a string"),
+        (JsonCustomerDirectory, '{"customers": {"CUST-1": {}}}', "expected a JSON array of profiles, not an object"),
+    ],
+)
+def test_a_file_of_the_wrong_json_kind_is_refused_saying_what_it_should_hold(
+    tmp_path: Path, reader: type, document: str, message: str
+) -> None:
+    # Given a customers or services file holding another kind of JSON than the one expected
+    path = tmp_path / "file.json"
+    path.write_text(document)
+    # When it is read, then the error says what the file should hold, not pydantic's class name at no field
+    with pytest.raises(ConfigurationError) as refused:
+        reader(path)
+    assert str(refused.value).endswith(f"file {path}: {message}")
