@@ -123,6 +123,11 @@ class LocalSettings(RoutingSettings):
     def outbox_path(self) -> Path:
         return self.router_outbox or self.router_home / "outbox.jsonl"
 
+    @property
+    def outbox_name(self) -> str:
+        """The outbox as an error names it: by the variable that put it where it is."""
+        return f"the outbox ({'ROUTER_OUTBOX' if self.router_outbox else 'in ROUTER_HOME'})"
+
 
 class IngestionSettings(_Settings):
     eventbridge_bus_name: str = Field(min_length=1)

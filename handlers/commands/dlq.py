@@ -166,9 +166,7 @@ def _replay_locally(args: argparse.Namespace) -> _Replayed:
     settings = load_settings(LocalSettings)
     # A missing store has nothing to replay; creating one would only hide a mistyped path.
     SqliteDecisionRepository(settings.db_path, create=False).close()
-    check_writable(
-        settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
-    )
+    check_writable(settings.outbox_path, settings.outbox_name, keep_apart={"the decision store": settings.db_path})
     with _only_replay_of(settings.db_path):
         app = bootstrap_local(settings)
         try:

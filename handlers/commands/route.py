@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         "--services": args.services or settings.router_services_file or DEFAULT_SERVICES_FILE,
         **routing_inputs(settings),
     }
-    check_writable(outbox, "--outbox" if args.outbox else "the outbox (ROUTER_OUTBOX)", keep_apart=inputs)
+    check_writable(outbox, "--outbox" if args.outbox else settings.outbox_name, keep_apart=inputs)
     if args.output:
         check_writable(args.output, "--output", replaced=True, keep_apart={**inputs, "--outbox": outbox})
 

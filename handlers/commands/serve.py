@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     # the user asked for them.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     settings = load_settings(LocalSettings)
-    check_writable(
-        settings.outbox_path, "the outbox (ROUTER_OUTBOX)", keep_apart={"the decision store": settings.db_path}
-    )
+    check_writable(settings.outbox_path, settings.outbox_name, keep_apart={"the decision store": settings.db_path})
     wsgi, app, api_key = build_wsgi_app(settings)
     try:
         server = create_server(

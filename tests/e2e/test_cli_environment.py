@@ -156,3 +156,37 @@ def test_help_names_the_variable_each_default_comes_from(
     # hide that ROUTER_MODEL_DIR, set in the shell, is the model the command uses
     text = " ".join(capsys.readouterr().out.split())
     assert [v for v in variables if v not in text] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "named"),
+    [
+        (
+            ["route", str(ROOT / "adapters" / "local" / "sample_data" / "tickets.jsonl")],
+            "ROUTER_HOME",
+            "in ROUTER_HOME",
+        ),
+        (["serve", "--port", "0"], "ROUTER_HOME", "in ROUTER_HOME"),
+        (["serve", "--port", "0"], "ROUTER_OUTBOX", "ROUTER_OUTBOX"),
+    ],
+)
+def test_an_unwritable_outbox_is_named_by_the_variable_that_placed_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    variable: str,
+    named: str,
+) -> None:
+    # Given ROUTER_HOME, or ROUTER_OUTBOX, set to a path under a file
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for name in ("ROUTER_OUTBOX", "ROUTER_DB"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ROUTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, str(blocker / ("outbox.jsonl" if variable == "ROUTER_OUTBOX" else "home")))
+    # When a command that writes the outbox starts
+    code = main(command)
+    # Then it fails naming the variable the user set, not one they never touched
+    assert code == 2
+    assert f"cannot write the outbox ({named}) {blocker}" in capsys.readouterr().err
