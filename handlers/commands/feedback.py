@@ -123,6 +123,11 @@ def run_export(args: argparse.Namespace) -> int:
     out = message_stream(args.output)
     data = "FILE (where you saved them)" if to_stdout else str(args.output)
     print(f"Wrote {len(rows)} correction(s) to {'standard output' if to_stdout else args.output}", file=out)
+    if not rows:
+        # A retraining command for an empty file would only fail, after sending the user to it.
+        what = "corrections or confirmations" if args.all else "re-routes (--all adds confirmations)"
+        print(f"No {what} recorded yet: nothing to retrain on", file=out)
+        return _warn_of_unreadable(store)
     print(
         f"Retrain with: ticket-router train --data {data} --subject-column subject "
         "--body-column description --label-column category",

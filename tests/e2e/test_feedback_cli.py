@@ -12,6 +12,7 @@ import pytest
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import Feedback, IssueClassification
 from handlers.cli import main
+from handlers.commands.feedback import EXPORT_FIELDS
 from handlers.labelled_data import TextColumns, read_labelled
 from tests.builders import NOW
 from tests.integration.test_sqlite_repository import a_decision, damage
@@ -232,3 +233,22 @@ def test_an_export_says_how_many_corrections_have_no_label_to_train_on(
     # Then the row is written without a label, and the export says train will skip it
     assert [json.loads(line)["category"] for line in out.read_text().splitlines()] == [""]
     assert "1 correction(s) have no category" in capsys.readouterr().out
+
+
+def test_an_export_with_no_correction_says_so_instead_of_a_retraining_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store with decisions but no feedback yet
+    db = tmp_path / "decisions.db"
+    repo = SqliteDecisionRepository(db)
+    repo.save(a_decision("T-1", timestamp=1))
+    repo.close()
+    # When corrections are exported
+    code = main(["feedback", "export", "--output", str(tmp_path / "out.csv"), "--db", str(db)])
+    # Then an empty file is written, and the user is told there is nothing to retrain on, not sent
+    # to a `train` that would fail on it
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "No re-routes (--all adds confirmations) recorded yet: nothing to retrain on" in out
+    assert "Retrain with" not in out
+    assert (tmp_path / "out.csv").read_text().splitlines() == [",".join(EXPORT_FIELDS)]
