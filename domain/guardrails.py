@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from domain.models import IssueClassification, Ticket
-from domain.routing import RoutingProposal, overruled_reasoning
+from domain.routing import RoutingProposal, overruled_reasoning, quoted_name
 
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
@@ -119,7 +119,7 @@ def reconcile_with_evidence(
         return Reconciled(
             RoutingProposal.from_classification(classification),
             (
-                f"The model's category {proposal.category!r} is not supported by the ticket's text; classifier kept.",
+                f"The model's category {quoted_name(proposal.category)} is not supported by the ticket's text; classifier kept.",
                 *overruled_reasoning(proposal.reasoning),
             ),
             force_review=True,

@@ -13,6 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.models import CONFIDENCE_DECIMALS, CategoryScore, IssueClassification, TeamScore
 from domain.taxonomy import Taxonomy
 
+# Longest stretch of a proposed name quoted in a decision's notes: a model may answer with a name of
+# thousands of characters, which would otherwise be stored whole in every audit record it touches.
+QUOTED_NAME_MAX_CHARS = 80
+
+
+def quoted_name(name: str) -> str:
+    """A proposed category or team as the notes quote it: cut short past QUOTED_NAME_MAX_CHARS."""
+    return repr(name if len(name) <= QUOTED_NAME_MAX_CHARS else name[:QUOTED_NAME_MAX_CHARS] + "…")
+
 
 class RoutingProposal(BaseModel):
     """What an engine suggests. Untrusted: every field is checked against the taxonomy."""
@@ -113,12 +122,14 @@ def apply_routing_rules(
     rejected = False
     category = taxonomy.find_category(proposal.category)
     if category is None:
-        notes.append(f"Proposed category {proposal.category!r} is not in the taxonomy; rules decided instead.")
+        notes.append(
+            f"Proposed category {quoted_name(proposal.category)} is not in the taxonomy; rules decided instead."
+        )
         rejected = True
     elif proposal.team is not None and proposal.team.strip().casefold() != category.team.casefold():
         known_team = proposal.team.strip().casefold() in {t.casefold() for t in taxonomy.teams}
         reason = "does not handle" if known_team else "is not a known team for"
-        notes.append(f"Proposed team {proposal.team!r} {reason} {category.name!r}; rules decided the team.")
+        notes.append(f"Proposed team {quoted_name(proposal.team)} {reason} {category.name!r}; rules decided the team.")
         rejected = True
 
     if category is None:

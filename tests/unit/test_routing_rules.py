@@ -67,6 +67,19 @@ def test_unknown_category_is_rejected_and_the_fallback_decides_with_review() -> 
     assert any("not in the taxonomy" in note for note in verdict.notes)
 
 
+def test_a_proposed_name_of_thousands_of_characters_is_quoted_cut_short_in_the_notes() -> None:
+    # Given a model answering with a category and a team of 5,000 characters each
+    long_category, long_team = "X" * 5_000, "Y" * 5_000
+    # When the rules dispose of each
+    unknown_category = apply_routing_rules(propose(long_category, 0.99), TAXONOMY, fallback=FALLBACK)
+    unknown_team = apply_routing_rules(propose("Billing Dispute", 0.95, team=long_team), TAXONOMY, fallback=FALLBACK)
+    # Then the notes, stored with every decision, quote only the start of each name
+    notes = [*unknown_category.notes, *unknown_team.notes]
+    assert any("'" + "X" * 80 + "…'" in note for note in notes)
+    assert any("'" + "Y" * 80 + "…'" in note for note in notes)
+    assert max(len(note) for note in notes) < 300
+
+
 def test_unknown_team_is_rejected_and_the_category_decides_the_team() -> None:
     verdict = apply_routing_rules(
         propose("Billing Dispute", 0.95, team="Executive Office"), TAXONOMY, fallback=FALLBACK
