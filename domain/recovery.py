@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.errors import RepositoryUnavailable, SyncUnavailable
-from domain.models import SyncStatus
+from domain.models import RoutingDecision, SyncStatus
 from domain.ports import Clock, DecisionRepository, TicketingSystem
 from domain.services import sync_decision
 
@@ -34,6 +34,13 @@ STALE_PENDING_AFTER = timedelta(minutes=15)
 # hours to change nothing. Failed updates are tried least recently attempted first, so three that
 # always fail cannot stop every run before the others: the next run starts with those.
 DOWN_AFTER_FAILURES = 3
+
+
+def _least_recently_attempted(decision: RoutingDecision) -> tuple[bool, datetime]:
+    """Never attempted (pending, or failed before attempts were recorded) first, then the least
+    recent attempt; a stable sort keeps the repository's order among equals."""
+    attempted = decision.sync_attempted_at
+    return (attempted is not None, attempted or datetime.min.replace(tzinfo=UTC))
 
 
 @dataclass
@@ -81,9 +88,9 @@ def replay_failed_syncs(
     down_after_failures: int = DOWN_AFTER_FAILURES,
     progress: Callable[[ReplayReport, int], None] | None = None,
 ) -> ReplayReport:
-    """Push again every decision whose sync failed, then those still pending for longer than
-    `stale_pending_after`, then (with `include_rejected`) those the ticketing system rejected, at
-    most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
+    """Push again every decision whose sync failed and those still pending for longer than
+    `stale_pending_after` (never tried, so among the first), least recently attempted first, then
+    (with `include_rejected`) those the ticketing system rejected, at most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
     ticketing system harmless. Stops after `down_after_failures` transient failures in a row.
     `progress(report, picked)` is called after each decision, `picked` being how many were chosen."""
     report = ReplayReport()
@@ -93,14 +100,15 @@ def replay_failed_syncs(
     # the future, so only the decision's own creation time decides: not narrowed by receipt time,
     # which would pass over a stranded decision of a ticket dated ahead for as long as it is ahead.
     # Decided in the query, so that recent decisions of backdated tickets cannot fill the limit.
-    stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit - len(failed), made_before=cutoff)
-    report.stale_pending = len(stale)
+    stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit, made_before=cutoff)
+    # One queue, least recently attempted first: a stranded pending decision was never tried, and
+    # behind every failed one it would wait forever once three that always fail stop each run.
+    unsynced = sorted([*failed, *stale], key=_least_recently_attempted)[:limit]
+    report.stale_pending = sum(decision.sync_status is SyncStatus.PENDING for decision in unsynced)
     rejected = (
-        repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit - len(failed) - len(stale))
-        if include_rejected
-        else []
+        repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit - len(unsynced)) if include_rejected else []
     )
-    picked = [*failed, *stale, *rejected]
+    picked = [*unsynced, *rejected]
     failures_in_a_row = 0
     for decision in picked:
         if progress is not None and report.attempted:

@@ -103,18 +103,19 @@ def test_recent_decisions_of_backdated_tickets_do_not_hide_a_stale_one_under_the
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)} == {"T-BACKDATED-1", "T-BACKDATED-2"}
 
 
-def test_failed_decisions_come_first_within_the_limit() -> None:
-    # Given two failed decisions and an hour-old pending one
+def test_a_stranded_pending_decision_never_tried_comes_before_failed_ones_within_the_limit() -> None:
+    # Given two failed decisions, tried once already, and an hour-old pending one, never tried
     repo = failed_store("T-1", "T-2")
     repo.save(made(a_decision("T-STRANDED", timestamp=int(NOW.timestamp()) - 3600), NOW - timedelta(hours=1)))
     ticketing = FlakyTicketing({})
 
     # When a replay may push two
-    replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2)
+    report = replay_failed_syncs(repository=repo, ticketing=ticketing, clock=CLOCK, limit=2)
 
-    # Then the failed ones went, and the pending one waits for the next replay
-    assert sorted(ticketing.pushed) == ["T-1", "T-2"]
-    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.PENDING)] == ["T-STRANDED"]
+    # Then the pending one went first, then the newest failed one; the other waits for the next replay
+    assert ticketing.pushed == ["T-STRANDED", "T-2"]
+    assert report.stale_pending == 1
+    assert [d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)] == ["T-1"]
 
 
 def rejected_store(repo: InMemoryRepository, *ticket_ids: str, first_timestamp: int = 100) -> None:
@@ -307,3 +308,18 @@ def test_three_updates_that_always_fail_stop_one_replay_not_every_one() -> None:
     # Then the later one starts with the update the first left, which gets through
     assert first.ticketing_unavailable is not None and first.not_attempted == 1
     assert ticketing.pushed == ["T-OLD"]
+
+
+def test_updates_that_always_fail_do_not_keep_a_stranded_pending_one_from_its_turn() -> None:
+    # Given three failed syncs the ticketing system always fails, and a decision left pending an hour ago
+    repo = failed_store("T-BAD-1", "T-BAD-2", "T-BAD-3")
+    repo.save(made(a_decision("T-STRANDED", timestamp=int(NOW.timestamp()) - 3600), NOW - timedelta(hours=1)))
+    ticketing = FlakyTicketing({f"T-BAD-{n}": SyncUnavailable("HTTP 500") for n in (1, 2, 3)})
+
+    # When replays run one after another, each stopping once three updates failed in a row
+    for minutes in (1, 2, 3):
+        replay_failed_syncs(repository=repo, ticketing=ticketing, clock=FixedClock(NOW + timedelta(minutes=minutes)))
+
+    # Then the never-tried pending one got its turn and went through
+    assert ticketing.pushed == ["T-STRANDED"]
+    assert repo.find_by_sync_status(SyncStatus.PENDING) == []
