@@ -56,7 +56,7 @@ class ReplayReport:
     # Why the run stopped short, when the store failed under it: what it did before still stands.
     store_error: str | None = None
     # Why the run stopped short, when the ticketing system looked down; and how many of the
-    # decisions it had picked it left untried then.
+    # decisions it had picked it left untried when either stopped it.
     ticketing_unavailable: str | None = None
     not_attempted: int = 0
 
@@ -132,6 +132,7 @@ def replay_failed_syncs(
             # was, and the next replay pushes it again (harmless, by its Idempotency-Key). Stopped
             # here, as the rest would fail alike, and returned, since the pushes so far did happen.
             report.still_failing.append(decision.ticket_id)
+            report.not_attempted = len(picked) - report.attempted
             report.store_error = f"cannot record the sync of {decision.ticket_id}, replay stopped: {exc}"
             return report
         # A refusal is an answer too: the system is up.

@@ -212,6 +212,7 @@ def test_a_store_failing_mid_replay_stops_it_and_keeps_what_it_did() -> None:
     # Then the first is reported synced, the second (pushed, its outcome unrecorded) still failing
     # for the next replay, the third left untried, and the report says why it stopped
     assert (report.succeeded, report.still_failing, report.attempted) == (["T-1"], ["T-2"], 2)
+    assert report.as_dict()["not_attempted"] == 1
     assert ticketing.pushed == ["T-1", "T-2"]
     assert report.store_error is not None and "T-2" in report.store_error and "throttled" in report.store_error
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.FAILED)} == {"T-2", "T-3"}
