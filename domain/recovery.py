@@ -88,9 +88,9 @@ def replay_failed_syncs(
     down_after_failures: int = DOWN_AFTER_FAILURES,
     progress: Callable[[ReplayReport, int], None] | None = None,
 ) -> ReplayReport:
-    """Push again every decision whose sync failed and those still pending for longer than
-    `stale_pending_after` (never tried, so among the first), least recently attempted first, then
-    (with `include_rejected`) those the ticketing system rejected, at most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
+    """Push again every decision whose sync failed, those still pending for longer than
+    `stale_pending_after` (never tried, so among the first) and (with `include_rejected`) those the
+    ticketing system rejected, least recently attempted first, at most `limit` in all. The Idempotency-Key makes a replay of an update that did land in the
     ticketing system harmless. Stops after `down_after_failures` transient failures in a row.
     `progress(report, picked)` is called after each decision, `picked` being how many were chosen."""
     report = ReplayReport()
@@ -101,14 +101,12 @@ def replay_failed_syncs(
     # which would pass over a stranded decision of a ticket dated ahead for as long as it is ahead.
     # Decided in the query, so that recent decisions of backdated tickets cannot fill the limit.
     stale = repository.find_by_sync_status(SyncStatus.PENDING, limit=limit, made_before=cutoff)
-    # One queue, least recently attempted first: a stranded pending decision was never tried, and
-    # behind every failed one it would wait forever once three that always fail stop each run.
-    unsynced = sorted([*failed, *stale], key=_least_recently_attempted)[:limit]
-    report.stale_pending = sum(decision.sync_status is SyncStatus.PENDING for decision in unsynced)
-    rejected = (
-        repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit - len(unsynced)) if include_rejected else []
-    )
-    picked = [*unsynced, *rejected]
+    rejected = repository.find_by_sync_status(SyncStatus.REJECTED, limit=limit) if include_rejected else []
+    # One queue, least recently attempted first (a stable sort: failed, then pending, then rejected
+    # among equals): placed behind every failed one, a stranded pending decision (never tried) or a
+    # rejected one asked for would wait forever once three that always fail stop each run.
+    picked = sorted([*failed, *stale, *rejected], key=_least_recently_attempted)[:limit]
+    report.stale_pending = sum(decision.sync_status is SyncStatus.PENDING for decision in picked)
     failures_in_a_row = 0
     for decision in picked:
         if progress is not None and report.attempted:

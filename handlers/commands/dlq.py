@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
     replay.add_argument(
         "--include-rejected",
         action="store_true",
-        help="also push again the updates the ticketing system rejected (after the failed ones), once the "
-        "cause of the rejection is fixed",
+        help="also push again the updates the ticketing system rejected (in turn with the failed ones, least "
+        "recently attempted first), once the cause of the rejection is fixed",
     )
     replay.set_defaults(func=run_replay)
 

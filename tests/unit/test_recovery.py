@@ -143,8 +143,8 @@ def test_rejected_updates_do_not_crowd_transient_failures_out_of_the_limit() -> 
     assert {d.ticket_id for d in repo.find_by_sync_status(SyncStatus.REJECTED)} == {"T-R1", "T-R2", "T-R3"}
 
 
-def test_rejected_updates_are_retried_when_asked_for_after_the_failed_ones() -> None:
-    # Given a failed update and two refused ones, whose cause has since been fixed
+def test_rejected_updates_are_retried_when_asked_for_after_failed_ones_tried_as_long_ago() -> None:
+    # Given a failed update and two refused ones, whose cause has since been fixed, all tried at one moment
     repo = failed_store("T-DOWN")
     rejected_store(repo, "T-R1", "T-R2")
     ticketing = FlakyTicketing({})
@@ -324,3 +324,23 @@ def test_updates_that_always_fail_do_not_keep_a_stranded_pending_one_from_its_tu
     # Then the never-tried pending one got its turn and went through
     assert ticketing.pushed == ["T-STRANDED"]
     assert repo.find_by_sync_status(SyncStatus.PENDING) == []
+
+
+def test_updates_that_always_fail_do_not_keep_rejected_ones_asked_for_from_their_turn() -> None:
+    # Given three failed syncs the ticketing system always fails, and a refused update whose cause is fixed
+    repo = failed_store("T-BAD-1", "T-BAD-2", "T-BAD-3")
+    rejected_store(repo, "T-FIXED")
+    ticketing = FlakyTicketing({f"T-BAD-{n}": SyncUnavailable("HTTP 500") for n in (1, 2, 3)})
+
+    # When replays that include rejected updates run one after another, each stopping once three failed in a row
+    for minutes in (1, 2, 3):
+        replay_failed_syncs(
+            repository=repo,
+            ticketing=ticketing,
+            clock=FixedClock(NOW + timedelta(minutes=minutes)),
+            include_rejected=True,
+        )
+
+    # Then the refused one got its turn and went through
+    assert ticketing.pushed == ["T-FIXED"]
+    assert repo.find_by_sync_status(SyncStatus.REJECTED) == []
