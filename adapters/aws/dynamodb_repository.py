@@ -52,6 +52,9 @@ SYNC_STATUS_INDEX = "sync_status-unsynced-index"
 _BATCH_GET_KEYS = 100
 # BatchGetItem answers with the keys it left unprocessed when throttled; asked again this often.
 _BATCH_GET_ATTEMPTS = 5
+# Before asking again for the keys a throttled BatchGetItem left: 0.1 s, doubling (1.5 s in all at
+# most), as AWS advises; asked again at once, a throttled table is throttled again.
+_BATCH_GET_BACKOFF_SECONDS = 0.1
 
 THROTTLING_CODES = frozenset(
     {
@@ -258,7 +261,9 @@ class DynamoDBDecisionRepository:
         keys = [{"ticket_id": {"S": e["ticket_id"]}, "timestamp": {"N": str(e["timestamp"])}} for e in entries]
         found: dict[tuple[str, int], dict[str, Any]] = {}
         request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
-        for _ in range(_BATCH_GET_ATTEMPTS):
+        for attempt in range(_BATCH_GET_ATTEMPTS):
+            if attempt:
+                time.sleep(_BATCH_GET_BACKOFF_SECONDS * 2 ** (attempt - 1))
             try:
                 answer = self.client.batch_get_item(RequestItems=request)
             except (ClientError, BotoCoreError) as exc:

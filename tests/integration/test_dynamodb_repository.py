@@ -13,6 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from botocore.stub import Stubber
 
+from adapters.aws import dynamodb_repository
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.aws.dynamodb_repository import SYNC_STATUS_INDEX, DynamoDBDecisionRepository, decision_from_stream_image
 from adapters.aws.serialization import decision_to_item, deserialize_item
@@ -172,6 +173,47 @@ def test_find_by_sync_status_returns_matching_decisions_newest_first_up_to_the_l
     assert [d.ticket_id for d in pending] == ["T-4", "T-3", "T-1"]
     assert [(d.ticket_id, d.sync_error) for d in failed] == [("T-2", "HTTP 500")]
     assert repository.find_by_sync_status(SyncStatus.SUCCESS) == []
+
+
+class ThrottledBatchGets:
+    """The table's client, but its BatchGetItem answers the first key only, the rest left unprocessed
+    (as a throttled table does), the first `times` times it is called."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self.client = client
+        self.times = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        if self.times <= 0:
+            return dict(self.client.batch_get_item(RequestItems=RequestItems))
+        self.times -= 1
+        ((table, request),) = RequestItems.items()
+        first, rest = request["Keys"][:1], request["Keys"][1:]
+        answer = dict(self.client.batch_get_item(RequestItems={table: {**request, "Keys": first}}))
+        answer["UnprocessedKeys"] = {table: {**request, "Keys": rest}} if rest else {}
+        return answer
+
+
+def test_keys_a_throttled_batch_read_left_are_asked_for_again_after_a_growing_pause(
+    dynamodb: Any, decisions_table: str, make_decision: MakeDecision, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three failed decisions, and a table whose batch reads answer one key at a time twice
+    repository = DynamoDBDecisionRepository(decisions_table, client=ThrottledBatchGets(dynamodb, times=2))
+    for n in range(3):
+        repository.save(make_decision(f"T-{n}", timestamp=1_700_000_000 + n))
+        repository.update_sync_status(f"T-{n}", 1_700_000_000 + n, SyncStatus.FAILED, error="HTTP 503")
+    pauses: list[float] = []
+    monkeypatch.setattr(dynamodb_repository.time, "sleep", pauses.append)
+
+    # When the failed ones are listed
+    failed = repository.find_by_sync_status(SyncStatus.FAILED)
+
+    # Then every one is read, the keys left asked for again after a pause that grows each time
+    assert sorted(d.ticket_id for d in failed) == ["T-0", "T-1", "T-2"]
+    assert len(pauses) == 2 and 0 < pauses[0] < pauses[1]
 
 
 def test_rejected_decisions_are_listed_apart_from_failed_ones_and_can_still_succeed(
