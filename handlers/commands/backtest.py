@@ -67,16 +67,6 @@ def register(subparsers: Any) -> None:
     )
     add_routing_arguments(parser)
     parser.add_argument(
-        "--customers",
-        type=path_argument,
-        help="customer profiles (JSON array); default: ROUTER_CUSTOMERS_FILE, else bundled samples",
-    )
-    parser.add_argument(
-        "--services",
-        type=path_argument,
-        help="service status snapshot (JSON); default: ROUTER_SERVICES_FILE, else bundled samples",
-    )
-    parser.add_argument(
         "--now",
         type=parse_now,
         help="arrival time (ISO 8601) of tickets without a timestamp (default: now); the others are "

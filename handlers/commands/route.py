@@ -40,6 +40,16 @@ def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose how tickets are routed; `route` and `backtest` share them."""
     # Each default names its environment variable: the option only overrides what it sets.
     parser.add_argument(
+        "--customers",
+        type=path_argument,
+        help="customer profiles (JSON array); default: ROUTER_CUSTOMERS_FILE, else bundled samples",
+    )
+    parser.add_argument(
+        "--services",
+        type=path_argument,
+        help="service status snapshot (JSON); default: ROUTER_SERVICES_FILE, else bundled samples",
+    )
+    parser.add_argument(
         "--engine",
         choices=("pipeline", "agent", "hybrid"),
         help="routing engine (default: ROUTING_ENGINE, else pipeline)",
@@ -91,16 +101,6 @@ def register(subparsers: Any) -> None:
         description="Route every ticket in FILE through the same domain code the Lambdas run.",
     )
     parser.add_argument("file", type=path_argument, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
-    parser.add_argument(
-        "--customers",
-        type=path_argument,
-        help="customer profiles (JSON array); default: ROUTER_CUSTOMERS_FILE, else bundled samples",
-    )
-    parser.add_argument(
-        "--services",
-        type=path_argument,
-        help="service status snapshot (JSON); default: ROUTER_SERVICES_FILE, else bundled samples",
-    )
     parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
     parser.add_argument(
         "--output", type=output_path_argument, help="write one JSON decision a line here (- for standard output)"
