@@ -207,12 +207,17 @@ class TicketTools:
             """
 
             def lookup() -> dict[str, Any]:
+                e = self._evidence
+                # The ticket's ids are written SVC004 however the customer typed them (extract_entities),
+                # and a model may write svc004: read as the evidence spells it, the id is answered from
+                # the evidence (and its outage found) rather than asked again in a spelling the status
+                # API may not know.
+                known = {i.casefold(): i for i in (*e.entities.service_ids, *e.customer.services)}
                 stripped = (service_id.strip() for service_id in service_ids)
-                valid = list(dict.fromkeys(i for i in stripped if _SERVICE_ID.fullmatch(i)))
+                valid = list(dict.fromkeys(known.get(i.casefold(), i) for i in stripped if _SERVICE_ID.fullmatch(i)))
                 asked = valid[:MAX_SERVICE_IDS_PER_LOOKUP]
                 if not asked:
                     return {"error": "no service ids to check: give ids such as SVC004"}
-                e = self._evidence
                 if SERVICE_STATUS not in e.missing and set(asked) <= {*e.entities.service_ids, *e.customer.services}:
                     # Already asked of the status API for this ticket: its answer, not a second call.
                     status = e.service_status

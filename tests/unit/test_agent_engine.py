@@ -103,6 +103,20 @@ def test_a_service_already_looked_up_is_answered_from_the_evidence_not_asked_aga
     assert "SVC004" in str(model.requests[1]["messages"][-1])
 
 
+def test_a_service_id_the_model_writes_in_lower_case_is_answered_from_the_evidence() -> None:
+    # Given a ticket naming SVC004, down, and a model that asks about "svc004"
+    status = FakeServiceStatus(outages_on("SVC004"))
+    model = ScriptedModel(
+        [tool_use("check_service_status", {"service_ids": [" svc004"]}), answer("Network Outage", "Network Operations")]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Network Outage", 0.6), status=status)
+    # When the ticket is routed
+    route(agent, repo, description="Nothing works since 9am, SVC004")
+    # Then the status API was not asked again, and the model was told of the outage
+    assert len(status.asked) == 1
+    assert '"service_id": "SVC004"' in str(model.requests[1]["messages"][-1])
+
+
 def test_the_model_can_send_the_status_api_only_a_few_service_ids() -> None:
     # Given a model asking about a new service, a 100 KB "id", text, and twenty more services
     status = FakeServiceStatus()
