@@ -18,7 +18,14 @@ _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
     r"\b(?:ignore|forget|disregard)\s+(?:(?:all|any|the|of|your|these|those)\s+){0,3}"
-    r"(?:previous|prior|above|earlier|preceding|original|system)\s+(?:instructions?|prompts?|rules|guidelines)",
+    r"(?:previous|prior|above|earlier|preceding)\s+(?:instructions?|prompts?|rules|guidelines)",
+    # "Original" and "system" instructions are also a customer's own ("ignore the original
+    # instructions I sent", "ignore the system prompts on the TV"): with "the" alone they are the
+    # reader's only when nothing after them says whose or where they are.
+    r"\b(?:ignore|forget|disregard)\s+(?!the\s+(?:original|system)\b)(?:(?:all|any|the|of|your|these|those)\s+){0,3}"
+    r"(?:original|system)\s+(?:instructions?|prompts?|rules|guidelines)",
+    r"\b(?:ignore|forget|disregard)\s+the\s+(?:original|system)\s+(?:instructions?|prompts?|rules|guidelines)\b"
+    r"(?!\s+(?:i|i've|i'd|we|my|our|on|in|of|for|from|that|which|at|with|by)\b)",
     # Without "previous", only when the instructions are the reader's own: "ignore the instructions
     # on the box" is a customer's story.
     r"\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:of\s+)?your\s+(?:instructions?|prompts?|rules|guidelines)",
