@@ -270,6 +270,10 @@ class ToolCall(_Frozen):
 
 
 class ModelUsage(_Frozen):
+    """What the model calls of one decision used. `model_calls` counts the calls made, a failed or
+    throttled one included: the load put on the model's quota, as the call budget counts it. The
+    tokens are those of the calls answered, which alone are billed, so cost comes from them only."""
+
     model_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -308,7 +308,8 @@ class TicketTools:
             try:
                 answer, usage = self._log.run(SECOND_OPINION_TOOL, lambda: ask(self._masked.text))
             except Exception:
-                pass
+                # Made, though not answered: counted as a throttled main call is, and billed nothing.
+                self._second_opinion_usages.append(ModelUsage(model_calls=1))
             else:
                 self._second_opinion_usages.append(usage)
                 return answer

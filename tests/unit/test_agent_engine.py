@@ -641,6 +641,37 @@ def test_the_model_s_audit_entry_counts_its_own_calls_not_the_second_opinion_s()
     assert [c.tool for c in result.tool_calls].count("model:second_opinion") == 1
 
 
+class ThrottledSecondOpinion(RecordingSecondOpinion):
+    def classify_with_usage(self, text: str) -> tuple[dict[str, object], ModelUsage]:
+        self.asked.append(text)
+        raise ModelThrottledException("Too many requests")
+
+
+@pytest.mark.parametrize("second_opinion_type", [RecordingSecondOpinion, ThrottledSecondOpinion])
+def test_a_failed_second_opinion_is_counted_as_a_call_like_a_failed_main_call_and_billed_nothing(
+    second_opinion_type: type[RecordingSecondOpinion],
+) -> None:
+    # Given an agent whose model asks for a second opinion, answered or throttled
+    second_opinion = second_opinion_type()
+    model = ScriptedModel([tool_use("classify_issue", {}), answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    agent.second_opinion = second_opinion
+
+    # When it routes a ticket
+    result = agent.propose(a_ticket())
+
+    # Then the second opinion counts as a call made either way, as a throttled main call does, and
+    # only the tokens of answered calls are billed
+    assert second_opinion.asked and result.usage.model_calls == 3
+    main = ModelUsage(
+        input_tokens=sum(u["inputTokens"] for u in model.usages),
+        output_tokens=sum(u["outputTokens"] for u in model.usages),
+    )
+    extra = ModelUsage(input_tokens=100) if second_opinion_type is RecordingSecondOpinion else ModelUsage()
+    prices = PriceTable()
+    assert result.cost_usd == pytest.approx(prices.cost(SONNET, main) + prices.cost(second_opinion.model_id, extra))
+
+
 def test_no_lookup_nor_second_opinion_runs_beside_the_final_answer() -> None:
     # Given a model whose one turn asks for a second opinion and a status lookup and also answers
     second_opinion = RecordingSecondOpinion()
