@@ -134,6 +134,8 @@ def evidence_block(evidence: Evidence, priority_level: str) -> str:
 
 
 SECOND_OPINION_TOOL = f"{MODEL_TOOL}:second_opinion"
+# The audit entries of the pipeline's answer, worked out as the fallback of a model that answered.
+BASELINE_PREFIX = "baseline:"
 
 
 class TicketTools:
@@ -161,6 +163,9 @@ class TicketTools:
         # Appended to, never read-modified-written: Strands may run two tool calls of one turn at
         # once, and a sum kept in place could drop one second opinion's tokens from the cost.
         self._second_opinion_usages: list[ModelUsage] = []
+        # The failures of tools that ran, already in the log with their timing: Strands reports them
+        # again after the call, like a call it never ran.
+        self._logged_failures: list[BaseException] = []
         self.calls = 0
 
         @tool
@@ -299,7 +304,34 @@ class TicketTools:
 
     def _record(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         self.calls += 1
-        return self._log.run(f"agent:{name}", fn)
+        try:
+            return self._log.run(f"agent:{name}", fn)
+        except Exception as exc:
+            self._logged_failures.append(exc)
+            raise
+
+    def register_hooks(self, registry: Any, **_: Any) -> None:
+        from strands.hooks import AfterToolCallEvent
+
+        registry.add_callback(AfterToolCallEvent, self._after_tool)
+
+    def _after_tool(self, event: Any) -> None:
+        """A call the model asked for that never ran (cancelled by the budget, an unknown tool,
+        arguments its schema refuses) is in the audit trail too: the model's next turn read why."""
+        name = str(event.tool_use.get("name", "")) if isinstance(event.tool_use, dict) else ""
+        if name == RoutingAnswer.__name__:
+            return
+        result = event.result if isinstance(event.result, dict) else {}
+        if event.cancel_message is not None:
+            detail = f"cancelled: {event.cancel_message}"
+        elif result.get("status") == "error" and not any(event.exception is e for e in self._logged_failures):
+            text = " ".join(
+                str(block.get("text", "")) for block in result.get("content", []) if isinstance(block, dict)
+            )
+            detail = f"not run: {text}"
+        else:
+            return
+        self._log.calls.append(ToolCall(tool=f"agent:{name[:64]}", duration_ms=0.0, ok=False, detail=detail[:200]))
 
     def _classify(self) -> dict[str, Any]:
         # The second opinion is a model call of its own, so it too waits for the time to finish.
@@ -359,7 +391,9 @@ class AgentEngine:
     def propose_from_evidence(
         self, evidence: Evidence, log: ToolLog, *, deadline: float | None = None, why: str = ""
     ) -> EngineResult:
+        first_baseline_call = len(log.calls)
         baseline = self.pipeline.propose_from_evidence(evidence, log)
+        baseline_calls = range(first_baseline_call, len(log.calls))
         ticket = evidence.ticket
         masked_id, masked_channel, masked = mask_ticket(ticket, self.toolkit.default_region)
         priority = self.toolkit.calculate_priority(
@@ -446,10 +480,16 @@ class AgentEngine:
         conflicting = len(budget.answered_categories) > 1
         if conflicting:
             notes = (*notes, "The model answered with more than one category at once: review.")
+        # The pipeline's priority and team were worked out as the fallback, for the classifier's
+        # category: named as the baseline's, they are not read as how the model's answer was routed.
+        audit = [
+            call.model_copy(update={"tool": f"{BASELINE_PREFIX}{call.tool}"}) if i in baseline_calls else call
+            for i, call in enumerate(log.calls)
+        ]
         return EngineResult(
             proposal=reconciled.proposal,
             evidence=evidence,
-            tool_calls=(*log.calls, model_call),
+            tool_calls=(*audit, model_call),
             usage=usage,
             cost_usd=self._cost(usage, tools.extra_usage),
             notes=(*notes, *reconciled.notes),
@@ -482,7 +522,7 @@ class AgentEngine:
             system_prompt=self._system_prompt,
             tools=tools.tools,
             callback_handler=None,
-            hooks=[budget],
+            hooks=[budget, tools],
             retry_strategy=None,
         )
         try:

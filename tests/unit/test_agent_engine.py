@@ -19,7 +19,7 @@ from domain.costs import PriceTable
 from domain.models import AccountType, ModelUsage, PriorityLevel, RoutingDecision
 from domain.services import route_ticket
 from domain.taxonomy import load_taxonomy
-from domain.toolkit import RoutingToolkit
+from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, RoutingToolkit, ToolLog
 from tests.builders import (
     NOW,
     FakeCustomers,
@@ -506,7 +506,9 @@ def test_no_tool_lookup_starts_once_there_is_no_time_left_for_the_model_call_aft
 
     # Then only the evidence lookup ran: the model's lookup, whose answer no call could use, did not
     assert len(status.asked) == 1
-    assert "agent:check_service_status" not in [c.tool for c in result.tool_calls]
+    assert [(c.ok, c.detail.split(":")[0]) for c in result.tool_calls if c.tool == "agent:check_service_status"] == [
+        (False, "cancelled")
+    ]
     assert result.force_review
 
 
@@ -562,7 +564,9 @@ def test_no_tool_lookup_starts_once_the_model_call_budget_leaves_no_call_to_read
     # Then only the evidence lookup ran: the model's lookup, whose answer no call could read, did not
     assert len(model.requests) == 1
     assert len(status.asked) == 1
-    assert "agent:check_service_status" not in [c.tool for c in result.tool_calls]
+    assert [(c.ok, c.detail.split(":")[0]) for c in result.tool_calls if c.tool == "agent:check_service_status"] == [
+        (False, "cancelled")
+    ]
     assert result.force_review
 
 
@@ -688,7 +692,11 @@ def test_no_lookup_nor_second_opinion_runs_beside_the_final_answer() -> None:
     assert result.proposal.category == "Billing Dispute" and not result.force_review
     assert second_opinion.asked == [] and len(status.asked) == 1
     assert result.usage.model_calls == 1
-    assert not [c.tool for c in result.tool_calls if c.tool.startswith("agent:") or c.tool == "model:second_opinion"]
+    assert "model:second_opinion" not in [c.tool for c in result.tool_calls]
+    assert sorted((c.tool, c.ok, c.detail.split(":")[0]) for c in result.tool_calls if c.tool.startswith("agent:")) == [
+        ("agent:check_service_status", False, "cancelled"),
+        ("agent:classify_issue", False, "cancelled"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -745,3 +753,72 @@ def test_a_refused_answer_then_another_category_is_not_a_conflict() -> None:
     # When the ticket is routed, then its one valid answer is taken as it is
     decision = route(agent, repo)
     assert (decision.assigned_team, decision.requires_manual_review) == ("Billing Support", False)
+
+
+def test_the_audit_trail_names_the_pipeline_s_team_as_the_baseline_when_the_model_answers() -> None:
+    # Given a classifier leaning to billing and a model that answers Account Access, its runner-up
+    model = ScriptedModel([answer("Account Access", "Account Management")])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.55, runner_up="Account Access"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then the decision takes the model's team, and the pipeline's team and priority, worked out for
+    # the classifier's category, are recorded as the baseline's, not as the decision's routing
+    assert decision.assigned_team == "Account Management"
+    tools = {c.tool: c for c in decision.tool_calls}
+    assert "route_to_team" not in tools and "calculate_priority" not in tools
+    assert tools["baseline:route_to_team"].detail == "Billing Support"
+    assert "baseline:calculate_priority" in tools
+
+
+def test_the_pipeline_s_team_is_the_decision_s_when_the_model_fails() -> None:
+    # Given a model that is throttled
+    model = ScriptedModel([{"raise": ModelThrottledException("slow down")}])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.55, runner_up="Account Access"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then the pipeline's entries stand as the decision's routing
+    assert decision.assigned_team == "Billing Support"
+    tools = {c.tool: c for c in decision.tool_calls}
+    assert tools["route_to_team"].detail == "Billing Support" and "baseline:route_to_team" not in tools
+
+
+def test_tool_calls_the_model_asked_for_that_did_not_run_are_in_the_audit_trail_once() -> None:
+    # Given a model that asks for a tool that does not exist, a tool with an argument missing and a
+    # status lookup while the status API is down, then answers
+    status = FakeServiceStatus()
+    turn = {
+        "content": [
+            {"toolUse": {"toolUseId": "t1", "name": "delete_customer", "input": {}}},
+            {"toolUse": {"toolUseId": "t2", "name": "calculate_priority", "input": {}}},
+            {"toolUse": {"toolUseId": "t3", "name": "check_service_status", "input": {"service_ids": ["SVC777"]}}},
+        ]
+    }
+    model = ScriptedModel([turn, answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9), status=status)
+    ticket = a_ticket()
+    log = ToolLog()
+    evidence = agent.toolkit.gather_evidence(ticket, log)
+    status.down = True
+
+    # When the agent routes the ticket
+    result = agent.propose_from_evidence(evidence, log)
+
+    # Then each of the three calls has one failed entry, saying why
+    failed = sorted((c.tool, c.detail) for c in result.tool_calls if c.tool.startswith("agent:"))
+    assert [tool for tool, _ in failed] == [
+        "agent:calculate_priority",
+        "agent:check_service_status",
+        "agent:delete_customer",
+    ]
+    assert all(not c.ok for c in result.tool_calls if c.tool.startswith("agent:"))
+    details = dict(failed)
+    assert details["agent:delete_customer"] == "not run: Unknown tool: delete_customer"
+    assert details["agent:calculate_priority"].startswith("not run: Error: Validation failed")
+    assert details["agent:check_service_status"] == "EvidenceUnavailable"
+    # And the model's lookup, not one of the evidence lookups made before the model, is not counted
+    # as evidence unavailable
+    assert all(c.ok for c in result.tool_calls if c.tool in EVIDENCE_LOOKUP_TOOLS)
