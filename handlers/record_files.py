@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,10 @@ class BadRecord:
     reason: str
 
 
+# The name standard input goes by in messages, as Python and most tools call it.
+STANDARD_INPUT = Path("<stdin>")
+
+
 def read_text(path: Path, what: str) -> str:
     """The file's text; `what` ("ticket file", "data file") names it in errors."""
     try:
@@ -47,6 +52,21 @@ def read_text(path: Path, what: str) -> str:
         raise RecordFileError(f"{what} not found: {path}") from exc
     except OSError as exc:
         raise RecordFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    return _decoded(raw, path)
+
+
+def read_standard_input(what: str) -> str:
+    """The text of standard input, read to its end and decoded as a file's would be."""
+    if sys.stdin is None:
+        raise RecordFileError(f"cannot read {what} from standard input: it is closed")
+    try:
+        raw = sys.stdin.buffer.read()
+    except OSError as exc:
+        raise RecordFileError(f"cannot read {what} from standard input: {exc.strerror or exc}") from exc
+    return _decoded(raw, STANDARD_INPUT)
+
+
+def _decoded(raw: bytes, path: Path) -> str:
     # A byte-order mark of UTF-16 (Excel's "Unicode Text", PowerShell's Out-File) names the encoding
     # for certain: no UTF-8 text starts with those bytes.
     utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
@@ -61,11 +81,13 @@ def read_text(path: Path, what: str) -> str:
     return text
 
 
-def read_records(path: Path, what: str) -> Iterator[tuple[int, Any]]:
+def read_records(path: Path, what: str, text: str | None = None) -> Iterator[tuple[int, Any]]:
     """(row number, record or BadRecord) for each record of the file: a JSON array, JSON Lines (or
     a single JSON object), or CSV. Rows are numbered as a spreadsheet shows them: JSON Lines by
-    line, a JSON array from 1, CSV from 2 (1 is the header)."""
-    text = read_text(path, what)
+    line, a JSON array from 1, CSV from 2 (1 is the header). With `text` (standard input), that is
+    read, and `path` only names it: without a suffix, the format is told by the content."""
+    if text is None:
+        text = read_text(path, what)
     suffix = path.suffix.lower()
     stripped = text.lstrip()
     if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):

@@ -74,10 +74,11 @@ def _with_field_names(record: dict[str, Any]) -> tuple[dict[str, Any], list[tupl
     return {renamed.get(key, key): value for key, value in record.items()}, clashes
 
 
-def read_ticket_file(path: str | Path) -> tuple[list[ParsedRow], list[RowError]]:
+def read_ticket_file(path: str | Path, text: str | None = None) -> tuple[list[ParsedRow], list[RowError]]:
+    """The tickets of the file at `path`, or of `text` (standard input) that `path` names."""
     parsed: list[ParsedRow] = []
     errors: list[RowError] = []
-    for number, record in read_records(Path(path), "ticket file"):
+    for number, record in read_records(Path(path), "ticket file", text):
         if isinstance(record, BadRecord):
             errors.append(RowError(number, "(record)", record.reason))
             continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections import Counter
 from datetime import datetime
@@ -20,7 +22,7 @@ from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
 from handlers.output_paths import check_writable, message_stream, model_files
-from handlers.record_files import RecordFileError
+from handlers.record_files import STANDARD_INPUT, RecordFileError, read_standard_input
 from handlers.settings import LocalSettings, load_settings
 from handlers.ticket_files import ParsedRow, RowError, read_ticket_file
 
@@ -100,7 +102,12 @@ def register(subparsers: Any) -> None:
         help="route a file of tickets (JSON array, JSON Lines or CSV)",
         description="Route every ticket in FILE through the same domain code the Lambdas run.",
     )
-    parser.add_argument("file", type=path_argument, metavar="FILE", help="tickets as a JSON array, JSON Lines or CSV")
+    parser.add_argument(
+        "file",
+        type=path_argument,
+        metavar="FILE",
+        help="tickets as a JSON array, JSON Lines or CSV (- for standard input, its format told by its content)",
+    )
     parser.add_argument("--now", type=parse_now, help="fix the clock (ISO 8601) for ticket age")
     parser.add_argument(
         "--output", type=output_path_argument, help="write one JSON decision a line here (- for standard output)"
@@ -126,8 +133,9 @@ def run(args: argparse.Namespace) -> int:
     outbox = args.outbox or settings.outbox_path
     # Checked before any ticket is routed: a late failure would leave decisions stored in --db
     # with no output, or pending syncs that no later run pushes.
+    from_stdin = args.file == Path("-")
     inputs = {
-        "FILE": args.file,
+        "FILE": _standard_input_file() if from_stdin else args.file,
         "--db": args.db,
         "--customers": args.customers or settings.router_customers_file or DEFAULT_CUSTOMERS_FILE,
         "--services": args.services or settings.router_services_file or DEFAULT_SERVICES_FILE,
@@ -137,12 +145,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_writable(args.output, "--output", replaced=True, keep_apart={**inputs, "--outbox": outbox})
 
-    parsed, errors = read_ticket_file(args.file)
+    source = STANDARD_INPUT if from_stdin else args.file
+    parsed, errors = read_ticket_file(source, read_standard_input("tickets") if from_stdin else None)
     if not parsed:
         for error in errors:
-            print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
+            print(f"ticket-router: {source}: {error}", file=sys.stderr)
         reason = f"all {len({e.row for e in errors})} row(s) were rejected" if errors else "it holds no rows"
-        raise RecordFileError(f"{args.file}: no ticket could be read: {reason}")
+        raise RecordFileError(f"{source}: no ticket could be read: {reason}")
     clock = FixedClock(args.now) if args.now else SystemClock()
     app = bootstrap_local(
         settings,
@@ -166,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         _print_table(decisions, out)
     _print_summary(decisions, duplicates, errors, app, out)
     for error in errors:
-        print(f"ticket-router: {args.file}: {error}", file=sys.stderr)
+        print(f"ticket-router: {source}: {error}", file=sys.stderr)
     model_failures, consulted = warn_of_model_failures(decisions)
     never_answered = model_never_answered(model_failures, consulted)
     if never_answered:
@@ -189,6 +198,18 @@ def run(args: argparse.Namespace) -> int:
                 again += ", route the others again"
         print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
     return 1 if errors or app.bus.failed or unsynced or never_answered else 0
+
+
+def _standard_input_file() -> Path | None:
+    """Standard input, when it is a file (`route - < tickets.jsonl`), for `keep_apart`: an output
+    over it would replace the tickets. A pipe or a terminal holds nothing an output could destroy,
+    and a terminal is often stdout too, where `--output -` must still go."""
+    try:
+        descriptor = sys.stdin.fileno()
+        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+    except (AttributeError, OSError, ValueError):  # closed, or no descriptor at all
+        return None
+    return Path(f"/dev/fd/{descriptor}") if regular else None
 
 
 def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:

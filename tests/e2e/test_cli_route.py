@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -798,3 +799,71 @@ def test_a_damaged_stored_decision_fails_its_row_and_the_rest_is_routed(
     assert code == 1
     assert "T-0001" in err and "not a valid record" in err
     assert [d["ticket_id"] for d in decisions] == ["T-0002", "T-0003"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(SAMPLES.joinpath("tickets.jsonl").read_text().splitlines(keepends=True)[0], id="json-lines"),
+        pytest.param(
+            json.dumps([{"ticket_id": "S1", "customer_id": "X", "description": "no signal in town"}]), id="array"
+        ),
+        pytest.param("ticket_id,customer_id,description\nS1,X,I was charged twice please refund\n", id="csv"),
+    ],
+)
+def test_a_file_of_dash_reads_the_tickets_from_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    # Given tickets piped in, with no file name to tell their format
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    # When route is given "-" as its file
+    code, decisions = route(tmp_path, "-")
+    # Then the tickets are read from standard input, their format told by their content
+    assert code == 0, capsys.readouterr().err
+    assert len(decisions) == 1
+
+
+def test_a_standard_input_with_no_ticket_is_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"[]")))
+    code, _ = route(tmp_path, "-")
+    assert code == 2
+    assert capsys.readouterr().err == "ticket-router: error: <stdin>: no ticket could be read: it holds no rows\n"
+
+
+def test_an_output_over_the_file_standard_input_reads_is_refused_and_the_file_kept(tmp_path: Path) -> None:
+    # Given `route - < tickets.jsonl --output tickets.jsonl`
+    tickets = three_tickets(tmp_path)
+    before = tickets.read_bytes()
+    argv = ["route", "-", "--quiet", "--output", str(tickets), "--outbox", str(tmp_path / "o.jsonl")]
+    with tickets.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "handlers.cli", *argv],
+            check=False,
+            cwd=ROOT,
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+        )
+    # Then it is refused, as for the file named, and the tickets are kept
+    assert done.returncode == 2, done.stderr
+    assert "is the same file as FILE" in done.stderr
+    assert tickets.read_bytes() == before
+
+
+def test_tickets_piped_in_can_be_routed_to_standard_output(tmp_path: Path) -> None:
+    # Given `cat tickets.jsonl | ticket-router route - --output -`
+    argv = ["route", "-", "--quiet", "--output", "-", "--outbox", str(tmp_path / "o.jsonl")]
+    done = subprocess.run(
+        [sys.executable, "-m", "handlers.cli", *argv],
+        check=False,
+        cwd=ROOT,
+        input=three_tickets(tmp_path).read_text(),
+        capture_output=True,
+        text=True,
+    )
+    # Then the decisions come out on stdout, the summary on stderr
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["ticket_id"] for line in done.stdout.splitlines()] == ["T-0001", "T-0002", "T-0003"]
+    assert "Routed 3 ticket(s)" in done.stderr
