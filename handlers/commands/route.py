@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import stat
 import sys
@@ -13,7 +14,7 @@ from typing import Any, TextIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.atomic_files import atomic_write
+from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord
@@ -128,7 +129,45 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclasses.dataclass
+class _Progress:
+    """How far a run got, for the line that an interrupt (Ctrl-C) leaves."""
+
+    total: int = 0
+    outbox: Path | None = None
+    decisions: list[RoutingDecision] = dataclasses.field(default_factory=list)
+    routing: bool = False
+    written: bool = False
+
+
 def run(args: argparse.Namespace) -> int:
+    progress = _Progress()
+    try:
+        return _run(args, progress)
+    except KeyboardInterrupt:
+        # A bare exit 130 leaves the user guessing whether to start again, and from where.
+        print(f"ticket-router: {_interrupted_message(progress, args)}", file=sys.stderr)
+        raise
+
+
+def _interrupted_message(progress: _Progress, args: argparse.Namespace) -> str:
+    if not progress.routing:
+        return "interrupted before any ticket was routed; nothing was stored, pushed or written"
+    decisions = progress.decisions
+    pushed = sum(d.sync_status is SyncStatus.SUCCESS for d in decisions)
+    message = f"interrupted after routing {len(decisions)} of {progress.total} ticket(s): "
+    if args.db:
+        message += f"their decisions are kept in {args.db} (routing the same tickets again with it routes the rest)"
+    else:
+        message += "their decisions were in memory only (no --db)"
+    message += f"; {pushed} pushed to the outbox {progress.outbox}"
+    if args.output:
+        output = "standard output" if is_standard_output(args.output) else args.output
+        message += f"; --output {output} {'was written' if progress.written else 'was not written'}"
+    return message
+
+
+def _run(args: argparse.Namespace, progress: _Progress) -> int:
     settings = routing_settings(args)
     outbox = args.outbox or settings.outbox_path
     # Checked before any ticket is routed: a late failure would leave decisions stored in --db
@@ -161,14 +200,17 @@ def run(args: argparse.Namespace) -> int:
         services_file=args.services,
         outbox_path=outbox,
     )
+    progress.total, progress.outbox, progress.routing = len(parsed), outbox, True
+    decisions = progress.decisions
     try:
-        decisions, duplicates, conflicts = _route_all(app, parsed, args.db)
+        duplicates, conflicts = _route_all(app, parsed, args.db, decisions)
     finally:
         app.close()
     errors = sorted(errors + conflicts, key=lambda error: error.row)
 
     if args.output:
         _write_decisions(args.output, decisions)
+        progress.written = True
     # With the decisions on stdout (`--output -`), the table and summary go to stderr, out of their way.
     out = message_stream(args.output)
     if not args.quiet:
@@ -250,9 +292,10 @@ def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
 
 
 def _route_all(
-    app: LocalApp, rows: list[ParsedRow], db: Path | None
-) -> tuple[list[RoutingDecision], list[int], list[RowError]]:
-    decisions: list[RoutingDecision] = []
+    app: LocalApp, rows: list[ParsedRow], db: Path | None, decisions: list[RoutingDecision]
+) -> tuple[list[int], list[RowError]]:
+    """Route each row, adding its decision to `decisions` as it is made (an interrupt tells how
+    many were); the rows skipped as repeats, and those refused."""
     duplicates: list[int] = []
     conflicts: list[RowError] = []
     seen: dict[str, tuple[int, Ticket]] = {}
@@ -282,7 +325,7 @@ def _route_all(
             continue
         if decision is not None:
             decisions.append(decision)
-    return decisions, duplicates, conflicts
+    return duplicates, conflicts
 
 
 _OTHER = " for another customer_id, subject or description; give this ticket an id of its own"

@@ -7,8 +7,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from adapters.local.outbox import JsonlOutbox
 from adapters.local.sqlite_repository import SqliteDecisionRepository
 from domain.models import Feedback, RoutingDecision, SyncStatus
+from handlers.bootstrap import LocalApp
 from handlers.cli import EXIT_BROKEN_PIPE, main
 from tests.builders import ModelDown
 from tests.integration.test_sqlite_repository import damage
@@ -867,3 +870,68 @@ def test_tickets_piped_in_can_be_routed_to_standard_output(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert [json.loads(line)["ticket_id"] for line in done.stdout.splitlines()] == ["T-0001", "T-0002", "T-0003"]
     assert "Routed 3 ticket(s)" in done.stderr
+
+
+def test_an_interrupt_during_routing_says_what_was_routed_kept_pushed_and_written(tmp_path: Path) -> None:
+    # Given more tickets than are routed before the user gives up waiting
+    sample = [json.loads(line) for line in SAMPLES.joinpath("tickets.jsonl").read_text().splitlines()]
+    tickets = tmp_path / "many.jsonl"
+    tickets.write_text(
+        "".join(json.dumps({**sample[n % len(sample)], "ticket_id": f"M-{n}"}) + "\n" for n in range(20_000))
+    )
+    db, outbox, output = tmp_path / "d.db", tmp_path / "outbox.jsonl", tmp_path / "decisions.jsonl"
+    argv = ["route", str(tickets), "--quiet", "--now", NOW, "--db", str(db), "--outbox", str(outbox)]
+    routing = subprocess.Popen(
+        [sys.executable, "-m", "handlers.cli", *argv, "--output", str(output)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When Ctrl-C comes once the first decisions reach the outbox
+        while routing.poll() is None and not (outbox.exists() and outbox.read_text().count("\n") >= 2):
+            time.sleep(0.02)
+        routing.send_signal(signal.SIGINT)
+        _, err = routing.communicate(timeout=120)
+    finally:
+        routing.kill()
+    # Then it exits 130 with one line that says how far it got, which matches what is kept
+    assert routing.returncode == 130, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    routed = len(stored(db))
+    pushed = outbox.read_text().count("\n")
+    assert lines[0] in {
+        f"ticket-router: interrupted after routing {n} of 20000 ticket(s): their decisions are kept in {db} (routing"
+        f" the same tickets again with it routes the rest); {p} pushed to the outbox {outbox}; --output {output} was"
+        " not written"
+        # The ticket routed as the interrupt came may be stored and pushed without being counted.
+        for n, p in ((routed, pushed), (routed - 1, pushed), (routed - 1, pushed - 1))
+    }
+    assert 2 <= pushed < 20_000
+    assert not output.exists()
+
+
+def test_an_interrupt_without_a_store_says_the_decisions_were_in_memory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a run whose third ticket is interrupted by Ctrl-C
+    real_submit = LocalApp.submit
+    submitted: list[str] = []
+
+    def submit_until_interrupted(self: LocalApp, ticket: Any, correlation_id: str | None = None) -> Any:
+        if len(submitted) == 2:
+            raise KeyboardInterrupt
+        submitted.append(ticket.ticket_id)
+        return real_submit(self, ticket, correlation_id)
+
+    monkeypatch.setattr(LocalApp, "submit", submit_until_interrupted)
+    # When it is routed to standard output
+    code = main(["route", str(three_tickets(tmp_path)), "--quiet", "--output", "-", "--outbox", str(tmp_path / "o")])
+    # Then the line says that nothing but the outbox holds the two routed
+    assert code == 130
+    assert capsys.readouterr().err == (
+        "ticket-router: interrupted after routing 2 of 3 ticket(s): their decisions were in memory only (no --db);"
+        f" 2 pushed to the outbox {tmp_path / 'o'}; --output standard output was not written\n"
+    )
