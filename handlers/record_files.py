@@ -93,7 +93,7 @@ def read_records(path: Path, what: str, text: str | None = None) -> Iterator[tup
     if suffix == ".csv" or (suffix not in JSON_SUFFIXES and stripped[:1] not in "[{"):
         yield from _csv_records(path, text)
         return
-    records = _json_array_or_lines(path, text) if stripped.startswith("[") else _json_object_or_lines(text)
+    records = _json_array_or_lines(path, text) if stripped.startswith("[") else _json_object_or_lines(path, text)
     for number, record in records:
         if isinstance(record, _RepeatedKeys):
             yield number, BadRecord(f"names {', '.join(map(repr, record.repeated))} more than once")
@@ -141,7 +141,7 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _json_object_or_lines(text: str) -> Iterator[tuple[int, Any]]:
+def _json_object_or_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
     # One ticket written out by hand is a JSON object over several lines: read line by line, each
     # of its lines would be reported malformed, and the ticket with them.
     try:
@@ -150,7 +150,19 @@ def _json_object_or_lines(text: str) -> Iterator[tuple[int, Any]]:
         return _json_lines(text)
     if not isinstance(document, dict):
         return _json_lines(text)
+    if len(document) == 1 and _is_list_of_objects(wrapped := next(iter(document.values()))):
+        # An export's {"tickets": [...]}: read as the one record it looks like, it was refused for
+        # lacking every field its records do have.
+        key = next(iter(document))
+        raise RecordFileError(
+            f"{path}: a JSON object holding {len(wrapped)} record(s) under {key!r}: give the records as a JSON array"
+            " ([{...}, ...]), JSON Lines (one object a line) or CSV"
+        )
     return iter([(text[: len(text) - len(text.lstrip())].count("\n") + 1, document)])
+
+
+def _is_list_of_objects(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, Any]]:

@@ -935,3 +935,22 @@ def test_an_interrupt_without_a_store_says_the_decisions_were_in_memory_only(
         "ticket-router: interrupted after routing 2 of 3 ticket(s): their decisions were in memory only (no --db);"
         f" 2 pushed to the outbox {tmp_path / 'o'}; --output standard output was not written\n"
     )
+
+
+@pytest.mark.parametrize("name", ["export.json", "export.jsonl", "export"])
+def test_tickets_wrapped_in_a_json_object_are_refused_saying_which_shapes_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Given an export that holds its tickets in a list under one key
+    export = tmp_path / name
+    sample = [json.loads(line) for line in SAMPLES.joinpath("tickets.jsonl").read_text().splitlines()[:2]]
+    export.write_text(json.dumps({"tickets": sample}, indent=2))
+    # When it is routed
+    code, decisions = route(tmp_path, str(export))
+    # Then one line names the shape found and the shapes that are read, and nothing is routed
+    assert code == 2 and decisions == []
+    assert capsys.readouterr().err == (
+        f"ticket-router: error: {export}: a JSON object holding 2 record(s) under 'tickets': give the records as a"
+        " JSON array ([{...}, ...]), JSON Lines (one object a line) or CSV\n"
+    )
+    assert not (tmp_path / "outbox.jsonl").exists()

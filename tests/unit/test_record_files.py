@@ -301,3 +301,12 @@ def test_a_comma_csv_whose_quoted_column_name_holds_several_bars_is_read(tmp_pat
     # When it is read, then the commas separate the columns and the quoted name is one of them
     records = list(read_records(data, "data file"))
     assert records == [(2, {"description": "fibre down", "category|queue|team": "Network Outage"})]
+
+
+def test_a_single_record_holding_a_list_of_objects_beside_its_fields_is_still_one_record(tmp_path: Path) -> None:
+    # Given one ticket with an extra column that holds objects (attachments)
+    data = tmp_path / "ticket.json"
+    record = {"customer_id": "C1", "description": "fibre down", "attachments": [{"name": "photo.jpg"}]}
+    data.write_text(json.dumps(record), encoding="utf-8")
+    # When it is read, then it is that one record, not taken for a wrapper of records
+    assert list(read_records(data, "data file")) == [(1, record)]
