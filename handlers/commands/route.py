@@ -203,7 +203,7 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     progress.total, progress.outbox, progress.routing = len(parsed), outbox, True
     decisions = progress.decisions
     try:
-        duplicates, conflicts = _route_all(app, parsed, args.db, decisions)
+        duplicates, conflicts, stored_before = _route_all(app, parsed, args.db, decisions)
     finally:
         app.close()
     errors = sorted(errors + conflicts, key=lambda error: error.row)
@@ -215,7 +215,7 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     out = message_stream(args.output)
     if not args.quiet:
         _print_table(decisions, out)
-    _print_summary(decisions, duplicates, errors, app, out)
+    _print_summary(decisions, duplicates, errors, app, out, stored_before, args.db)
     for error in errors:
         print(f"ticket-router: {source}: {error}", file=sys.stderr)
     model_failures, consulted = warn_of_model_failures(decisions)
@@ -293,10 +293,12 @@ def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
 
 def _route_all(
     app: LocalApp, rows: list[ParsedRow], db: Path | None, decisions: list[RoutingDecision]
-) -> tuple[list[int], list[RowError]]:
+) -> tuple[list[int], list[RowError], int]:
     """Route each row, adding its decision to `decisions` as it is made (an interrupt tells how
-    many were); the rows skipped as repeats, and those refused."""
+    many were); the rows skipped as repeats, those refused, and how many of the decisions were
+    already in the store (`db`), from an earlier run, and not made again."""
     duplicates: list[int] = []
+    stored_before = 0
     conflicts: list[RowError] = []
     seen: dict[str, tuple[int, Ticket]] = {}
     for row in rows:
@@ -317,6 +319,9 @@ def _route_all(
             if (earlier := app.use_of_id_by_another(ticket)) is not None:
                 conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} {earlier} in {db}{_OTHER}"))
                 continue
+            # The same ticket routed by an earlier run: submitting it hands its stored decision back.
+            if app.repository.get(ticket.ticket_id) is not None:
+                stored_before += 1
             app.submit(ticket)
             decision = app.repository.get(ticket.ticket_id)
         except DamagedRecord as exc:
@@ -325,7 +330,7 @@ def _route_all(
             continue
         if decision is not None:
             decisions.append(decision)
-    return duplicates, conflicts
+    return duplicates, conflicts, stored_before
 
 
 _OTHER = " for another customer_id, subject or description; give this ticket an id of its own"
@@ -365,6 +370,8 @@ def _print_summary(
     errors: list[Any],
     app: LocalApp,
     out: TextIO,
+    stored_before: int = 0,
+    db: Path | None = None,
 ) -> None:
     count = len(decisions)
     mean_ms = sum(d.processing_time_ms for d in decisions) / count if count else 0.0
@@ -372,7 +379,12 @@ def _print_summary(
     teams = Counter(d.assigned_team for d in decisions)
     priorities = Counter(d.priority_level.value for d in decisions)
     print(file=out)
-    print(f"Routed {count} ticket(s) with the {app.engine.name} engine.", file=out)
+    # A second run over the same file routes nothing: counting the stored decisions as routed would
+    # hide that, and that they are shown as the earlier run made them.
+    routed = f"Routed {count - stored_before} ticket(s) with the {app.engine.name} engine"
+    if stored_before:
+        routed += f"; {stored_before} more were already stored in {db}, shown as stored, not routed again"
+    print(routed + ".", file=out)
     print(f"Mean processing time: {mean_ms:.2f} ms per ticket", file=out)
     print(f"Manual review: {review} of {count}", file=out)
     print("Teams: " + (", ".join(f"{t} {n}" for t, n in teams.most_common()) or "none"), file=out)

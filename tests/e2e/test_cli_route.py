@@ -954,3 +954,24 @@ def test_tickets_wrapped_in_a_json_object_are_refused_saying_which_shapes_are_re
         " JSON array ([{...}, ...]), JSON Lines (one object a line) or CSV\n"
     )
     assert not (tmp_path / "outbox.jsonl").exists()
+
+
+def test_a_second_run_on_the_same_store_counts_apart_the_tickets_it_found_already_routed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets routed into a store
+    tickets = three_tickets(tmp_path)
+    db, outbox = tmp_path / "d.db", tmp_path / "o.jsonl"
+    assert main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)]) == 0
+    assert "Routed 3 ticket(s) with the pipeline engine.\n" in capsys.readouterr().out
+    # When the file, grown by a fourth ticket, is routed again into that store
+    fourth = SAMPLES.joinpath("tickets.jsonl").read_text().splitlines(keepends=True)[3]
+    tickets.write_text(tickets.read_text() + fourth)
+    code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
+    # Then only the new one is counted as routed now, the others as found in the store
+    assert code == 0
+    assert (
+        f"Routed 1 ticket(s) with the pipeline engine; 3 more were already stored in {db}, shown as stored,"
+        " not routed again.\n"
+    ) in capsys.readouterr().out
+    assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
