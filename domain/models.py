@@ -203,7 +203,10 @@ class ServiceStatus(_Frozen):
     overall_health: str = "Healthy"
 
     def active_outages_on(self, service_ids: set[str] | frozenset[str]) -> list[Outage]:
-        return [o for o in self.outages if o.is_active and o.service_id in service_ids]
+        # Without case: the ticket's text, the customer DB and the status API may each spell one
+        # service's id their own way (svc004, SVC004), and an outage missed is priority lost.
+        wanted = {service_id.casefold() for service_id in service_ids}
+        return [o for o in self.outages if o.is_active and o.service_id.casefold() in wanted]
 
 
 class Money(_Frozen):

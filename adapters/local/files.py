@@ -107,7 +107,7 @@ class JsonServiceStatusProvider:
 
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
         # The real API answers for the services asked about; mirror that so evidence matches.
-        wanted = set(service_ids)
+        wanted = {service_id.casefold() for service_id in service_ids}
         return self._status.model_copy(
-            update={"outages": tuple(o for o in self._status.outages if o.service_id in wanted)}
+            update={"outages": tuple(o for o in self._status.outages if o.service_id.casefold() in wanted)}
         )

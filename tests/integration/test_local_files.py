@@ -106,3 +106,11 @@ def test_a_file_of_the_wrong_json_kind_is_refused_saying_what_it_should_hold(
     with pytest.raises(ConfigurationError) as refused:
         reader(path)
     assert str(refused.value).endswith(f"file {path}: {message}")
+
+
+def test_a_service_asked_for_in_another_case_gets_its_outages(tmp_path: Path) -> None:
+    # Given a snapshot with an outage on SVC1
+    services = tmp_path / "services.json"
+    services.write_text('{"outages": [{"outage_id": "O-1", "service_id": "SVC1"}]}', encoding="utf-8")
+    # When the status of svc1 is asked for, then that outage is in the answer
+    assert [o.outage_id for o in JsonServiceStatusProvider(services).get_status(["svc1"]).outages] == ["O-1"]

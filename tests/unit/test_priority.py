@@ -105,6 +105,16 @@ def test_score_of_exactly_80_is_p0() -> None:
     assert (result.score, result.level) == (80, PriorityLevel.P0)
 
 
+def test_an_outage_counts_on_a_service_id_spelt_in_another_case() -> None:
+    # Given an outage the status API reports on SVC004, and a customer DB or ticket writing svc004
+    status = outages_on("SVC004")
+    owned = assess("Technical Problem", customer=a_customer(services=["svc004"]), status=status)
+    named = assess("Technical Problem", status=status, mentioned=["svc004"])
+    # Then it is that service's outage all the same
+    assert owned.factors["service_impact"] > 0
+    assert named.factors["service_impact"] > 0
+
+
 def test_vip_with_outage_on_own_service_is_p0_whatever_the_score() -> None:
     # Given a VIP whose own service has an active outage, with a low-severity billing ticket
     result = assess("Billing Dispute", customer=a_customer(vip=True, services=["SVC001"]), status=outages_on("SVC001"))
