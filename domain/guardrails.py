@@ -29,7 +29,8 @@ _INJECTION_PATTERNS = [
     # Without "previous", only when the instructions are the reader's own: "ignore the instructions
     # on the box" is a customer's story.
     r"\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:of\s+)?your\s+(?:instructions?|prompts?|rules|guidelines)",
-    r"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above|system)",
+    # "System" is left to the rules above, which tell the reader's system prompt from a TV's.
+    r"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above)",
     r"(?:^|\n|\s)(?:system|assistant|developer)\s*:",
     r"\byou\s+are\s+now\b",
     r"\bnew\s+instructions?\b",
