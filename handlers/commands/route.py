@@ -19,6 +19,7 @@ from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
+from domain.recovery import STALE_PENDING_AFTER
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
@@ -231,6 +232,16 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     unsynced = [d for d in decisions if d.sync_status in _NOT_PUSHED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
+    # Every decision this run made has been pushed or failed by now: one still pending was found in
+    # the store, left by a run stopped between storing it and pushing it.
+    stranded = [d for d in decisions if d.sync_status is SyncStatus.PENDING]
+    if stranded:
+        print(
+            f"ticket-router: {len(stranded)} decision(s) stored by an earlier run were never pushed to the "
+            f"ticketing system (first: ticket {stranded[0].ticket_id}); `ROUTER_DB={args.db} ticket-router dlq "
+            f"replay` pushes them once {int(STALE_PENDING_AFTER.total_seconds() // 60)} minutes old",
+            file=sys.stderr,
+        )
     if app.bus.failed:
         kept = len(app.bus.failed) - len(app.bus.unkept)
         again = "route them again"
@@ -239,7 +250,7 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
             if app.bus.unkept:
                 again += ", route the others again"
         print(f"ticket-router: {len(app.bus.failed)} ticket(s) could not be routed; {again}", file=sys.stderr)
-    return 1 if errors or app.bus.failed or unsynced or never_answered else 0
+    return 1 if errors or app.bus.failed or unsynced or stranded or never_answered else 0
 
 
 def _standard_input_file() -> Path | None:

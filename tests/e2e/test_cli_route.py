@@ -975,3 +975,31 @@ def test_a_second_run_on_the_same_store_counts_apart_the_tickets_it_found_alread
         " not routed again.\n"
     ) in capsys.readouterr().out
     assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
+
+
+def test_a_stored_decision_an_earlier_run_never_pushed_is_named_by_the_next_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets routed into a store, one of whose decisions an interrupted run left pending
+    tickets = three_tickets(tmp_path)
+    db, outbox = tmp_path / "d.db", tmp_path / "o.jsonl"
+    assert main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)]) == 0
+    first = stored(db)[0].ticket_id
+    store = SqliteDecisionRepository(db)
+    body = json.loads(store._db.execute("SELECT body FROM decisions WHERE ticket_id = ?", (first,)).fetchone()[0])
+    body["sync_status"] = "pending"
+    store._db.execute(
+        "UPDATE decisions SET sync_status = 'pending', body = ? WHERE ticket_id = ?", (json.dumps(body), first)
+    )
+    store.close()
+    capsys.readouterr()
+    # When the same file is routed again into that store
+    code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
+    # Then the run names the decision never pushed and how it gets pushed, and says work is left
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        f"1 decision(s) stored by an earlier run were never pushed to the ticketing system (first: ticket {first})"
+        in err
+    )
+    assert f"`ROUTER_DB={db} ticket-router dlq replay` pushes them once 15 minutes old" in err
