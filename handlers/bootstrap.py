@@ -8,6 +8,7 @@ only pays at cold start for what it uses.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -339,6 +340,31 @@ def _time_left(deadline: float | None) -> float:
     return float("inf") if deadline is None else deadline - time.monotonic()
 
 
+# When the answer of the acceptance under way in this thread is due: Powertools removes the
+# in-progress record of a ticket that was not published with no word from us, so the removal
+# reads the deadline from here.
+_acceptance_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("acceptance_deadline", default=None)
+
+
+def _remove_records_only_while_time_is_left(persistence: Any) -> None:
+    """A removal that could outlast the function is not started: the client would get API
+    Gateway's bare 502 after all. Left in place, the record lapses with the invocation's time (its
+    in-progress expiry), which the 503's Retry-After covers, and nothing was published to lose."""
+    delete_record = persistence.delete_record
+
+    def delete_record_while_time_is_left(data: dict[str, Any], exception: Exception) -> None:
+        if _time_left(_acceptance_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
+            logger.warning(
+                "ticket %s not published; its in-progress idempotency record is left to lapse, as no time "
+                "is left to remove it",
+                data.get("ticket_id"),
+            )
+            return
+        delete_record(data=data, exception=exception)
+
+    persistence.delete_record = delete_record_while_time_is_left
+
+
 @dataclass
 class IngestionDeps:
     """What the ingestion handler needs; `accept` is the idempotent submit."""
@@ -401,10 +427,12 @@ def build_acceptor(
     idempotent_accept = idempotent_function(
         data_keyword_argument="ticket", persistence_store=persistence, config=config
     )(accept_ticket)
+    _remove_records_only_while_time_is_left(persistence)
 
     def accept(ticket: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         """`deadline` (time.monotonic()): when the answer is due; None for no limit."""
         receipt: list[dict[str, Any]] = []
+        deadline_set = _acceptance_deadline.set(deadline)
         try:
             return idempotent_accept(ticket=ticket, receipt=receipt, deadline=deadline)
         except IdempotencyPersistenceLayerError:
@@ -430,6 +458,8 @@ def build_acceptor(
                     exc,
                 )
             return receipt[0]
+        finally:
+            _acceptance_deadline.reset(deadline_set)
 
     return accept, config
 
