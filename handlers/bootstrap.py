@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.clock import SystemClock
-from domain.errors import ConfigurationError, EvidenceUnavailable, PublishFailed, SyncUnavailable, TicketRouterError
+from domain.errors import (
+    ConfigurationError,
+    EvidenceUnavailable,
+    PublishFailed,
+    RepositoryUnavailable,
+    SyncUnavailable,
+    TicketRouterError,
+)
 from domain.models import (
     DECISION_RETENTION_DAYS,
     CustomerProfile,
@@ -340,17 +347,24 @@ def _time_left(deadline: float | None) -> float:
     return float("inf") if deadline is None else deadline - time.monotonic()
 
 
-# When the answer of the acceptance under way in this thread is due: Powertools removes the
-# in-progress record of a ticket that was not published with no word from us, so the removal
-# reads the deadline from here.
+# When the answer of the acceptance under way in this thread is due: Powertools completes or
+# removes the idempotency record with no word from us, so those calls read the deadline from here.
 _acceptance_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("acceptance_deadline", default=None)
 
 
-def _remove_records_only_while_time_is_left(persistence: Any) -> None:
-    """A removal that could outlast the function is not started: the client would get API
-    Gateway's bare 502 after all. Left in place, the record lapses with the invocation's time (its
-    in-progress expiry), which the 503's Retry-After covers, and nothing was published to lose."""
+def _record_calls_only_while_time_is_left(persistence: Any) -> None:
+    """A write that comes after the publish and could outlast the function is not started: the
+    client would get API Gateway's bare 502 after all. Left in progress, the record lapses with the
+    invocation's time (its in-progress expiry). Of an unpublished ticket, nothing is lost and the
+    503's Retry-After covers the lapse; a published one is answered 202 all the same (as when the
+    write fails), its id unguarded once the record lapses."""
+    save_success = persistence.save_success
     delete_record = persistence.delete_record
+
+    def save_success_while_time_is_left(data: dict[str, Any], result: dict[str, Any]) -> None:
+        if _time_left(_acceptance_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
+            raise RepositoryUnavailable("no time left to complete the idempotency record")
+        save_success(data=data, result=result)
 
     def delete_record_while_time_is_left(data: dict[str, Any], exception: Exception) -> None:
         if _time_left(_acceptance_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
@@ -362,6 +376,7 @@ def _remove_records_only_while_time_is_left(persistence: Any) -> None:
             return
         delete_record(data=data, exception=exception)
 
+    persistence.save_success = save_success_while_time_is_left
     persistence.delete_record = delete_record_while_time_is_left
 
 
@@ -427,7 +442,7 @@ def build_acceptor(
     idempotent_accept = idempotent_function(
         data_keyword_argument="ticket", persistence_store=persistence, config=config
     )(accept_ticket)
-    _remove_records_only_while_time_is_left(persistence)
+    _record_calls_only_while_time_is_left(persistence)
 
     def accept(ticket: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         """`deadline` (time.monotonic()): when the answer is due; None for no limit."""

@@ -420,11 +420,24 @@ def test_an_unpublished_tickets_record_is_left_to_lapse_when_removing_it_could_o
     assert [e.ticket_id for e in api.published] == ["T-100"]
 
 
+class SlowlyFailingCompletionStore(CountingCompletionFailsStore):
+    """Fails to mark the record complete once, and only after `seconds`: a write timing out."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(failures=1)
+        self.seconds = seconds
+
+    def _update_record(self, data_record: Any) -> None:
+        if self.failures > 0:
+            time.sleep(self.seconds)
+        super()._update_record(data_record)
+
+
 def test_an_incomplete_record_is_not_retried_when_the_retry_could_outlast_the_function(api: Harness) -> None:
-    # Given a slow publish, after which the idempotency record fails to complete once, and less time
-    # left then than another try at it could take
-    store = CountingCompletionFailsStore(failures=1)
-    accept, config = build_acceptor(api.app.customers, SlowBus(api.app.bus, seconds=1.5), store)
+    # Given a write completing the idempotency record that fails slowly, leaving less time than
+    # another try at it could take
+    store = SlowlyFailingCompletionStore(seconds=1.5)
+    accept, config = build_acceptor(api.app.customers, api.app.bus, store)
     api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
     api.function_timeout_seconds = PUBLISH_RESERVE_SECONDS + ingestion.ANSWER_MARGIN_SECONDS + 1.0
     # When a ticket is posted
@@ -433,6 +446,24 @@ def test_an_incomplete_record_is_not_retried_when_the_retry_could_outlast_the_fu
     assert (status, body["status"]) == (202, "accepted")
     assert [e.ticket_id for e in api.published] == ["T-100"]
     assert store.completions_tried == 1
+
+
+def test_a_published_ticket_is_accepted_without_a_record_write_that_could_outlast_the_function(
+    api: Harness,
+) -> None:
+    # Given a publish slow enough that completing the idempotency record afterwards could outlast
+    # the function, were the write as slow as an AWS call may be
+    store = CountingCompletionFailsStore(failures=0)
+    accept, config = build_acceptor(api.app.customers, SlowBus(api.app.bus, seconds=1.5), store)
+    api.deps = dataclasses.replace(api.deps, accept=accept, idempotency_config=config)
+    api.function_timeout_seconds = PUBLISH_RESERVE_SECONDS + ingestion.ANSWER_MARGIN_SECONDS + 1.0
+    # When a ticket is posted
+    status, body = api.post_ticket(VALID_TICKET)
+    # Then the client is told it was accepted, the write not started: API Gateway would otherwise
+    # answer a bare 502 for a published ticket
+    assert (status, body["status"]) == (202, "accepted")
+    assert [e.ticket_id for e in api.published] == ["T-100"]
+    assert store.completions_tried == 0
 
 
 @pytest.mark.parametrize(
