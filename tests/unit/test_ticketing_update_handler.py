@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,41 @@ def test_only_the_failed_record_of_a_batch_is_reported() -> None:
     assert [d.ticket_id for d in ticketing.pushed] == ["T-GOOD"]
     assert sync_status(deps, "T-GOOD") is SyncStatus.SUCCESS
     assert sync_status(deps, "T-BAD") is SyncStatus.FAILED
+
+
+class HangingTicketing(FakeTicketing):
+    """Holds the push of the tickets told to until its deadline, then gives up, as the HTTP adapter
+    does when no answer comes; gives up at once on any push whose deadline has passed."""
+
+    def __init__(self, *hanging: str) -> None:
+        super().__init__()
+        self.hanging = set(hanging)
+
+    def push_routing(self, decision: RoutingDecision, *, deadline: float | None = None) -> None:
+        assert deadline is not None
+        if decision.ticket_id in self.hanging:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            raise SyncUnavailable(f"no time left to push {decision.ticket_id}")
+        super().push_routing(decision, deadline=deadline)
+
+
+def test_a_push_that_hangs_does_not_starve_the_records_after_it_in_the_batch() -> None:
+    # Given a batch whose first ticket the ticketing system never answers for, and little time
+    hung = a_record("T-HUNG", sequence="100")
+    fine = a_record("T-FINE", sequence="200")
+    ticketing = HangingTicketing("T-HUNG")
+    deps, _ = wire(hung, fine, ticketing=ticketing)
+    context = LocalLambdaContext(
+        function_name="ticketing-update", timeout_seconds=ticketing_update.DEADLINE_MARGIN_SECONDS + 1.0
+    )
+    # When the batch is processed
+    result = ticketing_update.lambda_handler({"Records": [hung, fine]}, context, deps=deps)
+    # Then the hung push gets its share of the time, not all of it: the record after it is pushed,
+    # and only the hung one is left to the stream's retry
+    assert result == {"batchItemFailures": [{"itemIdentifier": "100"}]}
+    assert [d.ticket_id for d in ticketing.pushed] == ["T-FINE"]
+    assert sync_status(deps, "T-FINE") is SyncStatus.SUCCESS
 
 
 def test_a_permanent_refusal_marks_the_decision_rejected_without_a_retry() -> None:
