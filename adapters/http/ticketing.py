@@ -24,6 +24,9 @@ from domain.ticketing import routing_update_payload
 logger = logging.getLogger(__name__)
 
 
+SHORTEST_RETRY_SECONDS = 1.0
+
+
 class HttpTicketingSystem(HttpClient):
     """Pushes a routing decision with retries.
 
@@ -38,7 +41,8 @@ class HttpTicketingSystem(HttpClient):
     would otherwise sleep as long as the server asks. With a `deadline` (a time.monotonic() value),
     no wait and no request runs past it: when the next wait would cross it the adapter gives up at
     once with SyncUnavailable, leaving the replay to the dead-letter path rather than being killed
-    mid-sleep by the Lambda timeout.
+    mid-sleep by the Lambda timeout; so it does when the wait would leave the retry less than
+    SHORTEST_RETRY_SECONDS (or the timeout, if shorter).
 
     Other answers are final (SyncRejected), except that with `refresh_api_key` the first 401 or 403
     of a push re-reads the key past any cache: if it changed (a rotation), the request is sent again
@@ -169,10 +173,11 @@ class HttpTicketingSystem(HttpClient):
             delay = backoff_delay(attempt, base=self.retry_delay_base, cap=self.max_delay, rng=self._rng)
             if retry_after is not None:
                 delay = max(delay, retry_after)
-            if deadline is not None and self._clock() + delay >= deadline:
+            if deadline is not None and self._clock() + delay + self._shortest_retry >= deadline:
                 raise SyncUnavailable(
                     f"ticketing system unavailable for {ticket}: next retry in {delay:.1f}s would pass the deadline "
-                    f"after {attempt + 1} attempt(s): {failure}"
+                    f"or leave the retry less than {self._shortest_retry:.1f}s before it, after {attempt + 1} "
+                    f"attempt(s): {failure}"
                 )
             logger.info("push of %s failed (%s); retry %d in %.2fs", ticket, failure, attempt + 1, delay)
             self._sleep(delay)
@@ -194,6 +199,12 @@ class HttpTicketingSystem(HttpClient):
             # Whether the refused key was merely stale is unknown until the secret can be read;
             # rejecting for good now could drop a decision that a replay would deliver.
             raise SyncUnavailable(f"{failure} for {ticket} and the API key could not be re-read: {exc}") from exc
+
+    @property
+    def _shortest_retry(self) -> float:
+        # A third of a second each for the connection, the answer and its body: a retry given less
+        # mostly fails on its own timeout, and waiting for it only spends the caller's time.
+        return min(SHORTEST_RETRY_SECONDS, self.timeout)
 
     def _request_timeout(self, deadline: float | None) -> float | None:
         """The per-request timeout, shortened so a request never runs past the deadline: it bounds

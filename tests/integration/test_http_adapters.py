@@ -836,6 +836,19 @@ def test_a_retry_after_past_the_deadline_stops_at_once(ticketing: FakeTicketingS
     assert len(ticketing.puts) == 1
 
 
+def test_no_wait_is_made_for_a_retry_the_time_left_after_it_could_not_fit(
+    ticketing: FakeTicketingSystem, clock: FakeMonotonic
+) -> None:
+    # Given a 429 asking for 9.5 s with 10 s left: the retry would then have half a second
+    ticketing.throttle_next(1, retry_after="9.5")
+
+    # When / Then the adapter gives up at once rather than wait for a retry with no time to answer
+    with pytest.raises(SyncUnavailable, match="deadline"):
+        ticketing_adapter(ticketing, clock).push_routing(a_decision(), deadline=clock() + 10.0)
+    assert clock.sleeps == []
+    assert len(ticketing.puts) == 1
+
+
 def test_a_passed_deadline_sends_nothing(ticketing: FakeTicketingSystem, clock: FakeMonotonic) -> None:
     # Given / When a push whose deadline has already passed
     with pytest.raises(SyncUnavailable, match="no time left"):
