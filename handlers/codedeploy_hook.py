@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,23 @@ HEALTH_EVENT: dict[str, Any] = {
 
 # How much of a failing function's answer goes into the log line.
 _EXCERPT = 500
+
+# A failing function's answer (its error message, its response body) can quote what it was
+# handling: e-mail addresses, and numbers of four digits or more however grouped (phone, account,
+# card numbers, PINs), are masked before it is logged. Cruder than the app's redaction, which needs
+# pydantic (domain.models), where this module is packaged with nothing beyond boto3.
+_EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
+_NUMBER = re.compile(r"\d(?:[\s().-]?\d){3,}")
+
+
+def _masked(text: str) -> str:
+    return _NUMBER.sub("<NUMBER>", _EMAIL.sub("<EMAIL>", text))
+
+
+def _excerpt(payload: bytes) -> str:
+    # Masked before it is cut: a value cut in two could no longer be recognised.
+    return _masked(payload[: _EXCERPT * 4].decode("utf-8", errors="replace"))[:_EXCERPT]
+
 
 # Invoking a version: each check event is answered as soon as the function has started (at most 10 s of
 # init), so 25 s leaves room for a cold start.
@@ -147,7 +165,7 @@ def check_health(lambda_client: Any, target: str, function_arn: str) -> CheckRes
         Payload=json.dumps(HEALTH_EVENT).encode("utf-8"),
     )
     payload = _read_payload(response)
-    excerpt = payload[:_EXCERPT].decode("utf-8", errors="replace")
+    excerpt = _excerpt(payload)
     if response.get("FunctionError"):
         return CheckResult(
             target, function_arn, "health", False, f"FunctionError {response['FunctionError']}: {excerpt}"
@@ -173,7 +191,7 @@ def check_start(lambda_client: Any, target: str, function_arn: str) -> CheckResu
         Payload=json.dumps(START_EVENTS[target]).encode("utf-8"),
     )
     if response.get("FunctionError"):
-        excerpt = _read_payload(response)[:_EXCERPT].decode("utf-8", errors="replace")
+        excerpt = _excerpt(_read_payload(response))
         return CheckResult(
             target, function_arn, "start", False, f"FunctionError {response['FunctionError']}: {excerpt}"
         )
@@ -207,7 +225,8 @@ def run_checks(
             else:
                 result = check_start(lambda_client, target, function_arn)
         except Exception as exc:  # any failure to invoke fails the deployment, with the reason logged
-            result = CheckResult(target, function_arn, kind, False, f"invoke failed: {type(exc).__name__}: {exc}")
+            failure = _masked(f"{type(exc).__name__}: {exc}")
+            result = CheckResult(target, function_arn, kind, False, f"invoke failed: {failure}")
         results.append(result)
     return results
 
