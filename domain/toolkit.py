@@ -45,6 +45,15 @@ HISTORY = "history"
 # its decision without that evidence; the orchestrator counts those (EvidenceUnavailable), since a
 # customer DB that is down otherwise only shows as VIPs quietly routed as everyone else.
 EVIDENCE_LOOKUP_TOOLS = ("check_vip_status", "check_service_status", "get_historical_context")
+# The detail of a customer lookup the customer DB answered "no such customer" (a 404). Each such
+# ticket is routed as an unprivileged consumer's, rightly for a new customer; a customer DB reached
+# at the wrong path answers so for every customer, VIPs included, and only their share shows it.
+CUSTOMER_NOT_FOUND = "customer not found"
+
+
+def customer_not_found(calls: Sequence[ToolCall]) -> bool:
+    """Whether the routing these tool calls made found no profile for its customer."""
+    return any(call.tool == "check_vip_status" and call.ok and call.detail == CUSTOMER_NOT_FOUND for call in calls)
 
 
 @dataclass
@@ -146,7 +155,11 @@ class RoutingToolkit:
             customer = log.run(
                 "check_vip_status",
                 lambda: self.check_vip_status(ticket.customer_id),
-                lambda c: f"vip={c.is_vip} type={c.account_type.value}",
+                lambda c: (
+                    CUSTOMER_NOT_FOUND
+                    if c == CustomerProfile.unknown(ticket.customer_id)
+                    else f"vip={c.is_vip} type={c.account_type.value}"
+                ),
             )
         except EvidenceUnavailable:
             customer = CustomerProfile.unknown(ticket.customer_id)

@@ -18,7 +18,7 @@ from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.engines.agent import ModelBudgetExceeded
 from domain.models import Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
-from domain.toolkit import EVIDENCE_LOOKUP_TOOLS
+from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, customer_not_found
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
@@ -94,6 +94,9 @@ def lambda_handler(
             metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
         if any(call.tool in EVIDENCE_LOOKUP_TOOLS and not call.ok for call in decision.tool_calls):
             metrics.add_metric(name="EvidenceUnavailable", unit=MetricUnit.Count, value=1)
+        if customer_not_found(decision.tool_calls):
+            # Read against TicketsProcessed: the alarm is on the share, as a few are new customers.
+            metrics.add_metric(name="UnknownCustomers", unit=MetricUnit.Count, value=1)
         logger.info(
             "ticket routed",
             extra={

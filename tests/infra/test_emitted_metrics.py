@@ -74,14 +74,19 @@ def metrics_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_every_handler(tmp_path: Path) -> None:
-    """A ticket routed while the customer DB was down and its model call failed, a sync that failed for
-    good, a re-routing correction."""
+    """A ticket routed while the customer DB was down and its model call failed, one of a customer
+    the DB does not know, a sync that failed for good, a re-routing correction."""
     repository = orchestrator_tests.InMemoryRepository()
     deps = orchestrator_tests.deps_for(repository, customer_db_down=True)
     assert isinstance(deps.engine, PipelineEngine)
     deps = dataclasses.replace(deps, engine=ModelThrottled(deps.engine))
     orchestrator.lambda_handler(
         copy.deepcopy(orchestrator_tests.EVENT), LocalLambdaContext(function_name="orchestrator"), deps=deps
+    )
+    unknown = copy.deepcopy(orchestrator_tests.EVENT)
+    unknown["detail"].update(ticket_id="T-EVT-UNKNOWN", customer_id="CUST-NOT-IN-DB")
+    orchestrator.lambda_handler(
+        unknown, LocalLambdaContext(function_name="orchestrator"), deps=orchestrator_tests.deps_for(repository)
     )
 
     unavailable = ticketing_update_tests.FakeTicketing({"T-EVT-0001": SyncUnavailable("HTTP 503 after 6 attempts")})
@@ -105,9 +110,21 @@ def metrics_the_template_reads(resources: dict[str, Any]) -> set[str]:
         if alarm["Type"] == "AWS::CloudWatch::Alarm"
         and alarm["Properties"].get("Namespace") == observability.METRICS_NAMESPACE
     }
+    read |= {metric["MetricName"] for metric in _metric_math_metrics(resources)}
     body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     read |= set(re.findall(rf'\["{observability.METRICS_NAMESPACE}", "(\w+)"', body))
     return read
+
+
+def _metric_math_metrics(resources: dict[str, Any]) -> list[dict[str, Any]]:
+    """The custom metrics the alarms on an expression (a share, a rate) read."""
+    return [
+        query["MetricStat"]["Metric"]
+        for alarm in resources.values()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm"
+        for query in alarm["Properties"].get("Metrics", [])
+        if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == observability.METRICS_NAMESPACE
+    ]
 
 
 def test_every_metric_an_alarm_or_the_dashboard_reads_is_emitted_with_their_dimension(
@@ -121,10 +138,13 @@ def test_every_metric_an_alarm_or_the_dashboard_reads_is_emitted_with_their_dime
         "TicketingSystemSyncFailures",
         "BedrockAPIErrors",
         "EvidenceUnavailable",
+        "UnknownCustomers",
     } <= read
     for alarm in resources.values():
         if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("MetricName") in read:
             assert alarm["Properties"]["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE_NAME}]
+    for metric in _metric_math_metrics(resources):
+        assert metric["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE_NAME}]
     body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for row in re.findall(rf'\["{observability.METRICS_NAMESPACE}", "\w+", [^\]{{]*', body):
         assert row.rstrip(", ").endswith(f'"service", "{observability.SERVICE_NAME}"'), row

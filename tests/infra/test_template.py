@@ -88,8 +88,9 @@ CONTRACT_METRICS = frozenset(
     }
 )
 # Emitted beyond the design's list: RoutingAccuracy on the dashboard is TicketsRerouted / TicketsProcessed, and
-# EvidenceUnavailable counts tickets routed while a customer DB, status service or history lookup was down.
-SUPPORTING_METRICS = frozenset({"TicketsRerouted", "EvidenceUnavailable"})
+# EvidenceUnavailable counts tickets routed while a customer DB, status service or history lookup was down, and
+# UnknownCustomers those whose customer the customer DB answered it does not know.
+SUPPORTING_METRICS = frozenset({"TicketsRerouted", "EvidenceUnavailable", "UnknownCustomers"})
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------

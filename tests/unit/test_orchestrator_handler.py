@@ -80,6 +80,29 @@ def test_a_routing_without_the_customer_profile_is_counted_as_evidence_unavailab
     assert len(repository.decisions) == 1
 
 
+@pytest.mark.parametrize(("customer_id", "counted"), [("CUST-1001", None), ("CUST-NOT-IN-DB", [1.0])])
+def test_a_routing_for_a_customer_the_db_does_not_know_is_counted(
+    customer_id: str, counted: list[float] | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given metrics on, and a ticket from a customer the customer DB knows, or answers it has not
+    # (as every customer is answered when CUSTOMER_DB_URL points at the wrong path)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    orchestrator.metrics.clear_metrics()  # what earlier tests added while metrics were off
+    repository = InMemoryRepository()
+    event = copy.deepcopy(EVENT)
+    event["detail"]["customer_id"] = customer_id
+    # When the orchestrator routes it
+    invoke(event, deps_for(repository))
+    # Then it is routed either way, and counted among unknown customers only when the DB did not know
+    # it: the share of those is what tells a misconfigured customer DB from a few new customers
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert emitted["TicketsProcessed"] == [1.0]
+    assert emitted.get("UnknownCustomers") == counted
+    assert emitted.get("EvidenceUnavailable") is None
+    assert len(repository.decisions) == 1
+
+
 def test_a_ticket_received_event_is_routed_and_one_decision_stored() -> None:
     # Given the sample TicketReceived event and an empty decision store
     repository = InMemoryRepository()
