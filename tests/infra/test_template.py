@@ -400,6 +400,26 @@ def test_the_orchestrator_starts_with_any_model_the_parameters_allow(
     assert orchestrator_settings.bedrock_model_id == f"us.{expected}"
 
 
+@pytest.mark.parametrize("parameter", ["BedrockModelId", "BedrockClassifierModelId"])
+def test_a_model_parameter_given_an_inference_profile_id_is_refused_at_deploy(
+    sam_template: dict[str, Any], parameter: str
+) -> None:
+    # Given the model parameter's constraint, which CloudFormation checks before creating anything
+    spec = sam_template["Parameters"][parameter]
+    pattern = spec["AllowedPattern"]
+    # Then foundation-model ids pass, its default among them
+    for model in (spec["Default"], "amazon.nova-pro-v1:0", "meta.llama3-1-70b-instruct-v1:0"):
+        assert re.fullmatch(pattern, model), model
+    # And an inference-profile id, which would deploy prefixed twice (us.us.anthropic...), is refused, saying why
+    for profile in (
+        settings.DEFAULT_SONNET,
+        settings.DEFAULT_HAIKU,
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ):
+        assert not re.fullmatch(pattern, profile), profile
+    assert "BedrockInferenceProfilePrefix" in spec["ConstraintDescription"]
+
+
 def test_the_orchestrator_reads_phone_numbers_as_the_phone_region_parameter_says(
     translated: dict[str, Any], sam_template: dict[str, Any]
 ) -> None:
