@@ -420,6 +420,52 @@ def test_a_model_parameter_given_an_inference_profile_id_is_refused_at_deploy(
     assert "BedrockInferenceProfilePrefix" in spec["ConstraintDescription"]
 
 
+def rule_value(value: Any, parameters: dict[str, Any]) -> Any:
+    """A template rule's condition or assertion, with the given parameter values."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return parameters[arg]
+        if key == "Fn::Equals":
+            return rule_value(arg[0], parameters) == rule_value(arg[1], parameters)
+        if key == "Fn::Not":
+            return not rule_value(arg[0], parameters)
+        if key == "Fn::And":
+            return all(rule_value(item, parameters) for item in arg)
+        if key == "Fn::Contains":
+            return rule_value(arg[1], parameters) in arg[0]
+        raise AssertionError(f"unexpected rule function {key}")
+    return value
+
+
+def refused_by_rules(translated: dict[str, Any], sam_template: dict[str, Any], **parameters: str) -> list[str]:
+    """What CloudFormation would say, refusing a deploy with these parameter values (the others at their defaults)."""
+    values = {**parameter_defaults(sam_template), **parameters}
+    refused = []
+    for rule in translated.get("Rules", {}).values():
+        if not rule_value(rule.get("RuleCondition", True), values):
+            continue
+        refused += [a["AssertDescription"] for a in rule["Assertions"] if not rule_value(a["Assert"], values)]
+    return refused
+
+
+def test_claude_four_five_without_an_inference_profile_is_refused_at_deploy(
+    translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given the default models (Claude Sonnet and Haiku 4.5), which Bedrock serves only through a profile
+    # Then they deploy through one
+    assert refused_by_rules(translated, sam_template) == []
+    # And invoked directly (prefix none) they are refused before anything is created, naming the parameter to set
+    refused = refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="none")
+    assert len(refused) == 2 and all("BedrockInferenceProfilePrefix" in message for message in refused)
+    # While models offered on demand, or an engine that calls no model, deploy without a profile
+    on_demand = {"BedrockModelId": "amazon.nova-pro-v1:0", "BedrockClassifierModelId": "amazon.nova-micro-v1:0"}
+    assert refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="none", **on_demand) == []
+    assert (
+        refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="none", RoutingEngine="pipeline") == []
+    )
+
+
 def test_the_orchestrator_reads_phone_numbers_as_the_phone_region_parameter_says(
     translated: dict[str, Any], sam_template: dict[str, Any]
 ) -> None:
