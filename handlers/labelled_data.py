@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from domain.errors import ConfigurationError
 from handlers.commands.arguments import column_name
@@ -40,6 +40,15 @@ class TextColumns:
     def names(self) -> dict[str, str | None]:
         """As recorded in a model's metadata, to read the same columns back with `TextColumns(**names)`."""
         return {"text": self.text, "subject": self.subject, "body": self.body}
+
+    def reads(self) -> tuple[str | None, str | None]:
+        """(subject, body) as the text is composed from them: a whole-text column, or a subject or a
+        body alone, is the same text as a body column of that name with no subject."""
+        if self.text:
+            return None, self.text
+        if self.subject and self.body:
+            return self.subject, self.body
+        return None, self.subject or self.body
 
 
 @dataclass
@@ -225,3 +234,44 @@ def columns_from_args(args: Any) -> TextColumns:
     if args.subject_column or args.body_column:
         return TextColumns(text=None, subject=args.subject_column, body=args.body_column)
     return TextColumns(text=args.text_column or "text")
+
+
+def columns_as_trained(
+    metadata: dict[str, Any], model: str, default: TextColumns = TextColumns()
+) -> TextColumns | None:
+    """The text columns the model's metadata records it was trained on, said on stderr when they
+    are not the command's `default`; None when it records none that can be read back."""
+    recorded = metadata.get("text_column_names")
+    if not _column_names(recorded):
+        return None
+    columns = TextColumns(**recorded)
+    if columns.reads() != default.reads():
+        print(f"ticket-router: reading {columns.describe()}, the text {model} was trained on", file=sys.stderr)
+    return columns
+
+
+def warn_unless_as_trained(metadata: dict[str, Any], model: str, columns: TextColumns, doing: str) -> None:
+    """Warn when `columns` compose another text than the model was trained on: its figures would
+    describe text the model was never trained to read."""
+    recorded = metadata.get("text_column_names")
+    trained = metadata.get("text_columns")
+    if _column_names(recorded):
+        differs = TextColumns(**recorded).reads() != columns.reads()
+    else:  # older models record only the options' description
+        differs = isinstance(trained, str) and trained != columns.describe()
+    if differs and isinstance(trained, str):
+        print(
+            f"ticket-router: warning: {model} was trained on {trained}, {doing} here on {columns.describe()}:"
+            " the figures describe other text than the model was trained to read",
+            file=sys.stderr,
+        )
+
+
+def _column_names(recorded: Any) -> TypeGuard[dict[str, str | None]]:
+    """Whether metadata's `text_column_names` can be read back (a hand-edited file may hold anything)."""
+    return (
+        isinstance(recorded, dict)
+        and set(recorded) == {"text", "subject", "body"}
+        and all(v is None or (isinstance(v, str) and v.strip()) for v in recorded.values())
+        and any(recorded.values())
+    )

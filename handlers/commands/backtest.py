@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from adapters.classifier.ngram import DEFAULT_MODEL_DIR, read_metadata
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
 from domain.models import NewTicket
@@ -32,10 +33,12 @@ from handlers.labelled_data import (
     SHOWN_PROBLEMS,
     TextColumns,
     cell,
+    columns_as_trained,
     read_labelled,
     report_problems,
     require_known_labels,
     require_rows,
+    warn_unless_as_trained,
 )
 from handlers.validation import describe_validation_error
 
@@ -54,10 +57,13 @@ def register(subparsers: Any) -> None:
         "--subject-column",
         type=column_name,
         default=None,
-        help="ticket subject column (default subject, used when the file has one)",
+        help="ticket subject column (default: the model's, as trained, else subject, used when the file has one)",
     )
     parser.add_argument(
-        "--body-column", type=column_name, default="description", help="ticket text column (default description)"
+        "--body-column",
+        type=column_name,
+        default=None,
+        help="ticket text column (default: the model's, as trained, else description)",
     )
     parser.add_argument(
         "--customer-column",
@@ -79,16 +85,27 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = routing_settings(args)
     # A subject and a customer are optional for a ticket, so the default columns may be absent; one
-    # named on the command line must be there: mistyped, every ticket would be routed without it.
-    subject_column = args.subject_column or "subject"
+    # named on the command line, or recorded as the model's, must be there: mistyped, every ticket
+    # would be routed without it.
+    model_dir = settings.router_model_dir
+    metadata = read_metadata(model_dir or DEFAULT_MODEL_DIR)
+    model = str(model_dir or "the bundled telecom model")
+    subject_column, body_column, subject_given = _text_columns(args, metadata, model)
     customer_column = args.customer_column or "customer_id"
-    columns = TextColumns(text=None, subject=subject_column, body=args.body_column)
+    columns = TextColumns(text=None, subject=subject_column, body=body_column)
     optional = [
         name
-        for name, given in ((subject_column, args.subject_column), (customer_column, args.customer_column))
-        if not given
+        for name, given in ((subject_column, subject_given), (customer_column, args.customer_column))
+        if name and not given
     ]
     data = read_labelled(args.file, columns, args.label_column, optional=optional, also=(customer_column,))
+    if args.subject_column or args.body_column:
+        # The default subject column counts only where the file has it: without it, the text is the body's.
+        read = (
+            subject_column if subject_column and any(r.get(subject_column) is not None for r in data.records) else None
+        )
+        composed = TextColumns(text=None, subject=read, body=body_column)
+        warn_unless_as_trained(metadata, model, composed, "backtested")
     # Each ticket is routed at the moment it arrived, as a live router routed it: with one clock for
     # all, every ticket older than the taxonomy's age thresholds would gain their points, and the
     # priority mix would depend on the day the backtest is run.
@@ -114,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                 "ticket_id": cell(record, "ticket_id") or f"BT-{number:06d}",
                 "customer_id": cell(record, customer_column) or "UNKNOWN",
                 "subject": cell(record, subject_column)[:500],
-                "description": cell(record, args.body_column)[:20_000],
+                "description": cell(record, body_column)[:20_000],
             }
             if record.get("timestamp"):
                 candidate["timestamp"] = record["timestamp"]
@@ -175,6 +192,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(report)
     return EXIT_BAD_ROWS if failures or never_answered else 0
+
+
+def _text_columns(args: argparse.Namespace, metadata: dict[str, Any], model: str) -> tuple[str | None, str, bool]:
+    """(subject column, body column, whether the subject column must be in the file): those given,
+    else those the model was trained on, as `evaluate` reads them; a model trained on one column and
+    backtested on another would be measured on text it will never route."""
+    if not (args.subject_column or args.body_column):
+        trained = columns_as_trained(metadata, model, TextColumns(text=None, subject="subject", body="description"))
+        if trained is not None:
+            subject, body = trained.reads()
+            return subject, body or "description", True
+    return args.subject_column or "subject", args.body_column or "description", bool(args.subject_column)
 
 
 def _require_known_labels(taxonomy: Any, kind: str, column: str, labels: list[str]) -> None:

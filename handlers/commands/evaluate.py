@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any, TypeGuard
+from typing import Any
 
 from adapters.atomic_files import atomic_write, is_standard_output
 from domain.errors import ConfigurationError
@@ -13,12 +12,14 @@ from handlers.commands.arguments import output_path_argument, path_argument, rea
 from handlers.labelled_data import (
     TextColumns,
     add_column_arguments,
+    columns_as_trained,
     columns_from_args,
     columns_given,
     read_labelled,
     report_problems,
     require_known_labels,
     require_rows,
+    warn_unless_as_trained,
 )
 from handlers.output_paths import check_writable, message_stream, model_files
 
@@ -118,29 +119,9 @@ def _text_columns(args: argparse.Namespace, classifier: Any) -> TextColumns:
     """The columns given, else those the model was trained on: a model trained on subject and body
     and measured on one column alone is measured on other text than it will route."""
     metadata = getattr(classifier, "metadata", {}) or {}
-    model = args.model_dir or "the bundled telecom model"
-    recorded = metadata.get("text_column_names")
-    if not columns_given(args) and _column_names(recorded):
-        columns = TextColumns(**recorded)
-        if columns != TextColumns():
-            print(f"ticket-router: reading {columns.describe()}, the text {model} was trained on", file=sys.stderr)
-        return columns
+    model = str(args.model_dir or "the bundled telecom model")
+    if not columns_given(args) and (trained := columns_as_trained(metadata, model)) is not None:
+        return trained
     columns = columns_from_args(args)
-    trained = metadata.get("text_columns")
-    if isinstance(trained, str) and trained != columns.describe():
-        print(
-            f"ticket-router: warning: {model} was trained on {trained}, evaluated here on {columns.describe()}:"
-            " the figures describe other text than the model was trained to read",
-            file=sys.stderr,
-        )
+    warn_unless_as_trained(metadata, model, columns, "evaluated")
     return columns
-
-
-def _column_names(recorded: Any) -> TypeGuard[dict[str, str | None]]:
-    """Whether metadata's `text_column_names` can be read back (a hand-edited file may hold anything)."""
-    return (
-        isinstance(recorded, dict)
-        and set(recorded) == {"text", "subject", "body"}
-        and all(v is None or (isinstance(v, str) and v.strip()) for v in recorded.values())
-        and any(recorded.values())
-    )

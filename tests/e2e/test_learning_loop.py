@@ -654,3 +654,40 @@ def test_evaluate_measures_the_model_router_model_dir_names(
     # Then it measures that model, not the bundled one
     assert code == 0
     assert json.loads(capsys.readouterr().out)["per_class"].keys() == {"card_lost", "login", "rare", "refund"}
+
+
+def test_backtest_reads_the_text_columns_the_model_was_trained_on_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model trained on a subject and a body column, its labels mapped to teams
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_subject_body_dataset(data, per_label=30, seed=1)
+    model = tmp_path / "m"
+    trained = ["train", "--data", str(data), "--subject-column", "subject", "--body-column", "body"]
+    main([*trained, "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    teams = {"card_lost": "Billing Support", "refund": "Billing Support", "login": "Account Management"}
+    label_map = tmp_path / "teams.json"
+    label_map.write_text(json.dumps({**teams, "rare": "Technical Support"}), encoding="utf-8")
+    # And history holding the same two columns, and a notes column where backtest looked for none
+    write_subject_body_dataset(test, per_label=10, seed=2)
+    rows = list(csv.DictReader(test.open(newline="")))
+    with test.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject", "body", "notes", "team"])
+        writer.writerows([r["subject"], r["body"], "n/a", teams.get(r["intent"], "Technical Support")] for r in rows)
+    capsys.readouterr()
+    backtest = ["backtest", str(test), "--label-column", "team", "--model-dir", str(model), "--json"]
+    backtest += ["--label-team-map", str(label_map), "--now", "2026-11-24T12:00:00Z"]
+
+    # When it is backtested without naming columns, then it reads the two it was trained on, and says so
+    assert main(backtest) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 32
+    assert f"reading --subject-column subject --body-column body, the text {model} was trained on" in captured.err
+
+    # When it is told to read another column, then the figures come with a warning naming both
+    assert main([*backtest, "--body-column", "notes"]) == 0
+    assert (
+        f"warning: {model} was trained on --subject-column subject --body-column body, "
+        "backtested here on --subject-column subject --body-column notes"
+    ) in capsys.readouterr().err
