@@ -195,10 +195,16 @@ def run(args: argparse.Namespace) -> int:
     counts = data.label_counts()
     if len(counts) < 2:
         raise ConfigurationError(f"{args.data}: training needs at least two labels, found {len(counts)}")
-    for label, count in sorted(counts.items(), key=lambda kv: kv[1]):
-        if count < MIN_EXAMPLES_PER_LABEL:
+    # Distinct texts, as the split counts them: ten copies of one template ticket teach the model
+    # one example, and would hide that the label is thin.
+    distinct: dict[str, set[str]] = defaultdict(set)
+    for text, label in zip(data.texts, data.labels, strict=True):
+        distinct[label].add(text_key(text))
+    for label, texts in sorted(distinct.items(), key=lambda kv: len(kv[1])):
+        if len(texts) < MIN_EXAMPLES_PER_LABEL:
+            copies = f" ({counts[label]} rows)" if counts[label] > len(texts) else ""
             print(
-                f"ticket-router: warning: label {label!r} has only {count} example(s); "
+                f"ticket-router: warning: label {label!r} has only {len(texts)} distinct text(s){copies}; "
                 f"expect poor recall below {MIN_EXAMPLES_PER_LABEL}",
                 file=sys.stderr,
             )

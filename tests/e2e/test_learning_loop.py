@@ -60,7 +60,36 @@ def test_train_writes_a_versioned_artifact_and_warns_about_thin_labels(
     assert metadata["validation"]["accuracy"] > 0.9
     assert metadata["version"]
     assert "row 92: empty text" in captured.err
-    assert "label 'rare' has only 2 example(s)" in captured.err
+    assert "label 'rare' has only 2 distinct text(s);" in captured.err
+
+
+def test_train_counts_a_label_whose_rows_repeat_a_few_texts_as_thin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a label with 12 rows that are copies of 3 template tickets, in other case and spacing
+    data = tmp_path / "train.csv"
+    write_dataset(data)
+    templates = ["my sim card is blocked", "sim not recognised", "new sim does not work"]
+    with data.open("a", newline="") as handle:
+        csv.writer(handle).writerows(
+            [(templates[i % 3].upper() if i % 2 else templates[i % 3], "sim") for i in range(12)]
+        )
+    # When a model is trained on it
+    code = main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--label-column",
+            "intent",
+            "--model-dir",
+            str(tmp_path / "m"),
+            "--no-static-vectors",
+        ]
+    )
+    # Then the label is warned of by its distinct texts, not passed as 12 examples
+    assert code == 0
+    assert "label 'sim' has only 3 distinct text(s) (12 rows)" in capsys.readouterr().err
 
 
 def test_train_without_a_model_dir_writes_the_model_under_router_home(
