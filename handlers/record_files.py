@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import sys
@@ -198,10 +199,15 @@ def _without_spreadsheet_guard(value: Any) -> Any:
     return value[1:] if isinstance(value, str) and _LOOKS_GUARDED.match(value) else value
 
 
-def _other_separator(header: str, comma_cells: list[str] | None = None) -> str | None:
+# Data rows looked at to tell the separator when the header alone cannot.
+_SEPARATOR_SAMPLE_ROWS = 50
+
+
+def _other_separator(header: str, comma_cells: list[str] | None = None, rows: str = "") -> str | None:
     """The separator other than a comma (';', tab or '|') that splits this header line into more
-    cells than the comma does (`comma_cells`, None when the comma cannot read it). Read as CSV, so
-    that one inside a quoted name, as in '"text;notes"', is part of the name and splits nothing."""
+    cells than the comma does (`comma_cells`, None when the comma cannot read it), unless the comma
+    fits more of the data `rows` than it does. Read as CSV, so that one inside a quoted name, as in
+    '"text;notes"', is part of the name and splits nothing."""
     # A quote left inside a cell is one this separator cut through: where the comma reads every
     # quote as a quoted name's, 'id,"category|queue|team"' is two comma cells, not three bar cells.
     comma_quotes_whole = comma_cells is not None and not any('"' in cell for cell in comma_cells)
@@ -211,8 +217,26 @@ def _other_separator(header: str, comma_cells: list[str] | None = None) -> str |
         except csv.Error:
             continue
         if len(cells) > len(comma_cells or [""]) and not (comma_quotes_whole and any('"' in c for c in cells)):
+            # A header alone is ambiguous: 'text,label|team' is two comma names or two bar names.
+            # The rows under it are not: each has the header's cell count under its own separator.
+            if comma_cells is not None and _rows_fitting(rows, ",", len(comma_cells)) > _rows_fitting(
+                rows, separator, len(cells)
+            ):
+                continue
             return separator
     return None
+
+
+def _rows_fitting(rows: str, separator: str, width: int) -> int:
+    """How many of the first data rows split into `width` cells at `separator`."""
+    reader = csv.reader(io.StringIO(rows, newline=""), delimiter=separator, skipinitialspace=True)
+    fitting = 0
+    try:
+        for cells in itertools.islice(filter(None, reader), _SEPARATOR_SAMPLE_ROWS):
+            fitting += len(cells) == width
+    except csv.Error:  # a row this separator cannot read fits it no better
+        pass
+    return fitting
 
 
 def _separator_error(path: Path, header: str, separator: str) -> RecordFileError:
@@ -246,8 +270,8 @@ def _csv_records(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise RecordFileError(f"{path}: unreadable CSV header: {exc}") from exc
         if not fieldnames:
             raise RecordFileError(f"{path}: CSV has no header row")
-        header = _LINE_BREAK.split(text, maxsplit=1)[0]
-        if separator := _other_separator(header, fieldnames):
+        header, *rest = _LINE_BREAK.split(text, maxsplit=1)
+        if separator := _other_separator(header, fieldnames, rest[0] if rest else ""):
             # Excel in many locales saves "CSV" with semicolons: read with commas, every row would
             # be one cell (or split at the commas in its text), and each rejected for lacking the
             # columns its header seems to name. A comma inside one of its column names still leaves

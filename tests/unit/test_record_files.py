@@ -310,3 +310,23 @@ def test_a_single_record_holding_a_list_of_objects_beside_its_fields_is_still_on
     data.write_text(json.dumps(record), encoding="utf-8")
     # When it is read, then it is that one record, not taken for a wrapper of records
     assert list(read_records(data, "data file")) == [(1, record)]
+
+
+def test_a_comma_csv_with_bars_in_an_unquoted_column_name_is_read(tmp_path: Path) -> None:
+    # Given a comma CSV whose second column name, unquoted, holds two bars (three cells split at them)
+    data = tmp_path / "tickets.csv"
+    data.write_text("text,label|team|x\nfibre down,Network Outage\nbill too high,Billing\n", encoding="utf-8")
+    # When it is read, then its rows, which the commas split as they split the header, are read by them
+    assert list(read_records(data, "data file")) == [
+        (2, {"text": "fibre down", "label|team|x": "Network Outage"}),
+        (3, {"text": "bill too high", "label|team|x": "Billing"}),
+    ]
+
+
+def test_a_bar_csv_whose_rows_the_bars_split_as_the_header_is_still_refused(tmp_path: Path) -> None:
+    # Given a bar-separated file with a comma in one column name and in one row's text
+    data = tmp_path / "tickets.csv"
+    data.write_text("text|label, team|x\nfibre down, again|outage|1\nslow|outage|2\n", encoding="utf-8")
+    # When it is read, then it is refused naming the bar, which splits every row as it splits the header
+    with pytest.raises(RecordFileError, match=re.escape("cells must be separated by commas, not '|'")):
+        list(read_records(data, "data file"))
