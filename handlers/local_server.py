@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hmac
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
@@ -101,6 +103,23 @@ class ApiGatewayWsgiApp:
     def _respond(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         headers = _headers(environ)
         path = environ.get("PATH_INFO") or "/"
+        method = environ["REQUEST_METHOD"]
+        allowed = _allowed_methods(_encoded_path(environ))
+        if allowed and method not in allowed:
+            # The route exists: "no route" (404) would send the caller looking for a mistyped path.
+            payload = json.dumps({"message": f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}"})
+            start_response(
+                "405 Method Not Allowed",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(payload.encode()))),
+                    ("Allow", ", ".join(allowed)),
+                ],
+            )
+            return [payload.encode()]
+        if method == "HEAD":
+            # Answered as GET (RFC 9110 9.3.2), its body left out by __call__: `curl -I /health` probes.
+            environ = {**environ, "REQUEST_METHOD": "GET"}
         if path == "/openapi.json" and environ["REQUEST_METHOD"] == "GET":
             return self._openapi(start_response)
         if not self._authorised(headers):
@@ -131,6 +150,25 @@ class ApiGatewayWsgiApp:
         from handlers.openapi import openapi_document
 
         return _json_response(start_response, 200, openapi_document())
+
+
+@functools.cache
+def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """Each path of the API, as a pattern of its still-encoded form, with the methods it answers."""
+    from handlers.openapi import openapi_document
+
+    paths = {"/openapi.json": ["get"], **{p: list(ops) for p, ops in openapi_document()["paths"].items()}}
+    routes = []
+    for template, operations in paths.items():
+        pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/"))
+        methods = [m.upper() for m in operations]
+        routes.append((re.compile(pattern), tuple([*methods, "HEAD"] if "GET" in methods else methods)))
+    return tuple(routes)
+
+
+def _allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods answered at `path`; none when no route has it (404, from the handler)."""
+    return next((methods for pattern, methods in _routes() if pattern.fullmatch(path)), ())
 
 
 def _encoded_path(environ: dict[str, Any]) -> str:

@@ -237,6 +237,37 @@ def test_unknown_ticket_and_unknown_route_are_404(served: Served) -> None:
     assert served.get("/no/such/route").status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/tickets/T-SERVE-1", "GET, HEAD"),
+        ("PUT", "/tickets/T-SERVE-1", "GET, HEAD"),
+        ("GET", "/tickets", "POST"),
+        ("HEAD", "/tickets/T-SERVE-1/feedback", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+def test_a_method_a_route_does_not_answer_is_405_naming_those_it_does(
+    served: Served, method: str, path: str, allowed: str
+) -> None:
+    # When a route that exists is asked with a method it does not answer
+    response = requests.request(method, f"{served.url}{path}", headers={"x-api-key": API_KEY}, timeout=TIMEOUT)
+    # Then the answer says the method is wrong, and which are right, not that there is no such route
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    if method != "HEAD":
+        assert response.json()["message"] == f"{method} is not allowed on {path}; allowed: {allowed}"
+
+
+def test_head_on_a_get_route_answers_as_get_without_a_body(served: Served) -> None:
+    # When /health is asked with HEAD, as a monitoring probe does
+    response = requests.head(f"{served.url}/health", headers={"x-api-key": API_KEY}, timeout=TIMEOUT)
+    # Then it answers as GET does, with the length of the body it leaves out
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["Content-Length"]) == len(served.get("/health").content)
+
+
 def test_health_answers_with_the_key(served: Served) -> None:
     response = served.get("/health")
     assert response.status_code == 200
