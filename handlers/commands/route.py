@@ -137,6 +137,8 @@ class _Progress:
     total: int = 0
     outbox: Path | None = None
     decisions: list[RoutingDecision] = dataclasses.field(default_factory=list)
+    # Of `decisions`, those an earlier run stored in --db: found, not routed (or pushed) by this one.
+    found_stored: set[str] = dataclasses.field(default_factory=set)
     routing: bool = False
     written: bool = False
 
@@ -154,9 +156,12 @@ def run(args: argparse.Namespace) -> int:
 def _interrupted_message(progress: _Progress, args: argparse.Namespace) -> str:
     if not progress.routing:
         return "interrupted before any ticket was routed; nothing was stored, pushed or written"
-    decisions = progress.decisions
+    decisions = [d for d in progress.decisions if d.ticket_id not in progress.found_stored]
     pushed = sum(d.sync_status is SyncStatus.SUCCESS for d in decisions)
-    message = f"interrupted after routing {len(decisions)} of {progress.total} ticket(s): "
+    message = f"interrupted after routing {len(decisions)} of {progress.total} ticket(s)"
+    if progress.found_stored:
+        message += f" ({len(progress.found_stored)} more were already stored)"
+    message += ": "
     if args.db:
         message += f"their decisions are kept in {args.db} (routing the same tickets again with it routes the rest)"
     else:
@@ -204,9 +209,10 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     progress.total, progress.outbox, progress.routing = len(parsed), outbox, True
     decisions = progress.decisions
     try:
-        duplicates, conflicts, stored_before = _route_all(app, parsed, args.db, decisions)
+        duplicates, conflicts = _route_all(app, parsed, args.db, progress)
     finally:
         app.close()
+    stored_before = len(progress.found_stored)
     errors = sorted(errors + conflicts, key=lambda error: error.row)
 
     if args.output:
@@ -303,13 +309,12 @@ def _unsynced_message(unsynced: list[RoutingDecision], db: Path | None) -> str:
 
 
 def _route_all(
-    app: LocalApp, rows: list[ParsedRow], db: Path | None, decisions: list[RoutingDecision]
-) -> tuple[list[int], list[RowError], int]:
-    """Route each row, adding its decision to `decisions` as it is made (an interrupt tells how
-    many were); the rows skipped as repeats, those refused, and how many of the decisions were
-    already in the store (`db`), from an earlier run, and not made again."""
+    app: LocalApp, rows: list[ParsedRow], db: Path | None, progress: _Progress
+) -> tuple[list[int], list[RowError]]:
+    """Route each row, adding its decision to `progress` as it is made (an interrupt tells how many
+    were), and the ids of those already in the store (`db`), from an earlier run, and not made
+    again; the rows skipped as repeats, and those refused."""
     duplicates: list[int] = []
-    stored_before = 0
     conflicts: list[RowError] = []
     seen: dict[str, tuple[int, Ticket]] = {}
     for row in rows:
@@ -331,8 +336,7 @@ def _route_all(
                 conflicts.append(RowError(row.row, "ticket_id", f"{ticket.ticket_id} {earlier} in {db}{_OTHER}"))
                 continue
             # The same ticket routed by an earlier run: submitting it hands its stored decision back.
-            if app.repository.get(ticket.ticket_id) is not None:
-                stored_before += 1
+            found_stored = app.repository.get(ticket.ticket_id) is not None
             app.submit(ticket)
             decision = app.repository.get(ticket.ticket_id)
         except DamagedRecord as exc:
@@ -340,8 +344,10 @@ def _route_all(
             conflicts.append(RowError(row.row, "ticket_id", str(exc)))
             continue
         if decision is not None:
-            decisions.append(decision)
-    return duplicates, conflicts, stored_before
+            if found_stored:
+                progress.found_stored.add(decision.ticket_id)
+            progress.decisions.append(decision)
+    return duplicates, conflicts
 
 
 _OTHER = " for another customer_id, subject or description; give this ticket an id of its own"

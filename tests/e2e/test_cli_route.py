@@ -937,6 +937,37 @@ def test_an_interrupt_without_a_store_says_the_decisions_were_in_memory_only(
     )
 
 
+def test_an_interrupt_counts_apart_the_tickets_found_already_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets routed into a store, and a file holding them and two more
+    db, outbox = tmp_path / "d.db", tmp_path / "o.jsonl"
+    assert main(["route", str(three_tickets(tmp_path)), "--quiet", "--db", str(db), "--outbox", str(outbox)]) == 0
+    tickets = tmp_path / "five.jsonl"
+    tickets.write_text("".join(SAMPLES.joinpath("tickets.jsonl").read_text().splitlines(keepends=True)[:5]))
+    real_submit = LocalApp.submit
+    submitted: list[str] = []
+
+    def submit_until_interrupted(self: LocalApp, ticket: Any, correlation_id: str | None = None) -> Any:
+        if len(submitted) == 4:
+            raise KeyboardInterrupt
+        submitted.append(ticket.ticket_id)
+        return real_submit(self, ticket, correlation_id)
+
+    monkeypatch.setattr(LocalApp, "submit", submit_until_interrupted)
+    capsys.readouterr()
+    # When the file is routed into that store and Ctrl-C comes at its fifth ticket
+    code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
+    # Then the line counts the one ticket this run routed and pushed, and the three it found stored apart
+    assert code == 130
+    assert capsys.readouterr().err == (
+        "ticket-router: interrupted after routing 1 of 5 ticket(s) (3 more were already stored): their decisions"
+        f" are kept in {db} (routing the same tickets again with it routes the rest); 1 pushed to the outbox"
+        f" {outbox}\n"
+    )
+    assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
+
+
 @pytest.mark.parametrize("name", ["export.json", "export.jsonl", "export"])
 def test_tickets_wrapped_in_a_json_object_are_refused_saying_which_shapes_are_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
