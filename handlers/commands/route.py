@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import stat
@@ -17,9 +18,10 @@ from pydantic import TypeAdapter, ValidationError
 from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
-from domain.errors import DamagedRecord
+from domain.errors import DamagedRecord, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.recovery import STALE_PENDING_AFTER
+from domain.services import sync_decision
 from domain.taxonomy import DEFAULT_TAXONOMY_PATH
 from handlers.bootstrap import LocalApp, bootstrap_local
 from handlers.commands.arguments import output_path_argument, path_argument
@@ -139,6 +141,8 @@ class _Progress:
     decisions: list[RoutingDecision] = dataclasses.field(default_factory=list)
     # Of `decisions`, those an earlier run stored in --db: found, not routed (or pushed) by this one.
     found_stored: set[str] = dataclasses.field(default_factory=set)
+    # Of those, the ones an earlier run stopped before pushing, which this run pushed (or tried to).
+    pushed_for_earlier: set[str] = dataclasses.field(default_factory=set)
     routing: bool = False
     written: bool = False
 
@@ -157,7 +161,11 @@ def _interrupted_message(progress: _Progress, args: argparse.Namespace) -> str:
     if not progress.routing:
         return "interrupted before any ticket was routed; nothing was stored, pushed or written"
     decisions = [d for d in progress.decisions if d.ticket_id not in progress.found_stored]
-    pushed = sum(d.sync_status is SyncStatus.SUCCESS for d in decisions)
+    pushed = sum(
+        d.sync_status is SyncStatus.SUCCESS
+        for d in progress.decisions
+        if d.ticket_id not in progress.found_stored or d.ticket_id in progress.pushed_for_earlier
+    )
     message = f"interrupted after routing {len(decisions)} of {progress.total} ticket(s)"
     if progress.found_stored:
         message += f" ({len(progress.found_stored)} more were already stored)"
@@ -238,8 +246,19 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     unsynced = [d for d in decisions if d.sync_status in _NOT_PUSHED]
     if unsynced:
         print(f"ticket-router: {_unsynced_message(unsynced, args.db)}", file=sys.stderr)
-    # Every decision this run made has been pushed or failed by now: one still pending was found in
-    # the store, left by a run stopped between storing it and pushing it.
+    pushed = [
+        d.ticket_id
+        for d in decisions
+        if d.ticket_id in progress.pushed_for_earlier and d.sync_status is SyncStatus.SUCCESS
+    ]
+    if pushed:
+        print(
+            f"ticket-router: pushed {len(pushed)} decision(s) that an earlier run stored but was stopped before "
+            f"pushing (first: ticket {pushed[0]})",
+            file=sys.stderr,
+        )
+    # Every decision has been pushed or failed by now, those an earlier run left pending too: one
+    # still pending is one whose outcome could not be recorded.
     stranded = [d for d in decisions if d.sync_status is SyncStatus.PENDING]
     if stranded:
         print(
@@ -339,6 +358,9 @@ def _route_all(
             found_stored = app.repository.get(ticket.ticket_id) is not None
             app.submit(ticket)
             decision = app.repository.get(ticket.ticket_id)
+            if found_stored and decision is not None and decision.sync_status is SyncStatus.PENDING:
+                decision = _push_stranded(app, decision)
+                progress.pushed_for_earlier.add(decision.ticket_id)
         except DamagedRecord as exc:
             # This row's stored record needs a person; the rest of the file is still routed.
             conflicts.append(RowError(row.row, "ticket_id", str(exc)))
@@ -348,6 +370,15 @@ def _route_all(
                 progress.found_stored.add(decision.ticket_id)
             progress.decisions.append(decision)
     return duplicates, conflicts
+
+
+def _push_stranded(app: LocalApp, decision: RoutingDecision) -> RoutingDecision:
+    """Push a decision an earlier run stored and was stopped before pushing: the one who routes the
+    ticket again expects it in the ticketing system, and `dlq replay` would leave it for 15 minutes.
+    Should another run be pushing it at this moment, its Idempotency-Key makes the second a no-op."""
+    with contextlib.suppress(SyncUnavailable):  # recorded as failed, and reported as such
+        sync_decision(decision, ticketing=app.ticketing, repository=app.repository, clock=app.clock)
+    return app.repository.get(decision.ticket_id) or decision
 
 
 _OTHER = " for another customer_id, subject or description; give this ticket an id of its own"

@@ -1008,7 +1008,7 @@ def test_a_second_run_on_the_same_store_counts_apart_the_tickets_it_found_alread
     assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
 
 
-def test_a_stored_decision_an_earlier_run_never_pushed_is_named_by_the_next_run(
+def test_a_stored_decision_an_earlier_run_never_pushed_is_pushed_by_the_next_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given three tickets routed into a store, one of whose decisions an interrupted run left pending
@@ -1023,14 +1023,18 @@ def test_a_stored_decision_an_earlier_run_never_pushed_is_named_by_the_next_run(
         "UPDATE decisions SET sync_status = 'pending', body = ? WHERE ticket_id = ?", (json.dumps(body), first)
     )
     store.close()
+    outbox.write_text("".join(line for line in outbox.read_text().splitlines(keepends=True) if first not in line))
     capsys.readouterr()
     # When the same file is routed again into that store
     code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
-    # Then the run names the decision never pushed and how it gets pushed, and says work is left
-    assert code == 1
-    err = capsys.readouterr().err
+    # Then that decision is pushed now, under its own Idempotency-Key, and recorded and named as pushed
+    assert code == 0
     assert (
-        f"1 decision(s) stored by an earlier run were never pushed to the ticketing system (first: ticket {first})"
-        in err
+        "pushed 1 decision(s) that an earlier run stored but was stopped before pushing "
+        f"(first: ticket {first})" in capsys.readouterr().err
     )
-    assert f"`ROUTER_DB={db} ticket-router dlq replay` pushes them once 15 minutes old" in err
+    [decision] = [d for d in stored(db) if d.ticket_id == first]
+    assert decision.sync_status is SyncStatus.SUCCESS
+    pushes = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert [p["idempotency_key"] for p in pushes if p["ticket_id"] == first] == [decision.idempotency_key]
+    assert len(pushes) == 3
