@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -70,17 +70,43 @@ def system_prompt(taxonomy: Taxonomy) -> str:
 _FIELD_BREAK = "\n\0\n"
 
 
-def mask_ticket(ticket: Ticket, default_region: str) -> tuple[str, str, MaskedText]:
+# What the model is shown of a customer's services: their id, or None for one left out.
+ServiceNames = Mapping[str, str | None]
+_PLACEHOLDER = re.compile(r"<[A-Z]+_\d+>")
+
+
+def mask_ticket(
+    ticket: Ticket, default_region: str, services: Sequence[str] = ()
+) -> tuple[str, str, MaskedText, ServiceNames]:
     """The ticket's id, channel and text masked as one: an id may be an email address or a phone
     number ("jane@example.com", "+14155550132"), and the channel is the submitter's free text, both
     quoted in the prompt like the text. One value in several is one placeholder, and a reasoning
-    that quotes an id's placeholder is restored."""
-    # An id holds no NUL, and a channel's are dropped (it is shown, not kept): the first two breaks
-    # are then those put between the fields.
-    fields = (ticket.ticket_id, ticket.channel.replace("\0", ""), ticket.text)
+    that quotes an id's placeholder is restored.
+
+    The customer's services (the customer DB's words) are masked with them: a mobile line is often
+    listed by its number, a mailbox by its address, and the ticket may quote the same. Only ids reach
+    the model: a service that is free text even once masked (a line listed by its street address, a
+    note) says nothing an id would not, and is left out, counted."""
+    # An id holds no NUL, and a channel's and a service's are dropped (they are shown, not kept):
+    # the breaks before the text are then those put between the fields.
+    shown = [service.replace("\0", "") for service in services]
+    fields = (ticket.ticket_id, ticket.channel.replace("\0", ""), *shown, ticket.text)
     masked = mask_personal_data(_FIELD_BREAK.join(fields), default_region)
-    ticket_id, channel, text = masked.text.split(_FIELD_BREAK, 2)
-    return ticket_id, channel, MaskedText(text=text, replacements=masked.replacements)
+    ticket_id, channel, *masked_services, text = masked.text.split(_FIELD_BREAK, 2 + len(shown))
+    names = {
+        service: copy if _SERVICE_ID.fullmatch(_PLACEHOLDER.sub("x", copy)) else None
+        for service, copy in zip(services, masked_services, strict=True)
+    }
+    return ticket_id, channel, MaskedText(text=text, replacements=masked.replacements), names
+
+
+def _service_name(service_id: str, names: ServiceNames) -> str:
+    """A service as the model is shown it: a customer's by its masked id (compared without case, as
+    outages are matched), another (a ticket's SVC004, a status API's) as it is."""
+    for service, name in names.items():
+        if service.casefold() == service_id.casefold():
+            return name or "(a service of the customer's, not shown)"
+    return service_id
 
 
 def _ticket_block(masked_id: str, masked_channel: str, masked: MaskedText) -> str:
@@ -93,7 +119,7 @@ def _ticket_block(masked_id: str, masked_channel: str, masked: MaskedText) -> st
     return f'<ticket id="{masked_id}" channel="{channel}">\n{text}\n</ticket>'
 
 
-def evidence_block(evidence: Evidence, priority_level: str) -> str:
+def evidence_block(evidence: Evidence, priority_level: str, service_names: ServiceNames | None = None) -> str:
     e = evidence.entities
     entity_parts = [
         f"services {', '.join(e.service_ids)}" if e.service_ids else "",
@@ -115,7 +141,8 @@ def evidence_block(evidence: Evidence, priority_level: str) -> str:
     else:
         affected = set(customer.services) | set(e.service_ids)
         outages = evidence.service_status.active_outages_on(affected)
-        outage_line = "; ".join(f"{o.service_id} {o.title}".strip() for o in outages) or "none"
+        names = service_names or {}
+        outage_line = "; ".join(f"{_service_name(o.service_id, names)} {o.title}".strip() for o in outages) or "none"
     history = evidence.history
     history_line = (
         f"{len(history.recent_tickets)} recent ticket(s); common: {', '.join(history.common_issues) or 'none'}; "
@@ -151,6 +178,7 @@ class TicketTools:
         second_opinion: Callable[[str], tuple[dict[str, Any], ModelUsage]] | None,
         *,
         has_time_for_model_call: Callable[[], bool] = lambda: True,
+        service_names: ServiceNames | None = None,
     ) -> None:
         from strands import tool
 
@@ -160,6 +188,9 @@ class TicketTools:
         self._log = log
         self._second_opinion = second_opinion
         self._has_time_for_model_call = has_time_for_model_call
+        if service_names is None:
+            service_names = mask_ticket(evidence.ticket, toolkit.default_region, evidence.customer.services)[3]
+        self._service_names = service_names
         # Appended to, never read-modified-written: Strands may run two tool calls of one turn at
         # once, and a sum kept in place could drop one second opinion's tokens from the cost.
         self._second_opinion_usages: list[ModelUsage] = []
@@ -192,6 +223,8 @@ class TicketTools:
         def check_vip_status() -> dict[str, Any]:
             """Look up the ticket's customer: VIP flag, account type, plan, standing and services."""
             c = self._evidence.customer
+            shown_services = [name for name in self._service_names.values() if name is not None]
+            not_shown = sum(name is None for name in self._service_names.values())
             return self._record(
                 "check_vip_status",
                 lambda: {
@@ -199,7 +232,8 @@ class TicketTools:
                     "account_type": c.account_type.value,
                     "service_plan": c.service_plan,
                     "account_standing": c.account_standing,
-                    "services": list(c.services),
+                    "services": shown_services,
+                    **({"services_not_shown": not_shown} if not_shown else {}),
                 },
             )
 
@@ -218,8 +252,16 @@ class TicketTools:
                 # the evidence (and its outage found) rather than asked again in a spelling the status
                 # API may not know.
                 known = {i.casefold(): i for i in (*e.entities.service_ids, *e.customer.services)}
+                # A customer's service the model was shown masked ("<PHONE_1>") is asked by that name.
+                known |= {name.casefold(): i for i, name in self._service_names.items() if name is not None}
                 stripped = (service_id.strip() for service_id in service_ids)
-                valid = list(dict.fromkeys(known.get(i.casefold(), i) for i in stripped if _SERVICE_ID.fullmatch(i)))
+                valid = list(
+                    dict.fromkeys(
+                        known.get(i.casefold(), i)
+                        for i in stripped
+                        if i.casefold() in known or _SERVICE_ID.fullmatch(i)
+                    )
+                )
                 asked = valid[:MAX_SERVICE_IDS_PER_LOOKUP]
                 if not asked:
                     return {"error": "no service ids to check: give ids such as SVC004"}
@@ -232,7 +274,10 @@ class TicketTools:
                     outages = [o for o in status.outages if o.is_active]
                 ignored = len(service_ids) - len(asked)
                 answer: dict[str, Any] = {
-                    "active_outages": [o.model_dump(mode="json") for o in outages],
+                    "active_outages": [
+                        o.model_dump(mode="json") | {"service_id": _service_name(o.service_id, self._service_names)}
+                        for o in outages
+                    ],
                     "known_issues": list(status.known_issues),
                     "overall_health": status.overall_health,
                 }
@@ -395,7 +440,9 @@ class AgentEngine:
         baseline = self.pipeline.propose_from_evidence(evidence, log)
         baseline_calls = range(first_baseline_call, len(log.calls))
         ticket = evidence.ticket
-        masked_id, masked_channel, masked = mask_ticket(ticket, self.toolkit.default_region)
+        masked_id, masked_channel, masked, service_names = mask_ticket(
+            ticket, self.toolkit.default_region, evidence.customer.services
+        )
         priority = self.toolkit.calculate_priority(
             ticket,
             evidence.classification.primary_category,
@@ -404,7 +451,8 @@ class AgentEngine:
             evidence.entities,
         )
         prompt = (
-            f"{_ticket_block(masked_id, masked_channel, masked)}\n\n{evidence_block(evidence, priority.level.value)}"
+            f"{_ticket_block(masked_id, masked_channel, masked)}\n\n"
+            f"{evidence_block(evidence, priority.level.value, service_names)}"
         )
         budget = _Budget(self.max_model_calls, self.max_tool_calls, deadline, self.min_seconds_per_call)
         tools = TicketTools(
@@ -416,6 +464,7 @@ class AgentEngine:
             # The second opinion's answer is only read by a next call of the agent's model: both
             # must fit, or the opinion is billed and its answer dropped with the agent's.
             has_time_for_model_call=lambda: budget.has_time(calls=2),
+            service_names=service_names,
         )
         started = time.perf_counter()
         try:

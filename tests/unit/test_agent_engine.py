@@ -16,7 +16,7 @@ from adapters.engines.agent import AgentEngine
 from adapters.engines.hybrid import HybridEngine
 from adapters.engines.pipeline import PipelineEngine
 from domain.costs import PriceTable
-from domain.models import AccountType, ModelUsage, PriorityLevel, RoutingDecision
+from domain.models import AccountType, ModelUsage, Outage, PriorityLevel, RoutingDecision, ServiceStatus
 from domain.services import route_ticket
 from domain.taxonomy import load_taxonomy
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, RoutingToolkit, ToolLog
@@ -822,3 +822,51 @@ def test_tool_calls_the_model_asked_for_that_did_not_run_are_in_the_audit_trail_
     # And the model's lookup, not one of the evidence lookups made before the model, is not counted
     # as evidence unavailable
     assert all(c.ok for c in result.tool_calls if c.tool in EVIDENCE_LOOKUP_TOOLS)
+
+
+def test_the_customers_services_reach_the_model_as_ids_with_personal_data_masked_and_free_text_left_out() -> None:
+    # Given a customer DB listing a mobile line by its number, a mailbox by its address and a line
+    # by its street address beside a plain service id, and an outage on the mobile line
+    services = ["SVC004", "+44 7700 900123", "jane.doe@example.com", "Fibre 500 - 12 High Street, gate code 4411"]
+    customers = FakeCustomers(a_customer("C-1", services=services))
+    status = FakeServiceStatus(outages_on("+44 7700 900123"))
+    model = ScriptedModel(
+        [
+            tool_use("check_vip_status", {}),
+            answer("Network Outage", "Network Operations", reasoning="Outage on <PHONE_1>."),
+        ]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Network Outage"), customers=customers, status=status)
+
+    # When a ticket from that customer is routed and the model looks the customer up
+    decision = route(agent, repo, description="No signal on my mobile since this morning")
+
+    # Then the model saw the service id and a placeholder for the number, in the evidence and the
+    # tool's answer alike, and neither the address, the street nor the gate code
+    sent = str(model.requests)
+    assert "7700" not in sent and "jane.doe" not in sent and "High Street" not in sent and "4411" not in sent
+    assert "named services: <PHONE_1>\\n" in sent
+    assert '"services": ["SVC004", "<PHONE_1>", "<EMAIL_1>"], "services_not_shown": 1' in sent
+    # And the decision's reasoning names the line the model quoted
+    assert "Outage on +44 7700 900123." in decision.reasoning
+
+
+def test_a_service_shown_masked_can_be_asked_about_by_its_placeholder() -> None:
+    # Given a customer whose mobile line, listed by its number, has an outage
+    customers = FakeCustomers(a_customer("C-1", services=["+44 7700 900123"]))
+    status = FakeServiceStatus(ServiceStatus(outages=(Outage(outage_id="INC-1", service_id="+44 7700 900123"),)))
+    model = ScriptedModel(
+        [
+            tool_use("check_service_status", {"service_ids": ["<PHONE_1>"]}),
+            answer("Network Outage", "Network Operations"),
+        ]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Network Outage"), customers=customers, status=status)
+
+    # When the model asks about the line by the name it was shown
+    route(agent, repo, description="No signal on my mobile since this morning")
+
+    # Then the outage is answered from the evidence, under that name, and no second lookup was made
+    tool_result = str(model.requests[1]["messages"][-1])
+    assert '"service_id": "<PHONE_1>"' in tool_result and "7700" not in tool_result
+    assert status.asked == [["+44 7700 900123"]]
