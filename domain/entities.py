@@ -144,23 +144,39 @@ _APOSTROPHE = re.compile(r"(?<=[^\W\d_])'(?=[^\W\d_])")
 
 
 # An Indian postal code is a "pincode" (PIN, Postal Index Number): six digits, the first not 0, also
-# written 560 001. Masked as a secret, the area of a no-signal ticket was lost to the model. Only the
-# one-word spelling, and not after a word naming what a secret PIN unlocks ("SIM pincode 123456", as a
-# Dutch speaker writes PIN): "PIN code" is as much a card's or a SIM's.
+# written 560 001. Masked as a secret, the area of a no-signal ticket was lost to the model. Not
+# after a word naming what a secret PIN unlocks ("SIM pincode 123456", as a Dutch speaker writes PIN).
+# Written "PIN code" it is as often a card's or a SIM's, so it is read as a postal code only in a
+# sentence that speaks of a place ("no network in my area, PIN code 560034", "Address: 12 MG Road,
+# Bengaluru, Pin Code: 560001") and of nothing a PIN unlocks: alone, "PIN code 560001" stays masked.
 _POSTAL_PINCODE = re.compile(r"[1-9]\d{5}|[1-9]\d{2} \d{3}")
+_PIN_OWNERS = r"(?:sim|card|atm|bank(?:ing)?|debit|credit|phone|handset|voicemail|app|account|login)"
 _PIN_OF = re.compile(
     # The owner's 's too: "my SIM's pincode is 482913" is the SIM's.
-    r"\b(?:sim|card|atm|bank(?:ing)?|debit|credit|phone|handset|voicemail|app|account|login)(?:['’]s)?\W{0,3}$",
+    rf"\b{_PIN_OWNERS}(?:['’]s)?\W{{0,3}}$",
     re.IGNORECASE,
 )
+_PIN_OWNER = re.compile(rf"\b{_PIN_OWNERS}", re.IGNORECASE)
+_PLACE = re.compile(
+    r"\b(?:area|address|locality|city|town|village|district|postal|located|liv(?:e|ing)\s+(?:in|at)|road"
+    r"|street|nagar|colony|sector|layout)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[.!?\n]")
 
 
 def _is_postal_pincode(match: re.Match[str], value: str) -> bool:
-    return (
-        match.group("name").casefold() == "pincode"
-        and _POSTAL_PINCODE.fullmatch(value.rstrip(".!?)")) is not None
-        and not _PIN_OF.search(match.string, max(0, match.start() - 16), match.start())
-    )
+    name = re.sub(r"[\s-]+", " ", match.group("name").casefold())
+    if (
+        name not in ("pincode", "pin code")
+        or _POSTAL_PINCODE.fullmatch(value.rstrip(".!?)")) is None
+        or _PIN_OF.search(match.string, max(0, match.start() - 16), match.start())
+    ):
+        return False
+    if name == "pincode":
+        return True
+    sentence = _SENTENCE_END.split(match.string[max(0, match.start() - 80) : match.start()])[-1]
+    return bool(_PLACE.search(sentence)) and not _PIN_OWNER.search(sentence)
 
 
 def _is_secret(match: re.Match[str]) -> bool:

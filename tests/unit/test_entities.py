@@ -455,6 +455,13 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("my SIM's pincode is 482913", "482913", "SECRET"),
         ("the card’s pincode: 482913", "482913", "SECRET"),
         ("mijn pincode is 4821", "4821", "SECRET"),
+        # Written "PIN code", of a postal code's shape but with no place named, or a place named
+        # beside what a PIN unlocks, or in another sentence: a card's or a SIM's as likely
+        ("PIN code 560001", "560001", "SECRET"),
+        ("my new SIM PIN code is 1234", "1234", "SECRET"),
+        ("No signal in my area and my card PIN code 482913 was blocked", "482913", "SECRET"),
+        ("I moved to a new area. PIN code 482913 is refused", "482913", "SECRET"),
+        ("No network in my area, PIN code 1234 asked at boot", "1234", "SECRET"),
     ],
 )
 def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
@@ -495,6 +502,10 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         # An Indian postal code (PIN, Postal Index Number) is where the customer is, not a secret
         "no signal at pincode 560001 since monday",
         "Pincode: 110 001.",
+        # Written "PIN code" too, in a sentence that names a place
+        "No network in my area, PIN code 560034 since Monday",
+        "Address: 12 MG Road, Bengaluru, Pin Code: 560001",
+        "I live in Koramangala, pin-code 560 034.",
         # Handset and SIM numbers pass the Luhn check too, and an agent needs them
         "IMEI 352099001761481 keeps dropping calls",
         "IMEI: 35-209900-176148-1",
