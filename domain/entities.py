@@ -16,6 +16,39 @@ from decimal import Decimal, InvalidOperation
 from domain.models import ExtractedEntities, Money
 
 _ACCOUNT = re.compile(r"\bACCT?[-_ ]?(\d{3,12})\b", re.IGNORECASE)
+# An account number named as one rather than written ACC-48213: "account number 12345678", "acct no.
+# 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "numéro de compte 12345678". Only after its
+# name, so amounts, dates and the ticket, order and invoice references routing reads stay as written;
+# five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count),
+# not followed by a currency ("account 12500 EUR").
+_NAMED_ACCOUNT = re.compile(
+    r"(?:\b(?:customer\s+)?(?:account|acct|a/c)(?:\s*(?:number|num|no|nr|id)\b\.?)?"
+    r"|\bcustomer\s*(?:number|no\.|nr\.?|id)(?!\w)"
+    r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)"
+    r"|\bnum[ée]ro\s+(?:de\s+)?(?:compte|client)\b|\bn[°o]\.?\s*(?:de\s+)?(?:compte|client)\b)"
+    r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
+    r"(?P<account>\d{5,}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b)",
+    re.IGNORECASE,
+)
+_NAMED_ACCOUNT_DIGITS = range(5, 21)
+
+
+def _named_accounts(text: str) -> list[re.Match[str]]:
+    found = [
+        m for m in _NAMED_ACCOUNT.finditer(text) if len(_DIGIT.findall(m.group("account"))) in _NAMED_ACCOUNT_DIGITS
+    ]
+    if not found:
+        return found
+    # A card number or a secret given as the account ("account number is 4111 1111 1111 1111") is
+    # masked as what it is, and never reported, stored or restored as an account.
+    sensitive = _sensitive_spans(text)
+    return [
+        m
+        for m in found
+        if not any(m.start("account") < end and start < m.end("account") for start, end, _ in sensitive)
+    ]
+
+
 _SERVICE = re.compile(r"\bSVC[-_ ]?(\d{2,8})\b", re.IGNORECASE)
 # Upper-case prefix, dash, digits: NET-500, ERR-1042, DSL-651. Account, service and reference numbers
 # share the shape, so they are excluded by prefix; a further "-digits" group (INV-2026-11834) marks a
@@ -386,7 +419,13 @@ def _extract_money(text: str) -> list[Money]:
 
 def _scrub(text: str) -> str:
     """The text with emails, identifiers, dates and times blanked out, so their digits are not reused."""
-    for pattern in (_EMAIL, _ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
+    text = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    pieces, done = [], 0
+    for m in _named_accounts(text):
+        pieces += [text[done : m.start("account")], _BLANK * len(m.group("account"))]
+        done = m.end("account")
+    text = "".join(pieces) + text[done:]
+    for pattern in (_ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
         text = pattern.sub(lambda m: _BLANK * len(m.group(0)), text)
     return text
 
@@ -441,6 +480,9 @@ def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str
 def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities:
     text = _fold(text)
     accounts = [f"ACC-{m.group(1)}" for m in _ACCOUNT.finditer(text)]
+    # In the form of the others, as "acct 48213" is ACC-48213.
+    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    accounts += ["ACC-" + re.sub(r"\D", "", m.group("account")) for m in _named_accounts(without_emails)]
     services = [f"SVC{m.group(1)}" for m in _SERVICE.finditer(text)]
     error_codes = [
         f"{m.group(1)}-{m.group(2)}" for m in _ERROR_CODE.finditer(text) if m.group(1) not in _NOT_ERROR_PREFIXES
@@ -506,6 +548,7 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(folded)]
     without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), folded)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
+    spans += [(m.start("account"), m.end("account"), "ACCOUNT") for m in _named_accounts(without_emails)]
     scrubbed = _scrub(folded)
     spans += [(start, end, "PHONE") for region in regions for start, end, _ in _phone_spans(scrubbed, region)]
     sensitive = _sensitive_spans(folded)

@@ -135,6 +135,60 @@ def test_acct_with_a_space_is_an_account_number() -> None:
     assert extract_entities("customer ACCT 48213 called").account_numbers == ("ACC-48213",)
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "account"),
+    [
+        ("my account number 12345678 was charged twice", "12345678", "ACC-12345678"),
+        ("acct no. 987654321, refund please", "987654321", "ACC-987654321"),
+        ("A/C # 1234 5678 90 please", "1234 5678 90", "ACC-1234567890"),
+        ("Account ID: 55512345", "55512345", "ACC-55512345"),
+        ("my account 12345678 2 times billed", "12345678", "ACC-12345678"),
+        ("Meine Kundennummer ist 12345678", "12345678", "ACC-12345678"),
+        ("Kunden-Nr.: 12345678, Rechnung falsch", "12345678", "ACC-12345678"),
+        ("Kontonummer 0532013000", "0532013000", "ACC-0532013000"),
+        ("mon numéro de compte est 123 456 789", "123 456 789", "ACC-123456789"),
+        ("n° client : 12345678", "12345678", "ACC-12345678"),
+        # Named so, a national number is the account, not a phone
+        ("customer number 0151 23456789", "0151 23456789", "ACC-015123456789"),
+    ],
+)
+def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: str, account: str) -> None:
+    # When a ticket naming its account number, not written ACC-..., is read
+    entities = extract_entities(text)
+    masked = mask_personal_data(text)
+    # Then extraction reports the account, as "acct 48213" is reported, and not as a phone
+    assert entities.account_numbers == (account,) and entities.phone_numbers == ()
+    # And the model's copy has a placeholder in its place, which its answer gets back
+    assert value not in masked.text and "<ACCOUNT_1>" in masked.text
+    assert masked.restore("<ACCOUNT_1>") == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order number 12345678 never arrived, ticket 987654 still open",
+        "My account was charged 49.99 EUR on 2026-11-01 and again on 2026-11-03",
+        "account 12500 EUR overdue",
+        "an account of 15000 customers",
+        "account number changed after the migration in 2024",
+        "Customer since 2015, account balance 12345.67",
+        "Mein Kundenkonto ist gesperrt, Rechnung 2026-11834 falsch",
+        "mon compte client est bloqué depuis le 12/11, facture n° 123456",
+    ],
+)
+def test_numbers_near_an_accounts_name_but_not_named_by_it_are_kept(text: str) -> None:
+    assert mask_personal_data(text).text == text
+    assert extract_entities(text).account_numbers == ()
+
+
+def test_a_card_number_given_as_the_account_number_is_a_card_and_no_account() -> None:
+    # Given a card number written after an account's name
+    text = "my account number is 4111 1111 1111 1111"
+    # Then it is masked as a card, never restored, and not reported (nor stored) as an account
+    assert mask_personal_data(text).text == "my account number is <CARD_1>"
+    assert extract_entities(text).account_numbers == ()
+
+
 def test_only_uk_shaped_national_numbers_become_uk_phones_on_a_us_desk() -> None:
     # Given a US desk and a ticket with a 10-digit reference, an Australian mobile and two UK numbers
     text = "reference 0123456789, AU mobile 0412 345 678, office 020 7946 0958, mobile 07700 900123"
