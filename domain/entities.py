@@ -76,6 +76,63 @@ _EMAIL = re.compile(
     rf"\.[^\W\d_{_UNSPACED}]{{2,}}(?!{_ADDRESS_CHAR}))"
 )
 
+# An address written to get past a spam filter: "jane(at)example.com", "jane [at] example [dot] com",
+# "jane at example dot com", "jane@example[.]com", in German and French too ("(ät)", "(punkt)",
+# "arobase", "point"). The "at" and "dot" in brackets, or "@" with "dot" in words, name an address
+# whatever the domain. Both in bare words name one only with a domain ending that exists and a word
+# "dot": "look at speedtest.net" and "I'm at home, dot com" are a site and words.
+_AT_WORDS = r"(?:at|ät|arobase)"
+_DOT_WORDS = r"(?:dot|punkt|point)"
+_OPEN, _CLOSE = r"[(\[{<]\s*", r"\s*[)\]}>]"
+_DISGUISED_EMAIL = re.compile(
+    # Not from within a word's contraction: "I'm at home dot com" names no "m".
+    rf"(?<![\w.%+'’-])(?P<email>[\w.%+-]*+(?<=\w)"
+    rf"(?:(?P<marked_at>\s*{_OPEN}{_AT_WORDS}{_CLOSE}\s*|@)|\s+{_AT_WORDS}\s+)"
+    rf"(?P<domain>\w[\w-]*+(?:(?:\.|\s*{_OPEN}(?:{_DOT_WORDS}|\.){_CLOSE}\s*|\s+{_DOT_WORDS}\s+)\w[\w-]*+)+))"
+    r"(?![\w.-]*@)",
+    re.IGNORECASE,
+)
+_SPOKEN_DOT = re.compile(rf"\s+{_DOT_WORDS}\s+", re.IGNORECASE)
+_MARKED_DOT = re.compile(rf"\s*{_OPEN}(?:{_DOT_WORDS}|\.){_CLOSE}\s*", re.IGNORECASE)
+_DOMAIN_DOT = re.compile(rf"\.|{_SPOKEN_DOT.pattern}|{_MARKED_DOT.pattern}", re.IGNORECASE)
+_DOMAIN_ENDINGS = frozenset({
+    "com", "net", "org", "info", "biz", "io", "co", "eu", "uk", "de", "fr", "ch", "at", "be", "nl", "lu",
+    "es", "it", "pt", "ie", "in", "us", "ca", "au", "nz", "edu", "gov",
+})  # fmt: skip
+
+
+# Words that stand before a bare "at" in a sentence, not as an address's name: "I am at home dot com".
+_NOT_A_NAME = frozenset({
+    "i", "am", "is", "are", "was", "were", "be", "me", "us", "you", "we", "it", "they", "them", "him", "her",
+    "home", "work",
+})  # fmt: skip
+
+
+def _disguised_emails(text: str) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while m := _DISGUISED_EMAIL.search(text, pos):
+        domain, marked_at = m.group("domain"), m.group("marked_at")
+        ending = _DOMAIN_DOT.split(domain)[-1]
+        spoken_dot = _SPOKEN_DOT.search(domain) is not None
+        if not ending.isalpha() or len(ending) < 2:
+            disguised = False
+        elif marked_at == "@":  # a plain address is found as one
+            disguised = spoken_dot or _MARKED_DOT.search(domain) is not None
+        elif marked_at is None:
+            local = m.group("email").split(None, 1)[0]
+            disguised = spoken_dot and ending.casefold() in _DOMAIN_ENDINGS and local.casefold() not in _NOT_A_NAME
+        else:
+            disguised = True
+        if disguised:
+            found.append(m.span("email"))
+            pos = m.end("email")
+        else:
+            # Words read as a domain are not skipped: an address may start among them.
+            pos = m.start("email") + 1
+    return found
+
+
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
 # area code between them. Digit count and region rules then decide whether it is a number. After a dot
 # only where a digit is not before it: inside 1.2.3.4 or 12.50 no number starts, after "Tel." one does.
@@ -417,9 +474,19 @@ def _extract_money(text: str) -> list[Money]:
     return list(dict.fromkeys(found))
 
 
+def _without_emails(text: str) -> str:
+    """The text with its addresses, plain or disguised, blanked out."""
+    text = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    pieces, done = [], 0
+    for start, end in _disguised_emails(text):
+        pieces += [text[done:start], _BLANK * (end - start)]
+        done = end
+    return "".join(pieces) + text[done:]
+
+
 def _scrub(text: str) -> str:
     """The text with emails, identifiers, dates and times blanked out, so their digits are not reused."""
-    text = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    text = _without_emails(text)
     pieces, done = [], 0
     for m in _named_accounts(text):
         pieces += [text[done : m.start("account")], _BLANK * len(m.group("account"))]
@@ -481,7 +548,7 @@ def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities
     text = _fold(text)
     accounts = [f"ACC-{m.group(1)}" for m in _ACCOUNT.finditer(text)]
     # In the form of the others, as "acct 48213" is ACC-48213.
-    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+    without_emails = _without_emails(text)
     accounts += ["ACC-" + re.sub(r"\D", "", m.group("account")) for m in _named_accounts(without_emails)]
     services = [f"SVC{m.group(1)}" for m in _SERVICE.finditer(text)]
     error_codes = [
@@ -519,9 +586,9 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     several regions (for logs, whose region is unknown).
     """
     # Accounts and phone numbers have digits and emails an "@": most log values have neither, nor
-    # a secret named as one.
+    # a secret named as one, nor an address written "jane at example dot com".
     folded = _fold(text)
-    if "@" not in folded and not _DIGIT.search(folded) and not _SECRET.search(folded):
+    if "@" not in folded and not _DIGIT.search(folded) and not _SECRET.search(folded) and not _disguised_emails(folded):
         return MaskedText(text=text, replacements={})
     regions = [default_region] if isinstance(default_region, str) else list(default_region)
     replacements: dict[str, str] = {}
@@ -546,7 +613,8 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
     # Spans of the original text, found as extraction finds them, so that every phone number
     # extraction reports is masked too (a date next to a number must not hide it).
     spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(folded)]
-    without_emails = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), folded)
+    spans += [(start, end, "EMAIL") for start, end in _disguised_emails(folded)]
+    without_emails = _without_emails(folded)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
     spans += [(m.start("account"), m.end("account"), "ACCOUNT") for m in _named_accounts(without_emails)]
     scrubbed = _scrub(folded)

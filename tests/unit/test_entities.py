@@ -189,6 +189,48 @@ def test_a_card_number_given_as_the_account_number_is_a_card_and_no_account() ->
     assert extract_entities(text).account_numbers == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("mail me at jane(at)example.com please", "jane(at)example.com"),
+        ("jane [at] example [dot] com", "jane [at] example [dot] com"),
+        ("write to Jane.Doe {at} example {dot} co {dot} uk.", "Jane.Doe {at} example {dot} co {dot} uk"),
+        ("my email is jane at example dot com", "jane at example dot com"),
+        ("MY EMAIL: JANE.DOE AT GMAIL DOT COM", "JANE.DOE AT GMAIL DOT COM"),
+        ("jane@example dot com", "jane@example dot com"),
+        ("jane@example[.]com", "jane@example[.]com"),
+        ("Mail an max (ät) beispiel (punkt) de", "max (ät) beispiel (punkt) de"),
+        ("écrivez à jean arobase exemple point fr", "jean arobase exemple point fr"),
+        ("jane123(at)example.com or 415-555-0132", "jane123(at)example.com"),
+    ],
+)
+def test_an_address_written_to_pass_a_spam_filter_is_masked_and_restored(text: str, address: str) -> None:
+    # When a ticket giving an address in words or brackets is masked
+    masked = mask_personal_data(text)
+    # Then the address is gone, and a model's answer quoting its placeholder gets it back
+    assert address not in masked.text and "<EMAIL_1>" in masked.text
+    assert masked.restore("<EMAIL_1>") == address
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "look at speedtest.net, it says 2 Mbit",
+        "we are at example.com for the portal",
+        "I am at home dot com is not a site",
+        "the router at home dot not working",
+        "I'm at home, dot com is down",
+        "Hello, I'm at home dot com support page",
+        "connect at 10.0.0.1 fails",
+        "Meet me at 5 dot",
+        "Le technicien est venu à 10h, point final",
+        "Ich bin um 10 Uhr at home, Punkt.",
+    ],
+)
+def test_words_around_at_and_dot_that_name_no_address_are_kept(text: str) -> None:
+    assert mask_personal_data(text).text == text
+
+
 def test_only_uk_shaped_national_numbers_become_uk_phones_on_a_us_desk() -> None:
     # Given a US desk and a ticket with a 10-digit reference, an Australian mobile and two UK numbers
     text = "reference 0123456789, AU mobile 0412 345 678, office 020 7946 0958, mobile 07700 900123"
