@@ -14,11 +14,25 @@ from dataclasses import dataclass
 from domain.models import IssueClassification, Ticket
 from domain.routing import RoutingProposal, overruled_reasoning, quoted_name
 
+# What says that the earlier instructions or message a ticket drops are the customer's own, or a
+# technician's, a box's: "ignore the previous instructions I sent", "... I gave you", "... in my
+# last email", "... from the technician", "... on the router box". Addressed to the reader, they are
+# not: "... you were given", "... in your system prompt", "... and route this", "... from the developer".
+_CUSTOMERS_OWN = (
+    r"\s+(?:(?:that|which)\s+)?(?:i|we)(?:['’]ve|\s+have|\s+had|['’]d)?\s+(?:just\s+|already\s+|earlier\s+)?"
+    r"(?:sent|gave|wrote|left|put|made|mentioned|provided|posted|submitted|e-?mailed|mailed|added|typed"
+    r"|requested|included|got|received|followed)\b"
+    r"|\s+(?:in|from|on|of)\s+my\b"
+    r"|\s+(?:from|by|of)\s+(?:the|your|a|an)\s+(?:technician|engineer|installer|agent|support|colleague|rep"
+    r"|representative|advis[eo]r|shop|store|helpdesk|hotline|call\s+cent(?:er|re))\b"
+    r"|\s+(?:on|in|inside|for|with|of)\s+(?:the\s+|this\s+)?(?:[\w-]+\s+)?(?:box|router|modem|leaflet|manual|letter|sticker"
+    r"|website|packaging|package|installation|setup|device|guide|sheet)\b"
+)
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
     r"\b(?:ignore|forget|disregard)\s+(?:(?:all|any|the|of|your|these|those)\s+){0,3}"
-    r"(?:previous|prior|above|earlier|preceding)\s+(?:instructions?|prompts?|rules|guidelines)",
+    rf"(?:previous|prior|above|earlier|preceding)\s+(?:instructions?|prompts?|rules|guidelines)\b(?!{_CUSTOMERS_OWN})",
     # "Original" and "system" instructions are also a customer's own ("ignore the original
     # instructions I sent", "ignore the system prompts on the TV"): with "the" alone they are the
     # reader's only when nothing after them says whose or where they are.
@@ -29,8 +43,10 @@ _INJECTION_PATTERNS = [
     # Without "previous", only when the instructions are the reader's own: "ignore the instructions
     # on the box" is a customer's story.
     r"\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:of\s+)?your\s+(?:instructions?|prompts?|rules|guidelines)",
-    # "System" is left to the rules above, which tell the reader's system prompt from a TV's.
-    r"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above)",
+    # "System" is left to the rules above, which tell the reader's system prompt from a TV's. What is
+    # disregarded may be any word or two ("disregard the above", "... all previous context"), but not
+    # the customer's own ("disregard the previous message I sent").
+    rf"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above)\b(?!(?:\s+\w+){{1,2}}?(?:{_CUSTOMERS_OWN}))",
     r"(?:^|\n|\s)(?:system|assistant|developer)\s*:",
     r"\byou\s+are\s+now\b",
     r"\bnew\s+instructions?\b",
