@@ -49,6 +49,13 @@ def _default_deps() -> TicketingUpdateDeps:
 _deps: TicketingUpdateDeps | None = _default_deps() if running_in_lambda() else None
 
 
+class NotTried(RuntimeError):
+    """The record's time ran out before its push could start (the table slow to answer, say): it is
+    left pending for the stream to deliver again, neither marked failed nor counted as a ticketing
+    failure, since the ticketing system was never asked. Once the stream's retries are spent its DLQ
+    message points at it, and `dlq replay` pushes it as a stale pending decision."""
+
+
 class InvalidEvent(ValueError):
     """The event is not a DynamoDB stream batch; raising sends it to the on-failure DLQ for a person."""
 
@@ -95,8 +102,16 @@ def _is_new_pending_decision(record: DynamoDBRecord) -> bool:
     )
 
 
+def _check_time_left(ticket_id: str, deadline: float) -> None:
+    # Pushed with its deadline passed, the adapter would give up before sending anything, yet the
+    # record would be marked failed and counted by the metric whose alarm rolls a deployment back.
+    if time.monotonic() >= deadline:
+        logger.warning("no time left to push the update; the stream delivers it again", extra={"ticket_id": ticket_id})
+        raise NotTried(f"no time left to push {ticket_id}")
+
+
 def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: float) -> str:
-    """Sync one stream record; returns what happened. Raises SyncUnavailable to fail the record."""
+    """Sync one stream record; returns what happened. Raises SyncUnavailable (or NotTried) to fail the record."""
     from adapters.aws.serialization import decision_from_stream_image
     from domain.services import sync_decision
 
@@ -104,6 +119,7 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
         return "skipped"
     assert record.dynamodb is not None
     decision = decision_from_stream_image(record.dynamodb.new_image)
+    _check_time_left(decision.ticket_id, deadline)
     repository = deps.repository_for(record.event_source_arn)
     current = repository.get(decision.ticket_id)
     same_decision = current is not None and current.timestamp == decision.timestamp
@@ -114,6 +130,7 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
     failed_before = (
         same_decision and current is not None and current.sync_status in (SyncStatus.FAILED, SyncStatus.REJECTED)
     )
+    _check_time_left(decision.ticket_id, deadline)
     try:
         status = sync_decision(
             decision, ticketing=deps.ticketing, repository=repository, clock=deps.clock, deadline=deadline

@@ -186,6 +186,69 @@ def test_a_push_that_hangs_does_not_starve_the_records_after_it_in_the_batch() -
     assert sync_status(deps, "T-FINE") is SyncStatus.SUCCESS
 
 
+class SlowTable(InMemoryRepository):
+    """A table that takes `delay` seconds to record a sync, and logs which tickets it is asked about."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.calls: list[str] = []
+
+    def get(self, ticket_id: str) -> RoutingDecision | None:
+        self.calls.append(ticket_id)
+        return super().get(ticket_id)
+
+    def update_sync_status(self, ticket_id: str, timestamp: int, status: SyncStatus, **fields: Any) -> None:
+        self.calls.append(ticket_id)
+        time.sleep(self.delay)
+        super().update_sync_status(ticket_id, timestamp, status, **fields)
+
+
+def sync_failures_emitted(out: str) -> list[Any]:
+    return [
+        value
+        for line in out.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+        for value in [json.loads(line).get("TicketingSystemSyncFailures")]
+        if value is not None
+    ]
+
+
+def test_a_record_left_no_time_by_the_table_is_redelivered_without_counting_as_a_sync_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a batch of two whose table takes longer to record the first push than the batch has left
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    ticketing_update.metrics.clear_metrics()
+    first = a_record("T-FIRST", sequence="100")
+    second = a_record("T-SECOND", sequence="200")
+    table = SlowTable(delay=0.6)
+    for record in (first, second):
+        table.save(stored_decision_of(record))
+    ticketing = HangingTicketing()
+    deps = TicketingUpdateDeps(repository=table, ticketing=ticketing, clock=FixedClock(NOW))
+    short = LocalLambdaContext(
+        function_name="ticketing-update", timeout_seconds=ticketing_update.DEADLINE_MARGIN_SECONDS + 0.5
+    )
+    capsys.readouterr()
+    # When the batch is processed
+    result = ticketing_update.lambda_handler({"Records": [first, second]}, short, deps=deps)
+    # Then the record never tried is left to the stream, pending, without a call to the table or the
+    # ticketing system, and the alarm's metric does not count it
+    assert result == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    assert "T-SECOND" not in table.calls
+    assert [d.ticket_id for d in ticketing.pushed] == ["T-FIRST"]
+    assert sync_status(deps, "T-SECOND") is SyncStatus.PENDING
+    assert sync_failures_emitted(capsys.readouterr().out) == []
+    # When the stream delivers it again, with time to push it
+    table.delay = 0.0
+    assert invoke({"Records": [second]}, deps) == {"batchItemFailures": []}
+    # Then it is pushed once and recorded as synced
+    assert [d.ticket_id for d in ticketing.pushed] == ["T-FIRST", "T-SECOND"]
+    assert sync_status(deps, "T-SECOND") is SyncStatus.SUCCESS
+
+
 def test_a_permanent_refusal_marks_the_decision_rejected_without_a_retry() -> None:
     # Given a ticketing system that refuses the update for good (a 4xx)
     ticketing = FakeTicketing({"T-EVT-0001": SyncRejected("HTTP 400: unknown ticket")})
