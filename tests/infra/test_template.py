@@ -1032,10 +1032,17 @@ def _overrides(raw: str) -> dict[str, str]:
     return dict(re.findall(r'(\w+)="([^"]*)"', raw))
 
 
+def _settings(samconfig: dict[str, Any], environment: str, command: str) -> dict[str, Any]:
+    """What a SAM CLI command reads of an environment: its own section over the global one, nothing
+    else (samcli.lib.config.samconfig.SamConfig.get_all)."""
+    section = samconfig[environment]
+    return {**section.get("global", {}).get("parameters", {}), **section.get(command, {}).get("parameters", {})}
+
+
 @pytest.mark.parametrize("environment", ["default", "dev", "staging", "prod"])
 def test_samconfig_environment(samconfig: dict[str, Any], sam_template: dict[str, Any], environment: str) -> None:
     section = samconfig[environment]
-    deploy = section["deploy"]["parameters"]
+    deploy = _settings(samconfig, environment, "deploy")
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["resolve_s3"] is True
     assert deploy["confirm_changeset"] is (environment == "prod")
@@ -1051,6 +1058,22 @@ def test_samconfig_environment(samconfig: dict[str, Any], sam_template: dict[str
         assert pattern is None or re.fullmatch(pattern, value), (name, value)
     build = section["build"]["parameters"]
     assert (build["manifest"], build["build_in_source"]) == ("infra.mk", True)
+
+
+def test_sam_sync_updates_the_stack_sam_deploy_made_keeping_its_parameters(samconfig: dict[str, Any]) -> None:
+    # Given the environments with settings for `sam sync`
+    synced = [env for env, section in samconfig.items() if isinstance(section, dict) and "sync" in section]
+    assert synced == ["default"]
+    for environment in synced:
+        sync = _settings(samconfig, environment, "sync")
+        deploy = _settings(samconfig, environment, "deploy")
+        # Then sync updates the stack deploy made, in its region (not the profile's), building in the
+        # source tree
+        assert (sync.get("stack_name"), sync.get("region")) == (deploy["stack_name"], deploy["region"])
+        assert sync.get("build_in_source") is True
+        # And it sets no parameter: SAM keeps the stack's values, where a copy here would overwrite the
+        # endpoints `sam deploy --guided` saved under deploy with these placeholders
+        assert "parameter_overrides" not in sync
 
 
 @pytest.mark.parametrize("function", sorted(DEPLOYED))
