@@ -432,15 +432,20 @@ def rule_value(value: Any, parameters: dict[str, Any]) -> Any:
             return not rule_value(arg[0], parameters)
         if key == "Fn::And":
             return all(rule_value(item, parameters) for item in arg)
+        if key == "Fn::Or":
+            return any(rule_value(item, parameters) for item in arg)
         if key == "Fn::Contains":
             return rule_value(arg[1], parameters) in arg[0]
         raise AssertionError(f"unexpected rule function {key}")
     return value
 
 
-def refused_by_rules(translated: dict[str, Any], sam_template: dict[str, Any], **parameters: str) -> list[str]:
-    """What CloudFormation would say, refusing a deploy with these parameter values (the others at their defaults)."""
-    values = {**parameter_defaults(sam_template), **parameters}
+def refused_by_rules(
+    translated: dict[str, Any], sam_template: dict[str, Any], *, region: str = "us-east-1", **parameters: str
+) -> list[str]:
+    """What CloudFormation would say, refusing a deploy to `region` with these parameter values (the
+    others at their defaults)."""
+    values = {**parameter_defaults(sam_template), "AWS::Region": region, **parameters}
     refused = []
     for rule in translated.get("Rules", {}).values():
         if not rule_value(rule.get("RuleCondition", True), values):
@@ -464,6 +469,41 @@ def test_claude_four_five_without_an_inference_profile_is_refused_at_deploy(
     assert (
         refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="none", RoutingEngine="pipeline") == []
     )
+
+
+def test_an_inference_profile_of_another_geography_than_the_bedrock_region_is_refused_at_deploy(
+    translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given the default profile prefix (us), deployed outside the US
+    # Then the deploy is refused, naming what to set
+    (refused,) = refused_by_rules(translated, sam_template, region="eu-west-1")
+    assert "BedrockInferenceProfilePrefix" in refused and "BedrockRegion" in refused
+    assert refused_by_rules(translated, sam_template, region="ap-northeast-1") == [refused]
+    # And so is a BedrockRegion of another geography than the prefix, wherever the stack is
+    (refused,) = refused_by_rules(translated, sam_template, BedrockRegion="eu-central-1")
+    assert "BedrockRegion is not one" in refused
+    assert (
+        len(refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="apac", region="eu-west-1")) == 1
+    )
+    # While a prefix matching the Region, a US BedrockRegion, the global profile, no profile, or an engine
+    # that calls no model deploy anywhere
+    for region, parameters in [
+        ("us-west-2", {}),
+        ("eu-west-1", {"BedrockInferenceProfilePrefix": "eu"}),
+        ("ap-southeast-2", {"BedrockInferenceProfilePrefix": "apac"}),
+        ("eu-west-1", {"BedrockRegion": "us-east-1"}),
+        ("eu-west-1", {"BedrockInferenceProfilePrefix": "global"}),
+        (
+            "eu-west-1",
+            {
+                "BedrockInferenceProfilePrefix": "none",
+                "BedrockModelId": "amazon.nova-pro-v1:0",
+                "BedrockClassifierModelId": "amazon.nova-micro-v1:0",
+            },
+        ),
+        ("eu-west-1", {"RoutingEngine": "pipeline"}),
+    ]:
+        assert refused_by_rules(translated, sam_template, region=region, **parameters) == [], (region, parameters)
 
 
 def test_the_orchestrator_reads_phone_numbers_as_the_phone_region_parameter_says(
