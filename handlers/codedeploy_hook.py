@@ -33,6 +33,18 @@ from typing import Any, Literal
 logger = logging.getLogger(__name__)
 logger.setLevel(logging.INFO)
 
+
+def _apply_log_level(env: Mapping[str, str]) -> None:
+    """The level the other functions get from Powertools (POWERTOOLS_LOG_LEVEL, else LOG_LEVEL, in any
+    case; INFO when unset). Where they refuse to start on a level that is none, the hook logs at INFO
+    and says so: a hook that fails before reporting leaves CodeDeploy waiting an hour."""
+    raw = env.get("POWERTOOLS_LOG_LEVEL") or env.get("LOG_LEVEL") or "INFO"
+    level = logging.getLevelNamesMapping().get(raw.strip().upper())
+    logger.setLevel(level if level is not None else logging.INFO)
+    if level is None:
+        logger.warning("LOG_LEVEL %r is not a level (DEBUG, INFO, WARNING, ERROR, CRITICAL); logging at INFO", raw[:40])
+
+
 CheckKind = Literal["health", "start"]
 HookStatus = Literal["Succeeded", "Failed"]
 
@@ -249,6 +261,7 @@ def handle(
         raise ValueError("event needs DeploymentId and LifecycleEventHookExecutionId (is this a CodeDeploy hook call?)")
 
     env = os.environ if environ is None else environ
+    _apply_log_level(env)
     results: list[CheckResult] = []
     try:
         client = lambda_client if lambda_client is not None else _lambda_client()

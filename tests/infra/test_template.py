@@ -305,6 +305,11 @@ def test_environment_satisfies_the_settings_and_metrics_contract(
     assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
 
 
+def test_the_pretraffic_hook_gets_the_stacks_log_level(resources: dict[str, Any]) -> None:
+    env = resources["PreTrafficHookFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["LOG_LEVEL"] == env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
 def test_environment_values(sam_template: dict[str, Any], resources: dict[str, Any]) -> None:
     ingestion = resources["IngestionFunction"]["Properties"]["Environment"]["Variables"]
     assert ingestion["EVENTBRIDGE_BUS_NAME"] == {"Ref": "TicketBus"}

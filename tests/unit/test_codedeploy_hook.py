@@ -149,6 +149,36 @@ def test_a_failing_functions_answer_is_logged_without_the_personal_data_it_quote
         assert value not in outcome["checks"][1]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("log_level", "levels_logged"),
+    [
+        # As the other functions read it (Powertools): any case, POWERTOOLS_LOG_LEVEL first
+        ({"LOG_LEVEL": "warning"}, []),
+        ({"LOG_LEVEL": "DEBUG", "POWERTOOLS_LOG_LEVEL": "ERROR"}, []),
+        ({}, ["INFO"] * 4),
+        # Not a level: logged at INFO, saying so, and the verdict is still reported
+        ({"LOG_LEVEL": "LOUD"}, ["WARNING"] + ["INFO"] * 4),
+    ],
+)
+def test_the_hook_logs_at_the_level_the_stack_sets(
+    clients: tuple[Any, Stubber, Any, Stubber],
+    caplog: pytest.LogCaptureFixture,
+    log_level: dict[str, str],
+    levels_logged: list[str],
+) -> None:
+    # Given healthy versions, and the stack's log level
+    _, lambda_stub, _, codedeploy_stub = clients
+    _expect_health(lambda_stub, {"statusCode": 200, "body": '{"status": "ok"}'})
+    _expect_starts(lambda_stub)
+    _expect_report(codedeploy_stub, "Succeeded")
+    caplog.set_level("DEBUG")
+    # When the hook runs
+    outcome = _run(clients, {**ENVIRON, **log_level})
+    # Then it logs what that level lets through, and reports
+    assert outcome["status"] == "Succeeded"
+    assert [r.levelname for r in caplog.records if r.name == codedeploy_hook.__name__] == levels_logged
+
+
 def test_server_error_status_code_reports_failed(clients: tuple[Any, Stubber, Any, Stubber]) -> None:
     _, lambda_stub, _, codedeploy_stub = clients
     _expect_health(lambda_stub, {"statusCode": 503, "body": '{"message": "dependencies unavailable"}'})
