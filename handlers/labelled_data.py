@@ -71,9 +71,11 @@ def read_labelled(
     *,
     optional: Collection[str] = (),
     also: Collection[str] = (),
+    text_hint: str = "",
 ) -> LabelledData:
     """Texts and labels from a file; `label_column=None` reads texts only. The columns in `also`
-    must be in the file as well; those in `optional` may be absent from it."""
+    must be in the file as well; those in `optional` may be absent from it. `text_hint` ends the
+    error for a missing text column: how to name the file's own."""
     target = Path(path)
     data = LabelledData()
     rows: list[tuple[int, Any]] = []
@@ -91,8 +93,10 @@ def read_labelled(
         present = set().union(*(r.keys() for r in objects))
         missing = [c for c in wanted if c not in present]
         if missing:
+            text_missing = text_hint and {columns.text, columns.subject, columns.body} & set(missing)
             raise RecordFileError(
                 f"{target}: no column {', '.join(repr(m) for m in missing)}; columns are {', '.join(sorted(present))}"
+                + (f"; {text_hint}" if text_missing else "")
             )
     for number, record in rows:
         if not isinstance(record, dict):
@@ -234,6 +238,14 @@ def columns_from_args(args: Any) -> TextColumns:
     if args.subject_column or args.body_column:
         return TextColumns(text=None, subject=args.subject_column, body=args.body_column)
     return TextColumns(text=args.text_column or "text")
+
+
+def text_columns_hint(options: str, metadata: dict[str, Any], model: str) -> str:
+    """How to read a file's text from its own columns, when the command chose them (its default, or
+    the model's as trained): the file's columns alone do not say which option names them."""
+    trained = metadata.get("text_columns")
+    why = f"{model} was trained on {trained}; " if isinstance(trained, str) and trained else ""
+    return f"{why}name this file's text columns with {options}"
 
 
 def columns_as_trained(

@@ -38,6 +38,7 @@ from handlers.labelled_data import (
     report_problems,
     require_known_labels,
     require_rows,
+    text_columns_hint,
     warn_unless_as_trained,
 )
 from handlers.validation import describe_validation_error
@@ -98,7 +99,14 @@ def run(args: argparse.Namespace) -> int:
         for name, given in ((subject_column, subject_given), (customer_column, args.customer_column))
         if name and not given
     ]
-    data = read_labelled(args.file, columns, args.label_column, optional=optional, also=(customer_column,))
+    hint = (
+        ""
+        if args.subject_column or args.body_column
+        else text_columns_hint("--body-column COLUMN (and --subject-column COLUMN)", metadata, model)
+    )
+    data = read_labelled(
+        args.file, columns, args.label_column, optional=optional, also=(customer_column,), text_hint=hint
+    )
     if args.subject_column or args.body_column:
         # The default subject column counts only where the file has it: without it, the text is the body's.
         read = (

@@ -19,6 +19,7 @@ from handlers.labelled_data import (
     report_problems,
     require_known_labels,
     require_rows,
+    text_columns_hint,
     warn_unless_as_trained,
 )
 from handlers.output_paths import check_writable, message_stream, model_files
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         )
     classifier: Any = load_classifier(args.model_dir)
     columns = _text_columns(args, classifier)
-    data = read_labelled(args.data, columns, args.label_column)
+    hint = "" if columns_given(args) else text_columns_hint(_OPTIONS, _classifier_metadata(classifier), _model(args))
+    data = read_labelled(args.data, columns, args.label_column, text_hint=hint)
     report_problems(args.data, data.problems)
     require_rows(args.data, len(data.texts), data.problems)
     model_labels = list(classifier.labels)
@@ -115,11 +117,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_OPTIONS = "--text-column COLUMN, or --subject-column and --body-column"
+
+
+def _classifier_metadata(classifier: Any) -> dict[str, Any]:
+    return getattr(classifier, "metadata", {}) or {}
+
+
+def _model(args: argparse.Namespace) -> str:
+    return str(args.model_dir or "the bundled telecom model")
+
+
 def _text_columns(args: argparse.Namespace, classifier: Any) -> TextColumns:
     """The columns given, else those the model was trained on: a model trained on subject and body
     and measured on one column alone is measured on other text than it will route."""
-    metadata = getattr(classifier, "metadata", {}) or {}
-    model = str(args.model_dir or "the bundled telecom model")
+    metadata = _classifier_metadata(classifier)
+    model = _model(args)
     if not columns_given(args) and (trained := columns_as_trained(metadata, model)) is not None:
         return trained
     columns = columns_from_args(args)

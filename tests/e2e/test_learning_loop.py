@@ -720,3 +720,33 @@ def test_backtest_reads_the_text_columns_the_model_was_trained_on_unless_told_ot
         f"warning: {model} was trained on --subject-column subject --body-column body, "
         "backtested here on --subject-column subject --body-column notes"
     ) in capsys.readouterr().err
+
+
+def test_a_file_without_the_column_the_model_was_trained_on_is_refused_naming_the_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model trained on a whole-text column, and history holding a subject and a description only
+    data, history = tmp_path / "train.csv", tmp_path / "history.csv"
+    write_dataset(data)
+    model = tmp_path / "m"
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    history.write_text("subject,description,team\nno login,I cannot log in to the app,Account Management\n")
+    capsys.readouterr()
+
+    # When it is backtested without naming columns, then the error says how to name the file's own
+    code = main(["backtest", str(history), "--label-column", "team", "--model-dir", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        f"no column 'text'; columns are description, subject, team; {model} was trained on --text-column text; "
+        "name this file's text columns with --body-column COLUMN (and --subject-column COLUMN)"
+    ) in err
+
+    # When it is evaluated so, then the error names evaluate's own options
+    code = main(["evaluate", "--data", str(history), "--label-column", "team", "--model-dir", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        f"{model} was trained on --text-column text; "
+        "name this file's text columns with --text-column COLUMN, or --subject-column and --body-column"
+    ) in err
