@@ -24,6 +24,7 @@ from domain.models import Feedback, FeedbackSubmission, NewTicket
 from domain.taxonomy import Taxonomy
 from handlers import __version__
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
+from handlers.openapi import allowed_methods
 from handlers.settings import running_in_lambda
 from handlers.validation import BadRequest, api_event_problems, parse_json_object, validation_bad_request
 
@@ -256,7 +257,14 @@ def health() -> dict[str, str]:
 
 @app.not_found
 def _not_found(exc: Exception) -> Response:
-    return _json(404, {"message": f"no route for {app.current_event.http_method} {app.current_event.path}"})
+    method, path = app.current_event.http_method, app.current_event.path
+    # Deployed, API Gateway refuses a method no route has before this runs; a direct invoke or `sam
+    # local` does not, and "no route" (404) would send the caller looking for a mistyped path. As `serve`.
+    allowed = allowed_methods(path)
+    if allowed:
+        message = f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}"
+        return _json(405, {"message": message}, headers={"Allow": ", ".join(allowed)})
+    return _json(404, {"message": f"no route for {method} {path}"})
 
 
 @metrics.log_metrics

@@ -155,15 +155,10 @@ class ApiGatewayWsgiApp:
 @functools.cache
 def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
     """Each path of the API, as a pattern of its still-encoded form, with the methods it answers."""
-    from handlers.openapi import openapi_document
+    from handlers.openapi import api_routes, path_pattern
 
-    paths = {"/openapi.json": ["get"], **{p: list(ops) for p, ops in openapi_document()["paths"].items()}}
-    routes = []
-    for template, operations in paths.items():
-        pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/"))
-        methods = [m.upper() for m in operations]
-        routes.append((re.compile(pattern), tuple([*methods, "HEAD"] if "GET" in methods else methods)))
-    return tuple(routes)
+    routes = [(path_pattern("/openapi.json"), ("GET",)), *api_routes()]
+    return tuple((pattern, (*methods, "HEAD") if "GET" in methods else methods) for pattern, methods in routes)
 
 
 def _allowed_methods(path: str) -> tuple[str, ...]:

@@ -3,6 +3,8 @@ handler validates with, so the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from domain.models import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, FeedbackSubmission, NewTicket, RoutingDecision
@@ -151,3 +153,22 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+def path_pattern(template: str) -> re.Pattern[str]:
+    """A path of the document ("/tickets/{ticket_id}") as a pattern of the still-encoded paths it names."""
+    return re.compile("/".join("[^/]+" if part.startswith("{") else re.escape(part) for part in template.split("/")))
+
+
+@functools.cache
+def api_routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """Each path of the API, as a `path_pattern`, with the methods the handler answers there."""
+    return tuple(
+        (path_pattern(template), tuple(method.upper() for method in operations))
+        for template, operations in openapi_document()["paths"].items()
+    )
+
+
+def allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods the handler answers at `path`; none when no route has it."""
+    return next((methods for pattern, methods in api_routes() if pattern.fullmatch(path)), ())

@@ -776,13 +776,32 @@ def test_health_reports_status_and_version(api: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/nope"), ("DELETE", "/tickets/T-1"), ("POST", "/health"), ("GET", "/tickets/T-1/feedback")],
+    ("method", "path"), [("GET", "/nope"), ("GET", "/tickets/T-1/x"), ("DELETE", "/tickets/T-1/feedback/x")]
 )
 def test_an_unknown_route_is_404(api: Harness, method: str, path: str) -> None:
     status, body = api.request(method, path)
     assert status == 404
-    assert path in body["message"]
+    assert body == {"message": f"no route for {method} {path}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/tickets/T-1", "GET"),
+        ("POST", "/health", "GET"),
+        ("GET", "/tickets/T-1/feedback", "POST"),
+        ("PUT", "/tickets", "POST"),
+    ],
+)
+def test_a_method_a_route_does_not_answer_is_405_naming_those_it_does(
+    api: Harness, method: str, path: str, allowed: str
+) -> None:
+    # Given a direct invoke (or `sam local`) of a path the API has, with a method it does not answer there
+    # When the handler answers, then it says which methods the path takes, as `serve` does
+    status, body = api.request(method, path)
+    assert status == 405
+    assert body == {"message": f"{method} is not allowed on {path}; allowed: {allowed}"}
+    assert api.last_headers["Allow"] == [allowed]
 
 
 def _sample_post_without(field: str, value: Any = ...) -> dict[str, Any]:
