@@ -55,6 +55,9 @@ class ApiGatewayWsgiApp:
         # The Powertools resolver keeps per-request state on a module-level object: one request
         # at a time through it. Requests take well under a millisecond; routing runs elsewhere.
         self._lock = threading.Lock()
+        # Built before any request thread exists: building it needs the models' schemas, which the
+        # handler builds too, under `_lock`, while the 405 check runs outside it.
+        _routes()
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         supplied = headers.get("X-Api-Key", "").encode()

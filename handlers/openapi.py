@@ -3,8 +3,10 @@ handler validates with, so the document cannot drift from the code."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
+import threading
 from typing import Any
 
 from domain.models import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, FeedbackSubmission, NewTicket, RoutingDecision
@@ -64,7 +66,19 @@ _RETRY_AFTER: dict[str, Any] = {
 }
 
 
+_BUILDING = threading.Lock()
+
+
 def openapi_document() -> dict[str, Any]:
+    """The document, built once. Its models build their schemas on first use (`defer_build`) and
+    pydantic's lazy build is not thread-safe: `serve`'s first requests, on several threads, saw a
+    half-built schema (an AssertionError, answered 500). Each caller gets a copy of its own."""
+    with _BUILDING:
+        return copy.deepcopy(_document())
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
     components: dict[str, Any] = {
         "NewTicket": _schema(NewTicket),
         "Feedback": _schema(FeedbackSubmission),
