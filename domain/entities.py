@@ -87,7 +87,7 @@ _OPEN, _CLOSE = r"[(\[{<]\s*", r"\s*[)\]}>]"
 _DISGUISED_EMAIL = re.compile(
     # Not from within a word's contraction: "I'm at home dot com" names no "m".
     rf"(?<![\w.%+'’-])(?P<email>[\w.%+-]*+(?<=\w)"
-    rf"(?:(?P<marked_at>\s*{_OPEN}{_AT_WORDS}{_CLOSE}\s*|@)|\s+{_AT_WORDS}\s+)"
+    rf"(?:(?P<marked_at>\s*{_OPEN}{_AT_WORDS}{_CLOSE}\s*|@)|\s+(?P<spoken_at>{_AT_WORDS})\s+)"
     rf"(?P<domain>\w[\w-]*+(?:(?:\.|\s*{_OPEN}(?:{_DOT_WORDS}|\.){_CLOSE}\s*|\s+{_DOT_WORDS}\s+)\w[\w-]*+)+))"
     r"(?![\w.-]*@)",
     re.IGNORECASE,
@@ -108,6 +108,13 @@ _NOT_A_NAME = frozenset({
 })  # fmt: skip
 
 
+def _spoken_dots_fit(at: str, domain: str) -> bool:
+    """Whether the words for a dot fit the word for "at": after an English "at", "point" is a word of
+    the sentence ("at some point in the evening", "at which point it reboots"), a dot only after the
+    French "arobase"."""
+    return at.casefold() != "at" or all(dot.strip().casefold() != "point" for dot in _SPOKEN_DOT.findall(domain))
+
+
 def _disguised_emails(text: str) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     pos = 0
@@ -121,7 +128,12 @@ def _disguised_emails(text: str) -> list[tuple[int, int]]:
             disguised = spoken_dot or _MARKED_DOT.search(domain) is not None
         elif marked_at is None:
             local = m.group("email").split(None, 1)[0]
-            disguised = spoken_dot and ending.casefold() in _DOMAIN_ENDINGS and local.casefold() not in _NOT_A_NAME
+            disguised = (
+                spoken_dot
+                and ending.casefold() in _DOMAIN_ENDINGS
+                and local.casefold() not in _NOT_A_NAME
+                and _spoken_dots_fit(m.group("spoken_at"), domain)
+            )
         else:
             disguised = True
         if disguised:

@@ -660,3 +660,19 @@ def test_an_address_in_text_written_without_spaces_is_the_address_alone(text: st
     # Then the address is the address alone, and the words around it are kept
     assert extract_entities(text).emails == ("jane@example.com",)
     assert mask_personal_data(text).text == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The line drops at some point in the evening",
+        "It disconnects at which point it reboots",
+        "Internet stopped working at that point in time",
+        "The router reboots at one point at night",
+    ],
+)
+def test_at_and_point_in_an_english_sentence_name_no_address(text: str) -> None:
+    # When a ticket says when its fault happens with "at ... point"
+    masked = mask_personal_data(text)
+    # Then the sentence reaches the model as written
+    assert masked.text == text
