@@ -277,8 +277,11 @@ def _is_postal_pincode(match: re.Match[str], value: str) -> bool:
         return False
     if name == "pincode":
         return True
-    sentence = _SENTENCE_END.split(match.string[max(0, match.start() - 80) : match.start()])[-1]
-    return bool(_PLACE.search(sentence)) and not _PIN_OWNER.search(sentence)
+    before = _SENTENCE_END.split(match.string[max(0, match.start() - 80) : match.start()])[-1]
+    # What the PIN unlocks may come after it too ("PIN code 482913 for the SIM is not accepted"), but
+    # not in the next item of an address ("Pin Code: 560001, phone 98450 12345").
+    after = re.split(r"[,;.!?\n]", match.string[match.end() : match.end() + 80])[0]
+    return bool(_PLACE.search(before)) and not _PIN_OWNER.search(before + " " + after)
 
 
 def _is_secret(match: re.Match[str]) -> bool:

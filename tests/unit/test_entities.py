@@ -558,6 +558,7 @@ def test_a_run_of_no_plausible_length_is_still_masked() -> None:
         ("No signal in my area and my card PIN code 482913 was blocked", "482913", "SECRET"),
         ("I moved to a new area. PIN code 482913 is refused", "482913", "SECRET"),
         ("No network in my area, PIN code 1234 asked at boot", "1234", "SECRET"),
+        ("No signal in my area, my PIN code 482913 for the SIM is not accepted", "482913", "SECRET"),
     ],
 )
 def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
@@ -602,6 +603,7 @@ def test_payment_cards_bank_accounts_and_secrets_are_masked_and_never_restored(
         "No network in my area, PIN code 560034 since Monday",
         "Address: 12 MG Road, Bengaluru, Pin Code: 560001",
         "I live in Koramangala, pin-code 560 034.",
+        "Address: 12 MG Road, Pin Code: 560001, phone not reachable",
         # Handset and SIM numbers pass the Luhn check too, and an agent needs them
         "IMEI 352099001761481 keeps dropping calls",
         "IMEI: 35-209900-176148-1",
