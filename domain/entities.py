@@ -88,7 +88,9 @@ _DISGUISED_EMAIL = re.compile(
     # Not from within a word's contraction: "I'm at home dot com" names no "m".
     rf"(?<![\w.%+'’-])(?P<email>[\w.%+-]*+(?<=\w)"
     rf"(?:(?P<marked_at>\s*{_OPEN}{_AT_WORDS}{_CLOSE}\s*|@)|\s+(?P<spoken_at>{_AT_WORDS})\s+)"
-    rf"(?P<domain>\w[\w-]*+(?:(?:\.|\s*{_OPEN}(?:{_DOT_WORDS}|\.){_CLOSE}\s*|\s+{_DOT_WORDS}\s+)\w[\w-]*+)+))"
+    # Possessive: given back a part at a time, each shorter domain would be tested against the
+    # lookahead below, which reads to the text's end, and a long dotted run took quadratic time.
+    rf"(?P<domain>\w[\w-]*+(?:(?:\.|\s*{_OPEN}(?:{_DOT_WORDS}|\.){_CLOSE}\s*|\s+{_DOT_WORDS}\s+)\w[\w-]*+)++))"
     r"(?![\w.-]*@)",
     re.IGNORECASE,
 )
