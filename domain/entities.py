@@ -134,6 +134,9 @@ def _disguised_emails(text: str) -> list[tuple[int, int]]:
                 spoken_dot
                 and ending.casefold() in _DOMAIN_ENDINGS
                 and local.casefold() not in _NOT_A_NAME
+                # A number before a bare "at" is what happened there: "error 1042 at portal dot
+                # vodafone dot de" keeps the error code routing reads.
+                and not local.isdigit()
                 and _spoken_dots_fit(m.group("spoken_at"), domain)
             )
         else:

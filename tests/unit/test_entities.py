@@ -671,10 +671,11 @@ def test_an_address_in_text_written_without_spaces_is_the_address_alone(text: st
         "It disconnects at which point it reboots",
         "Internet stopped working at that point in time",
         "The router reboots at one point at night",
+        "Error 1042 at portal dot vodafone dot de",
     ],
 )
-def test_at_and_point_in_an_english_sentence_name_no_address(text: str) -> None:
-    # When a ticket says when its fault happens with "at ... point"
+def test_words_and_numbers_around_a_bare_at_that_name_no_address(text: str) -> None:
+    # When a ticket says when or where its fault happens with a bare "at"
     masked = mask_personal_data(text)
     # Then the sentence reaches the model as written
     assert masked.text == text
