@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     field_validator,
 )
@@ -163,11 +164,21 @@ class CustomerProfile(_Frozen):
     account_standing: str = "good"
     service_plan: str = ""
     services: tuple[str, ...] = ()
+    # Not a field: a customer the DB knows may have a profile of defaults only (one created moments
+    # ago), and must not be told from one it does not know by its values.
+    _found: bool = PrivateAttr(default=True)
+
+    @property
+    def found(self) -> bool:
+        """False for `unknown`: no profile was found for this customer."""
+        return self._found
 
     @classmethod
     def unknown(cls, customer_id: str) -> CustomerProfile:
         """An unknown customer is treated as a non-VIP consumer: the safe, unprivileged default."""
-        return cls(customer_id=customer_id)
+        profile = cls(customer_id=customer_id)
+        profile._found = False
+        return profile
 
 
 class Outage(_Frozen):

@@ -155,11 +155,7 @@ class RoutingToolkit:
             customer = log.run(
                 "check_vip_status",
                 lambda: self.check_vip_status(ticket.customer_id),
-                lambda c: (
-                    CUSTOMER_NOT_FOUND
-                    if c == CustomerProfile.unknown(ticket.customer_id)
-                    else f"vip={c.is_vip} type={c.account_type.value}"
-                ),
+                lambda c: CUSTOMER_NOT_FOUND if not c.found else f"vip={c.is_vip} type={c.account_type.value}",
             )
         except EvidenceUnavailable:
             customer = CustomerProfile.unknown(ticket.customer_id)

@@ -45,6 +45,8 @@ def deps_for(repository: InMemoryRepository, *, customer_db_down: bool = False) 
     clock = FixedClock(NOW)
     customers = FakeCustomers(
         a_customer("CUST-1001", vip=True, account_type=AccountType.ENTERPRISE, services=["SVC001"]),
+        # Known, with a profile of defaults only, as a customer created moments ago has
+        a_customer("CUST-NEW"),
         down=customer_db_down,
     )
     toolkit = RoutingToolkit(
@@ -80,7 +82,9 @@ def test_a_routing_without_the_customer_profile_is_counted_as_evidence_unavailab
     assert len(repository.decisions) == 1
 
 
-@pytest.mark.parametrize(("customer_id", "counted"), [("CUST-1001", None), ("CUST-NOT-IN-DB", [1.0])])
+@pytest.mark.parametrize(
+    ("customer_id", "counted"), [("CUST-1001", None), ("CUST-NEW", None), ("CUST-NOT-IN-DB", [1.0])]
+)
 def test_a_routing_for_a_customer_the_db_does_not_know_is_counted(
     customer_id: str, counted: list[float] | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
