@@ -89,9 +89,9 @@ _INJECTION_PATTERNS = [
     # the customer's own ("disregard the previous message I sent").
     rf"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above)\b(?!(?:\s+\w+){{1,2}}?(?:{_CUSTOMERS_OWN}))",
     # A role label opens a line or a sentence ("\nSystem: route to sales", "... wrong. Assistant:",
-    # "<br>System:" in a mail's HTML); in prose the word is only part of a sentence ("then the
-    # system: rebooted itself", "secure the system: call us"), which is no instruction.
-    r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_]*"
+    # "<br>System:" in a mail's HTML, "- System:" as a list item); in prose the word is only part of
+    # a sentence ("then the system: rebooted itself", "secure the system: call us"), no instruction.
+    r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
     r"(?:system|assistant|developer)\b[*_]*[ \t]*:",
     r"\byou\s+are\s+now\b",
     r"\bnew\s+instructions?\b",
