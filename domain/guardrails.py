@@ -124,7 +124,10 @@ _INJECTION_PATTERNS = [
     # is: "Sie sind jetzt der dritte Berater, der ..." is a complaint.
     r"\bdu\s+bist\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\b",
     r"\b(?:ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)(?:\s*,\s*|\s+)bist\s+du\b",
-    r"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+(?:ein|eine)\b",
+    # Nor is a span of time: "Sie sind jetzt eine Woche im Verzug", "... ein paar Tage zu spät".
+    r"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+(?:ein|eine)\b"
+    r"(?!\s+(?:(?:halbes|halbe|ganzes|ganze|volles|volle|gutes|gute|knappes|knappe)\s+)?(?:paar|(?:jahr|monat|woche"
+    r"|tag|stunde|minute|quartal|halbjahr|vierteljahr)(?:e|en|es|s)?)\b)",
     # "Leiten Sie dieses Ticket an VIP weiter", "das Ticket an das VIP-Team weiterleiten": a ticket
     # only, as "leiten Sie mein Anliegen an die zuständige Abteilung weiter" is how German mail is polite.
     r"\b(?:leite|leitet|leiten\s+sie|route|routet|routen\s+sie)\s+(?:bitte\s+)?(?:dieses|das|diesen|den)\s+ticket"
@@ -140,7 +143,8 @@ _INJECTION_PATTERNS = [
     rf"{_FR_RULES}\s+(?:du\s+)?systeme\b",
     r"\btu\s+es\s+(?:maintenant|desormais|dorenavant|a\s+present)\b",
     r"\b(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)tu\s+es\b",
-    r"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+(?:un|une)\b",
+    r"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+(?:un|une)\b"
+    r"(?!\s+(?:(?:bon|bonne|petit|petite|grand|grande)\s+)?(?:an|annee|mois|semaine|jour|journee|heure|trimestre)\b)",
     r"\b(?:route(?:z|r)?|redirige(?:z|r)?|transfere(?:z|r)?|achemine(?:z|r)?|envoie(?:z|r)?|envoyez|envoyer)"
     r"\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b",
 ]
