@@ -47,6 +47,8 @@ _DE_YOUR = r"(?:deine[n]?|eure|(?-i:Ihre[n]?|IHRE[N]?))"
 _DE_CUSTOMERS_OWN = (
     r"\s*(?:,\s*)?(?:die|welche)\s+(?:ich|wir)\b"
     r"|\s+(?:aus|in|von|mit)\s+(?:meiner|meinem|meinen|unserer|unserem|unseren)\b|\s+von\s+(?:mir|uns)\b"
+    # The genitive, as "of my" in English: "die vorherigen Anweisungen meiner Frau", "... meines Sohnes".
+    r"|\s+(?:meines|meiner|unseres|unserer)\b"
     r"|\s+(?:des|der|meines|meiner|vom|von\s+(?:der|dem|einem|einer))\s+(?:[\w-]+\s+)?(?:techniker(?:s|in)?|monteur(?:s|in)?"
     r"|installateur(?:s|in)?|mitarbeiter(?:s|in)?|berater(?:s|in)?|hotline|kundendienst(?:e?s)?|supports?|shops?"
     r"|ladens?)\b"
