@@ -261,7 +261,14 @@ def _not_found(exc: Exception) -> Response:
     # Deployed, API Gateway refuses a method no route has before this runs; a direct invoke or `sam
     # local` does not, and "no route" (404) would send the caller looking for a mistyped path. As `serve`.
     allowed = allowed_methods(path)
-    if allowed:
+    if method.upper() in allowed:
+        # The path has a route's shape, yet no route took it: its ticket id holds a character no
+        # route's parameter takes ('"', '`'), none of which a ticket id may hold. The id is at fault.
+        try:
+            _checked_ticket_id(path.split("/")[2])
+        except BadRequest as bad_id:
+            return _bad_request(bad_id)
+    elif allowed:
         message = f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}"
         return _json(405, {"message": message}, headers={"Allow": ", ".join(allowed)})
     return _json(404, {"message": f"no route for {method} {path}"})

@@ -804,6 +804,20 @@ def test_a_method_a_route_does_not_answer_is_405_naming_those_it_does(
     assert api.last_headers["Allow"] == [allowed]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", '/tickets/T"1'), ("GET", "/tickets/T`1"), ("POST", "/tickets/T\\1/feedback")],
+)
+def test_a_ticket_id_no_route_takes_is_400_not_405_for_a_method_the_path_answers(
+    api: Harness, method: str, path: str
+) -> None:
+    # Given a path of the API's shape whose ticket id holds a character no route's parameter takes
+    status, body = api.request(method, path, json.dumps({"correct_team": "Billing Support"}))
+    # Then the id is named as what is wrong, not the method the path does answer
+    assert status == 400
+    assert "not a valid ticket id" in body["message"]
+
+
 def _sample_post_without(field: str, value: Any = ...) -> dict[str, Any]:
     event = copy.deepcopy(POST_EVENT)
     if value is ...:
