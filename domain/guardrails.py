@@ -54,7 +54,7 @@ _DE_CUSTOMERS_OWN = (
     r"|ladens?)\b"
     r"|\s+(?:auf|in|an|im|am|zum|zur|fu(?:e)?r)\s+(?:der\s+|dem\s+|den\s+|die\s+|das\s+)?(?:[\w-]+\s+)?"
     r"(?:verpackung|box|routers?|modems?|anleitung|handbuch|brief|aufkleber|website|webseite|installation"
-    r"|einrichtung|gera(?:e)?t(?:e?s)?|karton|beipackzettel|flyer)\b"
+    r"|einrichtung|gera(?:e)?t(?:e?s)?|karton|beipackzettel|flyer|zettels?|merkblatt(?:e?s)?|infoblatt(?:e?s)?)\b"
 )
 _FR_DROP = (
     # "J'ignore" is "I do not know".
