@@ -71,6 +71,10 @@ _FR_CUSTOMERS_OWN = (
     r"|\s+(?:sur|dans|de)\s+(?:la\s+|le\s+|l['’]\s*|cette\s+|ce\s+)(?:box|boite|notice|emballage|routeur|modem|guide"
     r"|manuel|lettre|courrier|site|autocollant|decodeur|installation)\b"
 )
+# Within the next few words, a queue that only a rule may give: "... to the VIP desk", "an das
+# VIP-Team", "à l'équipe prioritaire", "to premium support", "zur Eskalation".
+_TO_A_PRIVILEGED_QUEUE = r"(?=(?:\s+[\w'’-]+){0,3}?\s+[\w'’-]*?(?:vip|priorit|premium|eskal|escala))"
+
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
@@ -103,7 +107,10 @@ _INJECTION_PATTERNS = [
     r"\bescalate\s+(?:(?:it|this|me|this\s+ticket|the\s+ticket)\s+)?to\s+p[0-3]\b",
     # Each run of spaces read by one \s+ only: "route" then \s+ and \s* splitting the same long run
     # tried every split, quadratic in its length (20 KB of blank lines after "route": 5 s).
-    r"\broute\s+(?:(?:this|it|the\s+ticket)\s+)?(?:directly\s+)?to\b",
+    r"\broute\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?(?:directly\s+)?to\b",
+    # "Forward this ticket to billing" is how customers write; asking for a privileged queue is not.
+    r"\b(?:forward|transfer|send|move|assign)\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?"
+    rf"(?:directly\s+)?to\b{_TO_A_PRIVILEGED_QUEUE}",
     r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
     r"\bvip\s*[:=]\s*(?:true|yes)\b",
     r"</?\s*(?:system|instructions?|prompt)\s*>",
@@ -130,12 +137,18 @@ _INJECTION_PATTERNS = [
     r"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+(?:ein|eine)\b"
     r"(?!\s+(?:(?:halbes|halbe|ganzes|ganze|volles|volle|gutes|gute|knappes|knappe)\s+)?(?:paar|(?:jahr|monat|woche"
     r"|tag|stunde|minute|quartal|halbjahr|vierteljahr)(?:e|en|es|s)?)\b)",
-    # "Leiten Sie dieses Ticket an VIP weiter", "das Ticket an das VIP-Team weiterleiten": a ticket
-    # only, as "leiten Sie mein Anliegen an die zuständige Abteilung weiter" is how German mail is polite.
-    r"\b(?:leite|leitet|leiten\s+sie|route|routet|routen\s+sie)\s+(?:bitte\s+)?(?:dieses|das|diesen|den)\s+ticket"
+    # "Routen Sie dieses Ticket an ...", "Leiten Sie dieses Ticket an VIP weiter", "das Ticket an das
+    # VIP-Team weiterleiten": a ticket only, as "leiten Sie mein Anliegen an die zuständige Abteilung
+    # weiter" is how German mail is polite, and forwarded ("weiterleiten") to a privileged queue only,
+    # as "leiten Sie das Ticket bitte an den Kundendienst weiter" is too (as in English).
+    r"\b(?:route|routet|routen\s+sie)\s+(?:bitte\s+)?(?:dieses|das|diesen|den)\s+ticket"
     r"\s+(?:(?:bitte|direkt|sofort|umgehend)\s+)?(?:an|zu|zum|zur|ins)\b",
+    r"\b(?:leite|leitet|leiten\s+sie)\s+(?:bitte\s+)?(?:dieses|das|diesen|den)\s+ticket"
+    rf"\s+(?:(?:bitte|direkt|sofort|umgehend)\s+)?(?:an|zu|zum|zur|ins)\b{_TO_A_PRIVILEGED_QUEUE}",
     r"\b(?:dieses|das)\s+ticket\s+(?:(?:bitte|direkt|sofort|umgehend)\s+)?(?:an|zu|zum|zur|ins)\s+(?:[\w-]+\s+){0,3}?"
-    r"(?:weiter(?:zu)?leiten|routen|zuweisen)\b",
+    r"routen\b",
+    r"\b(?:dieses|das)\s+ticket\s+(?:(?:bitte|direkt|sofort|umgehend)\s+)?(?:an|zu|zum|zur|ins)"
+    rf"{_TO_A_PRIVILEGED_QUEUE}\s+(?:[\w-]+\s+){{0,3}}?(?:weiter(?:zu)?leiten|zuweisen)\b",
     # French: "Ignorez (toutes) les instructions précédentes", "Veuillez ignorer les consignes ci-dessus",
     # "oubliez vos instructions", "ignore le prompt système"; not "ignorez mon message précédent".
     rf"\b{_FR_DROP}\s+(?:(?:de|des|d['’]|toutes|tous|les|la|le|l['’]|ces|vos|tes)\s*){{0,3}}"
@@ -147,8 +160,10 @@ _INJECTION_PATTERNS = [
     r"\b(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)tu\s+es\b",
     r"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+(?:un|une)\b"
     r"(?!\s+(?:(?:bon|bonne|petit|petite|grand|grande)\s+)?(?:an|annee|mois|semaine|jour|journee|heure|trimestre)\b)",
-    r"\b(?:route(?:z|r)?|redirige(?:z|r)?|transfere(?:z|r)?|achemine(?:z|r)?|envoie(?:z|r)?|envoyez|envoyer)"
-    r"\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b",
+    r"\broute(?:z|r)?\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b",
+    # "Pouvez-vous transférer ce ticket au service technique ?" is a customer's request.
+    r"\b(?:redirige(?:z|r)?|transfere(?:z|r)?|achemine(?:z|r)?|envoie(?:z|r)?|envoyez|envoyer)"
+    rf"\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b{_TO_A_PRIVILEGED_QUEUE}",
 ]
 _INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.IGNORECASE)
 
