@@ -92,13 +92,21 @@ _EXCERPT = 500
 # A failing function's answer (its error message, its response body) can quote what it was
 # handling: e-mail addresses, and numbers of four digits or more however grouped (phone, account,
 # card numbers, PINs), are masked before it is logged. Cruder than the app's redaction, which needs
-# pydantic (domain.models), where this module is packaged with nothing beyond boto3.
+# pydantic (domain.models), where this module is packaged with nothing beyond boto3. A duration
+# ("Task timed out after 30.00 seconds") is the diagnosis itself, and no customer's: it is kept.
 _EMAIL = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 _NUMBER = re.compile(r"\d(?:[\s().-]?\d){3,}")
+_DURATION = re.compile(r"\d+(?:\.\d+)?")
+_TIME_UNIT = re.compile(r"\s*(?:seconds?|secs?|ms|milliseconds?)\b")
 
 
 def _masked(text: str) -> str:
-    return _NUMBER.sub("<NUMBER>", _EMAIL.sub("<EMAIL>", text))
+    def number(match: re.Match[str]) -> str:
+        # One plain number, followed by its unit: a card number followed by "seconds" is still masked.
+        is_duration = _DURATION.fullmatch(match.group()) and _TIME_UNIT.match(match.string, match.end())
+        return match.group() if is_duration else "<NUMBER>"
+
+    return _NUMBER.sub(number, _EMAIL.sub("<EMAIL>", text))
 
 
 def _excerpt(payload: bytes) -> str:

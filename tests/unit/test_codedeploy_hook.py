@@ -149,6 +149,26 @@ def test_a_failing_functions_answer_is_logged_without_the_personal_data_it_quote
         assert value not in outcome["checks"][1]["detail"]
 
 
+def test_a_timed_out_version_is_logged_with_how_long_it_ran(
+    clients: tuple[Any, Stubber, Any, Stubber], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a version that ran out of time: Lambda's message says how long it was given
+    _, lambda_stub, _, codedeploy_stub = clients
+    crash = {"errorMessage": "Task timed out after 30.00 seconds, on card 4111 1111 1111 1111 seconds ago"}
+    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
+    _expect_start(lambda_stub, ORCHESTRATOR, crash, function_error="Unhandled")
+    _expect_start(lambda_stub, UPDATE, {"batchItemFailures": []})
+    _expect_report(codedeploy_stub, "Failed")
+
+    # When the hook runs
+    with caplog.at_level("INFO", logger=codedeploy_hook.__name__):
+        outcome = _run(clients)
+
+    # Then the duration, the diagnosis, is kept: it is no customer's data; a card number is not
+    assert "timed out after 30.00 seconds" in outcome["checks"][1]["detail"]
+    assert "1111" not in outcome["checks"][1]["detail"]
+
+
 @pytest.mark.parametrize(
     ("log_level", "levels_logged"),
     [
