@@ -258,8 +258,9 @@ def health() -> dict[str, str]:
 @app.not_found
 def _not_found(exc: Exception) -> Response:
     method, path = app.current_event.http_method, app.current_event.path
-    # Deployed, API Gateway refuses a method no route has before this runs; a direct invoke or `sam
-    # local` does not, and "no route" (404) would send the caller looking for a mistyped path. As `serve`.
+    # Deployed (and under `sam local start-api`), API Gateway refuses a method no route has before
+    # this runs; a direct invoke does not, and "no route" (404) would send the caller looking for a
+    # mistyped path. As `serve`.
     allowed = allowed_methods(path)
     if method.upper() in allowed:
         # The path has a route's shape, yet no route took it: its ticket id holds a character no
