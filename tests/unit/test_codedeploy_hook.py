@@ -125,48 +125,49 @@ def test_function_error_reports_failed(clients: tuple[Any, Stubber, Any, Stubber
     assert "ImportModuleError" in ingestion["detail"]
 
 
-def test_a_failing_functions_answer_is_logged_without_the_personal_data_it_quotes(
-    clients: tuple[Any, Stubber, Any, Stubber], caplog: pytest.LogCaptureFixture
-) -> None:
-    # Given a version whose error quotes a ticket: an e-mail address, a phone and an account number
+def _run_with_a_crashing_orchestrator(
+    clients: tuple[Any, Stubber, Any, Stubber], caplog: pytest.LogCaptureFixture, crash: dict[str, Any]
+) -> tuple[str, str]:
+    """What the hook logs, and the orchestrator check's detail, when the new orchestrator crashes so."""
     _, lambda_stub, _, codedeploy_stub = clients
-    quoted = "Call me on +44 20 7946 0958 or at jane.doe@example.com, account ACC-55501234, PIN 4821"
-    crash = {"errorMessage": f"cannot route {quoted!r}", "errorType": "ValueError"}
     _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
     _expect_start(lambda_stub, ORCHESTRATOR, crash, function_error="Unhandled")
     _expect_start(lambda_stub, UPDATE, {"batchItemFailures": []})
     _expect_report(codedeploy_stub, "Failed")
-
-    # When the hook runs
     with caplog.at_level("INFO", logger=codedeploy_hook.__name__):
         outcome = _run(clients)
+    return "\n".join(record.getMessage() for record in caplog.records), outcome["checks"][1]["detail"]
+
+
+def test_a_failing_functions_answer_is_logged_without_the_personal_data_it_quotes(
+    clients: tuple[Any, Stubber, Any, Stubber], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a version whose error quotes a ticket: an e-mail address, a phone and an account number
+    quoted = "Call me on +44 20 7946 0958 or at jane.doe@example.com, account ACC-55501234, PIN 4821"
+    crash = {"errorMessage": f"cannot route {quoted!r}", "errorType": "ValueError"}
+
+    # When the hook runs
+    logged, detail = _run_with_a_crashing_orchestrator(clients, caplog, crash)
 
     # Then what it logs, and answers, says why the check failed without the customer's data
-    logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "ORCHESTRATOR_VERSION_ARN FAILED" in logged and "ValueError" in logged
     for value in ("7946", "0958", "jane.doe", "example.com", "55501234", "4821"):
         assert value not in logged
-        assert value not in outcome["checks"][1]["detail"]
+        assert value not in detail
 
 
 def test_a_timed_out_version_is_logged_with_how_long_it_ran(
     clients: tuple[Any, Stubber, Any, Stubber], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a version that ran out of time: Lambda's message says how long it was given
-    _, lambda_stub, _, codedeploy_stub = clients
     crash = {"errorMessage": "Task timed out after 30.00 seconds, on card 4111 1111 1111 1111 seconds ago"}
-    _expect_health(lambda_stub, {"statusCode": 200, "body": "{}"})
-    _expect_start(lambda_stub, ORCHESTRATOR, crash, function_error="Unhandled")
-    _expect_start(lambda_stub, UPDATE, {"batchItemFailures": []})
-    _expect_report(codedeploy_stub, "Failed")
 
     # When the hook runs
-    with caplog.at_level("INFO", logger=codedeploy_hook.__name__):
-        outcome = _run(clients)
+    _, detail = _run_with_a_crashing_orchestrator(clients, caplog, crash)
 
     # Then the duration, the diagnosis, is kept: it is no customer's data; a card number is not
-    assert "timed out after 30.00 seconds" in outcome["checks"][1]["detail"]
-    assert "1111" not in outcome["checks"][1]["detail"]
+    assert "timed out after 30.00 seconds" in detail
+    assert "1111" not in detail
 
 
 @pytest.mark.parametrize(
