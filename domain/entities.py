@@ -15,19 +15,32 @@ from decimal import Decimal, InvalidOperation
 
 from domain.models import ExtractedEntities, Money
 
-_ACCOUNT = re.compile(r"\bACCT?[-_ ]?(\d{3,12})\b", re.IGNORECASE)
+# What a count is of, after a number: "account 12345 GB used", "my account 100000 Mbps plan", "Konto
+# 50000 Minuten" name a volume, not the account. Word units only in the plural ("account 12345 line 2
+# is dead" names the account), and of the French octets only "Go": "Mo" is also a German Monday.
+_UNIT = (
+    r"\s?(?:[kmgt]i?b(?:ytes?|its?)?(?:/s|ps)?|(?:kilo|mega|giga|tera)(?:bytes|bits|octets)|gigs|(?-i:Go)"
+    r"|mins?|minutes|minuten|secs|seconds|sekunden|secondes|hrs|hours|stunden|heures|days|tage|jours"
+    r"|weeks|wochen|semaines|months|monate|mois|years|jahre|ans"
+    r"|sms|texts|messages|nachrichten|calls|anrufe|appels|lines|leitungen|lignes|users|nutzer|points|punkte)\b"
+)
+_ACCOUNT = re.compile(
+    r"\bACCT?(?:[-_]|(?P<spaced> ))?(?P<digits>\d{3,12})\b(?(spaced)(?!" + _UNIT + "))", re.IGNORECASE
+)
 # An account number named as one rather than written ACC-48213: "account number 12345678", "acct no.
 # 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "numéro de compte 12345678". Only after its
 # name, so amounts, dates and the ticket, order and invoice references routing reads stay as written;
 # five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count),
-# not followed by a currency ("account 12500 EUR").
+# not followed by a currency ("account 12500 EUR") or a unit.
 _NAMED_ACCOUNT = re.compile(
     r"(?:\b(?:customer\s+)?(?:account|acct|a/c)(?:\s*(?:number|num|no|nr|id)\b\.?)?"
     r"|\bcustomer\s*(?:number|no\.|nr\.?|id)(?!\w)"
     r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)"
     r"|\bnum[ée]ro\s+(?:de\s+)?(?:compte|client)\b|\bn[°o]\.?\s*(?:de\s+)?(?:compte|client)\b)"
     r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
-    r"(?P<account>\d{5,}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b)",
+    r"(?P<account>\d{5,}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
+    + _UNIT
+    + ")",
     re.IGNORECASE,
 )
 _NAMED_ACCOUNT_DIGITS = range(5, 21)
@@ -566,7 +579,7 @@ def _phone_spans(scrubbed: str, default_region: str) -> list[tuple[int, int, str
 
 def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities:
     text = _fold(text)
-    accounts = [f"ACC-{m.group(1)}" for m in _ACCOUNT.finditer(text)]
+    accounts = [f"ACC-{m.group('digits')}" for m in _ACCOUNT.finditer(text)]
     # In the form of the others, as "acct 48213" is ACC-48213.
     without_emails = _without_emails(text)
     accounts += ["ACC-" + re.sub(r"\D", "", m.group("account")) for m in _named_accounts(without_emails)]

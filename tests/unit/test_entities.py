@@ -174,11 +174,28 @@ def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: st
         "Customer since 2015, account balance 12345.67",
         "Mein Kundenkonto ist gesperrt, Rechnung 2026-11834 falsch",
         "mon compte client est bloqué depuis le 12/11, facture n° 123456",
+        # A count of a unit after the name is a volume, not the account
+        "account 12345 GB used",
+        "my account 100000 Mbps plan",
+        "account 50000 minutes",
+        "account 20000 SMS left",
+        "acct 50000 minutes",
+        "Kundennummer 12345 Minuten",
+        "numéro client 12345 Go consommés",
     ],
 )
 def test_numbers_near_an_accounts_name_but_not_named_by_it_are_kept(text: str) -> None:
     assert mask_personal_data(text).text == text
     assert extract_entities(text).account_numbers == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "account"),
+    [("ACC-12345 GB used", "ACC-12345"), ("account 12345 line 2 is dead", "ACC-12345")],
+)
+def test_an_account_written_as_an_id_or_before_a_singular_word_is_still_an_account(text: str, account: str) -> None:
+    assert extract_entities(text).account_numbers == (account,)
+    assert "12345" not in mask_personal_data(text).text
 
 
 def test_a_card_number_given_as_the_account_number_is_a_card_and_no_account() -> None:
