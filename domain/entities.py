@@ -30,7 +30,8 @@ _ACCOUNT = re.compile(
 # An account number named as one rather than written ACC-48213: "account number 12345678", "acct no.
 # 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "numéro de compte 12345678". Only after its
 # name, so amounts, dates and the ticket, order and invoice references routing reads stay as written;
-# five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count),
+# five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count,
+# but a hyphen joins a branch or check digit: 12345-678, 123456-7),
 # not followed by a currency ("account 12500 EUR") or a unit.
 _NAMED_ACCOUNT = re.compile(
     r"(?:\b(?:customer\s+)?(?:account|acct|a/c)(?:\s*(?:number|num|no|nr|id)\b\.?)?"
@@ -38,7 +39,7 @@ _NAMED_ACCOUNT = re.compile(
     r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)"
     r"|\bnum[ée]ro\s+(?:de\s+)?(?:compte|client)\b|\bn[°o]\.?\s*(?:de\s+)?(?:compte|client)\b)"
     r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
-    r"(?P<account>\d{5,}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
+    r"(?P<account>\d{5,}(?:-\d{1,8}){0,2}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
     + _UNIT
     + ")",
     re.IGNORECASE,

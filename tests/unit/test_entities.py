@@ -150,6 +150,9 @@ def test_acct_with_a_space_is_an_account_number() -> None:
         ("n° client : 12345678", "12345678", "ACC-12345678"),
         # Named so, a national number is the account, not a phone
         ("customer number 0151 23456789", "0151 23456789", "ACC-015123456789"),
+        # A long run with its branch or check digits after a hyphen
+        ("Your account 12345-678 was suspended", "12345-678", "ACC-12345678"),
+        ("Kundennummer 123456-7, Rechnung doppelt", "123456-7", "ACC-1234567"),
     ],
 )
 def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: str, account: str) -> None:
