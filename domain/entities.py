@@ -117,11 +117,26 @@ _DOMAIN_ENDINGS = frozenset({
 })  # fmt: skip
 
 
-# Words that stand before a bare "at" in a sentence, not as an address's name: "I am at home dot com".
+# Words that stand before a bare "at" in a sentence, not as an address's name: "I am at home dot com",
+# and where a site is named ("I tested at fast dot com", "the page at netflix dot com", "speed test at
+# speedtest dot net"): a site is no personal data, and the model needs it.
 _NOT_A_NAME = frozenset({
     "i", "am", "is", "are", "was", "were", "be", "me", "us", "you", "we", "it", "they", "them", "him", "her",
     "home", "work",
+    "test", "tests", "tested", "testing", "check", "checked", "checking", "look", "looked", "looking",
+    "go", "went", "visit", "visited", "logged", "login", "signed", "registered", "ordered", "bought",
+    "available", "online", "posted", "listed", "hosted", "measured", "streaming", "shown", "says", "said",
+    "page", "site", "website", "webpage", "portal", "link", "url", "app", "shop", "store", "speed", "speeds",
+    "result", "results", "tool", "forum", "account", "order", "ticket", "mbps", "mbit", "kbps", "gbps",
 })  # fmt: skip
+# A word after one of these is a thing, not an address's name: "the site at", "a test at", "our shop at".
+_DETERMINERS = frozenset({"the", "a", "an", "this", "these", "those", "our", "your", "their", "its"})
+_LAST_WORD = re.compile(r"(\w+)\W*$")
+
+
+def _after_determiner(text: str, start: int) -> bool:
+    before = _LAST_WORD.search(text, max(0, start - 40), start)
+    return before is not None and before.group(1).casefold() in _DETERMINERS
 
 
 def _spoken_dots_fit(at: str, domain: str) -> bool:
@@ -148,6 +163,7 @@ def _disguised_emails(text: str) -> list[tuple[int, int]]:
                 spoken_dot
                 and ending.casefold() in _DOMAIN_ENDINGS
                 and local.casefold() not in _NOT_A_NAME
+                and not _after_determiner(text, m.start("email"))
                 # A number before a bare "at" is what happened there: "error 1042 at portal dot
                 # vodafone dot de" keeps the error code routing reads.
                 and not local.isdigit()

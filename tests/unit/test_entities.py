@@ -222,6 +222,9 @@ def test_a_card_number_given_as_the_account_number_is_a_card_and_no_account() ->
         ("Mail an max (ät) beispiel (punkt) de", "max (ät) beispiel (punkt) de"),
         ("écrivez à jean arobase exemple point fr", "jean arobase exemple point fr"),
         ("jane123(at)example.com or 415-555-0132", "jane123(at)example.com"),
+        # A name before a bare "at", in a sentence that also names a site
+        ("I tested at fast dot com, mail jane at example dot com", "jane at example dot com"),
+        ("Please note that jane at example dot com is mine", "jane at example dot com"),
     ],
 )
 def test_an_address_written_to_pass_a_spam_filter_is_masked_and_restored(text: str, address: str) -> None:
@@ -245,6 +248,12 @@ def test_an_address_written_to_pass_a_spam_filter_is_masked_and_restored(text: s
         "Meet me at 5 dot",
         "Le technicien est venu à 10h, point final",
         "Ich bin um 10 Uhr at home, Punkt.",
+        # A site named with a bare "at" is no one's address
+        "I tested at fast dot com, 3 Mbps",
+        "The page at netflix dot com does not load",
+        "Speed test at speedtest dot net shows 2 Mbit",
+        "I ran a test at fast dot com twice",
+        "got 20 Mbps at fast dot com",
     ],
 )
 def test_words_around_at_and_dot_that_name_no_address_are_kept(text: str) -> None:
