@@ -39,6 +39,8 @@ _NAMED_ACCOUNT = re.compile(
     r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)"
     r"|\bnum[ée]ro\s+(?:de\s+)?(?:compte|client)\b|\bn[°o]\.?\s*(?:de\s+)?(?:compte|client)\b)"
     r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
+    # An ISO date has the shape of a grouped number: "Account: 2026-11-03 double charge" names when.
+    r"(?!(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d-]))"
     r"(?P<account>\d{5,}(?:-\d{1,8}){0,2}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
     + _UNIT
     + ")",

@@ -185,6 +185,9 @@ def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: st
         "acct 50000 minutes",
         "Kundennummer 12345 Minuten",
         "numéro client 12345 Go consommés",
+        # A date after the name is when, not which account
+        "Account: 2026-11-03 double charge of 29.99 EUR",
+        "My account 2026-11-25 was suspended without notice",
     ],
 )
 def test_numbers_near_an_accounts_name_but_not_named_by_it_are_kept(text: str) -> None:
