@@ -131,6 +131,16 @@ _NOT_A_NAME = frozenset({
     "page", "site", "website", "webpage", "portal", "link", "url", "app", "shop", "store", "speed", "speeds",
     "result", "results", "tool", "forum", "account", "order", "ticket", "mbps", "mbit", "kbps", "gbps",
 })  # fmt: skip
+# A site's host names no mailbox: "reported at status dot vodafone dot de", "at www dot example dot com".
+_SITE_HOSTS = frozenset({"www", "status", "portal", "login", "shop", "store", "help", "app", "apps", "play", "my"})
+
+
+def _names_a_site(domain: str) -> bool:
+    # Only as the host of a longer name: my.com is a mail provider, my.vodafone.de a customer portal.
+    labels = _DOMAIN_DOT.split(domain)
+    return len(labels) > 2 and labels[0].casefold() in _SITE_HOSTS
+
+
 # A word after one of these is a thing, not an address's name: "the site at", "a test at", "our shop at".
 _DETERMINERS = frozenset({"the", "a", "an", "this", "these", "those", "our", "your", "their", "its"})
 _LAST_WORD = re.compile(r"(\w+)\W*$")
@@ -166,6 +176,7 @@ def _disguised_emails(text: str) -> list[tuple[int, int]]:
                 and ending.casefold() in _DOMAIN_ENDINGS
                 and local.casefold() not in _NOT_A_NAME
                 and not _after_determiner(text, m.start("email"))
+                and not _names_a_site(domain)
                 # A number before a bare "at" is what happened there: "error 1042 at portal dot
                 # vodafone dot de" keeps the error code routing reads.
                 and not local.isdigit()

@@ -228,6 +228,8 @@ def test_a_card_number_given_as_the_account_number_is_a_card_and_no_account() ->
         # A name before a bare "at", in a sentence that also names a site
         ("I tested at fast dot com, mail jane at example dot com", "jane at example dot com"),
         ("Please note that jane at example dot com is mine", "jane at example dot com"),
+        # A site's host word as the whole domain's name is a mail provider's
+        ("mail Jane.Doe at my dot com", "Jane.Doe at my dot com"),
     ],
 )
 def test_an_address_written_to_pass_a_spam_filter_is_masked_and_restored(text: str, address: str) -> None:
@@ -257,6 +259,8 @@ def test_an_address_written_to_pass_a_spam_filter_is_masked_and_restored(text: s
         "Speed test at speedtest dot net shows 2 Mbit",
         "I ran a test at fast dot com twice",
         "got 20 Mbps at fast dot com",
+        "Outage reported at status dot vodafone dot de since 09:00",
+        "Signed up online yesterday at www dot telekom dot de",
     ],
 )
 def test_words_around_at_and_dot_that_name_no_address_are_kept(text: str) -> None:
