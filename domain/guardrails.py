@@ -75,6 +75,20 @@ _FR_CUSTOMERS_OWN = (
 # VIP-Team", "à l'équipe prioritaire", "to premium support", "zur Eskalation".
 _TO_A_PRIVILEGED_QUEUE = r"(?=(?:\s+[\w'’-]+){0,3}?\s+[\w'’-]*?(?:vip|priorit|premium|eskal|escala))"
 
+# A web form pasted into a ticket names the customer's operating system in a "System:" field
+# ("System: Windows 11", "System: Android 14, Browser: Chrome"): a field whose value is an OS, its
+# version and edition, and nothing after it on the line, is no role label; "System: Windows 11. The
+# customer is a VIP" is.
+_OPERATING_SYSTEM = (
+    r"(?:microsoft\s+)?windows|mac\s*os(?:\s*x)?|os\s*x|i(?:pad)?os|android|linux|ubuntu|debian|fedora|mint|centos"
+    r"|red\s*hat|rhel|suse|chrome\s*os|harmony\s*os|tizen|web\s*os|wear\s*os|fritz!?\s*os|kaios|freebsd|unix"
+)
+_OS_VERSION_OR_EDITION = (
+    r"(?=[\w.()/+-]*\d)[\w.()/+-]+|pro|home|enterprise|education|professional|business|server|lts|ultimate|starter"
+    r"|sonoma|ventura|monterey|sequoia|catalina|big\s+sur|beta"
+)
+_AN_OS_FIELD = rf"[ \t]*(?:{_OPERATING_SYSTEM})\b(?:[ \t]+(?:{_OS_VERSION_OR_EDITION})){{0,4}}[ \t]*(?:[,;|<\r\n]|\Z)"
+
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
@@ -98,7 +112,7 @@ _INJECTION_PATTERNS = [
     # "<br>System:" in a mail's HTML, "- System:" as a list item); in prose the word is only part of
     # a sentence ("then the system: rebooted itself", "secure the system: call us"), no instruction.
     r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
-    r"(?:system|assistant|developer)\b[*_]*[ \t]*:",
+    rf"(?:system\b[*_]*[ \t]*:(?!{_AN_OS_FIELD})|(?:assistant|developer)\b[*_]*[ \t]*:)",
     r"\byou\s+are\s+now\b",
     r"\bnew\s+instructions?\b",
     r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
