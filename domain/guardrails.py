@@ -89,6 +89,23 @@ _OS_VERSION_OR_EDITION = (
 )
 _AN_OS_FIELD = rf"[ \t]*(?:{_OPERATING_SYSTEM})\b(?:[ \t]+(?:{_OS_VERSION_OR_EDITION})){{0,4}}[ \t]*(?:[,;|<\r\n]|\Z)"
 
+_WHAT_THE_COMPANY_NOW_IS = (
+    r"\s+(?:(?:all|both|fully|finally|successfully|properly|again|also)\s+)?(?:(?:dis|re)?connected|online|offline"
+    r"|(?:un)?registered|(?:un)?subscribed|enrolled|signed|logged|verified|activated|deactivated|ported|switched"
+    r"|charging|billing|overcharging|sending|asking|telling|late|overdue|behind|responsible|liable"
+    r"|(?:a|an|one|two|three|four|five|six|several|a\s+few|\d+)\s+(?:\w+\s+)?(?:minute|hour|day|week|month|year)s?"
+    r"|the\s+(?:first|second|third|fourth|fifth|\d+(?:st|nd|rd|th)|nth|only|last|next)"
+    r"|(?:my|our)\s+(?:new\s+)?(?:provider|carrier|isp|operator|supplier))\b"
+)
+# German and French customers say "Sie", "vous": a role given with "the" is said to a model ("Sie sind
+# jetzt der Administrator", "vous êtes maintenant l'administrateur"), not "Sie sind jetzt der dritte
+# Berater, der ...", nor "... der neue Anbieter unserer Firma".
+_A_ROLE_OF_THE_READERS = (
+    r"(?:der|die|das|le|la|l['’]\s*)\s*(?:(?:neue[nr]?|nouvel(?:le)?|nouveau)\s+)?"
+    r"(?:[\w-]*(?:admin\w*|superuser|super-?utilisateur|supervis\w*|superviseur|entwickler\w*|developpeu\w*"
+    r"|assistent\w*|assistant\w*|modell|modele|system|systeme)|(?:\w+-)?(?:ki|ia|ai|bot|root))\b"
+)
+
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
@@ -113,7 +130,9 @@ _INJECTION_PATTERNS = [
     # a sentence ("then the system: rebooted itself", "secure the system: call us"), no instruction.
     r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
     rf"(?:system\b[*_]*[ \t]*:(?!{_AN_OS_FIELD})|(?:assistant|developer)\b[*_]*[ \t]*:)",
-    r"\byou\s+are\s+now\b",
+    # Not what the company now is or does to the customer: "you are now connected", "you are now
+    # charging me twice", "... three weeks late", "... the third agent to tell me".
+    rf"\b(?:you\s+are\s+now|from\s+now\s+on\s*,?\s*you\s+are)\b(?!{_WHAT_THE_COMPANY_NOW_IS})",
     r"\bnew\s+instructions?\b",
     r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
     r"\bpriority\s*[:=]\s*p[0-3]\b",
@@ -148,6 +167,7 @@ _INJECTION_PATTERNS = [
     r"\bdu\s+bist\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\b",
     r"\b(?:ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)(?:\s*,\s*|\s+)bist\s+du\b",
     # Nor is a span of time: "Sie sind jetzt eine Woche im Verzug", "... ein paar Tage zu spät".
+    rf"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+{_A_ROLE_OF_THE_READERS}",
     r"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+(?:ein|eine)\b"
     r"(?!\s+(?:(?:halbes|halbe|ganzes|ganze|volles|volle|gutes|gute|knappes|knappe)\s+)?(?:paar|(?:jahr|monat|woche"
     r"|tag|stunde|minute|quartal|halbjahr|vierteljahr)(?:e|en|es|s)?)\b)",
@@ -172,6 +192,7 @@ _INJECTION_PATTERNS = [
     rf"{_FR_RULES}\s+(?:du\s+)?systeme\b",
     r"\btu\s+es\s+(?:maintenant|desormais|dorenavant|a\s+present)\b",
     r"\b(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)tu\s+es\b",
+    rf"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+{_A_ROLE_OF_THE_READERS}",
     r"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+(?:un|une)\b"
     r"(?!\s+(?:(?:bon|bonne|petit|petite|grand|grande)\s+)?(?:an|annee|mois|semaine|jour|journee|heure|trimestre)\b)",
     r"\broute(?:z|r)?\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b",
