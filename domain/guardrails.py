@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from domain.models import IssueClassification, Ticket
 from domain.routing import RoutingProposal, overruled_reasoning, quoted_name
 
+# A person's earlier instructions are the customer's story, a machine's are what the reader, itself
+# a bot, was given: "from your support agent" is the first, "from your support bot", "... the
+# helpdesk assistant", "des Support-Bots", "de l'agent IA" the second. So is "the agent" or "your
+# agent" alone, the word for the reader itself.
+_NOT_A_MACHINE = (
+    r"(?![\s-]*(?:ai|ki|ia|bots?|chat-?bots?|robots?|systems?|systeme?|assistants?|assistent\w*|models?|modell"
+    r"|llm|virtual|virtuel(?:le)?|automated|automatique|automatisch\w*)\b)"
+)
 # What says that the earlier instructions or message a ticket drops are the customer's own, or a
 # technician's, a box's: "ignore the previous instructions I sent", "... I gave you", "... in my
 # last email", "... from the technician", "... on the router box". Addressed to the reader, they are
@@ -23,8 +31,8 @@ _CUSTOMERS_OWN = (
     r"(?:sent|gave|wrote|left|put|made|mentioned|provided|posted|submitted|e-?mailed|mailed|added|typed"
     r"|requested|included|got|received|followed)\b"
     r"|\s+(?:in|from|on|of)\s+my\b"
-    r"|\s+(?:from|by|of)\s+(?:the|your|a|an)\s+(?:technician|engineer|installer|agent|support|colleague|rep"
-    r"|representative|advis[eo]r|shop|store|helpdesk|hotline|call\s+cent(?:er|re))\b"
+    r"|\s+(?:from|by|of)\s+(?:the|your|a|an)\s+(?:technician|engineer|installer|support|colleague|rep"
+    rf"|representative|advis[eo]r|shop|store|helpdesk|hotline|call\s+cent(?:er|re))\b{_NOT_A_MACHINE}"
     r"|\s+(?:on|in|inside|for|with|of)\s+(?:the\s+|this\s+)?(?:[\w-]+\s+)?(?:box|router|modem|leaflet|manual|letter|sticker"
     r"|website|packaging|package|installation|setup|device|guide|sheet)\b"
 )
@@ -51,7 +59,7 @@ _DE_CUSTOMERS_OWN = (
     r"|\s+(?:meines|meiner|unseres|unserer)\b"
     r"|\s+(?:des|der|meines|meiner|vom|von\s+(?:der|dem|einem|einer))\s+(?:[\w-]+\s+)?(?:techniker(?:s|in)?|monteur(?:s|in)?"
     r"|installateur(?:s|in)?|mitarbeiter(?:s|in)?|berater(?:s|in)?|hotline|kundendienst(?:e?s)?|supports?|shops?"
-    r"|ladens?)\b"
+    rf"|ladens?)\b{_NOT_A_MACHINE}"
     r"|\s+(?:auf|in|an|im|am|zum|zur|fu(?:e)?r)\s+(?:der\s+|dem\s+|den\s+|die\s+|das\s+)?(?:[\w-]+\s+)?"
     r"(?:verpackung|box|routers?|modems?|anleitung|handbuch|brief|aufkleber|website|webseite|installation"
     r"|einrichtung|gera(?:e)?t(?:e?s)?|karton|beipackzettel|flyer|zettels?|merkblatt(?:e?s)?|infoblatt(?:e?s)?)\b"
@@ -66,8 +74,8 @@ _FR_EARLIER = r"(?:precedentes?|anterieures?|ci-dessus|plus\s+haut|d['’]avant|
 _FR_CUSTOMERS_OWN = (
     r"\s*(?:,\s*)?(?:que|qu['’])\s*(?:je|j['’]|nous)"
     r"|\s+(?:de|dans|sur)\s+(?:mon|ma|mes|notre|nos)\b"
-    r"|\s+(?:du|de\s+la|de\s+l['’]|d['’]un|d['’]une)\s*(?:technicien(?:ne)?|installateur|conseill(?:er|ere)|agent"
-    r"|vendeur|boutique|magasin|service\s+client|hotline)\b"
+    r"|\s+(?:du|de\s+la|de\s+l['’]|d['’]un|d['’]une)\s*(?:technicien(?:ne)?|installateur|conseill(?:er|ere)"
+    rf"|vendeur|boutique|magasin|service\s+client|hotline)\b{_NOT_A_MACHINE}"
     r"|\s+(?:sur|dans|de)\s+(?:la\s+|le\s+|l['’]\s*|cette\s+|ce\s+)(?:box|boite|notice|emballage|routeur|modem|guide"
     r"|manuel|lettre|courrier|site|autocollant|decodeur|installation)\b"
 )
