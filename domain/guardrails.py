@@ -114,6 +114,11 @@ _A_ROLE_OF_THE_READERS = (
     r"|assistent\w*|assistant\w*|modell|modele|system|systeme)|(?:\w+-)?(?:ki|ia|ai|bot|root))\b"
 )
 
+_A_MESSAGE = (
+    r"(?:e-?mails?|mails?|messages?|msgs?|tickets?|notes?|comments?|repl(?:y|ies)|requests?|submissions?|letters?"
+    r"|sms|texts?|posts?|updates?|complaints?|enquir(?:y|ies)|inquir(?:y|ies)|calls?|attachments?|one|ones)\b"
+)
+
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
@@ -131,8 +136,12 @@ _INJECTION_PATTERNS = [
     r"\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:of\s+)?your\s+(?:instructions?|prompts?|rules|guidelines)",
     # "System" is left to the rules above, which tell the reader's system prompt from a TV's. What is
     # disregarded may be any word or two ("disregard the above", "... all previous context"), but not
-    # the customer's own ("disregard the previous message I sent").
-    rf"\bdisregard\s+(?:all\s+|the\s+)?(?:previous|prior|above)\b(?!(?:\s+\w+){{1,2}}?(?:{_CUSTOMERS_OWN}))",
+    # the customer's own ("disregard the previous message I sent"), nor a message, which is the
+    # customer's even unsaid ("please disregard the previous email, the issue is solved"), unless
+    # every one that came before is ("disregard all previous messages").
+    rf"\bdisregard\s+all\s+(?:previous|prior|above)\b(?!(?:\s+\w+){{1,2}}?(?:{_CUSTOMERS_OWN}))",
+    rf"\bdisregard\s+(?:the\s+)?(?:previous|prior|above)\b(?!\s+{_A_MESSAGE})"
+    rf"(?!(?:\s+\w+){{1,2}}?(?:{_CUSTOMERS_OWN}))",
     # A role label opens a line or a sentence ("\nSystem: route to sales", "... wrong. Assistant:",
     # "<br>System:" in a mail's HTML, "- System:" as a list item); in prose the word is only part of
     # a sentence ("then the system: rebooted itself", "secure the system: call us"), no instruction.
