@@ -157,7 +157,14 @@ _INJECTION_PATTERNS = [
     r"\bescalate\s+(?:(?:it|this|me|this\s+ticket|the\s+ticket)\s+)?to\s+p[0-3]\b",
     # Each run of spaces read by one \s+ only: "route" then \s+ and \s* splitting the same long run
     # tried every split, quadratic in its length (20 KB of blank lines after "route": 5 s).
-    r"\broute\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?(?:directly\s+)?to\b",
+    r"\broute\s+(?:(?:this|it|the|my)\s+)?(?:ticket|request|case)\s+(?:directly\s+)?to\b",
+    r"\broute\s+(?:this|it)\s+(?:directly\s+)?to\b",
+    # Calls and numbers route somewhere ("3 still route to the old carrier", "calls route to
+    # voicemail"): a bare "route to" is an order only where an order stands (opening the text, a
+    # line or a sentence, after "please") or when it asks for a privileged queue.
+    r"(?:^|(?<=[\r\n])|(?<=[.!?:;]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />)|(?<=please\s)|(?<=pls\s)|(?<=kindly\s))"
+    r"[ \t>#*_+-]*route\s+(?:directly\s+)?to\b",
+    rf"\broute\s+(?:directly\s+)?to\b{_TO_A_PRIVILEGED_QUEUE}",
     # "Forward this ticket to billing" is how customers write; asking for a privileged queue is not.
     r"\b(?:forward|transfer|send|move|assign)\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?"
     rf"(?:directly\s+)?to\b{_TO_A_PRIVILEGED_QUEUE}",
