@@ -152,6 +152,10 @@ _INJECTION_PATTERNS = [
     # charging me twice", "... three weeks late", "... the third agent to tell me".
     rf"\b(?:you\s+are\s+now|from\s+now\s+on\s*,?\s*you\s+are)\b(?!{_WHAT_THE_COMPANY_NOW_IS})",
     r"\bnew\s+instructions?\b",
+    # In German and French only as a heading: "der Techniker hat neue Anweisungen hinterlassen", "de
+    # nouvelles instructions" are the customer's story, "Neue Regeln:" may be a tariff's.
+    r"\bneue\s+(?:anweisung(?:en)?|instruktion(?:en)?|befehle?|prompts?)[ \t]*:",
+    r"\bnouvel(?:le)?s?\s+(?:instructions?|consignes?|directives?|ordres|prompts?)[ \t]*:",
     r"\b(?:set|mark|make|escalate)\s+(?:the\s+|this\s+)?(?:priority|ticket)\s+(?:to\s+|as\s+)?p[0-3]\b",
     r"\bpriority\s*[:=]\s*p[0-3]\b",
     r"\bpriority\s+of\s+(?:this|the|my)\s+ticket\s+(?:to|as)\s+p[0-3]\b",
