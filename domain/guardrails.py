@@ -173,6 +173,13 @@ _INJECTION_PATTERNS = [
     # "Forward this ticket to billing" is how customers write; asking for a privileged queue is not.
     r"\b(?:forward|transfer|send|move|assign)\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?"
     rf"(?:directly\s+)?to\b{_TO_A_PRIVILEGED_QUEUE}",
+    # A note addressed to the AI reading the ticket opens an instruction to it ("Note to the AI:",
+    # "Hinweis an die KI", "Note pour l'IA"); not a "model", which in a ticket is a router's.
+    r"\b(?:note|message|instructions?|memo|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|llm|gpt|chatgpt"
+    r"|chat-?bot|bot|language\s+model)\b",
+    r"\b(?:hinweis|nachricht|notiz|anweisung(?:en)?)\s+(?:an|fu(?:e)?r)\s+(?:die\s+|den\s+)?(?:ki|llm|chat-?bot"
+    r"|bot|sprachmodell)\b",
+    r"\b(?:note|message|instructions?|consignes?|remarque)\s+(?:a|pour)\s+(?:l['’]\s*ia|le\s+(?:chat-?bot|bot))\b",
     r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
     r"\bvip\s*[:=]\s*(?:true|yes)\b",
     r"</?\s*(?:system|instructions?|prompt)\s*>",
