@@ -956,6 +956,79 @@ def test_high_error_rate_is_metric_math_over_the_three_functions(resources: dict
     assert measured == {(m, f) for m in ("Errors", "Invocations") for f in DEPLOYED}
 
 
+def _metric_math(expression: str, values: dict[str, float | None]) -> float | None:
+    """One datapoint of a CloudWatch metric-math expression made of IF, FILL, comparisons and arithmetic; None is
+    a metric without data, and an expression that comes to None produces no datapoint."""
+
+    def value(node: ast.expr) -> Any:
+        match node:
+            case ast.Constant(value=constant):
+                return constant
+            case ast.Name(id=name):
+                return values[name]
+            case ast.Call(func=ast.Name(id="IF"), args=[condition, then, otherwise]):
+                return value(then) if value(condition) else value(otherwise)
+            case ast.Call(func=ast.Name(id="FILL"), args=[metric, default]):
+                filled = value(metric)
+                return value(default) if filled is None else filled
+            case ast.Compare(left=left, ops=[operator], comparators=[right]):
+                compare = {ast.GtE: float.__ge__, ast.Gt: float.__gt__, ast.LtE: float.__le__, ast.Lt: float.__lt__}
+                return compare[type(operator)](float(value(left)), float(value(right)))
+            case ast.BinOp(left=left, op=operator, right=right):
+                a, b = value(left), value(right)
+                if a is None or b is None:
+                    return None
+                arithmetic = {ast.Add: float.__add__, ast.Sub: float.__sub__, ast.Mult: float.__mul__}
+                return a / b if isinstance(operator, ast.Div) else arithmetic[type(operator)](float(a), float(b))
+        raise AssertionError(f"not understood here: {ast.dump(node)}")
+
+    return value(ast.parse(expression, mode="eval").body)
+
+
+@pytest.mark.parametrize(
+    ("processed", "unknown", "fires"),
+    [
+        # A customer DB reached at the wrong path answers every lookup "no such customer": a quiet hour of a
+        # low-traffic org (1,000 tickets a day is ~40 an hour by day, a handful at night) must show it too.
+        (6, 6, True),
+        (9, 5, True),
+        (10, 6, True),
+        (200, 150, True),
+        # Too few to tell from new customers, or a share that is only high by chance.
+        (4, 4, False),
+        (9, 4, False),
+        (10, 5, False),
+        (100, 40, False),
+        (3, None, False),
+        (None, None, False),
+    ],
+)
+def test_unknown_customers_alarm_fires_on_a_mostly_unknown_hour_of_five_or_more(
+    resources: dict[str, Any], processed: int | None, unknown: int | None, fires: bool
+) -> None:
+    # Given the alarm on the share of tickets whose customer the customer DB does not know
+    props = resources["UnknownCustomersAlarm"]["Properties"]
+    stats = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
+    assert {i: s["Metric"]["MetricName"] for i, s in stats.items()} == {
+        "unknown": "UnknownCustomers",
+        "processed": "TicketsProcessed",
+    }
+    assert {(s["Period"], s["Stat"]) for s in stats.values()} == {(3600, "Sum")}
+    assert (props["ComparisonOperator"], props["EvaluationPeriods"]) == ("GreaterThanThreshold", 1)
+    assert props["TreatMissingData"] == "notBreaching"
+    (expression,) = [m["Expression"] for m in props["Metrics"] if m.get("ReturnData")]
+    # When an hour has these sums
+    share = _metric_math(
+        expression,
+        {
+            "processed": None if processed is None else float(processed),
+            "unknown": None if unknown is None else float(unknown),
+        },
+    )
+    # Then it breaches exactly when it should
+    assert (share is not None and share > props["Threshold"]) is fires
+
+
 @pytest.mark.parametrize("function", sorted(DEPLOYED))
 def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: dict[str, Any], function: str) -> None:
     _, _, alarm, _ = DEPLOYED[function]
