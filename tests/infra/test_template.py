@@ -511,6 +511,54 @@ def test_an_inference_profile_of_another_geography_than_the_bedrock_region_is_re
         assert refused_by_rules(translated, sam_template, region=region, **parameters) == [], (region, parameters)
 
 
+def test_govcloud_takes_only_its_own_inference_profiles(
+    translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given AWS GovCloud (US), a partition of its own: its Bedrock serves us-gov. profiles, and the commercial
+    # us., eu., apac. and global. ones only outside it
+    assert "us-gov" in sam_template["Parameters"]["BedrockInferenceProfilePrefix"]["AllowedValues"]
+    # Then the default prefix (us) is refused in a GovCloud Region, naming what to set
+    (refused,) = refused_by_rules(translated, sam_template, region="us-gov-west-1")
+    assert "us-gov" in refused and "BedrockInferenceProfilePrefix" in refused
+    for prefix in ("eu", "apac", "global"):
+        assert (
+            len(
+                refused_by_rules(translated, sam_template, region="us-gov-east-1", BedrockInferenceProfilePrefix=prefix)
+            )
+            == 1
+        )
+    # And so are a commercial prefix with a GovCloud BedrockRegion, and us-gov outside GovCloud
+    assert len(refused_by_rules(translated, sam_template, BedrockRegion="us-gov-west-1")) == 1
+    assert len(refused_by_rules(translated, sam_template, BedrockInferenceProfilePrefix="us-gov")) == 1
+    assert (
+        len(
+            refused_by_rules(
+                translated,
+                sam_template,
+                region="us-gov-west-1",
+                BedrockInferenceProfilePrefix="us-gov",
+                BedrockRegion="eu-west-1",
+            )
+        )
+        == 1
+    )
+    # While us-gov deploys in GovCloud, and an engine that calls no model anywhere
+    for region, parameters in [
+        ("us-gov-west-1", {"BedrockInferenceProfilePrefix": "us-gov"}),
+        ("us-gov-east-1", {"BedrockInferenceProfilePrefix": "us-gov", "BedrockRegion": "us-gov-west-1"}),
+        ("us-gov-west-1", {"RoutingEngine": "pipeline"}),
+        (
+            "us-gov-west-1",
+            {
+                "BedrockInferenceProfilePrefix": "none",
+                "BedrockModelId": "amazon.nova-pro-v1:0",
+                "BedrockClassifierModelId": "amazon.nova-micro-v1:0",
+            },
+        ),
+    ]:
+        assert refused_by_rules(translated, sam_template, region=region, **parameters) == [], (region, parameters)
+
+
 def test_the_orchestrator_reads_phone_numbers_as_the_phone_region_parameter_says(
     translated: dict[str, Any], sam_template: dict[str, Any]
 ) -> None:
