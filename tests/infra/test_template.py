@@ -511,6 +511,29 @@ def test_an_inference_profile_of_another_geography_than_the_bedrock_region_is_re
         assert refused_by_rules(translated, sam_template, region=region, **parameters) == [], (region, parameters)
 
 
+def test_canada_takes_the_us_inference_profiles_not_the_eu_or_apac_ones(
+    translated: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given Canada (Central), whose Bedrock routes the US geography's profiles (and global ones)
+    # Then the default prefix deploys there, stack or BedrockRegion
+    assert refused_by_rules(translated, sam_template, region="ca-central-1") == []
+    assert refused_by_rules(translated, sam_template, region="eu-west-1", BedrockRegion="ca-central-1") == []
+    # While the EU and APAC profiles, which it does not serve, are refused, naming what to set
+    for prefix in ("eu", "apac"):
+        (refused,) = refused_by_rules(
+            translated, sam_template, region="ca-central-1", BedrockInferenceProfilePrefix=prefix
+        )
+        assert "BedrockInferenceProfilePrefix" in refused
+        assert (
+            len(
+                refused_by_rules(
+                    translated, sam_template, BedrockRegion="ca-central-1", BedrockInferenceProfilePrefix=prefix
+                )
+            )
+            == 1
+        )
+
+
 def test_govcloud_takes_only_its_own_inference_profiles(
     translated: dict[str, Any], sam_template: dict[str, Any]
 ) -> None:
