@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
 app = APIGatewayRestResolver()
 
 
@@ -275,6 +276,8 @@ def _not_found(exc: Exception) -> Response:
     return _json(404, {"message": f"no route for {method} {path}"})
 
 
+# The response is left out of the trace: it can carry a ticket's or a decision's text.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, deps: IngestionDeps | None = None) -> dict[str, Any]:
     resolved = deps or _deps or _default_deps()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -25,6 +25,7 @@ from handlers.settings import running_in_lambda
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
 
 # Leave time to store the decision after the engine gives up: one DynamoDB write, retry included.
 DEADLINE_MARGIN_SECONDS = AWS_CALL_WORST_CASE_SECONDS
@@ -61,6 +62,8 @@ def _parse(event: dict[str, Any]) -> tuple[TicketReceived, Ticket]:
         raise InvalidEvent(f"TicketReceived detail is invalid at: {fields}") from None
 
 
+# The response is left out of the trace: it can carry a ticket's or a decision's text.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: OrchestratorDeps | None = None

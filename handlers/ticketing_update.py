@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 logger: Logger = build_logger()
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
 # Report every failed record, even when the whole batch failed: the event source then retries
 # exactly those records and sends them to the DLQ, rather than treating it as a function error.
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
@@ -149,6 +150,8 @@ def sync_record(record: DynamoDBRecord, deps: TicketingUpdateDeps, deadline: flo
     return status.value
 
 
+# The response is left out of the trace: it can carry a ticket's or a decision's text.
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(
     event: dict[str, Any], context: LambdaContext, deps: TicketingUpdateDeps | None = None

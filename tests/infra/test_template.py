@@ -1282,6 +1282,55 @@ def test_requirements_are_per_function(function: str) -> None:
     assert "requests" not in packages or "urllib3" in packages
 
 
+def _uses_powertools_tracer() -> bool:
+    """Whether the application code imports Powertools' Tracer (or the X-Ray SDK it wraps)."""
+    for path in (p for package in ("domain", "adapters", "handlers") for p in (ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if module.startswith("aws_lambda_powertools") and (
+                "tracing" in module or any(alias.name == "Tracer" for alias in node.names)
+            ):
+                return True
+            if isinstance(node, ast.Import) and any(a.name.startswith("aws_xray_sdk") for a in node.names):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_powertools_tracer_extra_is_installed_only_for_a_tracer(function: str) -> None:
+    # Given the function's pinned Powertools
+    lines = (ROOT / "requirements" / f"{DEPLOYED[function][3]}.txt").read_text(encoding="utf-8").splitlines()
+    (powertools,) = [line for line in lines if line.startswith("aws-lambda-powertools")]
+    # Then the tracer extra (aws-xray-sdk and wrapt, 1.7 MB) is packaged exactly when the code traces with it:
+    # Tracing: Active already has Lambda record each invocation's segment without it
+    assert ("[tracer]" in powertools) == _uses_powertools_tracer(), powertools
+
+
+@pytest.mark.parametrize("function", sorted(DEPLOYED))
+def test_each_handler_traces_its_invocations_without_their_responses(function: str) -> None:
+    # Given the function's handler module
+    module = ast.parse((ROOT / "handlers" / f"{DEPLOYED[function][3]}.py").read_text(encoding="utf-8"))
+    # Then a module-level Tracer (created once per container, patching boto3 and requests so each AWS and
+    # HTTP call is a subsegment) wraps lambda_handler
+    assert any(
+        isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "Tracer"
+        for node in module.body
+    )
+    (handler,) = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "lambda_handler"]
+    traced = [
+        d
+        for d in handler.decorator_list
+        if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "capture_lambda_handler"
+    ]
+    assert traced, f"{function}'s lambda_handler is not traced"
+    # And the response stays out of the trace: it can carry a ticket's or a decision's text
+    keywords = {k.arg: k.value for k in traced[0].keywords}
+    assert isinstance(keywords.get("capture_response"), ast.Constant) and keywords["capture_response"].value is False
+
+
 # --- the artifact check `make lint-infra` runs after `sam build` ---------------------------------------------------
 
 
