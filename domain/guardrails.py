@@ -299,14 +299,18 @@ def reconcile_with_evidence(
     classification: IssueClassification,
     *,
     markers: list[str],
+    source: str = "The ticket",
 ) -> Reconciled:
-    """Keep a model's category only where the ticket's own content supports it."""
+    """Keep a model's category only where the ticket's own content supports it.
+
+    `markers` are instruction-like phrases in what the model was shown; `source` names where, for
+    the reviewer's note: the ticket, or another system's answer (an outage's title, say)."""
     agrees = proposal.category.strip().casefold() == classification.primary_category.casefold()
     if markers and not agrees:
         # The model's reasoning is not kept: it may be the injected text speaking.
         return Reconciled(
             RoutingProposal.from_classification(classification),
-            ("The ticket contains instruction-like text; the model's category was not used, the classifier's was.",),
+            (f"{source} contains instruction-like text; the model's category was not used, the classifier's was.",),
             force_review=True,
         )
     scores = {c.category.casefold(): c.score for c in classification.ranked}
@@ -320,5 +324,5 @@ def reconcile_with_evidence(
             ),
             force_review=True,
         )
-    notes = ("The ticket contains instruction-like text; flagged for review.",) if markers else ()
+    notes = (f"{source} contains instruction-like text; flagged for review.",) if markers else ()
     return Reconciled(proposal, notes, force_review=bool(markers))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from adapters.engines.pipeline import PipelineEngine
 from domain.costs import PriceTable
 from domain.entities import MaskedText, mask_personal_data
-from domain.guardrails import reconcile_with_evidence, ticket_injection_markers
+from domain.guardrails import injection_markers, reconcile_with_evidence, ticket_injection_markers
 from domain.models import MODEL_TOOL, CategoryScore, ModelUsage, Ticket, ToolCall
 from domain.ports import EngineResult, Evidence
 from domain.routing import RoutingProposal
@@ -160,6 +160,32 @@ def evidence_block(evidence: Evidence, priority_level: str, service_names: Servi
     )
 
 
+# Whose words the model read when the instruction-like text was not the ticket's own.
+OTHER_SYSTEMS = "An answer of another system shown to the model (customer DB, status service)"
+
+
+def other_systems_injection_markers(evidence: Evidence) -> list[str]:
+    """Instruction-like phrases in the free text of other systems that the prompt's evidence quotes:
+    the customer DB's plan and standing, the status service's outage titles. The prompt calls the
+    evidence trusted, so an instruction there weighs more with the model than one in the ticket."""
+    customer = evidence.customer
+    affected = set(customer.services) | set(evidence.entities.service_ids)
+    outages = evidence.service_status.active_outages_on(affected)
+    texts = (customer.service_plan, customer.account_standing, *(o.title for o in outages))
+    return [marker for text in texts for marker in injection_markers(text)]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
 SECOND_OPINION_TOOL = f"{MODEL_TOOL}:second_opinion"
 # The audit entries of the pipeline's answer, worked out as the fallback of a model that answered.
 BASELINE_PREFIX = "baseline:"
@@ -197,6 +223,9 @@ class TicketTools:
         # The failures of tools that ran, already in the log with their timing: Strands reports them
         # again after the call, like a call it never ran.
         self._logged_failures: list[BaseException] = []
+        # Instruction-like phrases in the tools' answers (a known issue, an outage's title, a second
+        # opinion's words): the model read them as the trusted systems' own.
+        self.injection_markers: list[str] = []
         self.calls = 0
 
         @tool
@@ -350,10 +379,12 @@ class TicketTools:
     def _record(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         self.calls += 1
         try:
-            return self._log.run(f"agent:{name}", fn)
+            answer = self._log.run(f"agent:{name}", fn)
         except Exception as exc:
             self._logged_failures.append(exc)
             raise
+        self.injection_markers.extend(marker for text in _strings(answer) for marker in injection_markers(text))
+        return answer
 
     def register_hooks(self, registry: Any, **_: Any) -> None:
         from strands.hooks import AfterToolCallEvent
@@ -512,9 +543,12 @@ class AgentEngine:
                 CategoryScore(category=a.category, score=a.score) for a in answer.alternatives if a.category
             ),
         )
-        reconciled = reconcile_with_evidence(
-            proposal, evidence.classification, markers=ticket_injection_markers(ticket)
-        )
+        markers = ticket_injection_markers(ticket)
+        source = "The ticket"
+        if not markers:
+            markers = [*other_systems_injection_markers(evidence), *tools.injection_markers]
+            source = OTHER_SYSTEMS
+        reconciled = reconcile_with_evidence(proposal, evidence.classification, markers=markers, source=source)
         notes = (why,) if why else ()
         # The model may confirm the classifier and so spare a review, but not overrule it unseen:
         # its confidence is its own claim, and a category change moves severity and so priority.
