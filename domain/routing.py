@@ -153,7 +153,22 @@ def apply_routing_rules(
         notes.append(
             f"Confidence {classification.confidence:g} is below {taxonomy.manual_review_threshold:g}: manual review."
         )
-    requires_review = rejected or low_confidence
+    # A model's scores need not be coherent: it may answer one category at 0.9 and score another
+    # team's at 0.95. Its confidence then says nothing of which team is right. (A classifier's
+    # answer is its best score: only a tie can do this, at 0.5 at most, below the shipped threshold.)
+    contested = [
+        alt
+        for alt in classification.alternatives
+        if round(alt.score, CONFIDENCE_DECIMALS) >= classification.confidence
+        and (other := taxonomy.find_category(alt.category)) is not None
+        and other.team != category.team
+    ]
+    if contested and not low_confidence:
+        notes.append(
+            f"The proposal scores {quoted_name(contested[0].category)} ({round(contested[0].score, CONFIDENCE_DECIMALS):g}) "
+            f"at least as high as {category.name!r} ({classification.confidence:g}): manual review."
+        )
+    requires_review = rejected or low_confidence or bool(contested)
     alternative_teams = suggested_teams(classification, fallback, taxonomy) if requires_review else ()
     return RoutingVerdict(
         classification=classification,

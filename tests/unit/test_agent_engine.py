@@ -949,3 +949,31 @@ def test_a_model_talked_by_an_outage_s_title_into_another_category_does_not_move
     assert (decision.assigned_team, decision.requires_manual_review) == ("Billing Support", True)
     assert decision.reasoning.startswith("Classified as Billing Dispute")
     assert "the model's category was not used" in decision.reasoning
+
+
+def test_a_model_that_scores_another_team_s_category_above_its_answer_goes_to_review() -> None:
+    # Given a model that answers billing at 0.8 yet scores the outage category at 0.95
+    alternatives = [{"category": "Network Outage", "score": 0.95}]
+    model = ScriptedModel(
+        [
+            tool_use(
+                "RoutingAnswer",
+                {
+                    "category": "Billing Dispute",
+                    "team": "Billing Support",
+                    "confidence": 0.8,
+                    "reasoning": "Charged during the outage.",
+                    "alternatives": alternatives,
+                },
+            )
+        ]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6, runner_up="Network Outage"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo, description="No internet for days and I was still charged")
+
+    # Then its answer's team stands, but a person chooses between the two teams it could not tell apart
+    assert decision.assigned_team == "Billing Support"
+    assert decision.requires_manual_review
+    assert [t.team for t in decision.alternative_teams] == ["Network Operations", "Billing Support"]

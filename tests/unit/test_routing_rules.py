@@ -149,3 +149,31 @@ def test_review_and_its_note_agree_with_the_confidence_recorded() -> None:
     # And the note of one below says by how much, not that 0.70 is below 0.70
     assert just_below.requires_manual_review
     assert "Confidence 0.6999 is below 0.7: manual review." in just_below.notes
+
+
+@pytest.mark.parametrize("runner_up_score", [0.9, 0.95])
+def test_a_proposal_scoring_another_team_s_category_as_high_as_its_own_goes_to_review(runner_up_score: float) -> None:
+    # Given a confident proposal whose own runner-up, another team's category, scores as high or higher
+    proposal = propose(
+        "Billing Dispute",
+        0.9,
+        alternatives=[CategoryScore(category="Network Outage", score=runner_up_score)],
+    )
+    # When the rules apply
+    verdict = apply_routing_rules(proposal, TAXONOMY, fallback=FALLBACK)
+    # Then its team stands, but a person chooses between the two it could not tell apart
+    assert verdict.team == "Billing Support"
+    assert verdict.requires_manual_review
+    assert {t.team for t in verdict.alternative_teams} == {"Billing Support", "Network Operations"}
+    assert "'Network Outage'" in " ".join(verdict.notes)
+
+
+def test_a_runner_up_of_the_same_team_scoring_as_high_does_not_flag_review() -> None:
+    # Given a confident proposal whose runner-up, as high, is a category of its own team
+    taxonomy = TAXONOMY.with_label_teams(
+        {"billing_double_charge": "Billing Support", "billing_refund": "Billing Support"}
+    )
+    proposal = propose("billing_double_charge", 0.9, alternatives=[CategoryScore(category="billing_refund", score=0.9)])
+    # When the rules apply, then the team is not in doubt and no one is asked
+    verdict = apply_routing_rules(proposal, taxonomy, fallback=FALLBACK)
+    assert (verdict.team, verdict.requires_manual_review) == ("Billing Support", False)
