@@ -6,6 +6,7 @@ the adapters passed in differ.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from domain.taxonomy import Taxonomy
 # (5.6 KB of JSON instead of 2.0 on banking77), and DynamoDB bills writes per started KB. Review
 # suggestions (alternative_teams) are ranked from the full list before it is cut.
 RECORDED_ALTERNATIVES = 5
+# A priority level as a proposal's reasoning may name one.
+_PRIORITY_LEVEL = re.compile(r"\b(P[0-3])\b")
 
 
 def new_correlation_id() -> str:
@@ -139,13 +142,21 @@ def decide(
 
     factors = ", ".join(f"{k} {v}" for k, v in priority.factors.items())
     proposal_reasoning = result.proposal.reasoning.strip()
+    # A model told to leave priority to the rules may still write one ("this is P0"): as the
+    # explanation, it would contradict the level decided beside it, in the ticketing system too.
+    claims_priority = any(level != priority.level.value for level in _PRIORITY_LEVEL.findall(proposal_reasoning))
     reasoning_parts = [
-        (not verdict.overruled and proposal_reasoning)
+        (not verdict.overruled and not claims_priority and proposal_reasoning)
         or f"Classified as {verdict.category} ({verdict.confidence:.2f}) -> {verdict.team}.",
         f"Priority {priority.level.value} (score {priority.score}: {factors}).",
         *priority.overrides,
         *notes,
         *(overruled_reasoning(proposal_reasoning) if verdict.overruled else ()),
+        *(
+            (f"The model's reasoning names a priority, which only the rules set: {proposal_reasoning}",)
+            if claims_priority and not verdict.overruled
+            else ()
+        ),
     ]
     return RoutingDecision(
         ticket_id=ticket.ticket_id,

@@ -977,3 +977,30 @@ def test_a_model_that_scores_another_team_s_category_above_its_answer_goes_to_re
     assert decision.assigned_team == "Billing Support"
     assert decision.requires_manual_review
     assert [t.team for t in decision.alternative_teams] == ["Network Operations", "Billing Support"]
+
+
+def test_a_priority_the_model_writes_in_its_reasoning_is_not_the_decision_s_explanation() -> None:
+    # Given a model that answers the classifier's category and claims a priority in its reasoning
+    reasoning = "Urgent: the customer is losing money, this is P0."
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", confidence=0.95, reasoning=reasoning)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+
+    # When the agent routes a consumer's billing ticket
+    decision = route(agent, repo, description="I was charged twice this month, refund please")
+
+    # Then the priority is the rules', and the explanation states it, not the model's claim; the
+    # model's words are kept for the audit, labelled as its own
+    assert (decision.assigned_team, decision.priority_level) == ("Billing Support", PriorityLevel.P3)
+    assert decision.reasoning.startswith("Classified as Billing Dispute (0.95) -> Billing Support. Priority P3 ")
+    assert f"The model's reasoning names a priority, which only the rules set: {reasoning}" in decision.reasoning
+
+
+def test_a_model_s_reasoning_naming_the_decided_priority_is_the_explanation() -> None:
+    # Given a model whose reasoning names the priority the rules give the ticket
+    reasoning = "Double charge on a consumer account; P3 as computed."
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", confidence=0.95, reasoning=reasoning)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    # When the agent routes it, then its reasoning explains the decision
+    decision = route(agent, repo, description="I was charged twice this month, refund please")
+    assert decision.priority_level is PriorityLevel.P3
+    assert decision.reasoning.startswith(reasoning)
