@@ -1004,3 +1004,150 @@ def test_a_model_s_reasoning_naming_the_decided_priority_is_the_explanation() ->
     decision = route(agent, repo, description="I was charged twice this month, refund please")
     assert decision.priority_level is PriorityLevel.P3
     assert decision.reasoning.startswith(reasoning)
+
+
+def test_a_team_written_in_another_case_or_with_spaces_is_the_category_s_team() -> None:
+    # Given a model that answers with the category's team, spelt its own way
+    model = ScriptedModel([answer(" billing dispute", "  BILLING support \n", confidence=0.9)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    # When the agent routes the ticket, then the taxonomy's spelling is stored and nothing is overruled
+    decision = route(agent, repo)
+    assert (decision.assigned_team, decision.issue_classification.primary_category) == (
+        "Billing Support",
+        "Billing Dispute",
+    )
+    assert not decision.requires_manual_review
+
+
+def test_a_tool_call_naming_another_customer_is_answered_for_the_ticket_s_customer_only() -> None:
+    # Given a model that asks the customer and history tools about another, VIP, customer
+    customers = FakeCustomers(
+        a_customer("C-1", vip=False, account_type=AccountType.CONSUMER),
+        a_customer("C-OTHER", vip=True, account_type=AccountType.ENTERPRISE, services=["SVC-OTHER-9"]),
+    )
+    model = ScriptedModel(
+        [
+            {
+                "content": [
+                    *tool_use("check_vip_status", {"customer_id": "C-OTHER"}, use_id="t1")["content"],
+                    *tool_use("get_historical_context", {"customer_id": "C-OTHER"}, use_id="t2")["content"],
+                ]
+            },
+            answer("Billing Dispute", "Billing Support"),
+        ]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9), customers=customers)
+
+    # When the agent routes C-1's ticket
+    decision = route(agent, repo, customer_id="C-1")
+
+    # Then the model was told of C-1 only, and the priority is a consumer's
+    tool_results = str(model.requests[1]["messages"][-1])
+    assert '"is_vip": false' in tool_results and "SVC-OTHER-9" not in tool_results
+    assert "Enterprise" not in tool_results
+    assert decision.priority.factors["customer"] == 0
+
+
+@pytest.mark.parametrize("confidence", [1.5, -0.1, float("nan"), "very high"])
+def test_an_answer_whose_confidence_is_no_probability_is_refused_and_the_pipeline_decides(
+    confidence: object,
+) -> None:
+    # Given a model that answers every time with a confidence outside [0, 1], NaN or words
+    bad = tool_use(
+        "RoutingAnswer",
+        {"category": "Network Outage", "team": "Network Operations", "confidence": confidence, "reasoning": "Sure."},
+    )
+    model = ScriptedModel([bad, bad, bad, bad])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6, runner_up="Network Outage"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then no answer is taken: the pipeline's team stands for a person to check, with the top two
+    # teams, and each of the three calls the budget allowed is billed
+    assert (decision.assigned_team, decision.requires_manual_review) == ("Billing Support", True)
+    assert [t.team for t in decision.alternative_teams] == ["Billing Support", "Network Operations"]
+    assert len(model.requests) == decision.usage.model_calls == 3
+    assert decision.usage.output_tokens == sum(u["outputTokens"] for u in model.usages)
+    assert decision.cost_usd > 0
+
+
+def test_a_confidence_written_as_a_number_in_a_string_is_read_as_that_number() -> None:
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", confidence="0.95")])  # type: ignore[arg-type]
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6))
+    decision = route(agent, repo)
+    assert (decision.confidence_score, decision.requires_manual_review) == (0.95, False)
+
+
+def test_a_model_that_never_calls_the_answer_tool_is_asked_once_more_then_the_pipeline_decides() -> None:
+    # Given a model that only ever answers in prose, naming a priority
+    prose = {"content": [{"text": "This is a network outage, priority P0."}]}
+    model = ScriptedModel([prose, prose, prose])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then Strands forces the answer tool once; prose again leaves the pipeline's decision, reviewed,
+    # and both calls are billed
+    assert len(model.requests) == decision.usage.model_calls == 2
+    assert model.requests[1]["tool_specs"][0]["name"] == "RoutingAnswer"
+    assert (decision.assigned_team, decision.priority_level, decision.requires_manual_review) == (
+        "Billing Support",
+        PriorityLevel.P3,
+        True,
+    )
+    assert "Model unavailable (StructuredOutputException)" in decision.reasoning
+    assert decision.cost_usd > 0
+
+
+def test_a_bedrock_validation_error_after_a_tool_call_leaves_the_pipeline_s_decision_and_bills_the_first_call() -> None:
+    from botocore.exceptions import ClientError
+
+    # Given a model that asks for a tool, then whose next call Bedrock refuses
+    refused = ClientError({"Error": {"Code": "ValidationException", "Message": "Malformed input request"}}, "Converse")
+    model = ScriptedModel([tool_use("get_historical_context", {}), {"raise": refused}])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6, runner_up="Account Access"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then the ticket is decided by the pipeline, reviewed with the top two teams, and the answered
+    # call's tokens are billed
+    assert (decision.assigned_team, decision.requires_manual_review) == ("Billing Support", True)
+    assert [t.team for t in decision.alternative_teams] == ["Billing Support", "Account Management"]
+    assert decision.usage.model_calls == 2
+    assert decision.usage.input_tokens == model.usages[0]["inputTokens"]
+    assert decision.tool_calls[-1].detail.startswith("ClientError: An error occurred (ValidationException)")
+
+
+def test_alternatives_repeating_the_answer_or_outside_the_taxonomy_are_not_suggested() -> None:
+    # Given a model unsure of billing whose alternatives repeat it, in another case, or name no category
+    alternatives = [
+        {"category": "billing dispute", "score": 0.4},
+        {"category": "VIP Desk", "score": 0.3},
+        {"category": "Billing Dispute", "score": 0.2},
+    ]
+    model = ScriptedModel(
+        [
+            tool_use(
+                "RoutingAnswer",
+                {
+                    "category": "Billing Dispute",
+                    "team": "Billing Support",
+                    "confidence": 0.5,
+                    "reasoning": "Unsure.",
+                    "alternatives": alternatives,
+                },
+            )
+        ]
+    )
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.6, runner_up="Account Access"))
+
+    # When the agent routes the ticket
+    decision = route(agent, repo)
+
+    # Then a person reviews it with two distinct teams of the taxonomy
+    assert decision.requires_manual_review
+    assert [t.team for t in decision.alternative_teams] == ["Billing Support", "Account Management"]
+    assert [a.category for a in decision.issue_classification.alternatives] == []
