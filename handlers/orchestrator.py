@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from adapters.engines.agent import ModelBudgetExceeded
+from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
 from domain.models import Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, customer_not_found
@@ -39,8 +39,10 @@ _deps: OrchestratorDeps | None = build_orchestrator_deps() if running_in_lambda(
 def _model_api_failed(call: ToolCall) -> bool:
     """A model call that failed at the provider. The agent's own stop (its call budget spent, or too
     little time left to start a call) is not one: counted, it raised the Bedrock errors alarm for a
-    model that loops on tools, or for slow lookups that left no time, with Bedrock never at fault."""
-    return call.is_model_call and not call.ok and not call.detail.startswith(f"{ModelBudgetExceeded.__name__}:")
+    model that loops on tools, or for slow lookups that left no time, with Bedrock never at fault.
+    Nor is a model that answered, but not with a routing (prose, or output past its token limit)."""
+    answered = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING)
+    return call.is_model_call and not call.ok and not call.detail.startswith(answered)
 
 
 class InvalidEvent(ValueError):

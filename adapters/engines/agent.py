@@ -719,5 +719,11 @@ class ModelBudgetExceeded(RuntimeError):
     """Raised from a hook to stop the agent: the engine then falls back to the pipeline."""
 
 
+# The failures of an agent whose model calls the provider answered: the engine's own stop, or an
+# answer that was no RoutingAnswer (prose even once the tool was forced, output cut at max_tokens).
+# Named, not imported: Strands is imported only when a model is asked.
+ANSWERED_WITHOUT_A_ROUTING = (ModelBudgetExceeded.__name__, "StructuredOutputException", "MaxTokensReachedException")
+
+
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)

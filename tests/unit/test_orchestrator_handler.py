@@ -239,6 +239,10 @@ def test_the_pretraffic_hook_check_event_is_answered_without_routing_anything() 
     [
         # a model that keeps asking for tools until the engine's call budget stops it
         ([tool_use("get_historical_context", {}, use_id=f"t{n}") for n in range(3)], False),
+        # a model that answers only in prose, even when the answer tool is forced
+        ([{"content": [{"text": "A network outage, P0."}]}] * 2, False),
+        # a model whose answer runs past its output limit
+        ([{"content": [{"text": "Let me think..."}], "stop_reason": "max_tokens"}], False),
         ([{"raise": ModelThrottledException("Too many requests")}], True),
     ],
 )
