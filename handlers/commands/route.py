@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
+from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
@@ -235,7 +236,14 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
         print(f"ticket-router: {source}: {error}", file=sys.stderr)
     model_failures, consulted = warn_of_model_failures(decisions)
     never_answered = model_never_answered(model_failures, consulted)
-    if never_answered:
+    if never_answered and model_answered_without_routing(decisions):
+        # Reached, so its credentials are not at fault: a model that does not call tools is.
+        print(
+            f"ticket-router: error: the model answered none of the {consulted} ticket(s) sent to it with a routing"
+            " (prose, or past its output token limit): check that the model calls tools",
+            file=sys.stderr,
+        )
+    elif never_answered:
         # The decisions stand (stored, pushed, flagged for review), but a script that asked for a
         # model engine must learn that the model was never reached, as backtest tells it.
         print(
@@ -312,6 +320,17 @@ def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:
             file=sys.stderr,
         )
     return len(failed), len(consulted)
+
+
+def model_answered_without_routing(decisions: list[RoutingDecision]) -> bool:
+    """Whether every failed model call was answered by the model, though with no routing."""
+    answered = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING)
+    return all(
+        call.ok or call.detail.startswith(answered)
+        for d in decisions
+        for call in d.tool_calls
+        if call.tool == MODEL_TOOL
+    )
 
 
 def model_never_answered(failed: int, consulted: int) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handlers.cli import main
-from tests.bedrock_server import FakeBedrockRuntime, always_throttle, answer_from_evidence, ticket_id_of
+from tests.bedrock_server import FakeBedrockRuntime, always_throttle, answer_from_evidence, text_only, ticket_id_of
 
 TICKETS = [
     {"ticket_id": "T-1", "customer_id": "C-1", "description": "I was charged twice for my plan this month"},
@@ -69,3 +69,22 @@ def test_route_where_some_model_calls_fail_warns_and_succeeds(
     assert "warning: the model call failed for 1 of 2 ticket(s) sent to the model" in err
     assert "never answered" not in err
     assert code == 0
+
+
+def test_route_where_the_model_answers_only_in_prose_does_not_blame_its_credentials(
+    tmp_path: Path, bedrock: FakeBedrockRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that is reached but never calls the answer tool, not even when it is forced
+    bedrock.policy = text_only
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(json.dumps(ticket) + "\n" for ticket in TICKETS), encoding="utf-8")
+
+    # When the tickets are routed with the agent engine
+    code = main(["route", str(tickets), "--engine", "agent", "--quiet"])
+    err = capsys.readouterr().err
+
+    # Then the run fails, as no ticket was routed by the model, and stderr says that the model
+    # answered without a routing, not that it could not be reached
+    assert "error: the model answered none of the 2 ticket(s) sent to it with a routing" in err
+    assert "credentials" not in err
+    assert code == 1
