@@ -160,8 +160,8 @@ def evidence_block(evidence: Evidence, priority_level: str, service_names: Servi
     )
 
 
-# Whose words the model read when the instruction-like text was not the ticket's own.
-OTHER_SYSTEMS = "An answer of another system shown to the model (customer DB, status service)"
+# Whose words held the instruction-like text when they were not the ticket's own.
+OTHER_SYSTEMS = "An answer of the customer DB or the status service"
 
 
 def other_systems_injection_markers(evidence: Evidence) -> list[str]:

@@ -3,7 +3,7 @@ when the pipeline is unsure or the evidence conflicts."""
 
 from __future__ import annotations
 
-from adapters.engines.agent import AgentEngine
+from adapters.engines.agent import OTHER_SYSTEMS, AgentEngine, other_systems_injection_markers
 from adapters.engines.pipeline import PipelineEngine
 from domain.guardrails import ticket_injection_markers
 from domain.models import Ticket
@@ -48,6 +48,17 @@ class HybridEngine:
                 evidence=result.evidence,
                 tool_calls=result.tool_calls,
                 notes=("The ticket contains instruction-like text; flagged for review.",),
+                force_review=True,
+            )
+        if other_systems_injection_markers(evidence):
+            # The prompt quotes that text as trusted evidence: the model is not asked to read it, and
+            # the classifier's answer, doubtful enough to be escalated, goes to a person instead.
+            result = self.pipeline.propose_from_evidence(evidence, log)
+            return EngineResult(
+                proposal=result.proposal,
+                evidence=result.evidence,
+                tool_calls=result.tool_calls,
+                notes=(reason, f"{OTHER_SYSTEMS} contains instruction-like text; the model was not asked: review."),
                 force_review=True,
             )
         return self.agent.propose_from_evidence(evidence, log, deadline=deadline, why=reason)
