@@ -13,9 +13,6 @@ import traceback
 from collections.abc import Sequence
 from importlib import import_module
 
-from domain.errors import TicketRouterError
-from handlers.observability import app_logs_to
-
 # Each is a module of handlers/commands exposing register(subparsers), which sets `func`.
 COMMANDS = (
     "route",
@@ -50,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    # Imported here, not at the top: loading the app's modules takes a quarter of a second, and a
+    # Ctrl-C then must end as one during a command does (130, no trace), which main() alone sees.
+    from domain.errors import TicketRouterError
+    from handlers.observability import app_logs_to
+
+    try:
         # Inside the try: importing the commands reads the environment (LOG_LEVEL...), which can
         # be invalid even for --help.
         parser = build_parser()
@@ -61,8 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TicketRouterError as exc:
         print(f"ticket-router: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         # The reader (`| head`, a closed pager) has gone. Point stdout at /dev/null so that the
         # interpreter's final flush does not raise a second time, and exit quietly.

@@ -190,3 +190,36 @@ def test_an_unwritable_outbox_is_named_by_the_variable_that_placed_it(
     # Then it fails naming the variable the user set, not one they never touched
     assert code == 2
     assert f"cannot write the outbox ({named}) {blocker}" in capsys.readouterr().err
+
+
+# Run as `python -c`: a finder that raises KeyboardInterrupt as the first third-party module
+# (pydantic, which the app's models need) is imported, as Ctrl-C does in the quarter of a second
+# the app's modules take to load.
+_INTERRUPTED_WHILE_LOADING = """
+import runpy, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pydantic":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["ticket-router", "route", "--help"]
+runpy.run_module("handlers.cli", run_name="__main__")
+"""
+
+
+def test_an_interrupt_while_the_app_loads_exits_130_without_a_trace() -> None:
+    # When Ctrl-C comes while the command line is still loading the app's modules
+    result = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_WHILE_LOADING],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    # Then it exits 130 as an interrupt during a command does, with no traceback
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
