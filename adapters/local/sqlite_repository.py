@@ -139,8 +139,13 @@ class SqliteDecisionRepository:
     def save(self, decision: RoutingDecision) -> None:
         try:
             with self._lock:
-                self._db.execute(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                # Refused for any decision of the ticket, not only one at the same time: two `route
+                # --db` runs at once each give a ticket without a timestamp its own arrival time, and
+                # both would be stored and pushed under two idempotency keys. One statement takes the
+                # write lock before it reads, so the check and the insert are one step across processes.
+                inserted = self._db.execute(
+                    "INSERT INTO decisions SELECT ?, ?, ?, ?, ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM decisions WHERE ticket_id = ?)",
                     (
                         decision.ticket_id,
                         decision.timestamp,
@@ -149,12 +154,15 @@ class SqliteDecisionRepository:
                         decision.sync_status.value,
                         decision.created_at.isoformat(),
                         decision.model_dump_json(),
+                        decision.ticket_id,
                     ),
-                )
+                ).rowcount
         except sqlite3.IntegrityError as exc:
             raise DuplicateDecision(decision.ticket_id) from exc
         except sqlite3.Error as exc:
             raise RepositoryUnavailable(str(exc)) from exc
+        if not inserted:
+            raise DuplicateDecision(decision.ticket_id)
 
     def get(self, ticket_id: str) -> RoutingDecision | None:
         rows = self._query(

@@ -70,11 +70,38 @@ def test_second_save_of_the_same_decision_is_a_duplicate(repo: SqliteDecisionRep
     assert repo.count() == 1
 
 
-def test_get_returns_the_latest_decision_of_a_ticket(repo: SqliteDecisionRepository) -> None:
+def test_a_second_decision_for_a_ticket_at_another_time_is_a_duplicate_from_any_connection(tmp_path: Path) -> None:
+    # Given a ticket decided through one connection (a `route --db` run)
+    path = tmp_path / "d.db"
+    first, second = SqliteDecisionRepository(path), SqliteDecisionRepository(path)
+    first.save(a_decision(timestamp=1))
+    # When another connection (a second run at the same moment, which saw no decision yet and
+    # gave the ticket its own arrival time) saves its decision for it
+    with pytest.raises(DuplicateDecision):
+        second.save(a_decision(timestamp=2))
+    # Then the first stays the only decision: one ticket is pushed under one idempotency key
+    assert second.count() == 1
+    assert second.get("T-1").timestamp == 1
+    first.close()
+    second.close()
+
+
+def test_get_returns_the_latest_decision_of_a_ticket_in_an_older_store(tmp_path: Path) -> None:
+    # Given a store to which an older version wrote two decisions for one ticket
+    path = tmp_path / "d.db"
+    repo = SqliteDecisionRepository(path)
     repo.save(a_decision(timestamp=1))
-    repo.save(a_decision(timestamp=2))
+    older = sqlite3.connect(path, isolation_level=None)
+    older.execute(
+        "INSERT INTO decisions SELECT ticket_id, 2, customer_id, assigned_team, sync_status, created_at, ? FROM"
+        " decisions WHERE ticket_id = 'T-1'",
+        (a_decision(timestamp=2).model_dump_json(),),
+    )
+    older.close()
+    # Then the latest one is the ticket's decision
     assert repo.get("T-1").timestamp == 2
     assert repo.get("missing") is None
+    repo.close()
 
 
 def test_history_is_newest_first_and_limited(repo: SqliteDecisionRepository) -> None:
