@@ -249,16 +249,19 @@ def text_columns_hint(options: str, metadata: dict[str, Any], model: str) -> str
 
 
 def columns_as_trained(
-    metadata: dict[str, Any], model: str, default: TextColumns = TextColumns()
+    metadata: dict[str, Any], model: str, default: TextColumns = TextColumns(), *, parts_only: bool = False
 ) -> TextColumns | None:
     """The text columns the model's metadata records it was trained on, said on stderr when they
-    are not the command's `default`; None when it records none that can be read back."""
+    are not the command's `default`; None when it records none that can be read back. `parts_only`:
+    the command has no --text-column, so a whole-text column is named as the body it reads it as."""
     recorded = metadata.get("text_column_names")
     if not _column_names(recorded):
         return None
     columns = TextColumns(**recorded)
     if columns.reads() != default.reads():
-        print(f"ticket-router: reading {columns.describe()}, the text {model} was trained on", file=sys.stderr)
+        subject, body = columns.reads()
+        shown = TextColumns(text=None, subject=subject, body=body) if parts_only else columns
+        print(f"ticket-router: reading {shown.describe()}, the text {model} was trained on", file=sys.stderr)
     return columns
 
 

@@ -207,7 +207,9 @@ def _text_columns(args: argparse.Namespace, metadata: dict[str, Any], model: str
     else those the model was trained on, as `evaluate` reads them; a model trained on one column and
     backtested on another would be measured on text it will never route."""
     if not (args.subject_column or args.body_column):
-        trained = columns_as_trained(metadata, model, TextColumns(text=None, subject="subject", body="description"))
+        trained = columns_as_trained(
+            metadata, model, TextColumns(text=None, subject="subject", body="description"), parts_only=True
+        )
         if trained is not None:
             subject, body = trained.reads()
             return subject, body or "description", True

@@ -722,6 +722,28 @@ def test_backtest_reads_the_text_columns_the_model_was_trained_on_unless_told_ot
     ) in capsys.readouterr().err
 
 
+def test_backtest_names_a_whole_text_column_by_its_own_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model trained on one whole-text column, and history holding that column
+    data, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_dataset(data, per_label=30, seed=1)
+    write_dataset(test, per_label=10, seed=2)
+    model = tmp_path / "m"
+    main(["train", "--data", str(data), "--label-column", "intent", "--model-dir", str(model), "--no-static-vectors"])
+    teams = {"card_lost": "Billing Support", "refund": "Billing Support", "login": "Account Management"}
+    label_map = tmp_path / "teams.json"
+    label_map.write_text(json.dumps({**teams, "rare": "Technical Support"}), encoding="utf-8")
+    capsys.readouterr()
+    # When it is backtested without naming columns
+    backtest = ["backtest", str(test), "--label-column", "intent", "--label-kind", "category", "--json"]
+    main([*backtest, "--model-dir", str(model), "--label-team-map", str(label_map), "--now", "2026-11-24T12:00:00Z"])
+    # Then the column it reads is named by backtest's own option: it has no --text-column to give
+    err = capsys.readouterr().err
+    assert f"reading --body-column text, the text {model} was trained on" in err
+    assert "--text-column" not in err
+
+
 def test_a_file_without_the_column_the_model_was_trained_on_is_refused_naming_the_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
