@@ -261,8 +261,8 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     ]
     if pushed:
         print(
-            f"ticket-router: pushed {len(pushed)} decision(s) that an earlier run stored but was stopped before "
-            f"pushing (first: ticket {pushed[0]})",
+            f"ticket-router: pushed {len(pushed)} decision(s) that another run (stopped, or routing them at the "
+            f"same moment) stored but had not pushed (first: ticket {pushed[0]})",
             file=sys.stderr,
         )
     # Every decision has been pushed or failed by now, those an earlier run left pending too: one
@@ -375,8 +375,12 @@ def _route_all(
                 continue
             # The same ticket routed by an earlier run: submitting it hands its stored decision back.
             found_stored = app.repository.get(ticket.ticket_id) is not None
-            app.submit(ticket)
+            received = app.submit(ticket)
             decision = app.repository.get(ticket.ticket_id)
+            # Another run on the store (the same file routed twice at once) may have stored it since:
+            # its decision is not this run's to count, and may still wait for that run to push it.
+            if decision is not None and decision.correlation_id != received.correlation_id:
+                found_stored = True
             if found_stored and decision is not None and decision.sync_status is SyncStatus.PENDING:
                 decision = _push_stranded(app, decision)
                 progress.pushed_for_earlier.add(decision.ticket_id)

@@ -1008,6 +1008,39 @@ def test_a_second_run_on_the_same_store_counts_apart_the_tickets_it_found_alread
     assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
 
 
+def test_a_ticket_another_run_stores_while_this_one_routes_is_counted_as_found_and_pushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets, and the decision another run made for the second (into another store)
+    tickets = three_tickets(tmp_path)
+    db, outbox = tmp_path / "d.db", tmp_path / "o.jsonl"
+    assert main(["route", str(tickets), "--quiet", "--db", str(tmp_path / "other.db"), "--outbox", str(outbox)]) == 0
+    theirs = stored(tmp_path / "other.db")[1].model_copy(update={"sync_status": SyncStatus.PENDING})
+    outbox.unlink()
+    real_submit = LocalApp.submit
+
+    def submit_as_the_other_run_stores(self: LocalApp, ticket: Any, correlation_id: str | None = None) -> Any:
+        if ticket.ticket_id == theirs.ticket_id:
+            # The other run, routing the same file into the same store at the same moment, stores
+            # its decision after this run found none, and has not pushed it yet.
+            self.repository.save(theirs)
+        return real_submit(self, ticket, correlation_id)
+
+    monkeypatch.setattr(LocalApp, "submit", submit_as_the_other_run_stores)
+    capsys.readouterr()
+    # When this run routes the file into the store
+    code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
+    # Then that ticket counts as found stored, not as routed by this run, and its decision is pushed
+    # (under its own Idempotency-Key) rather than reported as never pushed, failing the run
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"Routed 2 ticket(s) with the pipeline engine; 1 more were already stored in {db}" in captured.out
+    assert "never pushed" not in captured.err
+    assert {d.ticket_id: d.sync_status for d in stored(db)}[theirs.ticket_id] is SyncStatus.SUCCESS
+    pushes = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert [p["idempotency_key"] for p in pushes if p["ticket_id"] == theirs.ticket_id] == [theirs.idempotency_key]
+
+
 def test_a_stored_decision_an_earlier_run_never_pushed_is_pushed_by_the_next_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1030,8 +1063,8 @@ def test_a_stored_decision_an_earlier_run_never_pushed_is_pushed_by_the_next_run
     # Then that decision is pushed now, under its own Idempotency-Key, and recorded and named as pushed
     assert code == 0
     assert (
-        "pushed 1 decision(s) that an earlier run stored but was stopped before pushing "
-        f"(first: ticket {first})" in capsys.readouterr().err
+        "pushed 1 decision(s) that another run (stopped, or routing them at the same moment) stored but had not"
+        f" pushed (first: ticket {first})" in capsys.readouterr().err
     )
     [decision] = [d for d in stored(db) if d.ticket_id == first]
     assert decision.sync_status is SyncStatus.SUCCESS
