@@ -146,6 +146,8 @@ class _Progress:
     pushed_for_earlier: set[str] = dataclasses.field(default_factory=set)
     routing: bool = False
     written: bool = False
+    # Rows given no ticket_id: each run gives them a new one, so --db cannot find them again.
+    without_id: int = 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +174,13 @@ def _interrupted_message(progress: _Progress, args: argparse.Namespace) -> str:
         message += f" ({len(progress.found_stored)} more were already stored)"
     message += ": "
     if args.db:
-        message += f"their decisions are kept in {args.db} (routing the same tickets again with it routes the rest)"
+        message += f"their decisions are kept in {args.db} (routing the same tickets again with it routes the rest"
+        if progress.without_id:
+            message += (
+                f", but for the {progress.without_id} row(s) without a ticket_id, which get a new one each run and"
+                " are routed again"
+            )
+        message += ")"
     else:
         message += "their decisions were in memory only (no --db)"
     message += f"; {pushed} pushed to the outbox {progress.outbox}"
@@ -216,6 +224,7 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
         outbox_path=outbox,
     )
     progress.total, progress.outbox, progress.routing = len(parsed), outbox, True
+    progress.without_id = sum(row.ticket.ticket_id is None for row in parsed)
     decisions = progress.decisions
     try:
         duplicates, conflicts = _route_all(app, parsed, args.db, progress)

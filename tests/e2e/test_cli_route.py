@@ -968,6 +968,37 @@ def test_an_interrupt_counts_apart_the_tickets_found_already_stored(
     assert len(stored(db)) == 4 and outbox.read_text().count("\n") == 4
 
 
+def test_an_interrupt_says_that_rows_without_a_ticket_id_would_be_routed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three tickets, two of them without a ticket_id (each run gives them a new one)
+    sample = [json.loads(line) for line in SAMPLES.joinpath("tickets.jsonl").read_text().splitlines()[:3]]
+    for ticket in sample[1:]:
+        del ticket["ticket_id"]
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(json.dumps(ticket) + "\n" for ticket in sample))
+    db, outbox = tmp_path / "d.db", tmp_path / "o.jsonl"
+    real_submit = LocalApp.submit
+    submitted: list[str] = []
+
+    def submit_until_interrupted(self: LocalApp, ticket: Any, correlation_id: str | None = None) -> Any:
+        if len(submitted) == 2:
+            raise KeyboardInterrupt
+        submitted.append(ticket.ticket_id)
+        return real_submit(self, ticket, correlation_id)
+
+    monkeypatch.setattr(LocalApp, "submit", submit_until_interrupted)
+    # When Ctrl-C comes at the third ticket of a run into a store
+    code = main(["route", str(tickets), "--quiet", "--db", str(db), "--outbox", str(outbox)])
+    # Then the line does not promise that routing the file again routes only the rest
+    assert code == 130
+    assert capsys.readouterr().err == (
+        "ticket-router: interrupted after routing 2 of 3 ticket(s): their decisions are kept in"
+        f" {db} (routing the same tickets again with it routes the rest, but for the 2 row(s) without a ticket_id,"
+        f" which get a new one each run and are routed again); 2 pushed to the outbox {outbox}\n"
+    )
+
+
 @pytest.mark.parametrize("name", ["export.json", "export.jsonl", "export"])
 def test_tickets_wrapped_in_a_json_object_are_refused_saying_which_shapes_are_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
