@@ -77,6 +77,13 @@ def _decoded(raw: bytes, path: Path) -> str:
         raise RecordFileError(
             f"{path}: not {'UTF-16' if utf16 else 'UTF-8'} text (byte {exc.start}); save it as UTF-8 (Excel: CSV UTF-8)"
         ) from exc
+    # UTF-16 without a byte-order mark decodes as UTF-8 with a NUL before or after each character:
+    # read on, its header names no column the command knows, and each row is refused for lacking them.
+    if "\x00" in text.split("\n", 1)[0]:
+        raise RecordFileError(
+            f"{path}: not UTF-8 text (NUL bytes in its first line: UTF-16 without a byte-order mark?);"
+            " save it as UTF-8 (Excel: CSV UTF-8)"
+        )
     if not text.strip():
         raise RecordFileError(f"{path}: the file is empty")
     return text

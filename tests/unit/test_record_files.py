@@ -116,6 +116,23 @@ def test_text_in_another_encoding_is_refused_saying_how_to_save_it(tmp_path: Pat
     assert str(refused.value) == f"{data}: not UTF-8 text (byte 14); save it as UTF-8 (Excel: CSV UTF-8)"
 
 
+@pytest.mark.parametrize(("encoding", "name"), [("utf-16-le", "tickets.csv"), ("utf-16-be", "tickets.jsonl")])
+def test_utf16_text_without_its_byte_order_mark_is_refused_saying_how_to_save_it(
+    tmp_path: Path, encoding: str, name: str
+) -> None:
+    # Given a file saved as UTF-16 without a byte-order mark (iconv -t UTF-16LE, .NET's GetBytes),
+    # whose every other byte is a NUL to UTF-8
+    data = tmp_path / name
+    data.write_bytes('customer_id,description\nC-1,"fibre down"\n'.encode(encoding))
+    # When it is read, then it is refused as not UTF-8, not read as a header of unknown columns
+    with pytest.raises(RecordFileError) as refused:
+        list(read_records(data, "ticket file"))
+    assert str(refused.value) == (
+        f"{data}: not UTF-8 text (NUL bytes in its first line: UTF-16 without a byte-order mark?);"
+        " save it as UTF-8 (Excel: CSV UTF-8)"
+    )
+
+
 def test_a_missing_file_names_what_was_expected(tmp_path: Path) -> None:
     with pytest.raises(RecordFileError, match="ticket file not found"):
         list(read_records(tmp_path / "absent.csv", "ticket file"))
