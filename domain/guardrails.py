@@ -107,9 +107,10 @@ _WHAT_THE_COMPANY_NOW_IS = (
 )
 # German and French customers say "Sie", "vous": a role given with "the" is said to a model ("Sie sind
 # jetzt der Administrator", "vous êtes maintenant l'administrateur"), not "Sie sind jetzt der dritte
-# Berater, der ...", nor "... der neue Anbieter unserer Firma".
+# Berater, der ...", nor "... der neue Anbieter unserer Firma". One run of spaces after the article is
+# read by one pattern only: "l'" then \s* and \s* split a long run every way (20 KB of blanks: 150 s).
 _A_ROLE_OF_THE_READERS = (
-    r"(?:der|die|das|le|la|l['’]\s*)\s*(?:(?:neue[nr]?|nouvel(?:le)?|nouveau)\s+)?"
+    r"(?:(?:der|die|das|le|la)\s+|l['’]\s*)(?:(?:neue[nr]?|nouvel(?:le)?|nouveau)\s+)?"
     r"(?:[\w-]*(?:admin\w*|superuser|super-?utilisateur|supervis\w*|superviseur|entwickler\w*|developpeu\w*"
     r"|assistent\w*|assistant\w*|modell|modele|system|systeme)|(?:\w+-)?(?:ki|ia|ai|bot|root))\b"
 )
