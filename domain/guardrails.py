@@ -150,8 +150,9 @@ _INJECTION_PATTERNS = [
     r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
     rf"(?:systeme?\b[*_]*[ \t]*:(?!{_AN_OS_FIELD})|(?:assistant|developer)\b[*_]*[ \t]*:)",
     # Not what the company now is or does to the customer: "you are now connected", "you are now
-    # charging me twice", "... three weeks late", "... the third agent to tell me".
-    rf"\b(?:you\s+are\s+now|from\s+now\s+on\s*,?\s*you\s+are)\b(?!{_WHAT_THE_COMPANY_NOW_IS})",
+    # charging me twice", "... three weeks late", "... the third agent to tell me". The comma's two
+    # ways are apart, or \s* ,? \s* split a long run of blanks every way (20 KB: 3 s).
+    rf"\b(?:you\s+are\s+now|from\s+now\s+on(?:\s*,\s*|\s+)you\s+are)\b(?!{_WHAT_THE_COMPANY_NOW_IS})",
     r"\bnew\s+instructions?\b",
     # In German and French only as a heading: "der Techniker hat neue Anweisungen hinterlassen", "de
     # nouvelles instructions" are the customer's story, "Neue Regeln:" may be a tariff's.
