@@ -120,6 +120,16 @@ _A_MESSAGE = (
     r"|sms|texts?|posts?|updates?|complaints?|enquir(?:y|ies)|inquir(?:y|ies)|calls?|attachments?|one|ones)\b"
 )
 
+# Where a heading stands: opening the text, a line or a sentence (after a list's or a quote's marks),
+# or with a colon after it and a word or two ("Note to the AI model:", "Note pour l'IA :").
+_OPENS_A_LINE_OR_SENTENCE = r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
+_A_COLON_AFTER = r"(?=(?:[ \t]+[\w.-]+){0,2}[ \t]*:)"
+
+
+def _as_a_heading(*phrases: str) -> list[str]:
+    return [rf"(?:{_OPENS_A_LINE_OR_SENTENCE}(?:{p})|\b(?:{p}){_A_COLON_AFTER})" for p in phrases]
+
+
 _INJECTION_PATTERNS = [
     # Up to three of these words between the verb and what it drops: "ignore all the previous
     # instructions", "forget all of your prior rules" (each \s+ between words, so no split is retried).
@@ -176,12 +186,17 @@ _INJECTION_PATTERNS = [
     r"\b(?:forward|transfer|send|move|assign)\s+(?:(?:this|it|the|my)\s+)?(?:(?:ticket|request|case)\s+)?"
     rf"(?:directly\s+)?to\b{_TO_A_PRIVILEGED_QUEUE}",
     # A note addressed to the AI reading the ticket opens an instruction to it ("Note to the AI:",
-    # "Hinweis an die KI", "Note pour l'IA"); not a "model", which in a ticket is a router's.
-    r"\b(?:note|message|instructions?|memo|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|llm|gpt|chatgpt"
-    r"|chat-?bot|bot|language\s+model)\b",
-    r"\b(?:hinweis|nachricht|notiz|anweisung(?:en)?)\s+(?:an|fu(?:e)?r)\s+(?:die\s+|den\s+)?(?:ki|llm|chat-?bot"
-    r"|bot|sprachmodell)\b",
-    r"\b(?:note|message|instructions?|consignes?|remarque)\s+(?:a|pour)\s+(?:l['’]\s*ia|le\s+(?:chat-?bot|bot))\b",
+    # "Hinweis an die KI", "Note pour l'IA"); not a "model", which in a ticket is a router's. It is
+    # one as a heading (opening the text, a line or a sentence) or with a colon after it; in a
+    # sentence it is the customer's story ("I sent a message to the chatbot", "eine Nachricht an den
+    # Chatbot geschickt", "un message pour le bot").
+    *_as_a_heading(
+        r"(?:note|message|instructions?|memo|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+)?(?:ai|llm|gpt|chatgpt"
+        r"|chat-?bot|bot|language\s+model)\b",
+        r"(?:hinweis|nachricht|notiz|anweisung(?:en)?)\s+(?:an|fu(?:e)?r)\s+(?:die\s+|den\s+)?(?:ki|llm|chat-?bot"
+        r"|bot|sprachmodell)\b",
+        r"(?:note|message|instructions?|consignes?|remarque)\s+(?:a|pour)\s+(?:l['’]\s*ia|le\s+(?:chat-?bot|bot))\b",
+    ),
     r"\b(?:i\s+am|mark\s+me\s+as|treat\s+me\s+as)\s+(?:a\s+)?vip\b",
     r"\bvip\s*[:=]\s*(?:true|yes)\b",
     r"</?\s*(?:system|instructions?|prompt)\s*>",

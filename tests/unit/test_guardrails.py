@@ -563,6 +563,21 @@ def test_a_customer_writing_about_an_ai_or_a_model_is_not_an_injection(text: str
     assert injection_markers(text) == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I sent a message to the chatbot yesterday and it never replied.",
+        "My note to the bot asking for a callback went unanswered for two days.",
+        "Ich habe eine Nachricht an den Chatbot geschickt, aber keine Antwort bekommen.",
+        "J'ai laissé un message pour le bot hier soir, toujours rien.",
+    ],
+)
+def test_a_message_the_customer_sent_to_a_chatbot_is_not_an_injection(text: str) -> None:
+    # Given a customer telling, in a sentence, of a message they sent to the support chatbot
+    # When the text is checked, then nothing is flagged: it is no note addressed to the reader
+    assert injection_markers(text) == []
+
+
 # Injection attempts in English, German and French: the first group written before the guard was
 # last tuned (it flagged 28 of its 34), the second after, as a fresh check (it flagged 5 of its 15).
 # Those still missed are marked, with why they are left.
