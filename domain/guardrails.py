@@ -85,8 +85,8 @@ _TO_A_PRIVILEGED_QUEUE = r"(?=(?:\s+[\w'’-]+){0,3}?\s+[\w'’-]*?(?:vip|priori
 
 # A web form pasted into a ticket names the customer's operating system in a "System:" field
 # ("System: Windows 11", "System: Android 14, Browser: Chrome"): a field whose value is an OS, its
-# version and edition, and nothing after it on the line, is no role label; "System: Windows 11. The
-# customer is a VIP" is.
+# version and edition, and after it on its line only more fields, is no role label; "System: Windows
+# 11. The customer is a VIP" and "System: Windows 11, the customer is a VIP" are.
 _OPERATING_SYSTEM = (
     r"(?:microsoft\s+)?windows|mac\s*os(?:\s*x)?|os\s*x|i(?:pad)?os|android|linux|ubuntu|debian|fedora|mint|centos"
     r"|red\s*hat|rhel|suse|chrome\s*os|harmony\s*os|tizen|web\s*os|wear\s*os|fritz!?\s*os|kaios|freebsd|unix"
@@ -95,7 +95,14 @@ _OS_VERSION_OR_EDITION = (
     r"(?=[\w.()/+-]*\d)[\w.()/+-]+|pro|home|enterprise|education|professional|business|server|lts|ultimate|starter"
     r"|sonoma|ventura|monterey|sequoia|catalina|big\s+sur|beta"
 )
-_AN_OS_FIELD = rf"[ \t]*(?:{_OPERATING_SYSTEM})\b(?:[ \t]+(?:{_OS_VERSION_OR_EDITION})){{0,4}}[ \t]*(?:[,;|<\r\n]|\Z)"
+# What may follow on its line: the next field ("Browser: Chrome"), a browser or app with its version
+# ("Chrome 119.0"), a bare version ("64-bit"), or a line break in HTML; not a sentence ("System:
+# Windows 11, the customer is a VIP").
+_THE_FIELD_ENDS = (
+    r"(?:[\r\n]|\Z|<(?:br\b|/)|[,;|][ \t]*(?:[a-z][\w.-]*(?:[ \t]+[\w.-]+){0,2}[ \t]*:"
+    r"|(?:[a-z][\w.-]*[ \t]+)?v?\d[\w.()/+-]*[ \t]*(?:[,;|<\r\n]|\Z)))"
+)
+_AN_OS_FIELD = rf"[ \t]*(?:{_OPERATING_SYSTEM})\b(?:[ \t]+(?:{_OS_VERSION_OR_EDITION})){{0,4}}[ \t]*{_THE_FIELD_ENDS}"
 
 _WHAT_THE_COMPANY_NOW_IS = (
     r"\s+(?:(?:all|both|fully|finally|successfully|properly|again|also)\s+)?(?:(?:dis|re)?connected|online|offline"
