@@ -94,6 +94,8 @@ _OPERATING_SYSTEM = (
 _OS_VERSION_OR_EDITION = (
     r"(?=[\w.()/+-]*\d)[\w.()/+-]+|pro|home|enterprise|education|professional|business|server|lts|ultimate|starter"
     r"|sonoma|ventura|monterey|sequoia|catalina|big\s+sur|beta"
+    # A French Windows names its editions in French: "Windows 11 Famille", "Windows 10 Professionnel".
+    r"|famille|professionnel|entreprise|education"
 )
 # What may follow on its line: the next field ("Browser: Chrome"), a browser or app with its version
 # ("Chrome 119.0"), a bare version ("64-bit"), or a line break in HTML; not a sentence ("System:

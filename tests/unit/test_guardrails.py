@@ -239,6 +239,8 @@ def test_the_word_system_in_prose_before_a_colon_is_not_a_role_label(text: str) 
         "System: Windows 11 Pro, 64-bit",
         "System: Windows 11 | Browser: Edge",
         "<td>System: Windows 11</td><td>Edge 120</td>",
+        "Système : Windows 11 Famille\nNavigateur : Firefox",
+        "Système : Windows 10 Professionnel 22H2",
     ],
 )
 def test_a_system_field_naming_the_customer_s_operating_system_is_not_a_role_label(text: str) -> None:
