@@ -112,7 +112,9 @@ _WHAT_THE_COMPANY_NOW_IS = (
     r"|charging|billing|overcharging|sending|asking|telling|late|overdue|behind|responsible|liable"
     r"|(?:a|an|one|two|three|four|five|six|several|a\s+few|\d+)\s+(?:\w+\s+)?(?:minute|hour|day|week|month|year)s?"
     r"|the\s+(?:first|second|third|fourth|fifth|\d+(?:st|nd|rd|th)|nth|only|last|next)"
-    r"|(?:my|our)\s+(?:new\s+)?(?:provider|carrier|isp|operator|supplier))\b"
+    r"|(?:my|our)\s+(?:(?:new|only|sole|main)\s+)?(?:provider|carrier|isp|operator|supplier)"
+    # What a customer, moving house or changing how they pay, asks the company to do from now on.
+    r"|to\s+(?:send|post|mail|e-?mail|bill|charge|debit|call|contact|text|deliver|write|use|address))\b"
 )
 # German and French customers say "Sie", "vous": a role given with "the" is said to a model ("Sie sind
 # jetzt der Administrator", "vous êtes maintenant l'administrateur"), not "Sie sind jetzt der dritte

@@ -386,6 +386,8 @@ def test_giving_the_reader_a_role_is_spotted_in_english_german_and_french(text: 
         "You are now three weeks late with the installation.",
         "you are now the third agent to tell me to reboot the router",
         "From now on you are billing me 5 euros more without asking?",
+        "I moved house. From now on you are to send letters to 12 High Street.",
+        "From now on, you are my only provider, I cancelled the other one.",
         "Sie sind jetzt verbunden, steht in der App, aber es gibt kein Internet.",
         "Sie sind jetzt der dritte Berater, der mir das sagt.",
         "Sie sind jetzt der neue Anbieter unserer Firma, aber die Rufnummer ist nicht portiert.",
