@@ -120,6 +120,9 @@ _WHAT_THE_COMPANY_NOW_IS = (
 # jetzt der Administrator", "vous êtes maintenant l'administrateur"), not "Sie sind jetzt der dritte
 # Berater, der ...", nor "... der neue Anbieter unserer Firma". One run of spaces after the article is
 # read by one pattern only: "l'" then \s* and \s* split a long run every way (20 KB of blanks: 150 s).
+# Said of oneself, a function takes no article in German or French ("Sie sind jetzt Administrator",
+# "vous êtes désormais administrateur"): only an administrator's, a supervisor's or root's then.
+_A_FUNCTION_OF_THE_READERS = r"(?:[\w-]*(?:admin\w*|superuser|super-?utilisateur|supervis\w*|superviseur)|root)\b"
 _A_ROLE_OF_THE_READERS = (
     r"(?:(?:der|die|das|le|la)\s+|l['’]\s*)(?:(?:neue[nr]?|nouvel(?:le)?|nouveau)\s+)?"
     r"(?:[\w-]*(?:admin\w*|superuser|super-?utilisateur|supervis\w*|superviseur|entwickler\w*|developpeu\w*"
@@ -232,6 +235,10 @@ _INJECTION_PATTERNS = [
     r"\b(?:ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)(?:\s*,\s*|\s+)bist\s+du\b",
     # Nor is a span of time: "Sie sind jetzt eine Woche im Verzug", "... ein paar Tage zu spät".
     rf"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+{_A_ROLE_OF_THE_READERS}",
+    # The same with the time first ("Ab sofort sind Sie der Administrator"), or no article.
+    rf"\b(?:ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)(?:\s*,\s*|\s+)(?:sind\s+sie|seid\s+ihr)\s+{_A_ROLE_OF_THE_READERS}",
+    r"\b(?:(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)"
+    rf"|(?:ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)(?:\s*,\s*|\s+)(?:sind\s+sie|seid\s+ihr))\s+{_A_FUNCTION_OF_THE_READERS}",
     r"\b(?:sie\s+sind|ihr\s+seid)\s+(?:jetzt|nun|ab\s+sofort|ab\s+jetzt|von\s+nun\s+an)\s+(?:ein|eine)\b"
     r"(?!\s+(?:(?:halbes|halbe|ganzes|ganze|volles|volle|gutes|gute|knappes|knappe)\s+)?(?:paar|(?:jahr|monat|woche"
     r"|tag|stunde|minute|quartal|halbjahr|vierteljahr)(?:e|en|es|s)?)\b)",
@@ -257,6 +264,9 @@ _INJECTION_PATTERNS = [
     r"\btu\s+es\s+(?:maintenant|desormais|dorenavant|a\s+present)\b",
     r"\b(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)tu\s+es\b",
     rf"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+{_A_ROLE_OF_THE_READERS}",
+    rf"\b(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)vous\s+etes\s+{_A_ROLE_OF_THE_READERS}",
+    r"\b(?:vous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)"
+    rf"|(?:a\s+partir\s+de\s+maintenant|desormais|dorenavant)(?:\s*,\s*|\s+)vous\s+etes)\s+{_A_FUNCTION_OF_THE_READERS}",
     r"\bvous\s+etes\s+(?:maintenant|desormais|dorenavant|a\s+present)\s+(?:un|une)\b"
     r"(?!\s+(?:(?:bon|bonne|petit|petite|grand|grande)\s+)?(?:an|annee|mois|semaine|jour|journee|heure|trimestre)\b)",
     r"\broute(?:z|r)?\s+(?:directement\s+)?(?:ce|le|cet)\s+ticket\s+(?:directement\s+)?(?:a|au|aux|vers|chez)\b",
