@@ -20,7 +20,7 @@ from domain.routing import RoutingProposal, overruled_reasoning, quoted_name
 # agent" alone, the word for the reader itself.
 _NOT_A_MACHINE = (
     r"(?![\s-]*(?:ai|ki|ia|bots?|chat-?bots?|robots?|systems?|systeme?|assistants?|assistent\w*|models?|modell"
-    r"|llm|virtual|virtuel(?:le)?|automated|automatique|automatisch\w*)\b)"
+    r"|llm|virtual|virtuel(?:le)?|automated|automatique|automatise[es]{0,2}|automatisch\w*)\b)"
 )
 # What says that the earlier instructions or message a ticket drops are the customer's own, or a
 # technician's, a box's: "ignore the previous instructions I sent", "... I gave you", "... in my
