@@ -105,6 +105,11 @@ _THE_FIELD_ENDS = (
     r"|(?:[a-z][\w.-]*[ \t]+)?v?\d[\w.()/+-]*[ \t]*(?:[,;|<\r\n]|\Z)))"
 )
 _AN_OS_FIELD = rf"[ \t]*(?:{_OPERATING_SYSTEM})\b(?:[ \t]+(?:{_OS_VERSION_OR_EDITION})){{0,4}}[ \t]*{_THE_FIELD_ENDS}"
+# A monitoring alert names the machine in its "System:" field ("System: core-rtr-01.example.net",
+# "System: 10.20.0.1"): one word holding a digit or a dot, a host's name or address, gives no order.
+_A_HOST_FIELD = (
+    rf"[ \t]*(?=[\w.-]*[\d.])(?![\w.-]*(?:vip|v\.i\.p|priorit|premium|escal))[\w.-]{{1,64}}[ \t]*{_THE_FIELD_ENDS}"
+)
 
 _WHAT_THE_COMPANY_NOW_IS = (
     r"\s+(?:(?:all|both|fully|finally|successfully|properly|again|also)\s+)?(?:(?:dis|re)?connected|online|offline"
@@ -172,7 +177,7 @@ _INJECTION_PATTERNS = [
     # prose the word is only part of a sentence ("then the system: rebooted itself", "secure the
     # system: call us"), no instruction.
     r"(?:^|(?<=[\r\n])|(?<=[.!?]\s)|(?<=<br>)|(?<=<br/>)|(?<=<br />))[ \t>#*_+-]*"
-    rf"(?:systeme?\b[*_]*[ \t]*:(?!{_AN_OS_FIELD})|(?:assistant|developer)\b[*_]*[ \t]*:)",
+    rf"(?:systeme?\b[*_]*[ \t]*:(?!{_AN_OS_FIELD}|{_A_HOST_FIELD})|(?:assistant|developer)\b[*_]*[ \t]*:)",
     # Not what the company now is or does to the customer: "you are now connected", "you are now
     # charging me twice", "... three weeks late", "... the third agent to tell me". The comma's two
     # ways are apart, or \s* ,? \s* split a long run of blanks every way (20 KB: 3 s).
