@@ -6,10 +6,11 @@ stay free of heavy dependencies. Phone numbers are normalised to E.164 for the d
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -48,21 +49,29 @@ _NAMED_ACCOUNT = re.compile(
 )
 _NAMED_ACCOUNT_DIGITS = range(5, 21)
 
+# The scans below are pure functions of one text that extraction and masking each need several times
+# (an account's check reads the card/secret scan, `_scrub` reads the e-mail scan, masking reads both
+# and extraction may just have read the same text), and they are most of their time. Kept for the last
+# few texts only (a Lambda routes one ticket at a time, and a long log value is soon let go), and
+# returned as tuples: a cached result is every caller's.
+_per_text = functools.lru_cache(maxsize=4)
 
-def _named_accounts(text: str) -> list[re.Match[str]]:
-    found = [
+
+@_per_text
+def _named_accounts(text: str) -> tuple[re.Match[str], ...]:
+    found = tuple(
         m for m in _NAMED_ACCOUNT.finditer(text) if len(_DIGIT.findall(m.group("account"))) in _NAMED_ACCOUNT_DIGITS
-    ]
+    )
     if not found:
         return found
     # A card number or a secret given as the account ("account number is 4111 1111 1111 1111") is
     # masked as what it is, and never reported, stored or restored as an account.
     sensitive = _sensitive_spans(text)
-    return [
+    return tuple(
         m
         for m in found
         if not any(m.start("account") < end and start < m.end("account") for start, end, _ in sensitive)
-    ]
+    )
 
 
 _SERVICE = re.compile(r"\bSVC[-_ ]?(\d{2,8})\b", re.IGNORECASE)
@@ -158,7 +167,8 @@ def _spoken_dots_fit(at: str, domain: str) -> bool:
     return at.casefold() != "at" or all(dot.strip().casefold() != "point" for dot in _SPOKEN_DOT.findall(domain))
 
 
-def _disguised_emails(text: str) -> list[tuple[int, int]]:
+@_per_text
+def _disguised_emails(text: str) -> tuple[tuple[int, int], ...]:
     found: list[tuple[int, int]] = []
     pos = 0
     while m := _DISGUISED_EMAIL.search(text, pos):
@@ -190,7 +200,7 @@ def _disguised_emails(text: str) -> list[tuple[int, int]]:
         else:
             # Words read as a domain are not skipped: an address may start among them.
             pos = m.start("email") + 1
-    return found
+    return tuple(found)
 
 
 # A phone-shaped run: optional +/00 prefix, digits with spaces, dots, dashes or a parenthesised
@@ -410,7 +420,8 @@ def _iban_spans(folded: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
+@_per_text
+def _sensitive_spans(folded: str) -> tuple[tuple[int, int, str], ...]:
     spans = [
         (m.start(), m.end(), "CARD") for m in _CARD.finditer(folded) if _is_card_number(re.split(r"[ -]", m.group(0)))
     ]
@@ -418,7 +429,7 @@ def _sensitive_spans(folded: str) -> list[tuple[int, int, str]]:
     spans += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(folded)]
     spans += [(m.start("ssn"), m.end("ssn"), "SSN") for m in _NAMED_SSN.finditer(folded)]
     spans += [(m.start("secret"), m.end("secret"), "SECRET") for m in _SECRET.finditer(folded) if _is_secret(m)]
-    return spans
+    return tuple(spans)
 
 
 _CURRENCY_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP"}
@@ -537,24 +548,31 @@ def _extract_money(text: str) -> list[Money]:
     return list(dict.fromkeys(found))
 
 
-def _without_emails(text: str) -> str:
-    """The text with its addresses, plain or disguised, blanked out."""
-    text = _EMAIL.sub(lambda m: _BLANK * len(m.group(0)), text)
+@_per_text
+def _emails(text: str) -> tuple[re.Match[str], ...]:
+    return tuple(_EMAIL.finditer(text))
+
+
+def _blanked(text: str, spans: Iterable[tuple[int, int]]) -> str:
     pieces, done = [], 0
-    for start, end in _disguised_emails(text):
+    for start, end in spans:
         pieces += [text[done:start], _BLANK * (end - start)]
         done = end
     return "".join(pieces) + text[done:]
 
 
+@_per_text
+def _without_emails(text: str) -> str:
+    """The text with its addresses, plain or disguised, blanked out."""
+    text = _blanked(text, (m.span() for m in _emails(text)))
+    return _blanked(text, _disguised_emails(text))
+
+
+@_per_text
 def _scrub(text: str) -> str:
     """The text with emails, identifiers, dates and times blanked out, so their digits are not reused."""
     text = _without_emails(text)
-    pieces, done = [], 0
-    for m in _named_accounts(text):
-        pieces += [text[done : m.start("account")], _BLANK * len(m.group("account"))]
-        done = m.end("account")
-    text = "".join(pieces) + text[done:]
+    text = _blanked(text, (m.span("account") for m in _named_accounts(text)))
     for pattern in (_ACCOUNT, _SERVICE, _ERROR_CODE, _DATE_OR_TIME):
         text = pattern.sub(lambda m: _BLANK * len(m.group(0)), text)
     return text
@@ -624,7 +642,7 @@ def extract_entities(text: str, default_region: str = "US") -> ExtractedEntities
         error_codes=_unique(error_codes),
         phone_numbers=_unique([phone for _, _, phone in _phone_spans(scrubbed, default_region)]),
         monetary_amounts=tuple(_extract_money(scrubbed)),
-        emails=_unique([m.group("email") for m in _EMAIL.finditer(text)]),
+        emails=_unique([m.group("email") for m in _emails(text)]),
     )
 
 
@@ -675,7 +693,7 @@ def mask_personal_data(text: str, default_region: str | Sequence[str] = "US") ->
 
     # Spans of the original text, found as extraction finds them, so that every phone number
     # extraction reports is masked too (a date next to a number must not hide it).
-    spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _EMAIL.finditer(folded)]
+    spans = [(m.start("email"), m.end("email"), "EMAIL") for m in _emails(folded)]
     spans += [(start, end, "EMAIL") for start, end in _disguised_emails(folded)]
     without_emails = _without_emails(folded)
     spans += [(m.start(), m.end(), "ACCOUNT") for m in _ACCOUNT.finditer(without_emails)]
