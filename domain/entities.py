@@ -32,7 +32,9 @@ _ACCOUNT = re.compile(
 # 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "numéro de compte 12345678". Only after its
 # name, so amounts, dates and the ticket, order and invoice references routing reads stay as written;
 # five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count,
-# but a hyphen joins a branch or check digit: 12345-678, 123456-7),
+# but a hyphen joins a branch or check digit: 12345-678, 123456-7; a run of five or six may lead
+# groups of three or four, as a German customer number is printed: 12345 678 90, but not a count, a
+# phone number or a date: "account 123456 20 times", "Kundennummer 12345 030 1234567"),
 # not followed by a currency ("account 12500 EUR") or a unit.
 _NAMED_ACCOUNT = re.compile(
     r"(?:\b(?:customer\s+)?(?:account|acct|a/c)(?:\s*(?:number|num|no|nr|id)\b\.?)?"
@@ -42,7 +44,7 @@ _NAMED_ACCOUNT = re.compile(
     r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
     # An ISO date has the shape of a grouped number: "Account: 2026-11-03 double charge" names when.
     r"(?!(?:19|20)\d\d-[01]\d-[0-3]\d(?![\d-]))"
-    r"(?P<account>\d{5,}(?:-\d{1,8}){0,2}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
+    r"(?P<account>\d{5,6}(?: \d{3,4}){1,2}(?: \d{2})?(?![ -]?\d)|\d{5,}(?:-\d{1,8}){0,2}|\d{3,4}(?:[ -]\d{2,8}){1,3})(?![\w%€£$]|[.,/-]\d|\s?(?:eur|usd|gbp|chf|euros?|dollars?|pounds)\b|"
     + _UNIT
     + ")",
     re.IGNORECASE,

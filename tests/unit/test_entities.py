@@ -153,6 +153,10 @@ def test_acct_with_a_space_is_an_account_number() -> None:
         # A long run with its branch or check digits after a hyphen
         ("Your account 12345-678 was suspended", "12345-678", "ACC-12345678"),
         ("Kundennummer 123456-7, Rechnung doppelt", "123456-7", "ACC-1234567"),
+        # A short run in the groups a German or French customer number is printed in
+        ("Kundennummer 12345 678 90", "12345 678 90", "ACC-1234567890"),
+        ("Meine Kundennummer: 123456 789, Rechnung doppelt", "123456 789", "ACC-123456789"),
+        ("numéro client 12345 6789 12", "12345 6789 12", "ACC-12345678912"),
     ],
 )
 def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: str, account: str) -> None:
@@ -193,6 +197,25 @@ def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: st
 def test_numbers_near_an_accounts_name_but_not_named_by_it_are_kept(text: str) -> None:
     assert mask_personal_data(text).text == text
     assert extract_entities(text).account_numbers == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "masked", "account", "phones"),
+    [
+        ("my account 123456 20 times billed", "my account <ACCOUNT_1> 20 times billed", "ACC-123456", ()),
+        ("Kundennummer 12345 030 1234567", "Kundennummer <ACCOUNT_1> <PHONE_1>", "ACC-12345", ("+49301234567",)),
+        ("Kundennummer 12345 2026-11-03 gesperrt", "Kundennummer <ACCOUNT_1> 2026-11-03 gesperrt", "ACC-12345", ()),
+    ],
+)
+def test_a_count_a_phone_or_a_date_after_a_short_account_run_is_not_read_as_its_groups(
+    text: str, masked: str, account: str, phones: tuple[str, ...]
+) -> None:
+    # When an account number named as one is followed by a count, a phone number or a date
+    entities = extract_entities(text, "DE")
+    # Then only the run is the account, and what follows keeps its own meaning
+    assert mask_personal_data(text, "DE").text == masked
+    assert entities.account_numbers == (account,)
+    assert entities.phone_numbers == phones
 
 
 @pytest.mark.parametrize(
