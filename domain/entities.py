@@ -19,11 +19,17 @@ from domain.models import ExtractedEntities, Money
 # What a count is of, after a number: "account 12345 GB used", "my account 100000 Mbps plan", "Konto
 # 50000 Minuten" name a volume, not the account. Word units only in the plural ("account 12345 line 2
 # is dead" names the account), and of the French octets only "Go": "Mo" is also a German Monday.
+# "SMS" is its own plural, and as often names a kind ("account 12345678 SMS alerts", "SMS-Code"):
+# a count only where no other word follows it, or one saying how many are left, used or included.
+_SMS_COUNT = (
+    r"sms\b(?!-\w|\s+(?!(?:left|used|remaining|sent|received|included|per|each|übrig|verbraucht|gesendet"
+    r"|inklusive|pro|restants?|utilisés|envoyés|inclus|par)\b)[^\W\d_])"
+)
 _UNIT = (
     r"\s?(?:[kmgt]i?b(?:ytes?|its?)?(?:/s|ps)?|(?:kilo|mega|giga|tera)(?:bytes|bits|octets)|gigs|(?-i:Go)"
     r"|mins?|minutes|minuten|secs|seconds|sekunden|secondes|hrs|hours|stunden|heures|days|tage|jours"
     r"|weeks|wochen|semaines|months|monate|mois|years|jahre|ans"
-    r"|sms|texts|messages|nachrichten|calls|anrufe|appels|lines|leitungen|lignes|users|nutzer|points|punkte)\b"
+    rf"|{_SMS_COUNT}|texts|messages|nachrichten|calls|anrufe|appels|lines|leitungen|lignes|users|nutzer|points|punkte)\b"
 )
 _ACCOUNT = re.compile(
     r"\bACCT?(?:[-_]|(?P<spaced> ))?(?P<digits>\d{3,12})\b(?(spaced)(?!" + _UNIT + "))", re.IGNORECASE

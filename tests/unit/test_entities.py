@@ -157,6 +157,10 @@ def test_acct_with_a_space_is_an_account_number() -> None:
         ("Kundennummer 12345 678 90", "12345 678 90", "ACC-1234567890"),
         ("Meine Kundennummer: 123456 789, Rechnung doppelt", "123456 789", "ACC-123456789"),
         ("numéro client 12345 6789 12", "12345 6789 12", "ACC-12345678912"),
+        # "SMS" names a kind of alert or code here, not how many
+        ("account 12345678 SMS alerts stopped", "12345678", "ACC-12345678"),
+        ("Kundennummer 12345678 SMS-Benachrichtigungen fehlen", "12345678", "ACC-12345678"),
+        ("account no 98765432 sms code never arrives", "98765432", "ACC-98765432"),
     ],
 )
 def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: str, account: str) -> None:
@@ -186,6 +190,9 @@ def test_an_account_number_named_as_one_is_found_and_masked(text: str, value: st
         "my account 100000 Mbps plan",
         "account 50000 minutes",
         "account 20000 SMS left",
+        "account 20000 SMS per month",
+        "Kundennummer 12345 SMS übrig",
+        "acct 50000 SMS.",
         "acct 50000 minutes",
         "Kundennummer 12345 Minuten",
         "numéro client 12345 Go consommés",
