@@ -35,7 +35,8 @@ _ACCOUNT = re.compile(
     r"\bACCT?(?:[-_]|(?P<spaced> ))?(?P<digits>\d{3,12})\b(?(spaced)(?!" + _UNIT + "))", re.IGNORECASE
 )
 # An account number named as one rather than written ACC-48213: "account number 12345678", "acct no.
-# 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "numéro de compte 12345678". Only after its
+# 987654321", "A/C # 1234 5678", "Kundennummer 12345678", "mein Konto 12345678", "numéro de compte
+# 12345678", "mon compte 12345678". Only after its
 # name, so amounts, dates and the ticket, order and invoice references routing reads stay as written;
 # five digits or more, in one run or in short groups (1234 5678 90: after a long run, "12" is a count,
 # but a hyphen joins a branch or check digit: 12345-678, 123456-7; a run of five or six may lead
@@ -44,8 +45,8 @@ _ACCOUNT = re.compile(
 # not followed by a currency ("account 12500 EUR") or a unit.
 _NAMED_ACCOUNT = re.compile(
     r"(?:\b(?:customer\s+)?(?:account|acct|a/c)(?:\s*(?:number|num|no|nr|id)\b\.?)?"
-    r"|\bcustomer\s*(?:number|no\.|nr\.?|id)(?!\w)"
-    r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)"
+    r"|\bcustomer\s*(?:number|no\b\.?|nr\.?|id)(?!\w)"
+    r"|\b(?:kunden|konto)(?:nummer|[-\s]?nr\.?)(?!\w)|\b(?:kunden)?konto\b|\bcompte(?:\s+client)?\b"
     r"|\bnum[ée]ro\s+(?:de\s+)?(?:compte|client)\b|\bn[°o]\.?\s*(?:de\s+)?(?:compte|client)\b)"
     r"(?:\s*(?:is|was|ist|war|lautet|est)\b)?(?:\s*[:=#-])?\s*"
     # An ISO date has the shape of a grouped number: "Account: 2026-11-03 double charge" names when.

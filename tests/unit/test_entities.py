@@ -157,6 +157,12 @@ def test_acct_with_a_space_is_an_account_number() -> None:
         ("Kundennummer 12345 678 90", "12345 678 90", "ACC-1234567890"),
         ("Meine Kundennummer: 123456 789, Rechnung doppelt", "123456 789", "ACC-123456789"),
         ("numéro client 12345 6789 12", "12345 6789 12", "ACC-12345678912"),
+        # Named in the plain words for an account
+        ("customer no 12345678, double charge", "12345678", "ACC-12345678"),
+        ("Mein Kundenkonto 12345678 ist gesperrt", "12345678", "ACC-12345678"),
+        ("Konto: 87654321, Rechnung doppelt", "87654321", "ACC-87654321"),
+        ("mon compte 12345678 est bloqué", "12345678", "ACC-12345678"),
+        ("compte client : 12345678", "12345678", "ACC-12345678"),
         # "SMS" names a kind of alert or code here, not how many
         ("account 12345678 SMS alerts stopped", "12345678", "ACC-12345678"),
         ("Kundennummer 12345678 SMS-Benachrichtigungen fehlen", "12345678", "ACC-12345678"),
