@@ -32,6 +32,11 @@ class EvidenceUnavailable(TicketRouterError):
     """A source of routing evidence (customer DB, service status, history) could not be reached."""
 
 
+class EvidenceOutOfTime(EvidenceUnavailable):
+    """A lookup given up on, or not started, because the invocation's time for lookups ran out: the
+    ticket is routed without that evidence, as when its source is down."""
+
+
 class ClassifierUnavailable(TicketRouterError):
     """The classifier model is missing or unreadable."""
 

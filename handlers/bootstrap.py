@@ -12,16 +12,16 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
 from adapters.clock import SystemClock
 from domain.errors import (
     ConfigurationError,
-    EvidenceUnavailable,
+    EvidenceOutOfTime,
     PublishFailed,
     RepositoryUnavailable,
     SyncUnavailable,
@@ -30,6 +30,8 @@ from domain.errors import (
 from domain.models import (
     DECISION_RETENTION_DAYS,
     CustomerProfile,
+    PastTicket,
+    ServiceStatus,
     SyncStatus,
     Ticket,
     TicketReceived,
@@ -63,6 +65,7 @@ if TYPE_CHECKING:  # the local adapters are imported where they are built: Lambd
     from adapters.local.sqlite_repository import SqliteDecisionRepository
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def build_classifier(settings: RoutingSettings) -> IssueClassifier:
@@ -309,47 +312,66 @@ class _PublishWhileTimeLeft:
         self.publisher.publish_ticket_received(event)
 
 
+def _within(until: float, what: str, look_up: Callable[[], T]) -> T:
+    """`look_up()`, given up on at `until` (time.monotonic()) with EvidenceOutOfTime, and not started
+    once `until` has passed.
+
+    The lookup runs in a thread of its own because a call under way cannot be cut short: a source
+    that hangs keeps the thread, not the answer, waiting until its own timeouts end it.
+    """
+    budget = until - time.monotonic()
+    if budget <= 0:
+        raise EvidenceOutOfTime(f"no time left to {what}")
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(look_up())
+        except BaseException as exc:  # handed to the caller, as if it had called
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, name=f"lookup: {what}"[:64], daemon=True)
+    worker.start()
+    worker.join(budget)
+    if not outcome:
+        raise EvidenceOutOfTime(f"{what}: no answer within the {budget:.1f} s left")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    result: T = outcome[0]
+    return result
+
+
 @dataclass
 class _LookupUntil:
     """Gives up on the lookup at `until`: the ticket goes on as an unknown customer's (the
-    orchestrator looks the customer up again), as when the customer DB is down.
-
-    The lookup runs in a thread of its own because a call under way cannot be cut short: a customer
-    DB or cache that hangs keeps the thread, not the answer, waiting until its own timeouts end it.
-    """
+    orchestrator looks the customer up again), as when the customer DB is down."""
 
     directory: CustomerDirectory
     until: float
 
     def get_profile(self, customer_id: str) -> CustomerProfile:
-        budget = self.until - time.monotonic()
-        if budget <= 0:
-            raise EvidenceUnavailable(f"no time left to look up customer {customer_id}")
-        outcome: list[CustomerProfile | BaseException] = []
-
-        def look_up() -> None:
-            try:
-                outcome.append(self.directory.get_profile(customer_id))
-            except BaseException as exc:  # handed to the caller, as if it had called
-                outcome.append(exc)
-
-        worker = threading.Thread(target=look_up, name=f"customer-lookup-{customer_id}", daemon=True)
-        worker.start()
-        worker.join(budget)
-        if not outcome:
-            raise EvidenceUnavailable(f"customer lookup for {customer_id} took more than the {budget:.1f} s left")
-        if isinstance(outcome[0], BaseException):
-            raise outcome[0]
-        return outcome[0]
+        return _within(self.until, f"look up customer {customer_id}", lambda: self.directory.get_profile(customer_id))
 
 
 def _time_left(deadline: float | None) -> float:
     return float("inf") if deadline is None else deadline - time.monotonic()
 
 
-# When the answer of the acceptance under way in this thread is due: Powertools completes or
-# removes the idempotency record with no word from us, so those calls read the deadline from here.
-_acceptance_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("acceptance_deadline", default=None)
+# When the invocation under way in this thread must be done with its calls (time.monotonic()), None
+# for no limit. Read where the deadline cannot be passed down: Powertools completes or removes the
+# ingestion's idempotency record with no word from us, and the orchestrator's evidence lookups sit
+# behind the routing engines and the domain's toolkit.
+_invocation_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("invocation_deadline", default=None)
+
+
+@contextlib.contextmanager
+def invocation_deadline(deadline: float | None) -> Iterator[None]:
+    """Within the block, the lookups and writes that read it are held to `deadline`."""
+    token = _invocation_deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _invocation_deadline.reset(token)
 
 
 def _record_calls_only_while_time_is_left(persistence: Any) -> None:
@@ -362,12 +384,12 @@ def _record_calls_only_while_time_is_left(persistence: Any) -> None:
     delete_record = persistence.delete_record
 
     def save_success_while_time_is_left(data: dict[str, Any], result: dict[str, Any]) -> None:
-        if _time_left(_acceptance_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
+        if _time_left(_invocation_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
             raise RepositoryUnavailable("no time left to complete the idempotency record")
         save_success(data=data, result=result)
 
     def delete_record_while_time_is_left(data: dict[str, Any], exception: Exception) -> None:
-        if _time_left(_acceptance_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
+        if _time_left(_invocation_deadline.get()) < AWS_CALL_WORST_CASE_SECONDS:
             logger.warning(
                 "ticket %s not published; its in-progress idempotency record is left to lapse, as no time "
                 "is left to remove it",
@@ -447,7 +469,7 @@ def build_acceptor(
     def accept(ticket: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         """`deadline` (time.monotonic()): when the answer is due; None for no limit."""
         receipt: list[dict[str, Any]] = []
-        deadline_set = _acceptance_deadline.set(deadline)
+        deadline_set = _invocation_deadline.set(deadline)
         try:
             return idempotent_accept(ticket=ticket, receipt=receipt, deadline=deadline)
         except IdempotencyPersistenceLayerError:
@@ -474,7 +496,7 @@ def build_acceptor(
                 )
             return receipt[0]
         finally:
-            _acceptance_deadline.reset(deadline_set)
+            _invocation_deadline.reset(deadline_set)
 
     return accept, config
 
@@ -533,6 +555,57 @@ def build_ingestion_deps(settings: IngestionSettings | None = None) -> Ingestion
     )
 
 
+def _lookups_until() -> float | None:
+    deadline = _invocation_deadline.get()
+    return None if deadline is None else deadline - _LOOKUP_MARGIN_SECONDS
+
+
+@dataclass
+class _CustomersByDeadline:
+    directory: CustomerDirectory
+
+    def get_profile(self, customer_id: str) -> CustomerProfile:
+        until = _lookups_until()
+        if until is None:
+            return self.directory.get_profile(customer_id)
+        return _within(until, f"look up customer {customer_id}", lambda: self.directory.get_profile(customer_id))
+
+
+@dataclass
+class _StatusByDeadline:
+    provider: ServiceStatusProvider
+
+    def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
+        until = _lookups_until()
+        if until is None:
+            return self.provider.get_status(service_ids)
+        return _within(until, "ask the service status", lambda: self.provider.get_status(service_ids))
+
+
+@dataclass
+class _HistoryByDeadline:
+    history: TicketHistory
+
+    def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
+        until = _lookups_until()
+        if until is None:
+            return self.history.recent_for_customer(customer_id, limit)
+        return _within(
+            until, f"read the history of {customer_id}", lambda: self.history.recent_for_customer(customer_id, limit)
+        )
+
+
+def lookups_by_invocation_deadline(
+    customers: CustomerDirectory, service_status: ServiceStatusProvider, history: TicketHistory
+) -> tuple[CustomerDirectory, ServiceStatusProvider, TicketHistory]:
+    """The orchestrator's evidence sources, each lookup held to the `invocation_deadline` set around
+    it: one not answered by then, or not started before it, is EvidenceOutOfTime, and the ticket is
+    routed without that evidence, as when its source is down. Their own timeouts (a customer lookup
+    through the cache and 3 x 3 s of HTTP, the status API's 9 s, a history query's 7 s) add up, one
+    after the other, to more than the function's 30 s: a Lambda timeout instead of a decision."""
+    return _CustomersByDeadline(customers), _StatusByDeadline(service_status), _HistoryByDeadline(history)
+
+
 @dataclass
 class OrchestratorDeps:
     engine: RoutingEngine
@@ -551,20 +624,23 @@ def build_orchestrator_deps(settings: OrchestratorSettings | None = None) -> Orc
     repository = DynamoDBDecisionRepository(settings.routing_decisions_table)
     classifier = build_classifier(settings)
     check_labels_routable(classifier, taxonomy, settings)
-    engine = build_engine(
-        settings,
-        taxonomy=taxonomy,
-        classifier=classifier,
-        customers=_http_customers(
+    customers, service_status, history = lookups_by_invocation_deadline(
+        _http_customers(
             settings.customer_db_endpoint,
             settings.http_timeout_seconds,
             settings.customer_cache_table,
             settings.customer_cache_ttl_seconds,
         ),
-        service_status=HttpServiceStatusProvider(
-            settings.service_status_endpoint, timeout=settings.http_timeout_seconds
-        ),
-        history=repository,
+        HttpServiceStatusProvider(settings.service_status_endpoint, timeout=settings.http_timeout_seconds),
+        repository,
+    )
+    engine = build_engine(
+        settings,
+        taxonomy=taxonomy,
+        classifier=classifier,
+        customers=customers,
+        service_status=service_status,
+        history=history,
         clock=clock,
     )
     return OrchestratorDeps(engine=engine, repository=repository, taxonomy=taxonomy, clock=clock)

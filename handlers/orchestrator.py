@@ -19,7 +19,7 @@ from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
 from domain.models import Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, customer_not_found
-from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps
+from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps, invocation_deadline
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.settings import running_in_lambda
 
@@ -77,15 +77,18 @@ def lambda_handler(
     received, ticket = _parse(event)
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - DEADLINE_MARGIN_SECONDS
     log_keys = {"ticket_id": received.ticket_id, "correlation_id": received.correlation_id}
-    outcome = route_ticket(
-        ticket,
-        correlation_id=received.correlation_id,
-        engine=resolved.engine,
-        repository=resolved.repository,
-        taxonomy=resolved.taxonomy,
-        clock=resolved.clock,
-        deadline=deadline,
-    )
+    # The evidence lookups are held to the deadline too (lookups_by_invocation_deadline): one that
+    # hangs is given up on, and the ticket routed without that evidence, in time to be stored.
+    with invocation_deadline(deadline):
+        outcome = route_ticket(
+            ticket,
+            correlation_id=received.correlation_id,
+            engine=resolved.engine,
+            repository=resolved.repository,
+            taxonomy=resolved.taxonomy,
+            clock=resolved.clock,
+            deadline=deadline,
+        )
     decision = outcome.decision
     if outcome.created:
         metrics.add_metric(name="TicketsProcessed", unit=MetricUnit.Count, value=1)
