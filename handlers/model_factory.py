@@ -32,18 +32,24 @@ def model_call_worst_case_seconds(settings: RoutingSettings) -> float:
     return MODEL_CONNECT_TIMEOUT_SECONDS + settings.model_read_timeout_seconds
 
 
+def second_opinion_worst_case_seconds(settings: RoutingSettings) -> float:
+    """The longest one second-opinion call can take (one attempt, as for the main model): with the
+    call of the main model that reads its answer, what the agent needs left to ask for it."""
+    return MODEL_CONNECT_TIMEOUT_SECONDS + settings.second_opinion_read_timeout_seconds
+
+
 def _sdk_client_limits(settings: RoutingSettings) -> dict[str, Any]:
     """For the OpenAI and Anthropic SDK clients, which retry twice and wait minutes by default:
     the same one attempt within the same time as a Bedrock call, so the agent's deadline holds."""
     return {"timeout": model_call_worst_case_seconds(settings), "max_retries": 0}
 
 
-def _bedrock_client_config(settings: RoutingSettings) -> Any:
+def _bedrock_client_config(settings: RoutingSettings, read_timeout: float | None = None) -> Any:
     from botocore.config import Config
 
     return Config(
         connect_timeout=MODEL_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=settings.model_read_timeout_seconds,
+        read_timeout=settings.model_read_timeout_seconds if read_timeout is None else read_timeout,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )
 
@@ -137,7 +143,7 @@ def build_second_opinion(settings: RoutingSettings, prices: PriceTable) -> Any |
         model_id=settings.bedrock_classifier_model_id,
         region=settings.bedrock_region,
         categories=None,
-        client_config=_bedrock_client_config(settings),
+        client_config=_bedrock_client_config(settings, settings.second_opinion_read_timeout_seconds),
     )
 
 
@@ -175,6 +181,7 @@ def build_model_engine(
         max_tool_calls=settings.agent_max_tool_calls,
         min_seconds_per_call=model_call_worst_case_seconds(settings),
         second_opinion=second_opinion,
+        second_opinion_seconds=second_opinion_worst_case_seconds(settings),
         # Bedrock prompt caching for Claude: the tool specs and system prompt are the same for
         # every ticket, so they are written to the cache once and read at a tenth of the price.
         cache_static_prompt=settings.model_provider == "bedrock" and _supports_prompt_caching(model_id),

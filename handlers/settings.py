@@ -79,6 +79,9 @@ class RoutingSettings(_Settings):
     model_api_key: str | None = None
     model_max_tokens: int = Field(default=600, ge=64, le=4096)
     model_read_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # The second opinion answers one short JSON line: given the main model's 10 s, it and the call that
+    # reads it (24 s at worst) never fitted the orchestrator's 23 s, and it was never asked.
+    second_opinion_read_timeout_seconds: float = Field(default=4.0, gt=0, le=60)
     # JSON {"model id or part of it": {"input": .., "output": .., "cache_read": .., "cache_write": ..}},
     # US dollars per million tokens, over the built-in table: for models it does not price.
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)

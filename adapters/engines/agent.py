@@ -441,8 +441,11 @@ class AgentEngine:
         max_model_calls: int = 3,
         min_seconds_per_call: float = 8.0,
         second_opinion: Any | None = None,
+        second_opinion_seconds: float | None = None,
         cache_static_prompt: bool = False,
     ) -> None:
+        """`second_opinion_seconds`: the slowest a second-opinion call can be; by default as slow as
+        one of `model`'s (`min_seconds_per_call`)."""
         self.toolkit = toolkit
         self.pipeline = pipeline
         self.model = model
@@ -452,6 +455,7 @@ class AgentEngine:
         self.max_model_calls = max_model_calls
         self.min_seconds_per_call = min_seconds_per_call
         self.second_opinion = second_opinion
+        self.second_opinion_seconds = second_opinion_seconds
         text = system_prompt(toolkit.taxonomy)
         # A cache point after the system prompt covers the tools and the system prompt (the
         # prefix Bedrock caches), and nothing ticket-specific.
@@ -494,7 +498,9 @@ class AgentEngine:
             self._second_opinion_fn(),
             # The second opinion's answer is only read by a next call of the agent's model: both
             # must fit, or the opinion is billed and its answer dropped with the agent's.
-            has_time_for_model_call=lambda: budget.has_time(calls=2),
+            has_time_for_model_call=lambda: budget.has_seconds(
+                self._second_opinion_seconds + self.min_seconds_per_call
+            ),
             service_names=service_names,
         )
         started = time.perf_counter()
@@ -578,6 +584,10 @@ class AgentEngine:
             notes=(*notes, *reconciled.notes),
             force_review=reconciled.force_review or overruled or conflicting,
         )
+
+    @property
+    def _second_opinion_seconds(self) -> float:
+        return self.min_seconds_per_call if self.second_opinion_seconds is None else self.second_opinion_seconds
 
     def _second_opinion_fn(self) -> Callable[[str], tuple[dict[str, Any], ModelUsage]] | None:
         return self.second_opinion.classify_with_usage if self.second_opinion is not None else None
@@ -673,7 +683,11 @@ class _Budget:
     def has_time(self, calls: int = 1) -> bool:
         """Whether `calls` model calls, one after the other from now, would end before the deadline,
         at their slowest."""
-        return self.deadline is None or self.deadline - time.monotonic() >= self.min_seconds * calls
+        return self.has_seconds(self.min_seconds * calls)
+
+    def has_seconds(self, seconds: float) -> bool:
+        """Whether `seconds` from now still end before the deadline."""
+        return self.deadline is None or self.deadline - time.monotonic() >= seconds
 
     def _before_model(self, event: Any) -> None:
         if self.model_calls >= self.max_model_calls:

@@ -1175,3 +1175,32 @@ def test_hybrid_does_not_send_the_model_a_ticket_whose_evidence_carries_instruct
     assert [t.team for t in decision.alternative_teams] == ["Billing Support", "Network Operations"]
     assert "instruction-like text" in decision.reasoning
     assert decision.cost_usd == 0.0
+
+
+def test_the_orchestrator_s_agent_has_time_for_a_second_opinion_after_a_prompt_first_call() -> None:
+    import time
+
+    from handlers.model_factory import build_model_engine
+    from handlers.orchestrator import DEADLINE_MARGIN_SECONDS
+    from handlers.settings import RoutingSettings
+
+    # Given the agent the orchestrator builds by default (Bedrock, with its Haiku second opinion),
+    # whose model asks for the classification
+    settings = RoutingSettings(routing_engine="agent")
+    model = ScriptedModel([tool_use("classify_issue", {}), answer("Billing Dispute", "Billing Support")])
+    agent, _, _ = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    built = build_model_engine(settings, toolkit=agent.toolkit, pipeline=agent.pipeline, model=model, model_id=SONNET)
+    assert isinstance(built, AgentEngine)
+    # and the second opinion's client is as slow at worst as the time the agent keeps for it
+    config = built.second_opinion._client_config
+    assert built.second_opinion_seconds == config.retries["total_max_attempts"] * (
+        config.connect_timeout + config.read_timeout
+    )
+    built.second_opinion = RecordingSecondOpinion()
+
+    # When it routes a ticket with the time a 30 s invocation leaves the model
+    result = built.propose(a_ticket(), deadline=time.monotonic() + 30 - DEADLINE_MARGIN_SECONDS)
+
+    # Then the second opinion is asked, and its answer read by the model's next call
+    assert built.second_opinion.asked
+    assert len(model.requests) == 2 and result.usage.model_calls == 3
