@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
-from domain.models import Ticket, TicketReceived, ToolCall
+from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING, ModelBudgetExceeded
+from domain.models import MODEL_TOOL, Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, customer_not_found
 from handlers.bootstrap import OrchestratorDeps, build_orchestrator_deps, invocation_deadline
@@ -43,6 +43,13 @@ def _model_api_failed(call: ToolCall) -> bool:
     Nor is a model that answered, but not with a routing (prose, or output past its token limit)."""
     answered = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING)
     return call.is_model_call and not call.ok and not call.detail.startswith(answered)
+
+
+def _answered_without_a_routing(call: ToolCall) -> bool:
+    """The agent's model answered, but in prose (even once the answer tool was forced) or past its
+    output token limit: what a broken prompt looks like, with Bedrock never at fault."""
+    model_answers = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING if name != ModelBudgetExceeded.__name__)
+    return call.tool == MODEL_TOOL and not call.ok and call.detail.startswith(model_answers)
 
 
 class InvalidEvent(ValueError):
@@ -100,6 +107,11 @@ def lambda_handler(
         metrics.add_metric(name="CostPerTicket", unit=MetricUnit.NoUnit, value=decision.cost_usd)
         if any(_model_api_failed(call) for call in decision.tool_calls):
             metrics.add_metric(name="BedrockAPIErrors", unit=MetricUnit.Count, value=1)
+        if any(call.tool == MODEL_TOOL for call in decision.tool_calls):
+            # Read against each other: the alarm is on the share of the tickets the model was asked about.
+            metrics.add_metric(name="ModelConsulted", unit=MetricUnit.Count, value=1)
+            if any(_answered_without_a_routing(call) for call in decision.tool_calls):
+                metrics.add_metric(name="ModelAnswersWithoutRouting", unit=MetricUnit.Count, value=1)
         if any(call.tool in EVIDENCE_LOOKUP_TOOLS and not call.ok for call in decision.tool_calls):
             metrics.add_metric(name="EvidenceUnavailable", unit=MetricUnit.Count, value=1)
         if customer_not_found(decision.tool_calls):

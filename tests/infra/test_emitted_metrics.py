@@ -48,6 +48,15 @@ class ModelThrottled:
         return dataclasses.replace(result, tool_calls=(*result.tool_calls, failed), force_review=True)
 
 
+class ModelAnsweredInProse(ModelThrottled):
+    """The pipeline's answer, with the failed model call an agent records when its model answers in prose."""
+
+    def propose(self, ticket: Ticket, *, deadline: float | None = None) -> EngineResult:
+        result = self.pipeline.propose(ticket, deadline=deadline)
+        failed = ToolCall(tool=MODEL_TOOL, duration_ms=5.0, ok=False, detail="StructuredOutputException: no answer")
+        return dataclasses.replace(result, tool_calls=(*result.tool_calls, failed), force_review=True)
+
+
 def emitted(stdout: str) -> Emitted:
     found: Emitted = {}
     for line in stdout.splitlines():
@@ -74,8 +83,8 @@ def metrics_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_every_handler(tmp_path: Path) -> None:
-    """A ticket routed while the customer DB was down and its model call failed, one of a customer
-    the DB does not know, a sync that failed for good, a re-routing correction."""
+    """A ticket routed while the customer DB was down and its model call failed, one whose model
+    answered in prose, one of a customer the DB does not know, a sync that failed for good, a re-routing correction."""
     repository = orchestrator_tests.InMemoryRepository()
     deps = orchestrator_tests.deps_for(repository, customer_db_down=True)
     assert isinstance(deps.engine, PipelineEngine)
@@ -87,6 +96,14 @@ def run_every_handler(tmp_path: Path) -> None:
     unknown["detail"].update(ticket_id="T-EVT-UNKNOWN", customer_id="CUST-NOT-IN-DB")
     orchestrator.lambda_handler(
         unknown, LocalLambdaContext(function_name="orchestrator"), deps=orchestrator_tests.deps_for(repository)
+    )
+
+    prose = copy.deepcopy(orchestrator_tests.EVENT)
+    prose["detail"].update(ticket_id="T-EVT-PROSE")
+    orchestrator.lambda_handler(
+        prose,
+        LocalLambdaContext(function_name="orchestrator"),
+        deps=dataclasses.replace(deps, engine=ModelAnsweredInProse(deps.engine.pipeline)),
     )
 
     unavailable = ticketing_update_tests.FakeTicketing({"T-EVT-0001": SyncUnavailable("HTTP 503 after 6 attempts")})
@@ -139,6 +156,8 @@ def test_every_metric_an_alarm_or_the_dashboard_reads_is_emitted_with_their_dime
         "BedrockAPIErrors",
         "EvidenceUnavailable",
         "UnknownCustomers",
+        "ModelAnswersWithoutRouting",
+        "ModelConsulted",
     } <= read
     for alarm in resources.values():
         if alarm["Type"] == "AWS::CloudWatch::Alarm" and alarm["Properties"].get("MetricName") in read:

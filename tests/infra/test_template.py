@@ -90,7 +90,10 @@ CONTRACT_METRICS = frozenset(
 # Emitted beyond the design's list: RoutingAccuracy on the dashboard is TicketsRerouted / TicketsProcessed, and
 # EvidenceUnavailable counts tickets routed while a customer DB, status service or history lookup was down, and
 # UnknownCustomers those whose customer the customer DB answered it does not know.
-SUPPORTING_METRICS = frozenset({"TicketsRerouted", "EvidenceUnavailable", "UnknownCustomers"})
+# ModelAnswersWithoutRouting / ModelConsulted is the share of escalations a model answered without a routing.
+SUPPORTING_METRICS = frozenset(
+    {"TicketsRerouted", "EvidenceUnavailable", "UnknownCustomers", "ModelAnswersWithoutRouting", "ModelConsulted"}
+)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
@@ -1100,6 +1103,46 @@ def test_unknown_customers_alarm_fires_on_a_mostly_unknown_hour_of_five_or_more(
     assert (share is not None and share > props["Threshold"]) is fires
 
 
+@pytest.mark.parametrize(
+    ("consulted", "without_routing", "fires"),
+    [
+        # A broken prompt: every escalation of the canary's 5 minutes, or most, answered in prose.
+        (3, 3, True),
+        (5, 4, True),
+        (40, 30, True),
+        # One or two odd answers, or a share that is not most.
+        (2, 2, False),
+        (10, 5, False),
+        (4, None, False),
+        (None, None, False),
+    ],
+)
+def test_model_answers_without_routing_alarm_fires_on_most_escalations_of_five_minutes(
+    resources: dict[str, Any], consulted: int | None, without_routing: int | None, fires: bool
+) -> None:
+    # Given the alarm on the share of tickets the model was asked about and answered without a routing
+    props = resources["ModelAnswersWithoutRoutingAlarm"]["Properties"]
+    stats = {m["Id"]: m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m}
+    assert {i: s["Metric"]["MetricName"] for i, s in stats.items()} == {
+        "withoutRouting": "ModelAnswersWithoutRouting",
+        "consulted": "ModelConsulted",
+    }
+    assert {(s["Period"], s["Stat"]) for s in stats.values()} == {(300, "Sum")}
+    assert (props["ComparisonOperator"], props["EvaluationPeriods"]) == ("GreaterThanThreshold", 1)
+    assert props["TreatMissingData"] == "notBreaching"
+    (expression,) = [m["Expression"] for m in props["Metrics"] if m.get("ReturnData")]
+    # When 5 minutes have these sums
+    share = _metric_math(
+        expression,
+        {
+            "consulted": None if consulted is None else float(consulted),
+            "withoutRouting": None if without_routing is None else float(without_routing),
+        },
+    )
+    # Then it breaches exactly when it should
+    assert (share is not None and share > props["Threshold"]) is fires
+
+
 @pytest.mark.parametrize("function", sorted(DEPLOYED))
 def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: dict[str, Any], function: str) -> None:
     _, _, alarm, _ = DEPLOYED[function]
@@ -1107,7 +1150,7 @@ def test_canary_deployment_is_guarded_by_alarm_and_pretraffic_hook(resources: di
     # Beside the alias' errors, the failures a function reports without raising roll it back too.
     extra = {
         "IngestionFunction": ["ApiServerErrorsAlarm"],
-        "OrchestratorFunction": ["BedrockThrottlingAlarm"],
+        "OrchestratorFunction": ["BedrockThrottlingAlarm", "ModelAnswersWithoutRoutingAlarm"],
         "TicketingUpdateFunction": ["TicketSyncFailedAlarm"],
     }
     expected = [{"Name": {"Ref": name}} for name in [alarm, *extra.get(function, [])]]

@@ -265,3 +265,51 @@ def test_only_a_failure_at_the_model_provider_counts_as_a_bedrock_api_error(
     assert emitted["TicketsProcessed"] == [1.0]
     assert emitted.get("BedrockAPIErrors") == ([1.0] if counted else None)
     assert len(repository.decisions) == 1
+
+
+@pytest.mark.parametrize(
+    ("turns", "without_routing"),
+    [
+        ([{"content": [{"text": "A network outage, P0."}]}] * 2, [1.0]),
+        ([{"content": [{"text": "Let me think..."}], "stop_reason": "max_tokens"}], [1.0]),
+        ([tool_use("get_historical_context", {}, use_id=f"t{n}") for n in range(3)], None),
+        ([{"raise": ModelThrottledException("Too many requests")}], None),
+    ],
+)
+def test_a_model_that_answered_without_a_routing_is_counted_among_the_tickets_it_was_asked_about(
+    turns: list[dict[str, Any]],
+    without_routing: list[float] | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given metrics on, and the agent engine with a model that answers in prose or past its token
+    # limit (a broken prompt), loops on tools until its budget stops it, or is throttled
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    orchestrator.metrics.clear_metrics()
+    repository = InMemoryRepository()
+    deps = deps_for(repository)
+    pipeline = deps.engine
+    assert isinstance(pipeline, PipelineEngine)
+    agent = AgentEngine(toolkit=pipeline.toolkit, pipeline=pipeline, model=ScriptedModel(turns), model_id="claude")
+    # When the orchestrator routes the event's ticket
+    invoke(copy.deepcopy(EVENT), dataclasses.replace(deps, engine=agent))
+    # Then the ticket counts among those the model was asked about, and among those it answered
+    # without a routing only when it did: the share of those is what tells a broken prompt
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert emitted["ModelConsulted"] == [1.0]
+    assert emitted.get("ModelAnswersWithoutRouting") == without_routing
+
+
+def test_a_ticket_the_model_was_not_asked_about_is_not_counted_as_consulted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given metrics on and the pipeline engine
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    orchestrator.metrics.clear_metrics()
+    # When the orchestrator routes the event's ticket
+    invoke(copy.deepcopy(EVENT), deps_for(InMemoryRepository()))
+    # Then neither model metric is emitted
+    emitted = emitted_metrics(capsys.readouterr().out)
+    assert emitted.get("ModelConsulted") is None and emitted.get("ModelAnswersWithoutRouting") is None
