@@ -52,3 +52,13 @@ class SyncUnavailable(TicketRouterError):
 
 class ModelUnavailable(TicketRouterError):
     """The reasoning model failed: throttled, erroring, timed out, or answered something unusable."""
+
+
+class InvalidField(TicketRouterError, ValueError):
+    """A submitted value that reads, yet cannot be taken as given (a ticket's timestamp that no
+    ticket has at this moment). Raised where a ticket enters, against the caller's clock."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -24,9 +24,18 @@ from pydantic import (
     field_validator,
 )
 
+from domain.errors import InvalidField
+
 MAX_SUBJECT_CHARS = 500
 MAX_DESCRIPTION_CHARS = 20_000
 DECISION_RETENTION_DAYS = 90
+# A ticket's age earns priority points, so its timestamp is bounded where it enters: nothing of a
+# support desk dates from before this, and a number under ~9.5e8 (a count, 0, an empty cell's
+# default) read as Unix seconds lands in 1970, the most age points there are.
+EARLIEST_TICKET_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+# How far a sender's clock may run ahead of ours: a later timestamp would make a ticket newer than
+# it is (no age points) for as long as it waits.
+CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -141,7 +150,16 @@ class NewTicket(BaseModel):
     timestamp: UtcDatetime | None = None
     channel: Annotated[str, StringConstraints(min_length=1, max_length=32)] = "web"
 
-    def to_ticket(self, now: datetime, new_id: Callable[[], str] | None = None) -> Ticket:
+    def to_ticket(
+        self, now: datetime, new_id: Callable[[], str] | None = None, *, latest: datetime | None = None
+    ) -> Ticket:
+        """The ticket, arrived at `now` unless it says when; InvalidField if its timestamp is before
+        EARLIEST_TICKET_TIME or after `latest` (`now` unless given) by more than the clock skew.
+
+        Checked here, not on Ticket: every stored event is validated again as a Ticket (the
+        orchestrator, a replay), later and by another clock, and must still read."""
+        if self.timestamp is not None:
+            _check_arrival(self.timestamp, latest or now)
         return Ticket(
             ticket_id=self.ticket_id or (new_id or _new_ticket_id)(),
             customer_id=self.customer_id,
@@ -149,6 +167,20 @@ class NewTicket(BaseModel):
             description=self.description,
             timestamp=self.timestamp or now,
             channel=self.channel,
+        )
+
+
+def _check_arrival(timestamp: datetime, latest: datetime) -> None:
+    if timestamp < EARLIEST_TICKET_TIME:
+        raise InvalidField(
+            "timestamp",
+            f"is before {EARLIEST_TICKET_TIME:%Y-%m-%d}, which no ticket is; "
+            "a number is read as Unix time (seconds, or milliseconds past 2e10)",
+        )
+    if timestamp > latest + CLOCK_SKEW_ALLOWANCE:
+        limit = int(CLOCK_SKEW_ALLOWANCE.total_seconds() // 60)
+        raise InvalidField(
+            "timestamp", f"is after now ({latest.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}) by more than {limit} minutes"
         )
 
 

@@ -19,14 +19,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from domain.errors import DamagedRecord, PublishFailed, RepositoryUnavailable
+from domain.errors import DamagedRecord, InvalidField, PublishFailed, RepositoryUnavailable
 from domain.models import Feedback, FeedbackSubmission, NewTicket
 from domain.taxonomy import Taxonomy
 from handlers import __version__
 from handlers.observability import METRICS_NAMESPACE, SERVICE_NAME, build_logger
 from handlers.openapi import allowed_methods
 from handlers.settings import running_in_lambda
-from handlers.validation import BadRequest, api_event_problems, parse_json_object, validation_bad_request
+from handlers.validation import (
+    BadRequest,
+    api_event_problems,
+    invalid_field_bad_request,
+    parse_json_object,
+    validation_bad_request,
+)
 
 if TYPE_CHECKING:
     from domain.ports import DecisionRepository
@@ -142,7 +148,10 @@ def post_ticket() -> Response:
         new_ticket = NewTicket.model_validate(_request_json())
     except ValidationError as exc:
         raise validation_bad_request(exc) from exc
-    ticket = new_ticket.to_ticket(deps.clock.now())
+    try:
+        ticket = new_ticket.to_ticket(deps.clock.now())
+    except InvalidField as exc:
+        raise invalid_field_bad_request(exc) from exc
     # Imported here: it pulls in boto3, which a cold start should only pay for when it is used.
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,

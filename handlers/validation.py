@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from domain.errors import InvalidField
+
 # Room for the longest ticket the model accepts, however its client writes it: JSON escapes each
 # character outside ASCII as \uXXXX (six bytes), or a pair of them (twelve) beyond the BMP, as
 # Python's json.dumps and requests do by default. 64 KiB refused 11,000 Chinese characters.
@@ -54,6 +56,11 @@ def validation_bad_request(exc: ValidationError, what: str = "ticket") -> BadReq
     errors = [{"field": field, "message": message} for field, message in describe_validation_error(exc)]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return BadRequest(f"invalid {what}: {summary}", errors=errors)
+
+
+def invalid_field_bad_request(exc: InvalidField, what: str = "ticket") -> BadRequest:
+    # Worded as a validation error is, so that a client reads both alike.
+    return BadRequest(f"invalid {what}: {exc}", errors=[{"field": exc.field, "message": exc.message}])
 
 
 class _ApiGatewayProxyEvent(BaseModel):

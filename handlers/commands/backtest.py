@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from adapters.classifier.ngram import DEFAULT_MODEL_DIR, read_metadata
 from adapters.clock import FixedClock, SystemClock
 from adapters.local.outbox import DiscardingTicketingSystem
+from domain.errors import InvalidField
 from domain.models import NewTicket
 from handlers.bootstrap import bootstrap_local
 from handlers.cli import EXIT_BAD_ROWS
@@ -118,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     # all, every ticket older than the taxonomy's age thresholds would gain their points, and the
     # priority mix would depend on the day the backtest is run.
     arrival = args.now or SystemClock().now()
+    # History may be replayed with a --now of its own day or earlier; only a time still to come
+    # (on this machine's clock) is no ticket's.
+    latest = max(arrival, SystemClock().now())
     clock = FixedClock(arrival)
     app = bootstrap_local(
         settings,
@@ -141,12 +145,16 @@ def run(args: argparse.Namespace) -> int:
                 "subject": cell(record, subject_column)[:500],
                 "description": cell(record, body_column)[:20_000],
             }
-            if record.get("timestamp"):
+            # Blank is "not given" (as in `route`); a 0 is a timestamp, and refused as one.
+            if record.get("timestamp") not in (None, ""):
                 candidate["timestamp"] = record["timestamp"]
             try:
-                ticket = NewTicket.model_validate(candidate).to_ticket(arrival)
+                ticket = NewTicket.model_validate(candidate).to_ticket(arrival, latest=latest)
             except ValidationError as exc:
                 problems.extend(f"row {number}: {f}: {m}" for f, m in describe_validation_error(exc))
+                continue
+            except InvalidField as exc:
+                problems.append(f"row {number}: {exc}")
                 continue
             if ticket.ticket_id in expected:
                 problems.append(

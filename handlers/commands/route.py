@@ -19,7 +19,7 @@ from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
 from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
-from domain.errors import DamagedRecord, SyncUnavailable
+from domain.errors import DamagedRecord, InvalidField, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.recovery import STALE_PENDING_AFTER
 from domain.services import sync_decision
@@ -365,7 +365,11 @@ def _route_all(
     conflicts: list[RowError] = []
     seen: dict[str, tuple[int, Ticket]] = {}
     for row in rows:
-        ticket = row.ticket.to_ticket(app.clock.now())
+        try:
+            ticket = row.ticket.to_ticket(app.clock.now())
+        except InvalidField as exc:
+            conflicts.append(RowError(row.row, exc.field, exc.message))
+            continue
         if ticket.ticket_id in seen:
             first_row, first = seen[ticket.ticket_id]
             if submitted_content(first) == submitted_content(ticket):

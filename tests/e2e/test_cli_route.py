@@ -104,6 +104,33 @@ def test_bad_rows_are_named_and_good_rows_still_routed(tmp_path: Path, capsys: p
     assert "Traceback" not in err
 
 
+def test_a_timestamp_no_ticket_can_have_is_a_row_error_and_the_rest_is_routed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an export whose timestamps include an epoch zero, a count, and times after --now
+    tickets = tmp_path / "export.jsonl"
+    tickets.write_text(
+        '{"ticket_id": "G1", "customer_id": "C", "description": "charged twice", "timestamp": "2026-11-21T12:00:00Z"}\n'
+        '{"ticket_id": "B1", "customer_id": "C", "description": "charged twice", "timestamp": 0}\n'
+        '{"ticket_id": "B2", "customer_id": "C", "description": "charged twice", "timestamp": 12345}\n'
+        '{"ticket_id": "B3", "customer_id": "C", "description": "charged twice", "timestamp": "2099-01-01"}\n'
+        '{"ticket_id": "B4", "customer_id": "C", "description": "charged twice", "timestamp": "2026-11-24T12:10:00Z"}\n'
+        '{"ticket_id": "G2", "customer_id": "C", "description": "charged twice", "timestamp": "2026-11-24T12:04:00Z"}\n'
+    )
+    # When it is routed at --now
+    code, decisions = route(tmp_path, str(tickets))
+    err = capsys.readouterr().err
+    # Then each bogus timestamp is a row error naming it, none is routed at a made-up age, and the
+    # good rows (one from a clock a few minutes ahead) are routed
+    assert code == 1
+    assert [d["ticket_id"] for d in decisions] == ["G1", "G2"]
+    for row in (2, 3):
+        assert f"row {row}: timestamp: is before 2000-01-01" in err
+    for row in (4, 5):
+        assert f"row {row}: timestamp: is after" in err
+    assert "Traceback" not in err
+
+
 def test_a_spreadsheet_header_spelling_names_the_same_fields(tmp_path: Path) -> None:
     # Given a CSV exported from a helpdesk, its column names capitalised and spaced
     tickets = tmp_path / "export.csv"

@@ -537,6 +537,26 @@ def test_backtest_routes_each_ticket_at_its_own_arrival_whatever_day_it_is_run(
     assert sum(on_the_day.values()) == 2
 
 
+def test_backtest_routes_history_whatever_its_now_and_names_a_timestamp_no_ticket_had(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given history from 2024, one row of it exported with an epoch-zero timestamp
+    data = tmp_path / "history.jsonl"
+    rows = [
+        {"ticket_id": "H-1", "description": "I was charged twice, refund please", "timestamp": "2024-03-01T09:00:00Z"},
+        {"ticket_id": "H-2", "description": "I was charged twice, refund please", "timestamp": 0},
+    ]
+    data.write_text("".join(json.dumps({**r, "team": "Billing Support"}) + "\n" for r in rows))
+    for now in ("2020-01-01T00:00:00Z", None):
+        # When it is backtested with a --now before the history, and without one
+        code = main(["backtest", str(data), "--label-column", "team", "--json", *(("--now", now) if now else ())])
+        captured = capsys.readouterr()
+        # Then the history is routed, and the epoch-zero row is named as a bad row (as any is in a backtest)
+        assert code == 0, captured.err
+        assert json.loads(captured.out)["n"] == 1
+        assert "row 2: timestamp: is before 2000-01-01" in captured.err
+
+
 def test_evaluate_measures_auto_routing_at_the_deployments_own_threshold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

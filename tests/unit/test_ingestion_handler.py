@@ -522,6 +522,17 @@ def test_a_published_ticket_is_accepted_without_a_record_write_that_could_outlas
             id="timestamp-huge-number",
         ),
         pytest.param(
+            # A count or an empty cell read as Unix time: 1970, days old, the most age points.
+            {"customer_id": "C-1", "description": "d", "timestamp": 12345},
+            {"timestamp": None},
+            id="timestamp-before-2000",
+        ),
+        pytest.param(
+            {"customer_id": "C-1", "description": "d", "timestamp": "2099-01-01"},
+            {"timestamp": None},
+            id="timestamp-in-the-future",
+        ),
+        pytest.param(
             {"ticket_id": "T 1!", "customer_id": "C-1", "description": "d"},
             {"ticket_id": None},
             id="ticket_id-bad-characters",

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 
 import pytest
 
-from domain.errors import ConfigurationError
-from domain.models import AccountType, Outage, PriorityAssessment, PriorityLevel, ServiceStatus
+from domain.errors import ConfigurationError, InvalidField
+from domain.models import (
+    AccountType,
+    NewTicket,
+    Outage,
+    PriorityAssessment,
+    PriorityLevel,
+    ServiceStatus,
+    Ticket,
+)
 from domain.priority import PriorityInputs, assess_priority, could_missing_evidence_change_level
 from domain.taxonomy import Taxonomy, load_taxonomy, parse_taxonomy
 from tests.builders import NOW, a_customer, a_ticket, outages_on
@@ -288,3 +297,47 @@ def test_an_outage_over_in_a_status_pages_words_raises_nothing(status: str) -> N
     result = assess("Billing Dispute", customer=customer, status=ServiceStatus(outages=(outage,)))
     # Then there is no service impact and no VIP outage override: 30 + 10 = 40, P2
     assert (result.factors["service_impact"], result.level, result.overrides) == (0, PriorityLevel.P2, ())
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        pytest.param(0, id="zero-read-as-1970"),
+        pytest.param(12345, id="a-count-read-as-1970"),
+        pytest.param("1999-12-31T23:59:59Z", id="before-the-floor"),
+        pytest.param("2099-01-01", id="far-in-the-future"),
+        pytest.param(NOW + timedelta(minutes=6), id="past-the-clock-skew-allowance"),
+    ],
+)
+def test_a_timestamp_that_would_move_the_age_points_is_refused_naming_it(timestamp: object) -> None:
+    # Given a submitted ticket whose timestamp no real ticket has at this moment
+    submitted = NewTicket.model_validate({"customer_id": "C-1", "description": "d", "timestamp": timestamp})
+    # When it becomes a ticket at the router's now
+    # Then it is refused naming its timestamp, rather than scored as days old (or brand new)
+    with pytest.raises(InvalidField) as refused:
+        submitted.to_ticket(NOW)
+    assert refused.value.field == "timestamp"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        pytest.param("2000-01-01T00:00:00Z", id="the-floor"),
+        pytest.param(NOW + timedelta(minutes=5), id="a-sender-clock-a-little-ahead"),
+        pytest.param(NOW - timedelta(days=3 * 365), id="years-old"),
+    ],
+)
+def test_a_timestamp_within_the_bounds_is_kept(timestamp: object) -> None:
+    submitted = NewTicket.model_validate({"customer_id": "C-1", "description": "d", "timestamp": timestamp})
+    ticket = submitted.to_ticket(NOW)
+    assert ticket.timestamp == submitted.timestamp
+
+
+def test_a_stored_ticket_of_any_time_still_validates_as_a_ticket() -> None:
+    # Given a ticket stored long ago under a timestamp the edge would refuse today
+    # When its event is validated again (the orchestrator, a replay)
+    ticket = Ticket.model_validate(
+        {"ticket_id": "T-1", "customer_id": "C-1", "description": "d", "timestamp": "2099-01-01T00:00:00Z"}
+    )
+    # Then it is still read: the bounds are checked where a ticket enters, against the caller's clock
+    assert ticket.timestamp.year == 2099
