@@ -405,7 +405,7 @@ def test_a_failed_outbox_write_leaves_the_decisions_failed_for_dlq_replay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an outbox that becomes unwritable once routing has started (the disk fills up)
-    def disk_full(self: JsonlOutbox, line: str) -> None:
+    def disk_full(self: JsonlOutbox, key: str, line: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
 
     monkeypatch.setattr(JsonlOutbox, "_append", disk_full)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,50 @@ def test_an_anticipated_subscriber_failure_is_kept_and_logged_in_one_line(caplog
     [record] = caplog.records
     assert "database is locked" in record.getMessage()
     assert record.exc_info is None
+
+
+def _push_all_in_a_child(path: str, count: int) -> None:
+    outbox = JsonlOutbox(path)
+    for n in range(count):
+        outbox.push_routing(a_decision(ticket_id=f"T-{n}"))
+
+
+def test_a_repeated_idempotency_key_is_written_once_as_a_ticketing_system_keeps_it(tmp_path: Path) -> None:
+    # Given an outbox holding a push, and a second outbox on the same file (another run)
+    path = tmp_path / "outbox.jsonl"
+    JsonlOutbox(path).push_routing(a_decision(ticket_id="T-1"))
+    other = JsonlOutbox(path)
+    # When the same decision is pushed again by both, and another decision once
+    JsonlOutbox(path).push_routing(a_decision(ticket_id="T-1"))
+    other.push_routing(a_decision(ticket_id="T-1"))
+    other.push_routing(a_decision(ticket_id="T-2"))
+    # Then the file holds one line per key
+    assert [e["ticket_id"] for e in other.entries()] == ["T-1", "T-2"]
+
+
+def test_two_processes_pushing_the_same_decisions_at_once_leave_one_line_per_key(tmp_path: Path) -> None:
+    # Given two processes pushing the same 200 decisions to one outbox at the same moment
+    path = tmp_path / "outbox.jsonl"
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_push_all_in_a_child, args=(str(path), 200)) for _ in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    # Then each key is written once, every line whole
+    assert [child.exitcode for child in children] == [0, 0]
+    keys = [e["idempotency_key"] for e in JsonlOutbox(path).entries()]
+    assert len(keys) == 200 == len(set(keys))
+
+
+def test_a_push_after_a_line_torn_by_a_crash_is_written_whole(tmp_path: Path) -> None:
+    # Given an outbox whose last line a crash left half written
+    path = tmp_path / "outbox.jsonl"
+    JsonlOutbox(path).push_routing(a_decision(ticket_id="T-1"))
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('{"ticket_id":"T-2","idempo')
+    # When another decision is pushed
+    JsonlOutbox(path).push_routing(a_decision(ticket_id="T-3"))
+    # Then it is on a line of its own, readable
+    last = json.loads(path.read_text(encoding="utf-8").splitlines()[-1])
+    assert last["ticket_id"] == "T-3"
