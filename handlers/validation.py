@@ -151,7 +151,9 @@ def parse_json_object(
     if len(data) > max_bytes:
         raise BadRequest(f"request body is {len(data)} bytes; the limit is {max_bytes}", status=413)
     try:
-        text = data.decode("utf-8")
+        # A leading byte-order mark (Windows editors, PowerShell's Out-File) is skipped, as in files:
+        # JSON forbids it in a message (RFC 8259 8.1) yet allows a reader to ignore it.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from exc
     try:

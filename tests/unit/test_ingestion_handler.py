@@ -670,6 +670,18 @@ def test_a_body_naming_a_field_twice_is_refused_naming_it(api: Harness, raw: str
     assert api.published == []
 
 
+@pytest.mark.parametrize("is_base64", [False, True], ids=["text", "base64"])
+def test_a_body_starting_with_a_utf8_bom_is_accepted_as_files_are(api: Harness, is_base64: bool) -> None:
+    # Given a ticket saved by an editor that writes a UTF-8 byte-order mark first
+    raw = "\ufeff" + json.dumps(VALID_TICKET)
+    body = base64.b64encode(raw.encode("utf-8")).decode() if is_base64 else raw
+    # When it is posted
+    status, answer = api.request("POST", "/tickets", body, is_base64=is_base64)
+    # Then it is accepted, as route reads such a file
+    assert status == 202, answer
+    assert answer["ticket_id"] == VALID_TICKET["ticket_id"]
+
+
 def test_a_base64_encoded_valid_body_is_accepted(api: Harness) -> None:
     encoded = base64.b64encode(json.dumps(VALID_TICKET).encode()).decode()
     status, body = api.request("POST", "/tickets", encoded, is_base64=True)
