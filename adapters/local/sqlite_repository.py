@@ -130,6 +130,20 @@ class SqliteDecisionRepository:
         db.close()
         raise ConfigurationError(f"{path} is not a ticket-router decision store (it has no decisions table)")
 
+    def check_writable(self) -> None:
+        """RepositoryUnavailable unless the store takes a write: a read-only or immutable file opens
+        and reads as any other, and would otherwise fail each ticket in turn. The write is real
+        (SQLite may defer its check to the first page written) and rolled back."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute("CREATE TABLE write_probe (x)")
+                finally:
+                    self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise RepositoryUnavailable(f"cannot write to decision store {self.path}: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -19,7 +19,7 @@ from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
 from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
-from domain.errors import DamagedRecord, InvalidField, SyncUnavailable
+from domain.errors import DamagedRecord, InvalidField, RepositoryUnavailable, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
 from domain.recovery import STALE_PENDING_AFTER
 from domain.services import sync_decision
@@ -223,6 +223,13 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
         services_file=args.services,
         outbox_path=outbox,
     )
+    if args.db:
+        try:
+            app.repository.check_writable()
+        except RepositoryUnavailable:
+            # Before any ticket: else each fails in turn, and --output is replaced by what little was stored.
+            app.close()
+            raise
     progress.total, progress.outbox, progress.routing = len(parsed), outbox, True
     progress.without_id = sum(row.ticket.ticket_id is None for row in parsed)
     decisions = progress.decisions

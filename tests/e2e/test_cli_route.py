@@ -1129,3 +1129,38 @@ def test_a_stored_decision_an_earlier_run_never_pushed_is_pushed_by_the_next_run
     pushes = [json.loads(line) for line in outbox.read_text().splitlines()]
     assert [p["idempotency_key"] for p in pushes if p["ticket_id"] == first] == [decision.idempotency_key]
     assert len(pushes) == 3
+
+
+def test_a_db_that_cannot_be_written_fails_at_start_in_one_line_leaving_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a store made read-only after an earlier run, and that run's --output
+    db, output = tmp_path / "decisions.db", tmp_path / "decisions.jsonl"
+    SqliteDecisionRepository(db).close()
+    output.write_text("earlier\n")
+    if os.geteuid() != 0:
+        db.chmod(0o444)
+    elif subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        # When the samples are routed into it
+        code = main(
+            [
+                "route",
+                str(SAMPLES / "tickets.jsonl"),
+                "--db",
+                str(db),
+                "--output",
+                str(output),
+                "--outbox",
+                str(tmp_path / "outbox.jsonl"),
+            ]
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], capture_output=True, check=False)
+    err = capsys.readouterr().err
+    # Then it stops before routing, in one line naming the store, with --output as it was
+    assert code == 2
+    assert err.count("\n") == 1 and f"cannot write to decision store {db}" in err
+    assert output.read_text() == "earlier\n"
+    assert not (tmp_path / "outbox.jsonl").exists() or (tmp_path / "outbox.jsonl").read_text() == ""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -423,3 +425,46 @@ def test_failed_decisions_are_listed_least_recently_attempted_first(repo: Sqlite
     # Then the never-timed one comes first, then the least recently attempted
     assert [d.ticket_id for d in failed] == ["T-LEGACY", "T-2", "T-3", "T-1"]
     assert failed[1].sync_attempted_at == attempts["T-2"]
+
+
+@pytest.fixture
+def unwritable() -> Iterator[Callable[[Path], None]]:
+    """Makes a file unwritable, even to root (who writes past its mode bits): immutable by chattr."""
+    frozen: list[Path] = []
+
+    def freeze(path: Path) -> None:
+        if os.geteuid() != 0:
+            path.chmod(0o444)
+            return
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        frozen.append(path)
+
+    yield freeze
+    for path in frozen:  # else pytest could not remove its temporary directory
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_a_store_that_cannot_be_written_is_told_at_once_and_left_as_it_was(
+    tmp_path: Path, unwritable: Callable[[Path], None]
+) -> None:
+    # Given a store holding a decision, its file since made read-only
+    path = tmp_path / "decisions.db"
+    store = SqliteDecisionRepository(path)
+    store.save(a_decision("T-1"))
+    store.close()
+    unwritable(path)
+    store = SqliteDecisionRepository(path)
+    # When its writability is checked
+    # Then it is refused naming the store, and what it held is unchanged
+    with pytest.raises(RepositoryUnavailable, match=f"cannot write to decision store {path}"):
+        store.check_writable()
+    assert store.count() == 1
+    store.close()
+
+
+def test_a_writable_store_passes_the_check_with_nothing_written(tmp_path: Path) -> None:
+    store = SqliteDecisionRepository(tmp_path / "decisions.db")
+    store.check_writable()
+    assert store.count() == 0
+    store.close()
