@@ -41,8 +41,8 @@ from domain.taxonomy import Taxonomy
 # (5.6 KB of JSON instead of 2.0 on banking77), and DynamoDB bills writes per started KB. Review
 # suggestions (alternative_teams) are ranked from the full list before it is cut.
 RECORDED_ALTERNATIVES = 5
-# A priority level as a proposal's reasoning may name one.
-_PRIORITY_LEVEL = re.compile(r"\b(P[0-3])\b")
+# A priority level as a proposal's reasoning may name one, in either case ("this is p0").
+_PRIORITY_LEVEL = re.compile(r"\b(P[0-3])\b", re.IGNORECASE)
 
 
 def new_correlation_id() -> str:
@@ -144,7 +144,9 @@ def decide(
     proposal_reasoning = result.proposal.reasoning.strip()
     # A model told to leave priority to the rules may still write one ("this is P0"): as the
     # explanation, it would contradict the level decided beside it, in the ticketing system too.
-    claims_priority = any(level != priority.level.value for level in _PRIORITY_LEVEL.findall(proposal_reasoning))
+    claims_priority = any(
+        level.upper() != priority.level.value for level in _PRIORITY_LEVEL.findall(proposal_reasoning)
+    )
     reasoning_parts = [
         (not verdict.overruled and not claims_priority and proposal_reasoning)
         or f"Classified as {verdict.category} ({verdict.confidence:.2f}) -> {verdict.team}.",

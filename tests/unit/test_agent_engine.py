@@ -995,6 +995,29 @@ def test_a_priority_the_model_writes_in_its_reasoning_is_not_the_decision_s_expl
     assert f"The model's reasoning names a priority, which only the rules set: {reasoning}" in decision.reasoning
 
 
+def test_a_priority_the_model_writes_in_lower_case_is_not_the_decision_s_explanation() -> None:
+    # Given a model that claims a priority in lower case
+    reasoning = "Customer is losing money, this is p0."
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", confidence=0.95, reasoning=reasoning)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+
+    # When the agent routes a consumer's billing ticket
+    decision = route(agent, repo, description="I was charged twice this month, refund please")
+
+    # Then the explanation is the rules', and the model's claim is kept only as its own words
+    assert decision.priority_level is PriorityLevel.P3
+    assert decision.reasoning.startswith("Classified as Billing Dispute (0.95) -> Billing Support. Priority P3 ")
+    assert f"The model's reasoning names a priority, which only the rules set: {reasoning}" in decision.reasoning
+
+
+def test_a_model_s_reasoning_naming_the_decided_priority_in_lower_case_is_the_explanation() -> None:
+    reasoning = "Double charge on a consumer account; p3 as computed."
+    model = ScriptedModel([answer("Billing Dispute", "Billing Support", confidence=0.95, reasoning=reasoning)])
+    agent, _, repo = engines(model, FixedClassifier("Billing Dispute", 0.9))
+    decision = route(agent, repo, description="I was charged twice this month, refund please")
+    assert decision.reasoning.startswith(reasoning)
+
+
 def test_a_model_s_reasoning_naming_the_decided_priority_is_the_explanation() -> None:
     # Given a model whose reasoning names the priority the rules give the ticket
     reasoning = "Double charge on a consumer account; P3 as computed."
