@@ -159,6 +159,13 @@ def text_only(body: dict[str, Any]) -> dict[str, Any]:
     return converse_response([{"text": "I think this is about billing."}])
 
 
+def tools_forever(body: dict[str, Any]) -> dict[str, Any]:
+    """Never answers: each turn asks for one more lookup, until the agent's budget stops it."""
+    turn = sum(message.get("role") == "assistant" for message in body.get("messages", []))
+    use = {"toolUseId": f"tooluse_lookup_{turn}", "name": "get_historical_context", "input": {}}
+    return converse_response([{"toolUse": use}])
+
+
 # --- the server ------------------------------------------------------------------------------------
 
 

@@ -699,7 +699,7 @@ class _Budget:
         if self.model_calls >= self.max_model_calls:
             raise ModelBudgetExceeded(f"model call budget of {self.max_model_calls} exhausted")
         if not self.has_time():
-            raise ModelBudgetExceeded("not enough time left before the function's deadline")
+            raise ModelBudgetExceeded(NO_TIME_FOR_A_MODEL_CALL)
         self.model_calls += 1
         self.answered_categories = set()
 
@@ -737,6 +737,11 @@ class _Budget:
 
 class ModelBudgetExceeded(RuntimeError):
     """Raised from a hook to stop the agent: the engine then falls back to the pipeline."""
+
+
+# Why the engine stopped its agent when it was not for the calls spent (a model looping on tools):
+# the audit's detail says so after the exception's name.
+NO_TIME_FOR_A_MODEL_CALL = "not enough time left before the function's deadline"
 
 
 # The failures of an agent whose model calls the provider answered: the engine's own stop, or an

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
-from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING
+from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING, NO_TIME_FOR_A_MODEL_CALL, ModelBudgetExceeded
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord, InvalidField, RepositoryUnavailable, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
@@ -253,10 +253,10 @@ def _run(args: argparse.Namespace, progress: _Progress) -> int:
     model_failures, consulted = warn_of_model_failures(decisions)
     never_answered = model_never_answered(model_failures, consulted)
     if never_answered and model_answered_without_routing(decisions):
-        # Reached, so its credentials are not at fault: a model that does not call tools is.
+        # Reached, so its credentials are not at fault: a model that answers in prose, or loops on tools, is.
         print(
-            f"ticket-router: error: the model answered none of the {consulted} ticket(s) sent to it with a routing"
-            " (prose, or past its output token limit): check that the model calls tools",
+            f"ticket-router: error: the model answered none of the {consulted} ticket(s) sent to it with a routing: "
+            f"{_why_no_routing(decisions)}",
             file=sys.stderr,
         )
     elif never_answered:
@@ -347,6 +347,29 @@ def model_answered_without_routing(decisions: list[RoutingDecision]) -> bool:
         for call in d.tool_calls
         if call.tool == MODEL_TOOL
     )
+
+
+def _why_no_routing(decisions: list[RoutingDecision]) -> str:
+    """The failed model calls counted by cause: the agent's own budget stop (a model that kept
+    calling tools, or no time left to start a call) asks for another fix than an answer in prose."""
+    details = [call.detail for d in decisions for call in d.tool_calls if call.tool == MODEL_TOOL and not call.ok]
+    stopped = f"{ModelBudgetExceeded.__name__}: "
+    no_time = sum(detail.startswith(stopped + NO_TIME_FOR_A_MODEL_CALL) for detail in details)
+    looped = sum(detail.startswith(stopped) for detail in details) - no_time
+    in_prose = len(details) - looped - no_time
+    causes = [
+        f"{looped} kept calling tools until the agent's budget of model calls was spent: check that the model "
+        "answers with RoutingAnswer once it has the evidence"
+        if looped
+        else "",
+        f"{no_time} had too little time left to start a model call: slow lookups, or too short a deadline"
+        if no_time
+        else "",
+        f"{in_prose} answered in prose, or past its output token limit: check that the model calls tools"
+        if in_prose
+        else "",
+    ]
+    return "; ".join(cause for cause in causes if cause)
 
 
 def model_never_answered(failed: int, consulted: int) -> bool:

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from handlers.cli import main
-from tests.bedrock_server import FakeBedrockRuntime, always_throttle, answer_from_evidence, text_only, ticket_id_of
+from tests.bedrock_server import (
+    FakeBedrockRuntime,
+    always_throttle,
+    answer_from_evidence,
+    text_only,
+    ticket_id_of,
+    tools_forever,
+)
 
 TICKETS = [
     {"ticket_id": "T-1", "customer_id": "C-1", "description": "I was charged twice for my plan this month"},
@@ -86,5 +93,27 @@ def test_route_where_the_model_answers_only_in_prose_does_not_blame_its_credenti
     # Then the run fails, as no ticket was routed by the model, and stderr says that the model
     # answered without a routing, not that it could not be reached
     assert "error: the model answered none of the 2 ticket(s) sent to it with a routing" in err
+    assert "credentials" not in err
+    assert code == 1
+
+
+def test_route_where_the_model_only_calls_tools_says_so_not_that_it_answers_in_prose(
+    tmp_path: Path, bedrock: FakeBedrockRuntime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that is reached but only ever asks for another lookup, until the agent's own
+    # budget of model calls stops it
+    bedrock.policy = tools_forever
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text("".join(json.dumps(ticket) + "\n" for ticket in TICKETS), encoding="utf-8")
+
+    # When the tickets are routed with the agent engine
+    code = main(["route", str(tickets), "--engine", "agent", "--quiet"])
+    err = capsys.readouterr().err
+
+    # Then the run fails, and stderr says the model kept calling tools, not that it answered without
+    # calling them, nor that it could not be reached
+    assert "error: the model answered none of the 2 ticket(s) sent to it with a routing" in err
+    assert "2 kept calling tools until the agent's budget of model calls was spent" in err
+    assert "check that the model calls tools" not in err
     assert "credentials" not in err
     assert code == 1
