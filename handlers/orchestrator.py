@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from adapters.aws.client_config import AWS_CALL_WORST_CASE_SECONDS
-from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING, ModelBudgetExceeded
+from adapters.engines.agent import answered_without_a_routing, stopped_by_the_engine
 from domain.models import MODEL_TOOL, Ticket, TicketReceived, ToolCall
 from domain.services import route_ticket
 from domain.toolkit import EVIDENCE_LOOKUP_TOOLS, customer_not_found
@@ -41,15 +41,17 @@ def _model_api_failed(call: ToolCall) -> bool:
     little time left to start a call) is not one: counted, it raised the Bedrock errors alarm for a
     model that loops on tools, or for slow lookups that left no time, with Bedrock never at fault.
     Nor is a model that answered, but not with a routing (prose, or output past its token limit)."""
-    answered = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING)
-    return call.is_model_call and not call.ok and not call.detail.startswith(answered)
+    return (
+        call.is_model_call
+        and not call.ok
+        and not (stopped_by_the_engine(call.detail) or answered_without_a_routing(call.detail))
+    )
 
 
 def _answered_without_a_routing(call: ToolCall) -> bool:
     """The agent's model answered, but in prose (even once the answer tool was forced) or past its
     output token limit: what a broken prompt looks like, with Bedrock never at fault."""
-    model_answers = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING if name != ModelBudgetExceeded.__name__)
-    return call.tool == MODEL_TOOL and not call.ok and call.detail.startswith(model_answers)
+    return call.tool == MODEL_TOOL and not call.ok and answered_without_a_routing(call.detail)
 
 
 class InvalidEvent(ValueError):

@@ -750,5 +750,21 @@ NO_TIME_FOR_A_MODEL_CALL = "not enough time left before the function's deadline"
 ANSWERED_WITHOUT_A_ROUTING = (ModelBudgetExceeded.__name__, "StructuredOutputException", "MaxTokensReachedException")
 
 
+# A failed model call's audit detail starts with the exception's name; these read it back, so that
+# the orchestrator's metrics and the CLI's messages sort failures alike.
+def stopped_by_the_engine(detail: str) -> bool:
+    """The engine's own stop: its budget of model calls spent, or no time left to start one."""
+    return detail.startswith(f"{ModelBudgetExceeded.__name__}:")
+
+
+def stopped_for_time(detail: str) -> bool:
+    return detail.startswith(f"{ModelBudgetExceeded.__name__}: {NO_TIME_FOR_A_MODEL_CALL}")
+
+
+def answered_without_a_routing(detail: str) -> bool:
+    """The model answered, but in prose even once the answer tool was forced, or past its token limit."""
+    return detail.startswith(tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING[1:]))
+
+
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from adapters.atomic_files import atomic_write, is_standard_output
 from adapters.clock import FixedClock, SystemClock
-from adapters.engines.agent import ANSWERED_WITHOUT_A_ROUTING, NO_TIME_FOR_A_MODEL_CALL, ModelBudgetExceeded
+from adapters.engines.agent import answered_without_a_routing, stopped_by_the_engine, stopped_for_time
 from adapters.local.files import DEFAULT_CUSTOMERS_FILE, DEFAULT_SERVICES_FILE
 from domain.errors import DamagedRecord, InvalidField, RepositoryUnavailable, SyncUnavailable
 from domain.models import MODEL_TOOL, RoutingDecision, SyncStatus, Ticket, UtcDatetime, submitted_content
@@ -340,9 +340,8 @@ def warn_of_model_failures(decisions: list[RoutingDecision]) -> tuple[int, int]:
 
 def model_answered_without_routing(decisions: list[RoutingDecision]) -> bool:
     """Whether every failed model call was answered by the model, though with no routing."""
-    answered = tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING)
     return all(
-        call.ok or call.detail.startswith(answered)
+        call.ok or stopped_by_the_engine(call.detail) or answered_without_a_routing(call.detail)
         for d in decisions
         for call in d.tool_calls
         if call.tool == MODEL_TOOL
@@ -353,9 +352,8 @@ def _why_no_routing(decisions: list[RoutingDecision]) -> str:
     """The failed model calls counted by cause: the agent's own budget stop (a model that kept
     calling tools, or no time left to start a call) asks for another fix than an answer in prose."""
     details = [call.detail for d in decisions for call in d.tool_calls if call.tool == MODEL_TOOL and not call.ok]
-    stopped = f"{ModelBudgetExceeded.__name__}: "
-    no_time = sum(detail.startswith(stopped + NO_TIME_FOR_A_MODEL_CALL) for detail in details)
-    looped = sum(detail.startswith(stopped) for detail in details) - no_time
+    no_time = sum(stopped_for_time(detail) for detail in details)
+    looped = sum(stopped_by_the_engine(detail) for detail in details) - no_time
     in_prose = len(details) - looped - no_time
     causes = [
         f"{looped} kept calling tools until the agent's budget of model calls was spent: check that the model "
