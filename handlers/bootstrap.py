@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -312,13 +313,15 @@ class _PublishWhileTimeLeft:
         self.publisher.publish_ticket_received(event)
 
 
-def _within(until: float, what: str, look_up: Callable[[], T]) -> T:
-    """`look_up()`, given up on at `until` (time.monotonic()) with EvidenceOutOfTime, and not started
-    once `until` has passed.
+def _within(until: float | None, what: str, look_up: Callable[[], T]) -> T:
+    """`look_up()`, given up on at `until` (time.monotonic(); None for no limit) with
+    EvidenceOutOfTime, and not started once `until` has passed.
 
     The lookup runs in a thread of its own because a call under way cannot be cut short: a source
     that hangs keeps the thread, not the answer, waiting until its own timeouts end it.
     """
+    if until is None:
+        return look_up()
     budget = until - time.monotonic()
     if budget <= 0:
         raise EvidenceOutOfTime(f"no time left to {what}")
@@ -565,10 +568,8 @@ class _CustomersByDeadline:
     directory: CustomerDirectory
 
     def get_profile(self, customer_id: str) -> CustomerProfile:
-        until = _lookups_until()
-        if until is None:
-            return self.directory.get_profile(customer_id)
-        return _within(until, f"look up customer {customer_id}", lambda: self.directory.get_profile(customer_id))
+        look_up = functools.partial(self.directory.get_profile, customer_id)
+        return _within(_lookups_until(), f"look up customer {customer_id}", look_up)
 
 
 @dataclass
@@ -576,10 +577,7 @@ class _StatusByDeadline:
     provider: ServiceStatusProvider
 
     def get_status(self, service_ids: Sequence[str]) -> ServiceStatus:
-        until = _lookups_until()
-        if until is None:
-            return self.provider.get_status(service_ids)
-        return _within(until, "ask the service status", lambda: self.provider.get_status(service_ids))
+        return _within(_lookups_until(), "ask the service status", lambda: self.provider.get_status(service_ids))
 
 
 @dataclass
@@ -587,12 +585,8 @@ class _HistoryByDeadline:
     history: TicketHistory
 
     def recent_for_customer(self, customer_id: str, limit: int = 5) -> list[PastTicket]:
-        until = _lookups_until()
-        if until is None:
-            return self.history.recent_for_customer(customer_id, limit)
-        return _within(
-            until, f"read the history of {customer_id}", lambda: self.history.recent_for_customer(customer_id, limit)
-        )
+        look_up = functools.partial(self.history.recent_for_customer, customer_id, limit)
+        return _within(_lookups_until(), f"read the history of {customer_id}", look_up)
 
 
 def lookups_by_invocation_deadline(
