@@ -744,10 +744,9 @@ class ModelBudgetExceeded(RuntimeError):
 NO_TIME_FOR_A_MODEL_CALL = "not enough time left before the function's deadline"
 
 
-# The failures of an agent whose model calls the provider answered: the engine's own stop, or an
-# answer that was no RoutingAnswer (prose even once the tool was forced, output cut at max_tokens).
-# Named, not imported: Strands is imported only when a model is asked.
-ANSWERED_WITHOUT_A_ROUTING = (ModelBudgetExceeded.__name__, "StructuredOutputException", "MaxTokensReachedException")
+# A model's answers that were no RoutingAnswer: prose even once the tool was forced, output cut at
+# max_tokens. Named, not imported: Strands is imported only when a model is asked.
+_ANSWERS_WITHOUT_A_ROUTING = ("StructuredOutputException:", "MaxTokensReachedException:")
 
 
 # A failed model call's audit detail starts with the exception's name; these read it back, so that
@@ -763,7 +762,7 @@ def stopped_for_time(detail: str) -> bool:
 
 def answered_without_a_routing(detail: str) -> bool:
     """The model answered, but in prose even once the answer tool was forced, or past its token limit."""
-    return detail.startswith(tuple(f"{name}:" for name in ANSWERED_WITHOUT_A_ROUTING[1:]))
+    return detail.startswith(_ANSWERS_WITHOUT_A_ROUTING)
 
 
 def _ms_since(started: float) -> float:
